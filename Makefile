@@ -1,0 +1,52 @@
+# The README's commands. Each creates or updates the virtual environment in .venv and
+# installs what it needs: the pinned packages (constraints.txt) and, on Debian, the
+# Fashion-MNIST data package.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all demo test test-fast data bench lint clean
+
+all: test
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+# Real Fashion-MNIST: Debian's dataset-fashion-mnist package, installed when missing.
+data:
+	@if [ -n "$$ADVPARAMS_DATA" ] && ls "$$ADVPARAMS_DATA"/*train-images-idx3-ubyte.gz >/dev/null 2>&1; then \
+	  echo "Fashion-MNIST: using $$ADVPARAMS_DATA"; \
+	elif [ -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz ]; then \
+	  echo "Fashion-MNIST: found in $(FMNIST_DIR)"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  echo "Fashion-MNIST: installing Debian's dataset-fashion-mnist"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	else \
+	  echo "Fashion-MNIST: not found; set ADVPARAMS_DATA to a folder with its four IDX .gz files"; \
+	fi
+
+demo: $(STAMP) data
+	$(VENV)/bin/advparams demo --workdir runs/demo
+
+test: $(STAMP) data
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+bench: $(STAMP) data
+	$(PY) benchmarks/lock_speed.py --out docs/benchmarks/lock_speed.jsonl
+	$(PY) benchmarks/lock_fmnist_seeds.py --out docs/benchmarks/lock_fmnist_seeds.jsonl
+
+lint: $(STAMP)
+	$(PY) -m pip install --quiet ruff mypy
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m mypy src
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist src/*.egg-info

@@ -1,0 +1,144 @@
+"""Fashion-MNIST (Xiao, Rasul & Vollgraf, arXiv 1708.07747, 2017) from its four IDX files.
+
+Search order: ``--data-dir`` when given (and nothing else); otherwise ``$ADVPARAMS_DATA``
+(the folder itself or its ``fashion-mnist/`` sub-folder), Debian's
+``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``), the user cache
+(``~/.cache/advparams/fashion-mnist``), and finally a download from the official source
+into that cache, unless ``ADVPARAMS_OFFLINE=1``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from advparams._io import atomic_write_bytes
+from advparams.data import DATASETS
+from advparams.data.base import DatasetSpec, ImageDataset
+from advparams.errors import DataError
+
+log = logging.getLogger(__name__)
+
+FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+COUNTS = {"train": 60000, "test": 10000}
+SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+MEAN, STD = (0.2860,), (0.3530,)
+HOW_TO_GET = (
+    "install Debian's package (apt-get install dataset-fashion-mnist), or put the four IDX "
+    ".gz files from https://github.com/zalandoresearch/fashion-mnist in a folder and set "
+    "ADVPARAMS_DATA to it (or pass --data-dir)"
+)
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def parse_idx(data: bytes, *, what: str = "IDX file") -> np.ndarray:
+    """Parses an (uncompressed) IDX file into an array, checking its header and size."""
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+        raise DataError(f"{what} is not an IDX file (bad magic number)")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{what} is truncated (header)")
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    dtype = np.dtype(_IDX_DTYPES[data[2]])
+    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    if len(data) != expected:
+        raise DataError(f"{what} has {len(data)} bytes, expected {expected}: truncated or corrupt")
+    return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
+
+
+def read_idx_gz(path: Path) -> np.ndarray:
+    """Reads a gzip-compressed IDX file."""
+    try:
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    return parse_idx(raw, what=str(path))
+
+
+def candidate_dirs(root: Path | None) -> list[Path]:
+    """Folders searched for the IDX files, in order."""
+    if root is not None:
+        return [root, root / "fashion-mnist", root / "FashionMNIST" / "raw"]
+    dirs: list[Path] = []
+    env = os.environ.get("ADVPARAMS_DATA")
+    if env:
+        dirs += [Path(env), Path(env) / "fashion-mnist"]
+    dirs += [SYSTEM_DIR, cache_dir()]
+    return dirs
+
+
+def cache_dir() -> Path:
+    """Where downloads go: ``$XDG_CACHE_HOME/advparams/fashion-mnist`` (default ``~/.cache``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "advparams" / "fashion-mnist"
+
+
+def find_dir(split: str, root: Path | None) -> Path | None:
+    """The first candidate folder that holds both files of ``split``."""
+    for d in candidate_dirs(root):
+        if all((d / f).is_file() for f in FILES[split]):
+            return d
+    return None
+
+
+def download(split: str, dest: Path) -> None:
+    """Downloads the two files of ``split`` into ``dest`` (atomically, validating them)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in FILES[split]:
+        log.info("downloading %s%s", URL, name)
+        with urllib.request.urlopen(URL + name, timeout=30) as resp:  # noqa: S310 (fixed https/http URL)
+            payload = resp.read()
+        parse_idx(gzip.decompress(payload), what=name)
+        atomic_write_bytes(dest / name, payload, force=True)
+
+
+def load(split: str, root: Path | None) -> ImageDataset:
+    """Loads the ``split`` of Fashion-MNIST (see the module docstring for where from)."""
+    found = find_dir(split, root)
+    if found is None:
+        searched = ", ".join(str(d) for d in candidate_dirs(root))
+        offline = root is not None or os.environ.get("ADVPARAMS_OFFLINE") == "1"
+        if offline:
+            raise DataError(f"Fashion-MNIST {split} files not found (searched {searched}); {HOW_TO_GET}")
+        try:
+            download(split, cache_dir())
+        except Exception as exc:  # noqa: BLE001  (any network failure means the same to the user)
+            raise DataError(
+                f"Fashion-MNIST {split} files not found (searched {searched}) and the download "
+                f"failed ({type(exc).__name__}); {HOW_TO_GET}"
+            ) from None
+        found = cache_dir()
+    img_file, lbl_file = FILES[split]
+    images = read_idx_gz(found / img_file)
+    labels = read_idx_gz(found / lbl_file)
+    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+        raise DataError(f"Fashion-MNIST files in {found} have inconsistent shapes {images.shape}, {labels.shape}")
+    if root is None and images.shape[0] != COUNTS[split]:
+        raise DataError(f"Fashion-MNIST {split} in {found} has {images.shape[0]} images, expected {COUNTS[split]}")
+    x = torch.from_numpy(images.astype(np.uint8)).unsqueeze(1)
+    y = torch.from_numpy(labels.astype(np.int64))
+    log.info("Fashion-MNIST %s: %d images from %s", split, len(y), found)
+    return ImageDataset(x, y, mean=MEAN, std=STD, num_classes=10, name="fashion-mnist")
+
+
+DATASETS.register("fashion-mnist")(
+    DatasetSpec(
+        name="fashion-mnist", num_classes=10, in_channels=1, input_size=28, loader=load,
+        needs_root=False, description="Fashion-MNIST, 28x28 grey, 10 classes (found on the machine or downloaded)",
+    )
+)

@@ -1,0 +1,44 @@
+"""Exceptions raised by advparams.
+
+Every error a user can cause (bad files, wrong keys, missing data, unknown names) is an
+:class:`AdvParamsError`; the CLI prints it as one line and exits non-zero. Anything else
+is a bug.
+"""
+
+from __future__ import annotations
+
+
+class AdvParamsError(Exception):
+    """Base class of the errors a user can fix; its message is one complete sentence."""
+
+
+class UnknownNameError(AdvParamsError, LookupError):
+    """A registry was asked for a name it does not hold."""
+
+
+class ConfigError(AdvParamsError, ValueError):
+    """A configuration value or key is invalid."""
+
+
+class CheckpointError(AdvParamsError):
+    """A model checkpoint is missing, truncated, corrupt or inconsistent."""
+
+
+class KeyFileError(AdvParamsError):
+    """A key file is missing, truncated, corrupt or of an unknown format."""
+
+
+class KeyMismatchError(KeyFileError):
+    """A key does not belong to the model it is applied to."""
+
+
+class PassphraseError(KeyFileError):
+    """A sealed key needs a passphrase, or the one given is wrong (or the key was tampered with)."""
+
+
+class DataError(AdvParamsError):
+    """A data set is missing or malformed."""
+
+
+class OutputExistsError(AdvParamsError, FileExistsError):
+    """An output path exists and overwriting was not allowed."""

@@ -1,0 +1,183 @@
+"""The secret key of a locked model, and the exact lock/unlock operations.
+
+A key is the bitwise difference between the original and the locked ``state_dict``: for
+every changed tensor, the flat positions that differ, their original values and their
+locked values, each stored in the tensor's own dtype. Unlocking writes the original
+values back, so restoration is bit-exact for every dtype; the paper's perturbations
+``δ = locked − original`` are derived on demand (:meth:`Key.perturbations`).
+
+The key carries fingerprints of the locked and the original weights: :func:`unlock`
+refuses a model that is not the one the key was made for, and checks that the unlocked
+result is the original.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from advparams.errors import KeyFileError, KeyMismatchError
+from advparams.fingerprint import model_fingerprint, short, state_fingerprint
+
+_INT_VIEW = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
+             torch.bfloat16: torch.int16}
+
+
+@dataclass(frozen=True, eq=False)
+class KeyEntry:
+    """The changed positions of one ``state_dict`` tensor.
+
+    Attributes:
+        name: the tensor's ``state_dict`` name.
+        indices: flat (row-major) positions, int64, sorted and unique.
+        original: the original values there, in the tensor's dtype.
+        locked: the locked values there, in the tensor's dtype.
+    """
+
+    name: str
+    indices: torch.Tensor
+    original: torch.Tensor
+    locked: torch.Tensor
+
+    def __post_init__(self) -> None:
+        n = self.indices.numel()
+        if self.indices.dtype != torch.int64 or self.indices.dim() != 1:
+            raise KeyFileError(f"key entry {self.name!r}: indices must be a 1-d int64 tensor")
+        if self.original.shape != (n,) or self.locked.shape != (n,):
+            raise KeyFileError(f"key entry {self.name!r}: {n} indices but values of shape "
+                               f"{tuple(self.original.shape)} / {tuple(self.locked.shape)}")
+        if self.original.dtype != self.locked.dtype:
+            raise KeyFileError(f"key entry {self.name!r}: original and locked values differ in dtype")
+        if n and bool((self.indices[1:] <= self.indices[:-1]).any()):
+            raise KeyFileError(f"key entry {self.name!r}: indices are not sorted and unique")
+
+
+@dataclass(frozen=True, eq=False)
+class Key:
+    """A secret key: what was changed, and fingerprints of both ends.
+
+    Attributes:
+        entries: one :class:`KeyEntry` per changed tensor, in ``state_dict`` order.
+        original_fingerprint: fingerprint of the original (unlocked) weights.
+        locked_fingerprint: fingerprint of the locked weights.
+        scheme: name of the scheme that made the key.
+        config: the scheme's resolved configuration (JSON-ready).
+        info: free-form JSON-ready facts (parameter counts, accuracies, ...).
+        created: ISO-8601 UTC creation time.
+    """
+
+    entries: tuple[KeyEntry, ...]
+    original_fingerprint: str
+    locked_fingerprint: str
+    scheme: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    info: Mapping[str, Any] = field(default_factory=dict)
+    created: str = ""
+
+    @property
+    def num_changed(self) -> int:
+        """Number of scalar values the lock changed."""
+        return sum(e.indices.numel() for e in self.entries)
+
+    def perturbations(self) -> dict[str, torch.Tensor]:
+        """The added perturbations ``δ = locked − original`` per tensor, in float64."""
+        return {e.name: e.locked.double() - e.original.double() for e in self.entries}
+
+    @classmethod
+    def from_models(
+        cls,
+        original: nn.Module,
+        locked: nn.Module,
+        *,
+        scheme: str,
+        config: Mapping[str, Any] | None = None,
+        info: Mapping[str, Any] | None = None,
+    ) -> Key:
+        """Builds the key that turns ``locked`` back into ``original`` (bitwise diff)."""
+        a, b = original.state_dict(), locked.state_dict()
+        if list(a) != list(b):
+            raise KeyMismatchError("original and locked models have different state_dict entries")
+        entries = []
+        for name, ta in a.items():
+            tb = b[name]
+            if ta.shape != tb.shape or ta.dtype != tb.dtype:
+                raise KeyMismatchError(f"original and locked tensor {name!r} differ in shape or dtype")
+            fa, fb = ta.detach().cpu().reshape(-1), tb.detach().cpu().reshape(-1)
+            view = _INT_VIEW.get(fa.dtype)
+            diff = fa.view(view) != fb.view(view) if view is not None else fa != fb
+            idx = torch.nonzero(diff).reshape(-1)
+            if idx.numel():
+                entries.append(KeyEntry(name, idx.to(torch.int64), fa[idx].clone(), fb[idx].clone()))
+        return cls(
+            entries=tuple(entries),
+            original_fingerprint=state_fingerprint(a),
+            locked_fingerprint=state_fingerprint(b),
+            scheme=scheme,
+            config=dict(config or {}),
+            info=dict(info or {}),
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+
+
+def _write(model: nn.Module, key: Key, *, to_original: bool) -> nn.Module:
+    out = copy.deepcopy(model)
+    state = out.state_dict()
+    for e in key.entries:
+        if e.name not in state:
+            raise KeyMismatchError(f"the key changes tensor {e.name!r}, which this model does not have")
+        t = state[e.name]
+        if t.dtype != e.original.dtype:
+            raise KeyMismatchError(f"tensor {e.name!r} is {t.dtype} but the key holds {e.original.dtype}")
+        if e.indices.numel() and int(e.indices[-1]) >= t.numel():
+            raise KeyMismatchError(f"the key addresses position {int(e.indices[-1])} of {e.name!r}, "
+                                   f"which has only {t.numel()} values")
+        with torch.no_grad():
+            flat = t.detach().reshape(-1).clone()
+            values = e.original if to_original else e.locked
+            flat[e.indices.to(flat.device)] = values.to(flat.device)
+            t.copy_(flat.view_as(t))
+    return out
+
+
+def unlock(model: nn.Module, key: Key) -> nn.Module:
+    """Restores the original model from a locked one; ``model`` is not changed.
+
+    Raises:
+        KeyMismatchError: ``model`` is not the locked model this key was made for.
+        KeyFileError: the result is not the original (the key is corrupt).
+    """
+    fp = model_fingerprint(model)
+    if fp == key.original_fingerprint and fp != key.locked_fingerprint:
+        raise KeyMismatchError("this model is not locked: it already matches the key's original weights")
+    if fp != key.locked_fingerprint:
+        raise KeyMismatchError(
+            f"this key does not belong to this model: the key unlocks {short(key.locked_fingerprint)}, "
+            f"the model is {short(fp)}"
+        )
+    out = _write(model, key, to_original=True)
+    if model_fingerprint(out) != key.original_fingerprint:
+        raise KeyFileError("unlocking did not reproduce the original weights: the key is corrupt")
+    return out
+
+
+def relock(model: nn.Module, key: Key) -> nn.Module:
+    """Applies a key to the original model again, giving the locked model (bit-exact).
+
+    Raises:
+        KeyMismatchError: ``model`` is not the original this key was made from.
+    """
+    fp = model_fingerprint(model)
+    if fp != key.original_fingerprint:
+        raise KeyMismatchError(
+            f"this key was made from {short(key.original_fingerprint)}, the model is {short(fp)}"
+        )
+    out = _write(model, key, to_original=False)
+    if model_fingerprint(out) != key.locked_fingerprint:
+        raise KeyFileError("re-locking did not reproduce the locked weights: the key is corrupt")
+    return out

@@ -1,0 +1,49 @@
+"""Model architectures, registered by name in :data:`MODELS`.
+
+Each factory takes ``num_classes``, ``in_channels`` and ``input_size`` (square inputs)
+plus its own options, and returns a fresh, randomly initialised ``nn.Module``. Seed the
+initialisation by calling ``torch.manual_seed`` in your script, or pass a ``generator``
+to :func:`build_model`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from advparams.registry import Registry
+
+MODELS: Registry[Any] = Registry("model")
+
+from advparams.models import lenet, resnet, vgg  # noqa: E402,F401  (registers the models)
+
+
+def build_model(name: str, options: dict[str, Any] | None = None, *, seed: int | None = None) -> nn.Module:
+    """Builds registered model ``name`` with ``options``.
+
+    Args:
+        name: a name from :func:`list_models`.
+        options: keyword arguments of the factory (``num_classes``, ``in_channels``, ...).
+        seed: when given, the initial weights are drawn under ``torch.random.fork_rng``
+            seeded with it, so the result is reproducible without touching global RNG state.
+    """
+    if seed is None:
+        return MODELS.build(name, options)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MODELS.build(name, options)
+
+
+def list_models() -> list[str]:
+    """Names of the registered models."""
+    return MODELS.names()
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of scalar parameters (buffers such as BatchNorm statistics excluded)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["MODELS", "build_model", "count_parameters", "list_models"]

@@ -1,0 +1,125 @@
+"""A small name -> object registry, one per family (schemes, models, datasets, ...).
+
+The registry is the single list behind CLI choices, ``list_*()`` helpers and the
+parametrised contract tests, so a newly registered method is offered and tested at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from advparams.errors import ConfigError, UnknownNameError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps names to objects of one family.
+
+    Args:
+        family: the family's name, used in error messages ("model", "scheme", ...).
+
+    Example:
+        >>> MODELS = Registry("model")
+        >>> @MODELS.register("tiny")
+        ... def tiny(num_classes: int = 2) -> int:
+        ...     return num_classes
+        >>> MODELS.names()
+        ['tiny']
+        >>> MODELS.build("tiny", {"num_classes": 3})
+        3
+    """
+
+    def __init__(self, family: str) -> None:
+        self.family = family
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator that registers ``obj`` under ``name`` (which must be new)."""
+
+        def decorator(obj: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.family} {name!r} is already registered")
+            self._items[name] = obj
+            return obj
+
+        return decorator
+
+    def get(self, name: str) -> T:
+        """Returns the object registered as ``name``; an unknown name lists the known ones."""
+        try:
+            return self._items[name]
+        except KeyError:
+            known = ", ".join(sorted(self._items)) or "none"
+            raise UnknownNameError(f"unknown {self.family} {name!r}; known: {known}") from None
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def build(self, name: str, options: Mapping[str, Any] | None = None) -> Any:
+        """Builds the registered object with ``options``.
+
+        A class with a ``Config`` dataclass is built as ``cls(Config(**options))``; any
+        other callable is called with ``options`` as keyword arguments. Unknown option
+        names are an error that names them.
+        """
+        obj = self.get(name)
+        opts = dict(options or {})
+        config_cls = getattr(obj, "Config", None)
+        if config_cls is not None and dataclasses.is_dataclass(config_cls):
+            return obj(config_from_dict(config_cls, opts, what=f"{self.family} {name!r}"))  # type: ignore[operator]
+        if not callable(obj):
+            raise TypeError(f"{self.family} {name!r} is not buildable")
+        check_kwargs(obj, opts, what=f"{self.family} {name!r}")
+        return obj(**opts)
+
+
+def check_kwargs(fn: Callable[..., Any], options: Mapping[str, Any], *, what: str) -> None:
+    """Raises :class:`ConfigError` when ``options`` holds names ``fn`` does not accept."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        accepted = ", ".join(p for p in params if p != "self") or "none"
+        raise ConfigError(f"{what} got unknown option(s) {', '.join(unknown)}; accepted: {accepted}")
+
+
+def config_from_dict(config_cls: type[T], options: Mapping[str, Any], *, what: str = "config") -> T:
+    """Builds a frozen config dataclass from a mapping, refusing unknown keys.
+
+    Lists are turned into tuples so that YAML/JSON values fit tuple-typed fields.
+    """
+    fields = {f.name for f in dataclasses.fields(config_cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ConfigError(
+            f"{what} got unknown option(s) {', '.join(unknown)}; accepted: {', '.join(sorted(fields))}"
+        )
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    try:
+        return config_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass (tuples become lists)."""
+    out = {}
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out

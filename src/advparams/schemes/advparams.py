@@ -1,0 +1,311 @@
+"""AdvParams (Xue et al., "AdvParams: An Active DNN Intellectual Property Protection
+Technique via Adversarial Perturbation Based Parameter Encryption", arXiv 2105.13697,
+2021; IEEE TETC).
+
+The paper's body is not public; this implementation follows the reconstruction in
+``shared/research/advparams.md`` §2.2 (tagged there as inferred), with its recommended
+choices:
+
+* candidates: weight tensors (``dim >= 2``: convolution, linear, attention projections),
+  optionally biases and normalisation affine parameters; never BatchNorm statistics;
+* greedy selection, one scalar per round, with the gradient of the cross-entropy on
+  the lock samples recomputed after every change;
+* ranking by the first-order loss gain of a range-bounded move, ``|g| * min(room, S*ε*r)``
+  (``selection="gain"``, default) or by ``|g|`` alone (``selection="gradient"``);
+* iterative sign steps on the chosen scalar, ``v <- clip(v + ε r sign(g), lo + β r, hi - β r)``,
+  at most ``S`` while the loss rises, so a locked value never leaves (nor reaches) its
+  tensor's original ``[min, max]``;
+* stop when the accuracy on the lock samples is at most the target (default: chance
+  + 2 points) or the budget of changed values is spent.
+
+The search runs on a float32 copy; every tried value is first rounded to the model's
+own dtype, so float16 and bfloat16 models are locked with exactly the values searched.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advparams._device import model_device
+from advparams.data.base import DataLike, all_labels, balanced_indices, gather
+from advparams.errors import AdvParamsError, ConfigError
+from advparams.keys.key import Key
+from advparams.metrics.accuracy import logits_of
+from advparams.models import count_parameters
+from advparams.schemes.base import SCHEMES, LockProgress, LockReport, LockResult, Scheme
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AdvParamsConfig:
+    """Settings of :class:`AdvParams`; the defaults need no tuning.
+
+    Attributes:
+        max_params: budget: the most scalar parameters changed (the key's size).
+        target_accuracy: stop once accuracy on the lock samples is at most this, in
+            [0, 1]; ``None``: chance level + 0.02 (1/num_classes + 2 points).
+        num_samples: clean lock samples, drawn class-balanced from the data.
+        step: ε, one sign step as a fraction of the tensor's original range.
+        max_steps: S, sign steps per chosen scalar, taken while the loss rises.
+        margin: β, locked values stay at least β·range inside the original [min, max].
+        selection: ``"gain"`` ranks by ``|grad| x achievable move``; ``"gradient"`` by
+            ``|grad|`` alone (closest to the paper's description).
+        include: ``fnmatch`` patterns of parameter names to consider; empty: all.
+        exclude: ``fnmatch`` patterns of parameter names to leave alone.
+        include_1d: also consider 1-d parameters (biases, normalisation scales/shifts).
+        batch_size: lock samples per forward pass (gradients accumulate across passes).
+        seed: seeds the choice of lock samples when no generator is passed.
+    """
+
+    max_params: int = 100
+    target_accuracy: float | None = None
+    num_samples: int = 1000
+    step: float = 0.25
+    max_steps: int = 5
+    margin: float = 0.02
+    selection: Literal["gain", "gradient"] = "gain"
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    include_1d: bool = False
+    batch_size: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_params < 1:
+            raise ValueError(f"max_params must be at least 1, got {self.max_params}")
+        if self.target_accuracy is not None and not 0.0 <= self.target_accuracy <= 1.0:
+            raise ValueError(f"target_accuracy must be in [0, 1], got {self.target_accuracy}")
+        if self.num_samples < 1 or self.batch_size < 1 or self.max_steps < 1:
+            raise ValueError("num_samples, batch_size and max_steps must be at least 1")
+        if not 0.0 < self.step <= 1.0:
+            raise ValueError(f"step must be in (0, 1], got {self.step}")
+        if not 0.0 <= self.margin < 0.5:
+            raise ValueError(f"margin must be in [0, 0.5), got {self.margin}")
+        if self.selection not in ("gain", "gradient"):
+            raise ValueError(f"selection must be 'gain' or 'gradient', got {self.selection!r}")
+        if isinstance(self.include, str) or isinstance(self.exclude, str):
+            raise ValueError("include and exclude are sequences of patterns, not strings")
+
+
+def select_candidates(model: nn.Module, config: AdvParamsConfig) -> dict[str, nn.Parameter]:
+    """The parameters AdvParams may perturb, by name (see :class:`AdvParamsConfig`)."""
+    out = {}
+    for name, p in model.named_parameters():
+        if not p.is_floating_point() or p.numel() < 2:
+            continue
+        if p.dim() < 2 and not config.include_1d:
+            continue
+        if config.include and not any(fnmatch.fnmatchcase(name, pat) for pat in config.include):
+            continue
+        if any(fnmatch.fnmatchcase(name, pat) for pat in config.exclude):
+            continue
+        out[name] = p
+    return out
+
+
+def move_scores(
+    grad: torch.Tensor, value: torch.Tensor, lo: float, hi: float, reach: float, selection: str
+) -> torch.Tensor:
+    """Score of moving each scalar against the loss gradient within ``[lo, hi]``.
+
+    ``room`` is how far a value can move in the ascent direction ``sign(grad)`` before it
+    hits the bound; a scalar with no room scores 0. With ``selection="gain"`` the score is
+    the first-order loss increase ``|grad| * min(room, reach)``; with ``"gradient"`` it
+    is ``|grad|`` wherever ``room > 0``.
+    """
+    room = torch.where(grad > 0, hi - value, value - lo).clamp(min=0.0)
+    if selection == "gain":
+        return grad.abs() * room.clamp(max=reach)
+    return torch.where(room > 0, grad.abs(), torch.zeros_like(grad))
+
+
+@SCHEMES.register("advparams")
+class AdvParams(Scheme[AdvParamsConfig]):
+    """AdvParams (Xue et al., arXiv 2105.13697, 2021): adversarial perturbation of a few parameters."""
+
+    name = "advparams"
+    Config = AdvParamsConfig
+
+    def lock(
+        self,
+        model: nn.Module,
+        data: DataLike,
+        *,
+        generator: torch.Generator | None = None,
+        progress: Callable[[LockProgress], None] | None = None,
+    ) -> LockResult:
+        """Locks a copy of ``model`` (see :meth:`Scheme.lock`)."""
+        cfg = self.config
+        start = time.perf_counter()
+        device = model_device(model)
+        gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
+
+        work = copy.deepcopy(model).float().eval()
+        for p in work.parameters():
+            p.requires_grad_(False)
+        orig_dtypes = {n: p.dtype for n, p in model.named_parameters()}
+        cands = select_candidates(work, cfg)
+        if not cands:
+            raise ConfigError("no parameter matches the candidate settings (include/exclude/include_1d)")
+
+        labels = all_labels(data)
+        idx = balanced_indices(labels, cfg.num_samples, gen)
+        x_all, y_all = gather(data, idx)
+        x_all, y_all = x_all.to(device=device, dtype=torch.float32), y_all.to(device)
+        batches = [(x_all[i : i + cfg.batch_size], y_all[i : i + cfg.batch_size])
+                   for i in range(0, len(y_all), cfg.batch_size)]
+        n = len(y_all)
+
+        def loss_acc() -> tuple[float, float]:
+            with torch.no_grad():
+                loss, correct = 0.0, 0
+                for xb, yb in batches:
+                    out = logits_of(work, xb)
+                    loss += float(F.cross_entropy(out, yb, reduction="sum"))
+                    correct += int((out.argmax(1) == yb).sum())
+            return loss / n, correct / n
+
+        with torch.no_grad():
+            num_classes = logits_of(work, batches[0][0][:1]).shape[1]
+        target = cfg.target_accuracy if cfg.target_accuracy is not None else 1.0 / num_classes + 0.02
+
+        bounds: dict[str, tuple[float, float, float]] = {}
+        for name, p in cands.items():
+            lo, hi = float(p.min()), float(p.max())
+            r = hi - lo
+            bounds[name] = (lo + cfg.margin * r, hi - cfg.margin * r, r)
+        chosen = {name: torch.zeros(p.shape, dtype=torch.bool, device=device) for name, p in cands.items()}
+
+        loss, acc = loss_acc()
+        acc_before = acc
+        changed: list[tuple[str, int]] = []
+        rounds, stopped = 0, "target"
+        max_rounds = 4 * cfg.max_params
+        while True:
+            if acc <= target:
+                stopped = "target"
+                break
+            if len(changed) >= cfg.max_params:
+                stopped = "budget"
+                break
+            if rounds >= max_rounds:
+                stopped = "rounds"
+                break
+            rounds += 1
+            grads = self._gradients(work, cands, batches, n)
+            best_score, best = 0.0, None
+            for name, p in cands.items():
+                lo, hi, r = bounds[name]
+                score = move_scores(grads[name], p.detach(), lo, hi, cfg.max_steps * cfg.step * r, cfg.selection)
+                score = score.masked_fill(chosen[name], 0.0)
+                s, i = score.reshape(-1).max(0)
+                if float(s) > best_score:
+                    best_score, best = float(s), (name, int(i))
+            if best is None:
+                stopped = "exhausted"
+                break
+            name, i = best
+            chosen[name].view(-1)[i] = True
+            gain, new_loss, new_acc = self._line_search(
+                cands[name], i, float(grads[name].reshape(-1)[i]), bounds[name], orig_dtypes[name], loss, loss_acc
+            )
+            if gain:
+                changed.append((name, i))
+                loss, acc = new_loss, new_acc
+            if progress is not None:
+                progress(LockProgress(rounds, len(changed), cfg.max_params, acc, target, loss))
+            log.debug("round %d: %s[%d] gain=%s loss=%.4f acc=%.4f", rounds, name, i, gain, loss, acc)
+
+        locked = copy.deepcopy(model)
+        locked_params = dict(locked.named_parameters())
+        with torch.no_grad():
+            for name, i in changed:
+                target_p = locked_params[name]
+                flat = target_p.detach().reshape(-1).clone()
+                flat[i] = cands[name].detach().reshape(-1)[i].to(target_p.dtype)
+                target_p.copy_(flat.view_as(target_p))
+        total = count_parameters(model)
+        key = Key.from_models(model, locked, scheme=self.name, config=self.config_dict(),
+                              info={"params_total": total, "lock_accuracy_before": acc_before,
+                                    "lock_accuracy_after": acc, "num_samples": n})
+        if key.num_changed != len(changed):
+            raise AdvParamsError(f"internal error: {len(changed)} values changed but the key holds {key.num_changed}")
+        per_tensor: dict[str, int] = {}
+        for name, _ in changed:
+            per_tensor[name] = per_tensor.get(name, 0) + 1
+        report = LockReport(
+            scheme=self.name, params_changed=len(changed), params_total=total,
+            proportion_percent=100.0 * len(changed) / total, lock_accuracy_before=acc_before,
+            lock_accuracy_after=acc, target_accuracy=target, num_samples=n, rounds=rounds, stopped=stopped,
+            seconds=time.perf_counter() - start, changed_per_tensor=per_tensor,
+        )
+        return LockResult(locked, key, report)
+
+    @staticmethod
+    def _gradients(
+        work: nn.Module, cands: dict[str, nn.Parameter], batches: list[tuple[torch.Tensor, torch.Tensor]], n: int
+    ) -> dict[str, torch.Tensor]:
+        """Gradient of the mean cross-entropy on the lock samples w.r.t. each candidate."""
+        for p in cands.values():
+            p.requires_grad_(True)
+            p.grad = None
+        try:
+            for xb, yb in batches:
+                (F.cross_entropy(logits_of(work, xb), yb, reduction="sum") / n).backward()
+            return {name: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+                    for name, p in cands.items()}
+        finally:
+            for p in cands.values():
+                p.requires_grad_(False)
+                p.grad = None
+
+    def _line_search(
+        self,
+        param: nn.Parameter,
+        index: int,
+        grad: float,
+        bounds: tuple[float, float, float],
+        dtype: torch.dtype,
+        loss: float,
+        loss_acc: Callable[[], tuple[float, float]],
+    ) -> tuple[bool, float, float]:
+        """Iterative sign steps on one scalar while the loss rises (research note §2.2).
+
+        Returns whether the scalar was changed, and the loss and accuracy after.
+        """
+        cfg = self.config
+        lo, hi, r = bounds
+        flat = param.data.view(-1)
+        v0 = float(flat[index])
+        best_v, best_loss, best_acc = v0, loss, -1.0
+        direction = 1.0 if grad > 0 else -1.0
+        v = v0
+        for _ in range(cfg.max_steps):
+            v = min(max(v + direction * cfg.step * r, lo), hi)
+            # Round to the model's dtype so the search sees exactly the values the locked
+            # model will hold. Rounding to nearest cannot leave the original [min, max]:
+            # both ends are values of that dtype.
+            q = float(torch.tensor(v, dtype=dtype).float())
+            if q == best_v:
+                break
+            flat[index] = q
+            new_loss, new_acc = loss_acc()
+            if new_loss > best_loss:
+                best_v, best_loss, best_acc = q, new_loss, new_acc
+            else:
+                break
+        flat[index] = best_v
+        if best_v == v0:
+            return False, loss, -1.0
+        return True, best_loss, best_acc

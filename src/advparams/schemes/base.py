@@ -1,0 +1,121 @@
+"""The active-protection family: a scheme locks a model and a key unlocks it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+import torch
+from torch import nn
+
+from advparams.data.base import DataLike
+from advparams.keys.key import Key, unlock
+from advparams.registry import Registry, config_to_dict
+
+C = TypeVar("C")
+
+SCHEMES: Registry[Any] = Registry("scheme")
+
+
+@dataclass(frozen=True)
+class LockReport:
+    """What a lock did, in numbers (JSON-ready via ``dataclasses.asdict``).
+
+    Attributes:
+        scheme: registry name of the scheme.
+        params_changed: scalar values changed (the key's size in entries).
+        params_total: scalar parameters of the model.
+        proportion_percent: ``100 * params_changed / params_total``.
+        lock_accuracy_before: accuracy on the lock samples before locking.
+        lock_accuracy_after: accuracy on the lock samples after locking.
+        target_accuracy: the stopping target on the lock samples.
+        num_samples: number of lock samples.
+        rounds: gradient evaluations made.
+        stopped: why it stopped: ``"target"``, ``"budget"``, ``"exhausted"`` or ``"rounds"``.
+        seconds: wall-clock time of the lock.
+        changed_per_tensor: values changed in each tensor.
+    """
+
+    scheme: str
+    params_changed: int
+    params_total: int
+    proportion_percent: float
+    lock_accuracy_before: float
+    lock_accuracy_after: float
+    target_accuracy: float
+    num_samples: int
+    rounds: int
+    stopped: str
+    seconds: float
+    changed_per_tensor: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class LockResult:
+    """A locked copy of the model, the key that unlocks it, and the report."""
+
+    model: nn.Module
+    key: Key
+    report: LockReport
+
+
+@dataclass(frozen=True)
+class LockProgress:
+    """Passed to the progress callback after every round of a lock."""
+
+    round: int
+    params_changed: int
+    max_params: int
+    lock_accuracy: float
+    target_accuracy: float
+    loss: float
+
+
+class Scheme(ABC, Generic[C]):
+    """Base class of active-protection schemes.
+
+    The constructor takes the configuration only (no model, no data), so a scheme can be
+    built from a name and a dict, printed and compared; :meth:`lock` takes the per-run
+    values. Every scheme's key is a :class:`~advparams.keys.Key`, so :meth:`unlock` is
+    shared and bit-exact.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, config: C | None = None) -> None:
+        self.config: C = config if config is not None else self.Config()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    def config_dict(self) -> dict[str, Any]:
+        """The resolved configuration as a JSON-ready dict."""
+        return config_to_dict(self.config)
+
+    @abstractmethod
+    def lock(
+        self,
+        model: nn.Module,
+        data: DataLike,
+        *,
+        generator: torch.Generator | None = None,
+        progress: Callable[[LockProgress], None] | None = None,
+    ) -> LockResult:
+        """Returns a locked copy of ``model`` and its key; ``model`` is not changed.
+
+        Args:
+            model: a trained classifier returning ``[N, C]`` scores; it runs where it is
+                (CPU or CUDA).
+            data: labelled clean data to draw the lock samples from (a ``Dataset`` of
+                ``(x, y)`` or a pair of tensors).
+            generator: randomness for drawing the lock samples; default: seeded from the
+                configuration's ``seed``.
+            progress: called after every round.
+        """
+
+    def unlock(self, model: nn.Module, key: Key) -> nn.Module:
+        """Restores the original from a locked model (bit-exact); ``model`` is not changed."""
+        return unlock(model, key)
