@@ -59,6 +59,14 @@ class TinyAttentionNet(nn.Module):
         return self.head(self.norm(h + a).mean(1))
 
 
+def state_equal(a: nn.Module, b: nn.Module) -> bool:
+    """True when both models' state dicts hold the same names, dtypes and bit-identical values."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return list(sa) == list(sb) and all(
+        sa[k].dtype == sb[k].dtype and sa[k].shape == sb[k].shape and torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa
+    )
+
+
 def tiny_data(num_samples: int = 600, seed: int = 1, **options: int) -> ImageDataset:
     """A small synthetic 1x16x16, 10-class data set (see :func:`make_synthetic`)."""
     return make_synthetic(num_samples, seed=seed, **options)
@@ -85,4 +93,4 @@ def tiny_trained_classifier(
     return result.model, data
 
 
-__all__ = ["ConstantClassifier", "TinyAttentionNet", "TinyConvNet", "tiny_data", "tiny_trained_classifier"]
+__all__ = ["ConstantClassifier", "TinyAttentionNet", "TinyConvNet", "state_equal", "tiny_data", "tiny_trained_classifier"]

@@ -1,0 +1,39 @@
+"""Shared fixtures. Fast tests use tiny synthetic data and tiny nets on the CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from advparams.schemes import SCHEMES
+from advparams.testing import TinyConvNet, tiny_data, tiny_trained_classifier
+
+
+@pytest.fixture(autouse=True)
+def _few_threads_and_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADVPARAMS_OFFLINE", "1")
+    monkeypatch.delenv("ADVPARAMS_PASSPHRASE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def trained() -> tuple[torch.nn.Module, object]:
+    """A TinyConvNet trained to ~100% on synthetic data (shared, never mutate it)."""
+    return tiny_trained_classifier(seed=0)
+
+
+@pytest.fixture
+def fresh_net() -> TinyConvNet:
+    torch.manual_seed(0)
+    return TinyConvNet()
+
+
+@pytest.fixture(scope="session")
+def data():
+    return tiny_data()
+
+
+@pytest.fixture(params=SCHEMES.names())
+def scheme_name(request: pytest.FixtureRequest) -> str:
+    """Every registered scheme: a new scheme is contract-tested the moment it is registered."""
+    return request.param
+

@@ -1,0 +1,86 @@
+import pytest
+import torch
+
+from advparams import AdvParams, AdvParamsConfig
+from advparams.errors import AdvParamsError, ConfigError
+from advparams.schemes.advparams import move_scores, select_candidates
+from advparams.testing import ConstantClassifier, TinyConvNet
+
+
+def test_move_scores_by_hand() -> None:
+    grad = torch.tensor([2.0, -1.0, 3.0, -4.0, 0.5])
+    value = torch.tensor([0.0, 0.0, 0.9, -1.0, 0.0])
+    # bounds [-1, 1], reach 0.5: rooms in the ascent direction are 1, 1, 0.1, 0, 1
+    gain = move_scores(grad, value, -1.0, 1.0, 0.5, "gain")
+    assert torch.allclose(gain, torch.tensor([1.0, 0.5, 0.3, 0.0, 0.25]))
+    plain = move_scores(grad, value, -1.0, 1.0, 0.5, "gradient")
+    assert torch.allclose(plain, torch.tensor([2.0, 1.0, 3.0, 0.0, 0.5]))
+
+
+def test_candidates() -> None:
+    net = TinyConvNet()
+    names = set(select_candidates(net, AdvParamsConfig()))
+    assert names == {"conv.weight", "depthwise.weight", "head.weight"}  # no biases, no BatchNorm
+    assert "bn.weight" in select_candidates(net, AdvParamsConfig(include_1d=True))
+    assert set(select_candidates(net, AdvParamsConfig(include=("conv.*",)))) == {"conv.weight"}
+    assert "head.weight" not in select_candidates(net, AdvParamsConfig(exclude=("head.*",)))
+    with pytest.raises(ConfigError, match="no parameter matches"):
+        AdvParams(AdvParamsConfig(include=("nothing",))).lock(net, (torch.zeros(4, 1, 16, 16), torch.zeros(4).long()))
+
+
+def test_locked_values_stay_inside_the_original_range(trained) -> None:
+    model, data = trained
+    cfg = AdvParamsConfig(margin=0.05)
+    res = AdvParams(cfg).lock(model, data)
+    original = dict(model.named_parameters())
+    for e in res.key.entries:
+        w = original[e.name].detach()
+        lo, hi = float(w.min()), float(w.max())
+        r = hi - lo
+        assert float(e.locked.min()) >= lo + cfg.margin * r - 1e-6
+        assert float(e.locked.max()) <= hi - cfg.margin * r + 1e-6
+    assert res.report.params_changed == res.key.num_changed == sum(res.report.changed_per_tensor.values())
+
+
+def test_budget_and_target_stops(trained) -> None:
+    model, data = trained
+    res = AdvParams(AdvParamsConfig(max_params=2)).lock(model, data)
+    assert res.report.params_changed == 2 and res.report.stopped == "budget"
+    res = AdvParams(AdvParamsConfig(target_accuracy=0.5)).lock(model, data)
+    assert res.report.stopped == "target" and res.report.lock_accuracy_after <= 0.5
+    assert res.report.target_accuracy == 0.5
+    default = AdvParams().lock(model, data)
+    assert default.report.target_accuracy == pytest.approx(0.12)  # chance (1/10) + 2 points
+
+
+def test_selection_gradient_also_locks(trained) -> None:
+    model, data = trained
+    res = AdvParams(AdvParamsConfig(selection="gradient")).lock(model, data)
+    assert res.report.stopped == "target"
+
+
+def test_model_already_at_chance_changes_nothing() -> None:
+    model = ConstantClassifier(num_classes=10, label=0)
+    x, y = torch.zeros(100, 3), torch.arange(100) % 10
+    res = AdvParams(AdvParamsConfig(include_1d=True)).lock(model, (x, y))
+    assert res.report.params_changed == 0 and res.report.stopped == "target"
+
+
+def test_non_classifier_output_is_a_clear_error() -> None:
+    class Bad(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            return (self.lin(x),)
+
+    with pytest.raises(AdvParamsError, match=r"class scores of shape \[N, C\]"):
+        AdvParams().lock(Bad(), (torch.zeros(4, 3), torch.zeros(4).long()))
+
+
+@pytest.mark.parametrize("bad", [{"max_params": 0}, {"step": 0}, {"margin": 0.5}, {"target_accuracy": 2},
+                                 {"selection": "random"}, {"include": "conv*"}])
+def test_config_validation(bad) -> None:
+    with pytest.raises(ValueError):
+        AdvParamsConfig(**bad)

@@ -1,0 +1,85 @@
+"""Contract tests run for every registered scheme."""
+
+import copy
+import dataclasses
+
+import pytest
+import torch
+
+from advparams.errors import KeyMismatchError
+from advparams.keys import key_to_bytes, unlock
+from advparams.metrics import accuracy
+from advparams.registry import config_to_dict
+from advparams.schemes import SCHEMES
+from advparams.testing import TinyAttentionNet, TinyConvNet, tiny_trained_classifier
+
+from advparams.testing import state_equal
+
+
+def test_config_round_trip(scheme_name) -> None:
+    scheme = SCHEMES.build(scheme_name, {})
+    again = SCHEMES.build(scheme_name, config_to_dict(scheme.config))
+    assert again.config == scheme.config
+    assert dataclasses.is_dataclass(scheme.config)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        scheme.config.seed = 5  # type: ignore[misc]
+
+
+def test_same_seed_same_result(scheme_name, trained) -> None:
+    model, data = trained
+    a = SCHEMES.build(scheme_name, {"seed": 3}).lock(model, data)
+    b = SCHEMES.build(scheme_name, {"seed": 3}).lock(model, data)
+    assert state_equal(a.model, b.model)
+    ka, kb = key_to_bytes(a.key), key_to_bytes(b.key)
+    assert a.key.locked_fingerprint == b.key.locked_fingerprint and len(ka) == len(kb)
+
+
+def test_input_not_mutated(scheme_name, trained) -> None:
+    model, data = trained
+    model.train()
+    before = copy.deepcopy(model.state_dict())
+    grads = [p.requires_grad for p in model.parameters()]
+    SCHEMES.build(scheme_name, {}).lock(model, data)
+    assert model.training is True
+    model.eval()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert grads == [p.requires_grad for p in model.parameters()]
+
+
+def test_unlock_is_bit_exact_and_lock_hurts(scheme_name, trained) -> None:
+    model, data = trained
+    scheme = SCHEMES.build(scheme_name, {})
+    res = scheme.lock(model, data)
+    assert not state_equal(res.model, model)
+    assert accuracy(res.model, data) <= res.report.target_accuracy + 0.05
+    restored = scheme.unlock(res.model, res.key)
+    assert state_equal(restored, model)
+    assert accuracy(restored, data) == accuracy(model, data)
+
+
+def test_wrong_key_refused(scheme_name, trained) -> None:
+    model, data = trained
+    a = SCHEMES.build(scheme_name, {"seed": 1}).lock(model, data)
+    other, _ = tiny_trained_classifier(seed=7)
+    b = SCHEMES.build(scheme_name, {"seed": 1}).lock(other, data)
+    with pytest.raises(KeyMismatchError):
+        unlock(a.model, b.key)
+
+
+@pytest.mark.parametrize("arch", ["tinyconv", "attention", "lenet", "vgg"])
+def test_locks_several_architectures(scheme_name, arch) -> None:
+    from advparams.models import build_model
+
+    factories = {
+        "tinyconv": lambda: TinyConvNet(),  # BatchNorm + depthwise convolution
+        "attention": lambda: TinyAttentionNet(),  # nn.MultiheadAttention + LayerNorm
+        "lenet": lambda: build_model("lenet", {"input_size": 16}),
+        "vgg": lambda: build_model("vgg", {"input_size": 16, "width": 8}),
+    }
+    torch.manual_seed(0)
+    model, data = tiny_trained_classifier(seed=0, model=factories[arch](), epochs=4)
+    assert accuracy(model, data) > 0.8
+    res = SCHEMES.build(scheme_name, {}).lock(model, data)
+    assert res.report.stopped == "target"
+    assert accuracy(res.model, data) <= res.report.target_accuracy + 0.05
+    assert state_equal(unlock(res.model, res.key), model)

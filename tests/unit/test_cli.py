@@ -1,0 +1,171 @@
+"""The CLI end to end on synthetic data, and every error path: one line, non-zero exit."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from advparams.checkpoint import load_checkpoint
+from advparams.cli import main
+from advparams.testing import state_equal
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, match):
+    assert code == 1
+    lines = [line for line in err.strip().splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("advparams: error: "), err
+    assert "Traceback" not in err
+    assert match in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def trained_ckpt(workdir):
+    path = workdir / "model"
+    assert main(["train", "--model", "lenet", "--dataset", "synthetic", "--epochs", "3", "--out", str(path),
+                 "--device", "cpu", "--json"]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def locked(workdir, trained_ckpt):
+    out, key = workdir / "locked", workdir / "key.safetensors"
+    assert main(["lock", str(trained_ckpt), "--out", str(out), "--key", str(key), "--device", "cpu"]) == 0
+    return out, key
+
+
+def test_train_json(capsys, workdir) -> None:
+    code, out, _ = run(capsys, "train", "--model", "lenet", "--dataset", "synthetic", "--epochs", "2",
+                       "--out", workdir / "t2", "--json", "--set", "input_size=16")
+    summary = json.loads(out)
+    assert code == 0 and summary["command"] == "train" and summary["accuracy"] > 0.5
+    assert load_checkpoint(workdir / "t2").architecture == "lenet"
+
+
+def test_lock_unlock_round_trip_json(capsys, workdir, trained_ckpt) -> None:
+    code, out, _ = run(capsys, "lock", trained_ckpt, "--out", workdir / "l1", "--key", workdir / "k1", "--json",
+                       "--set", "max_params=40")
+    s = json.loads(out)
+    assert code == 0 and s["params_changed"] <= 40 and s["accuracy_locked"] < s["accuracy_before"]
+    for field in ("accuracy_before", "accuracy_locked", "params_changed", "proportion_percent", "seconds"):
+        assert field in s
+    assert s["proportion_percent"] == pytest.approx(100 * s["params_changed"] / s["params_total"])
+    code, out, _ = run(capsys, "unlock", workdir / "l1", "--key", workdir / "k1", "--out", workdir / "r1", "--json")
+    u = json.loads(out)
+    assert code == 0 and u["exact"] is True and u["accuracy_unlocked"] == pytest.approx(s["accuracy_before"])
+    assert state_equal(load_checkpoint(workdir / "r1").model, load_checkpoint(trained_ckpt).model)
+    code, out, _ = run(capsys, "evaluate", workdir / "l1", "--json")
+    assert code == 0 and json.loads(out)["accuracy"] == pytest.approx(s["accuracy_locked"])
+
+
+def test_sealed_key_via_cli(capsys, workdir, trained_ckpt, monkeypatch) -> None:
+    pw = workdir / "pw"
+    pw.write_text("open sesame\n")
+    assert run(capsys, "lock", trained_ckpt, "--out", workdir / "ls", "--key", workdir / "ks",
+               "--passphrase-file", pw, "--no-eval")[0] == 0
+    code, _, err = run(capsys, "unlock", workdir / "ls", "--key", workdir / "ks", "--out", workdir / "rs")
+    assert_one_line_error(code, err, "is sealed")
+    bad = workdir / "bad"
+    bad.write_text("open sesame!\n")
+    code, _, err = run(capsys, "unlock", workdir / "ls", "--key", workdir / "ks", "--out", workdir / "rs",
+                       "--passphrase-file", bad)
+    assert_one_line_error(code, err, "wrong passphrase")
+    monkeypatch.setenv("ADVPARAMS_PASSPHRASE", "open sesame")
+    assert run(capsys, "unlock", workdir / "ls", "--key", workdir / "ks", "--out", workdir / "rs")[0] == 0
+    code, out, _ = run(capsys, "key-info", workdir / "ks", "--json")
+    assert code == 0 and json.loads(out)["sealed"] is True
+    assert not (workdir / "rs-nothing").exists()
+
+
+def test_existing_outputs_not_overwritten(capsys, workdir, trained_ckpt, locked) -> None:
+    out, key = locked
+    before = key.read_bytes(), (out / "model.safetensors").read_bytes()
+    code, _, err = run(capsys, "lock", trained_ckpt, "--out", out, "--key", key)
+    assert_one_line_error(code, err, "exists; pass --force")
+    assert (key.read_bytes(), (out / "model.safetensors").read_bytes()) == before
+    code, _, err = run(capsys, "train", "--model", "lenet", "--dataset", "synthetic", "--out", trained_ckpt)
+    assert_one_line_error(code, err, "exists")
+    assert run(capsys, "lock", trained_ckpt, "--out", out, "--key", key, "--force", "--no-eval")[0] == 0
+
+
+def test_wrong_key_and_unlocked_model(capsys, workdir, trained_ckpt, locked) -> None:
+    out, _ = locked
+    assert run(capsys, "lock", trained_ckpt, "--out", workdir / "l2", "--key", workdir / "k2", "--seed", "9",
+               "--set", 'exclude=["features.0.*"]', "--no-eval")[0] == 0
+    code, _, err = run(capsys, "unlock", out, "--key", workdir / "k2", "--out", workdir / "never")
+    assert_one_line_error(code, err, "does not belong to this model")
+    code, _, err = run(capsys, "unlock", trained_ckpt, "--key", workdir / "k2", "--out", workdir / "never")
+    assert_one_line_error(code, err, "not locked")
+    assert not (workdir / "never").exists()
+
+
+def test_corrupt_files(capsys, workdir, locked) -> None:
+    out, key = locked
+    trunc = workdir / "trunc.key"
+    trunc.write_bytes(key.read_bytes()[:200])
+    code, _, err = run(capsys, "unlock", out, "--key", trunc, "--out", workdir / "never")
+    assert_one_line_error(code, err, "truncated")
+    edited = workdir / "edited.key"
+    raw = bytearray(key.read_bytes())
+    raw[-2] ^= 1
+    edited.write_bytes(bytes(raw))
+    code, _, err = run(capsys, "unlock", out, "--key", edited, "--out", workdir / "never")
+    assert_one_line_error(code, err, "digest mismatch")
+    broken = workdir / "broken"
+    shutil.copytree(out, broken)
+    (broken / "model.safetensors").write_bytes((out / "model.safetensors").read_bytes()[:300])
+    code, _, err = run(capsys, "evaluate", broken)
+    assert_one_line_error(code, err, "truncated or corrupt")
+    code, _, err = run(capsys, "unlock", workdir / "absent", "--key", key, "--out", workdir / "never")
+    assert_one_line_error(code, err, "does not exist")
+    code, _, err = run(capsys, "unlock", out, "--key", workdir / "absent.key", "--out", workdir / "never")
+    assert_one_line_error(code, err, "does not exist")
+    assert not (workdir / "never").exists()
+
+
+def test_missing_data_and_unknown_names(capsys, workdir, trained_ckpt, tmp_path) -> None:
+    code, _, err = run(capsys, "evaluate", trained_ckpt, "--dataset", "fashion-mnist", "--data-dir", tmp_path)
+    assert_one_line_error(code, err, "not found")
+    code, _, err = run(capsys, "evaluate", trained_ckpt, "--dataset", "cifar10")
+    assert_one_line_error(code, err, "--data-dir")
+    code, _, err = run(capsys, "lock", trained_ckpt, "--out", workdir / "x", "--key", workdir / "xk",
+                       "--set", "colour=red")
+    assert_one_line_error(code, err, "unknown option(s) colour")
+    bad = workdir / "unknown-arch"
+    shutil.copytree(trained_ckpt, bad)
+    meta = json.loads((bad / "model.json").read_text())
+    meta["architecture"] = "alexnet"
+    (bad / "model.json").write_text(json.dumps(meta))
+    code, _, err = run(capsys, "evaluate", bad)
+    assert_one_line_error(code, err, "unknown model 'alexnet'")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--model", "alexnet", "--dataset", "synthetic"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
+def test_cuda_requested_without_cuda(capsys, trained_ckpt) -> None:
+    code, _, err = run(capsys, "evaluate", trained_ckpt, "--device", "cuda")
+    assert_one_line_error(code, err, "CUDA is not available")
+
+
+def test_list_and_console_script(capsys) -> None:
+    code, out, _ = run(capsys, "list", "--json")
+    assert code == 0 and json.loads(out)["schemes"] == ["advparams"]
+    proc = subprocess.run([sys.executable, "-m", "advparams", "lock", "--help"], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0 and "max_params" in proc.stdout and "--passphrase-file" in proc.stdout

@@ -1,0 +1,41 @@
+import pytest
+
+from advparams._io import atomic_directory, atomic_write_bytes
+from advparams.errors import OutputExistsError
+
+
+def test_atomic_write_refuses_overwrite_without_force(tmp_path) -> None:
+    p = tmp_path / "f.bin"
+    atomic_write_bytes(p, b"one")
+    with pytest.raises(OutputExistsError, match="--force"):
+        atomic_write_bytes(p, b"two")
+    assert p.read_bytes() == b"one"
+    atomic_write_bytes(p, b"two", force=True)
+    assert p.read_bytes() == b"two"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["f.bin"]  # no temp files left
+
+
+def test_missing_parent_is_an_error(tmp_path) -> None:
+    with pytest.raises(OutputExistsError, match="does not exist"):
+        atomic_write_bytes(tmp_path / "nope" / "f", b"x")
+
+
+def test_atomic_directory_failure_keeps_old_content(tmp_path) -> None:
+    d = tmp_path / "ckpt"
+    with atomic_directory(d) as tmp:
+        (tmp / "a").write_text("old")
+    with pytest.raises(RuntimeError), atomic_directory(d, force=True) as tmp:
+        (tmp / "a").write_text("new")
+        raise RuntimeError("crash while writing")
+    assert (d / "a").read_text() == "old"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["ckpt"]
+    with atomic_directory(d, force=True) as tmp:
+        (tmp / "a").write_text("new")
+    assert (d / "a").read_text() == "new"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_atomic_directory_refuses_existing(tmp_path) -> None:
+    (tmp_path / "ckpt").mkdir()
+    with pytest.raises(OutputExistsError), atomic_directory(tmp_path / "ckpt"):
+        pass
