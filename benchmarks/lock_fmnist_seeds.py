@@ -1,0 +1,97 @@
+"""Benchmark: the AdvParams claims on real Fashion-MNIST with LeNet-5, over seeds.
+
+For each seed: train LeNet-5 (10 epochs, Adam 1e-3, batch 128; cached under --cache),
+lock it with the default AdvParams settings and the same seed, and measure test accuracy
+before / locked / unlocked, the number of changed parameters and the lock time.
+
+    python benchmarks/lock_fmnist_seeds.py --seeds 0 1 2 --out docs/benchmarks/lock_fmnist_seeds.jsonl
+
+Prints a Markdown table with mean and worst case; appends one JSON line per seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import append_jsonl, environment, fashion_mnist, log  # noqa: E402
+
+from advparams import AdvParams, AdvParamsConfig, accuracy, load_checkpoint, save_checkpoint, unlock  # noqa: E402
+from advparams._device import resolve_device  # noqa: E402
+from advparams.models import build_model  # noqa: E402
+from advparams.testing import state_equal  # noqa: E402
+from advparams.training import TrainConfig, train  # noqa: E402
+
+
+def trained_lenet(seed: int, cache: Path, device: torch.device) -> torch.nn.Module:
+    path = cache / f"lenet-fashion-mnist-seed{seed}"
+    if not (path / "model.json").exists():
+        log(f"training LeNet-5 seed {seed} ...")
+        args = {"num_classes": 10, "in_channels": 1, "input_size": 28}
+        model = build_model("lenet", args, seed=seed).to(device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            result = train(model, fashion_mnist("train"), TrainConfig(epochs=10),
+                           generator=torch.Generator().manual_seed(seed))
+        cache.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(result.model, path, architecture="lenet", arguments=args, dataset="fashion-mnist",
+                        record={"seed": seed, "train": dataclasses.asdict(TrainConfig(epochs=10))})
+    return load_checkpoint(path, device=device).model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--cache", default="runs/bench")
+    parser.add_argument("--out", help="JSON-lines file to append results to")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--selection", default="gain", choices=("gain", "gradient"))
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    train_data, test_data = fashion_mnist("train"), fashion_mnist("test")
+    rows = []
+    for seed in args.seeds:
+        model = trained_lenet(seed, Path(args.cache), device)
+        start = time.perf_counter()
+        result = AdvParams(AdvParamsConfig(seed=seed, selection=args.selection)).lock(model, train_data)
+        wall = time.perf_counter() - start
+        restored = unlock(result.model, result.key)
+        row = {
+            "benchmark": "lock_fmnist_seeds", "model": "lenet", "seed": seed, "selection": args.selection,
+            "accuracy_clean": accuracy(model, test_data), "accuracy_locked": accuracy(result.model, test_data),
+            "accuracy_unlocked": accuracy(restored, test_data), "unlock_exact": state_equal(restored, model),
+            "params_changed": result.report.params_changed, "params_total": result.report.params_total,
+            "proportion_percent": result.report.proportion_percent, "lock_seconds": wall,
+            "lock_accuracy_after": result.report.lock_accuracy_after, "stopped": result.report.stopped,
+            "changed_per_tensor": result.report.changed_per_tensor, "env": environment(device),
+        }
+        rows.append(row)
+        append_jsonl(args.out, [row])
+        log(f"seed {seed}: {row['params_changed']} changed, locked {row['accuracy_locked']:.4f}")
+    print("| seed | clean acc % | locked acc % | unlocked acc % | bit-exact | params changed | share % | lock s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['seed']} | {100 * r['accuracy_clean']:.2f} | {100 * r['accuracy_locked']:.2f} | "
+              f"{100 * r['accuracy_unlocked']:.2f} | {r['unlock_exact']} | {r['params_changed']} | "
+              f"{r['proportion_percent']:.4f} | {r['lock_seconds']:.2f} |")
+    for label, fn in (("mean", statistics.mean), ("worst", None)):
+        locked = [r["accuracy_locked"] for r in rows]
+        changed = [r["params_changed"] for r in rows]
+        secs = [r["lock_seconds"] for r in rows]
+        if fn is None:
+            print(f"| worst | {100 * min(r['accuracy_clean'] for r in rows):.2f} | {100 * max(locked):.2f} | | "
+                  f"{all(r['unlock_exact'] for r in rows)} | {max(changed)} | | {max(secs):.2f} |")
+        else:
+            print(f"| mean | {100 * fn(r['accuracy_clean'] for r in rows):.2f} | {100 * fn(locked):.2f} | "
+                  f"{100 * fn(r['accuracy_unlocked'] for r in rows):.2f} | | {fn(changed):.1f} | | {fn(secs):.2f} |")
+
+
+if __name__ == "__main__":
+    main()

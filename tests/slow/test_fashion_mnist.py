@@ -1,0 +1,85 @@
+"""Claims of the AdvParams issue on real Fashion-MNIST (minutes; run by `make test`).
+
+LeNet-5 is trained with three seeds (10 epochs each, about 70 s on 2 CPU cores); each is
+locked with the default settings and the matching seed.
+"""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from advparams import AdvParams, AdvParamsConfig, accuracy, load_checkpoint, load_dataset, unlock
+from advparams.cli import main
+from advparams.data.fashion_mnist import find_dir
+from advparams.testing import state_equal
+
+pytestmark = pytest.mark.slow
+
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _real_data_present() -> None:
+    if find_dir("train", None) is None or find_dir("test", None) is None:
+        pytest.skip("real Fashion-MNIST not found: `make test` installs Debian's dataset-fashion-mnist; "
+                    "elsewhere set ADVPARAMS_DATA")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("fashion-mnist", "train"), load_dataset("fashion-mnist", "test")
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fmnist")
+    paths = {}
+    for seed in SEEDS:
+        path = root / f"lenet-seed{seed}"
+        assert main(["train", "--model", "lenet", "--dataset", "fashion-mnist", "--epochs", "10", "--seed", str(seed),
+                     "--out", str(path), "--device", "cpu"]) == 0
+        paths[seed] = path
+    return paths
+
+
+def test_real_files_are_complete(data) -> None:
+    train, test = data
+    assert len(train) == 60000 and len(test) == 10000 and train.input_shape == (1, 28, 28)
+    assert torch.bincount(test.labels).tolist() == [1000] * 10
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_lenet_accuracy_and_lock_claims(checkpoints, data, seed) -> None:
+    train, test = data
+    model = load_checkpoint(checkpoints[seed]).model
+    clean = accuracy(model, test)
+    assert clean >= 0.89, f"LeNet-5 seed {seed} reached only {clean:.4f}"
+    result = AdvParams(AdvParamsConfig(seed=seed)).lock(model, train)
+    locked = accuracy(result.model, test)
+    assert result.report.params_changed <= 30, result.report
+    assert locked <= 0.12, f"seed {seed}: locked test accuracy {locked:.4f} with {result.report.params_changed} changes"
+    restored = unlock(result.model, result.key)
+    assert state_equal(restored, model)
+    assert accuracy(restored, test) == clean
+
+
+def test_cli_lock_unlock_on_real_data(capsys, checkpoints, tmp_path) -> None:
+    ckpt = checkpoints[0]
+    assert main(["lock", str(ckpt), "--out", str(tmp_path / "locked"), "--key", str(tmp_path / "key"), "--json"]) == 0
+    lock = json.loads(capsys.readouterr().out)
+    assert lock["accuracy_before"] >= 0.89 and lock["accuracy_locked"] <= 0.12 and lock["params_changed"] <= 30
+    assert main(["unlock", str(tmp_path / "locked"), "--key", str(tmp_path / "key"), "--out",
+                 str(tmp_path / "restored"), "--json"]) == 0
+    unlock_summary = json.loads(capsys.readouterr().out)
+    assert unlock_summary["accuracy_unlocked"] == lock["accuracy_before"] and unlock_summary["exact"]
+    assert state_equal(load_checkpoint(tmp_path / "restored").model, load_checkpoint(ckpt).model)
+
+
+def test_demo_reuses_checkpoint_and_confirms_exactness(capsys, checkpoints, tmp_path) -> None:
+    shutil.copytree(checkpoints[0], tmp_path / "lenet-fashion-mnist")
+    assert main(["demo", "--workdir", str(tmp_path), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "reusing the cached checkpoint" in out and "bit-exact: yes" in out
+    assert "accuracy locked" in out and (tmp_path / "key.safetensors").is_file()
