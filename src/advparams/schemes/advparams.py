@@ -15,6 +15,9 @@ choices:
 * iterative sign steps on the chosen scalar, ``v <- clip(v + ε r sign(g), lo + β r, hi - β r)``,
   at most ``S`` while the loss rises, so a locked value never leaves (nor reaches) its
   tensor's original ``[min, max]``;
+* the loss raised is the cross-entropy with each sample's term capped (``capped-ce``,
+  ours: the plain mean stalls on larger nets, see ``docs/advparams.md``); ``objective="ce"``
+  gives the plain mean;
 * stop when the accuracy on the lock samples is at most the target (default: chance
   + 2 points) or the budget of changed values is spent.
 
@@ -64,6 +67,11 @@ class AdvParamsConfig:
         include: ``fnmatch`` patterns of parameter names to consider; empty: all.
         exclude: ``fnmatch`` patterns of parameter names to leave alone.
         include_1d: also consider 1-d parameters (biases, normalisation scales/shifts).
+        objective: the loss to raise: ``"capped-ce"`` (default), the mean of
+            ``min(CE_i, loss_cap)``, so samples already far on the wrong side stop steering
+            the search towards them; ``"ce"``, the plain mean cross-entropy (the paper's
+            wording), which on larger nets can stall above the target (docs/advparams.md).
+        loss_cap: the per-sample cap of ``"capped-ce"`` (4.6 ~ 2 ln 10: p(true) ~ 1%).
         batch_size: lock samples per forward pass (gradients accumulate across passes).
         seed: seeds the choice of lock samples when no generator is passed.
     """
@@ -78,6 +86,8 @@ class AdvParamsConfig:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     include_1d: bool = False
+    objective: Literal["ce", "capped-ce"] = "capped-ce"
+    loss_cap: float = 4.6
     batch_size: int = 1000
     seed: int = 0
 
@@ -92,6 +102,10 @@ class AdvParamsConfig:
             raise ValueError(f"step must be in (0, 1], got {self.step}")
         if not 0.0 <= self.margin < 0.5:
             raise ValueError(f"margin must be in [0, 0.5), got {self.margin}")
+        if self.objective not in ("ce", "capped-ce"):
+            raise ValueError(f"objective must be 'ce' or 'capped-ce', got {self.objective!r}")
+        if self.loss_cap <= 0:
+            raise ValueError(f"loss_cap must be positive, got {self.loss_cap}")
         if self.selection not in ("gain", "gradient"):
             raise ValueError(f"selection must be 'gain' or 'gradient', got {self.selection!r}")
         if isinstance(self.include, str) or isinstance(self.exclude, str):
@@ -128,6 +142,14 @@ def move_scores(
     if selection == "gain":
         return grad.abs() * room.clamp(max=reach)
     return torch.where(room > 0, grad.abs(), torch.zeros_like(grad))
+
+
+def lock_objective(logits: torch.Tensor, labels: torch.Tensor, objective: str, cap: float) -> torch.Tensor:
+    """Sum over samples of the loss AdvParams raises (see :class:`AdvParamsConfig`)."""
+    per_sample = F.cross_entropy(logits, labels, reduction="none")
+    if objective == "capped-ce":
+        per_sample = per_sample.clamp(max=cap)
+    return per_sample.sum()
 
 
 @SCHEMES.register("advparams")
@@ -172,7 +194,7 @@ class AdvParams(Scheme[AdvParamsConfig]):
                 loss, correct = 0.0, 0
                 for xb, yb in batches:
                     out = logits_of(work, xb)
-                    loss += float(F.cross_entropy(out, yb, reduction="sum"))
+                    loss += float(lock_objective(out, yb, cfg.objective, cfg.loss_cap))
                     correct += int((out.argmax(1) == yb).sum())
             return loss / n, correct / n
 
@@ -203,7 +225,7 @@ class AdvParams(Scheme[AdvParamsConfig]):
                 stopped = "rounds"
                 break
             rounds += 1
-            grads = self._gradients(work, cands, batches, n)
+            grads = self._gradients(work, cands, batches, n, cfg)
             best_score, best = 0.0, None
             for name, p in cands.items():
                 lo, hi, r = bounds[name]
@@ -254,15 +276,19 @@ class AdvParams(Scheme[AdvParamsConfig]):
 
     @staticmethod
     def _gradients(
-        work: nn.Module, cands: dict[str, nn.Parameter], batches: list[tuple[torch.Tensor, torch.Tensor]], n: int
+        work: nn.Module,
+        cands: dict[str, nn.Parameter],
+        batches: list[tuple[torch.Tensor, torch.Tensor]],
+        n: int,
+        cfg: AdvParamsConfig,
     ) -> dict[str, torch.Tensor]:
-        """Gradient of the mean cross-entropy on the lock samples w.r.t. each candidate."""
+        """Gradient of the mean lock objective on the lock samples w.r.t. each candidate."""
         for p in cands.values():
             p.requires_grad_(True)
             p.grad = None
         try:
             for xb, yb in batches:
-                (F.cross_entropy(logits_of(work, xb), yb, reduction="sum") / n).backward()
+                (lock_objective(logits_of(work, xb), yb, cfg.objective, cfg.loss_cap) / n).backward()
             return {name: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
                     for name, p in cands.items()}
         finally:

@@ -80,7 +80,25 @@ def test_non_classifier_output_is_a_clear_error() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"max_params": 0}, {"step": 0}, {"margin": 0.5}, {"target_accuracy": 2},
-                                 {"selection": "random"}, {"include": "conv*"}])
+                                 {"selection": "random"}, {"include": "conv*"}, {"objective": "mse"},
+                                 {"loss_cap": 0}])
 def test_config_validation(bad) -> None:
     with pytest.raises(ValueError):
         AdvParamsConfig(**bad)
+
+
+def test_lock_objective_by_hand() -> None:
+    from advparams.schemes.advparams import lock_objective
+
+    logits = torch.tensor([[0.0, 0.0], [10.0, -10.0]])
+    labels = torch.tensor([0, 1])
+    ce = torch.tensor([torch.log(torch.tensor(2.0)).item(), 20.0])  # ln 2, and 20 (+ e^-20, negligible)
+    assert torch.allclose(lock_objective(logits, labels, "ce", 4.6), ce.sum(), atol=1e-4)
+    assert torch.allclose(lock_objective(logits, labels, "capped-ce", 4.6), ce[0] + 4.6, atol=1e-4)
+
+
+def test_plain_ce_objective_also_locks(trained) -> None:
+    model, data = trained
+    res = AdvParams(AdvParamsConfig(objective="ce")).lock(model, data)
+    assert res.report.stopped == "target" and res.report.lock_accuracy_after <= 0.12
+    assert AdvParams().config.objective == "capped-ce"
