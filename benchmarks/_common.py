@@ -18,9 +18,15 @@ from advparams.data import ImageDataset, load_dataset
 
 def environment(device: torch.device) -> dict[str, Any]:
     """What the numbers were measured on."""
-    env = {"advparams": __version__, "torch": torch.__version__, "python": platform.python_version(),
-           "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(), "device": str(device),
-           "machine": platform.machine()}
+    env = {
+        "advparams": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "machine": platform.machine(),
+    }
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     return env
@@ -33,8 +39,14 @@ def fashion_mnist(split: str, size: int = 28, channels: int = 1) -> ImageDataset
         return ds
     pad = (size - 28) // 2
     images = F.pad(ds.images, (pad, size - 28 - pad, pad, size - 28 - pad)).repeat(1, channels, 1, 1)
-    return ImageDataset(images, ds.labels, mean=ds.mean * channels, std=ds.std * channels, num_classes=10,
-                        name=f"fashion-mnist-{channels}x{size}")
+    return ImageDataset(
+        images,
+        ds.labels,
+        mean=ds.mean * channels,
+        std=ds.std * channels,
+        num_classes=10,
+        name=f"fashion-mnist-{channels}x{size}",
+    )
 
 
 def append_jsonl(path: str | None, rows: list[dict[str, Any]]) -> None:

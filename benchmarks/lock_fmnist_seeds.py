@@ -38,11 +38,18 @@ def trained_lenet(seed: int, cache: Path, device: torch.device) -> torch.nn.Modu
         model = build_model("lenet", args, seed=seed).to(device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            result = train(model, fashion_mnist("train"), TrainConfig(epochs=10),
-                           generator=torch.Generator().manual_seed(seed))
+            result = train(
+                model, fashion_mnist("train"), TrainConfig(epochs=10), generator=torch.Generator().manual_seed(seed)
+            )
         cache.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(result.model, path, architecture="lenet", arguments=args, dataset="fashion-mnist",
-                        record={"seed": seed, "train": dataclasses.asdict(TrainConfig(epochs=10))})
+        save_checkpoint(
+            result.model,
+            path,
+            architecture="lenet",
+            arguments=args,
+            dataset="fashion-mnist",
+            record={"seed": seed, "train": dataclasses.asdict(TrainConfig(epochs=10))},
+        )
     return load_checkpoint(path, device=device).model
 
 
@@ -64,13 +71,22 @@ def main() -> None:
         wall = time.perf_counter() - start
         restored = unlock(result.model, result.key)
         row = {
-            "benchmark": "lock_fmnist_seeds", "model": "lenet", "seed": seed, "selection": args.selection,
-            "accuracy_clean": accuracy(model, test_data), "accuracy_locked": accuracy(result.model, test_data),
-            "accuracy_unlocked": accuracy(restored, test_data), "unlock_exact": state_equal(restored, model),
-            "params_changed": result.report.params_changed, "params_total": result.report.params_total,
-            "proportion_percent": result.report.proportion_percent, "lock_seconds": wall,
-            "lock_accuracy_after": result.report.lock_accuracy_after, "stopped": result.report.stopped,
-            "changed_per_tensor": result.report.changed_per_tensor, "env": environment(device),
+            "benchmark": "lock_fmnist_seeds",
+            "model": "lenet",
+            "seed": seed,
+            "selection": args.selection,
+            "accuracy_clean": accuracy(model, test_data),
+            "accuracy_locked": accuracy(result.model, test_data),
+            "accuracy_unlocked": accuracy(restored, test_data),
+            "unlock_exact": state_equal(restored, model),
+            "params_changed": result.report.params_changed,
+            "params_total": result.report.params_total,
+            "proportion_percent": result.report.proportion_percent,
+            "lock_seconds": wall,
+            "lock_accuracy_after": result.report.lock_accuracy_after,
+            "stopped": result.report.stopped,
+            "changed_per_tensor": result.report.changed_per_tensor,
+            "env": environment(device),
         }
         rows.append(row)
         append_jsonl(args.out, [row])
@@ -78,19 +94,24 @@ def main() -> None:
     print("| seed | clean acc % | locked acc % | unlocked acc % | bit-exact | params changed | share % | lock s |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['seed']} | {100 * r['accuracy_clean']:.2f} | {100 * r['accuracy_locked']:.2f} | "
-              f"{100 * r['accuracy_unlocked']:.2f} | {r['unlock_exact']} | {r['params_changed']} | "
-              f"{r['proportion_percent']:.4f} | {r['lock_seconds']:.2f} |")
-    for label, fn in (("mean", statistics.mean), ("worst", None)):
-        locked = [r["accuracy_locked"] for r in rows]
-        changed = [r["params_changed"] for r in rows]
-        secs = [r["lock_seconds"] for r in rows]
-        if fn is None:
-            print(f"| worst | {100 * min(r['accuracy_clean'] for r in rows):.2f} | {100 * max(locked):.2f} | | "
-                  f"{all(r['unlock_exact'] for r in rows)} | {max(changed)} | | {max(secs):.2f} |")
-        else:
-            print(f"| mean | {100 * fn(r['accuracy_clean'] for r in rows):.2f} | {100 * fn(locked):.2f} | "
-                  f"{100 * fn(r['accuracy_unlocked'] for r in rows):.2f} | | {fn(changed):.1f} | | {fn(secs):.2f} |")
+        print(
+            f"| {r['seed']} | {100 * r['accuracy_clean']:.2f} | {100 * r['accuracy_locked']:.2f} | "
+            f"{100 * r['accuracy_unlocked']:.2f} | {r['unlock_exact']} | {r['params_changed']} | "
+            f"{r['proportion_percent']:.4f} | {r['lock_seconds']:.2f} |"
+        )
+    col = {
+        k: [r[k] for r in rows]
+        for k in ("accuracy_clean", "accuracy_locked", "accuracy_unlocked", "params_changed", "lock_seconds")
+    }
+    mean = {k: statistics.mean(v) for k, v in col.items()}
+    print(
+        f"| mean | {100 * mean['accuracy_clean']:.2f} | {100 * mean['accuracy_locked']:.2f} | "
+        f"{100 * mean['accuracy_unlocked']:.2f} | | {mean['params_changed']:.1f} | | {mean['lock_seconds']:.2f} |"
+    )
+    print(
+        f"| worst | {100 * min(col['accuracy_clean']):.2f} | {100 * max(col['accuracy_locked']):.2f} | | "
+        f"{all(r['unlock_exact'] for r in rows)} | {max(col['params_changed'])} | | {max(col['lock_seconds']):.2f} |"
+    )
 
 
 if __name__ == "__main__":

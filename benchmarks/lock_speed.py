@@ -51,7 +51,9 @@ def prepare(model_name: str, cache: Path, device: torch.device) -> Path:
         return path
     channels, size, n_train, epochs = SETUPS[model_name]
     train_data = fashion_mnist("train", size, channels)
-    train_data = train_data.subset(torch.randperm(len(train_data), generator=torch.Generator().manual_seed(0))[:n_train])
+    train_data = train_data.subset(
+        torch.randperm(len(train_data), generator=torch.Generator().manual_seed(0))[:n_train]
+    )
     args = {"num_classes": 10, "in_channels": channels, "input_size": size}
     model = build_model(model_name, args, seed=0).to(device)  # seed 0, as lock_fmnist_seeds.py
     log(f"training {model_name} on {n_train} samples for {epochs} epochs ...")
@@ -60,8 +62,14 @@ def prepare(model_name: str, cache: Path, device: torch.device) -> Path:
         torch.manual_seed(0)
         trained = train(model, train_data, TrainConfig(epochs=epochs), generator=torch.Generator().manual_seed(0)).model
     cache.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(trained, path, architecture=model_name, arguments=args, dataset=None,
-                    record={"train_samples": n_train, "epochs": epochs, "seconds": time.perf_counter() - start})
+    save_checkpoint(
+        trained,
+        path,
+        architecture=model_name,
+        arguments=args,
+        dataset=None,
+        record={"train_samples": n_train, "epochs": epochs, "seconds": time.perf_counter() - start},
+    )
     return path
 
 
@@ -81,14 +89,24 @@ def child(model_name: str, ckpt: Path, device: torch.device, repeats: int, num_s
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     exact = state_equal(unlock(result.model, result.key), model)
     row = {
-        "benchmark": "lock_speed", "model": model_name, "input": f"{channels}x{size}x{size}",
-        "params_total": count_parameters(model), "params_changed": result.report.params_changed,
-        "proportion_percent": result.report.proportion_percent, "num_samples": result.report.num_samples,
-        "rounds": result.report.rounds, "stopped": result.report.stopped,
-        "lock_seconds": times, "lock_seconds_median": sorted(times)[len(times) // 2],
-        "accuracy_clean": accuracy(model, test_data), "accuracy_locked": accuracy(result.model, test_data),
-        "unlock_exact": exact, "peak_rss_mib": rss_after, "rss_before_lock_mib": rss_before,
-        "config": {"num_samples": cfg.num_samples}, **{"env": environment(device)},
+        "benchmark": "lock_speed",
+        "model": model_name,
+        "input": f"{channels}x{size}x{size}",
+        "params_total": count_parameters(model),
+        "params_changed": result.report.params_changed,
+        "proportion_percent": result.report.proportion_percent,
+        "num_samples": result.report.num_samples,
+        "rounds": result.report.rounds,
+        "stopped": result.report.stopped,
+        "lock_seconds": times,
+        "lock_seconds_median": sorted(times)[len(times) // 2],
+        "accuracy_clean": accuracy(model, test_data),
+        "accuracy_locked": accuracy(result.model, test_data),
+        "unlock_exact": exact,
+        "peak_rss_mib": rss_after,
+        "rss_before_lock_mib": rss_before,
+        "config": {"num_samples": cfg.num_samples},
+        **{"env": environment(device)},
     }
     if device.type == "cuda":
         row["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -107,27 +125,44 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     if args.child:
-        print(json.dumps(child(args.child, checkpoint_path(args.child, Path(args.cache)), device, args.repeats,
-                               args.num_samples)))
+        print(
+            json.dumps(
+                child(args.child, checkpoint_path(args.child, Path(args.cache)), device, args.repeats, args.num_samples)
+            )
+        )
         return
     rows = []
     for name in args.models:
         prepare(name, Path(args.cache), device)
         log(f"locking {name} ({args.repeats}x) ...")
-        cmd = [sys.executable, __file__, "--child", name, "--cache", args.cache, "--device", args.device,
-               "--repeats", str(args.repeats)] + (["--num-samples", str(args.num_samples)] if args.num_samples else [])
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            name,
+            "--cache",
+            args.cache,
+            "--device",
+            args.device,
+            "--repeats",
+            str(args.repeats),
+        ] + (["--num-samples", str(args.num_samples)] if args.num_samples else [])
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         append_jsonl(args.out, rows[-1:])
-    print("| model | input | params | changed | share % | lock samples | lock s (median of runs) | "
-          "clean acc | locked acc | exact | peak RSS MiB |")
+    print(
+        "| model | input | params | changed | share % | lock samples | lock s (median of runs) | "
+        "clean acc | locked acc | exact | peak RSS MiB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         runs = ", ".join(f"{t:.2f}" for t in r["lock_seconds"])
-        print(f"| {r['model']} | {r['input']} | {r['params_total']:,} | {r['params_changed']} | "
-              f"{r['proportion_percent']:.6f} | {r['num_samples']} | {r['lock_seconds_median']:.2f} ({runs}) | "
-              f"{100 * r['accuracy_clean']:.2f} | {100 * r['accuracy_locked']:.2f} | {r['unlock_exact']} | "
-              f"{r['peak_rss_mib']:.0f} |")
+        print(
+            f"| {r['model']} | {r['input']} | {r['params_total']:,} | {r['params_changed']} | "
+            f"{r['proportion_percent']:.6f} | {r['num_samples']} | {r['lock_seconds_median']:.2f} ({runs}) | "
+            f"{100 * r['accuracy_clean']:.2f} | {100 * r['accuracy_locked']:.2f} | {r['unlock_exact']} | "
+            f"{r['peak_rss_mib']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

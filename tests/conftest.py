@@ -36,4 +36,3 @@ def data():
 def scheme_name(request: pytest.FixtureRequest) -> str:
     """Every registered scheme: a new scheme is contract-tested the moment it is registered."""
     return request.param
-

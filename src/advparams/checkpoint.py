@@ -105,7 +105,7 @@ def save_checkpoint(
         "fingerprint": model_fingerprint(model),
         "num_parameters": count_parameters(model),
         "locked": locked,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "advparams_version": __version__,
         "torch_version": torch.__version__,
         "record": dict(record or {}),
@@ -132,7 +132,9 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{p / META} is not an advparams checkpoint description")
     if meta.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"checkpoint version {meta.get('version')!r} is not supported (this is {CHECKPOINT_VERSION})")
+        raise CheckpointError(
+            f"checkpoint version {meta.get('version')!r} is not supported (this is {CHECKPOINT_VERSION})"
+        )
     for name in ("architecture", "arguments", "fingerprint"):
         if name not in meta:
             raise CheckpointError(f"{p / META} lacks {name!r}")
@@ -174,8 +176,10 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: str | torch.device 
         )
     for k, t in state.items():
         if t.shape != expected[k].shape or t.dtype != expected[k].dtype:
-            raise CheckpointError(f"{p / WEIGHTS}: tensor {k!r} is {t.dtype} {tuple(t.shape)}, "
-                                  f"the model needs {expected[k].dtype} {tuple(expected[k].shape)}")
+            raise CheckpointError(
+                f"{p / WEIGHTS}: tensor {k!r} is {t.dtype} {tuple(t.shape)}, "
+                f"the model needs {expected[k].dtype} {tuple(expected[k].shape)}"
+            )
     model.load_state_dict(state)
     if model_fingerprint(model) != meta["fingerprint"]:
         raise CheckpointError(f"{p / WEIGHTS} does not match the fingerprint in {META}: corrupt or edited")

@@ -130,7 +130,11 @@ def _load_split(name: str, split: str, data_dir: str | None) -> ImageDataset:
 def _check_fits(ckpt: Checkpoint, data: ImageDataset) -> None:
     c, h, _ = data.input_shape
     args = ckpt.arguments
-    if args.get("in_channels", c) != c or args.get("input_size", h) != h or args.get("num_classes", data.num_classes) != data.num_classes:
+    if (
+        args.get("in_channels", c) != c
+        or args.get("input_size", h) != h
+        or args.get("num_classes", data.num_classes) != data.num_classes
+    ):
         raise ConfigError(
             f"the model ({ckpt.architecture} {args}) does not fit data set {data.name} "
             f"({c}x{h}x{h}, {data.num_classes} classes)"
@@ -148,9 +152,7 @@ def _distinct_outputs(*paths: str) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     summary = {"models": MODELS.names(), "datasets": DATASETS.names(), "schemes": SCHEMES.names()}
-    lines = ["models:   " + ", ".join(summary["models"]),
-             "schemes:  " + ", ".join(summary["schemes"]),
-             "datasets:"]
+    lines = ["models:   " + ", ".join(summary["models"]), "schemes:  " + ", ".join(summary["schemes"]), "datasets:"]
     lines += [f"  {n:14s} {DATASETS.get(n).description}" for n in summary["datasets"]]
     _emit(args, summary, lines)
     return 0
@@ -178,25 +180,56 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.update(1)
         bar.set_postfix(epoch=f"{p.epoch}/{p.epochs}", loss=f"{p.loss:.3f}")
         if p.record is not None:
-            bar.write(f"epoch {p.epoch}/{p.epochs}: loss {p.record.loss:.4f}, train {_pct(p.record.train_accuracy)}, "
-                      f"test {_pct(p.record.eval_accuracy)} ({p.record.seconds:.1f} s)", file=sys.stderr)
+            bar.write(
+                f"epoch {p.epoch}/{p.epochs}: loss {p.record.loss:.4f}, train {_pct(p.record.train_accuracy)}, "
+                f"test {_pct(p.record.eval_accuracy)} ({p.record.seconds:.1f} s)",
+                file=sys.stderr,
+            )
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(args.seed)  # dropout; the CLI is the harness, so it seeds here
-        result = train(model, train_data, cfg, generator=torch.Generator().manual_seed(args.seed),
-                       eval_data=test_data, progress=on_step)
+        result = train(
+            model,
+            train_data,
+            cfg,
+            generator=torch.Generator().manual_seed(args.seed),
+            eval_data=test_data,
+            progress=on_step,
+        )
     bar.close()
     test_acc = result.history[-1].eval_accuracy if result.history else None
-    record = {"train": dataclasses.asdict(cfg), "seed": args.seed, "train_samples": len(train_data),
-              "test_accuracy": test_acc, "history": [dataclasses.asdict(h) for h in result.history],
-              "device": str(device)}
-    save_checkpoint(result.model, out, architecture=args.model, arguments=options, dataset=args.dataset,
-                    record=record, force=args.force)
-    summary = {"command": "train", "checkpoint": out, "model": args.model, "dataset": args.dataset,
-               "accuracy": test_acc, "params_total": count_parameters(result.model),
-               "fingerprint": model_fingerprint(result.model), "seconds": time.perf_counter() - start}
-    _emit(args, summary, [f"trained {args.model} on {args.dataset}: test accuracy {_pct(test_acc)}",
-                          f"checkpoint written to {out}"])
+    record = {
+        "train": dataclasses.asdict(cfg),
+        "seed": args.seed,
+        "train_samples": len(train_data),
+        "test_accuracy": test_acc,
+        "history": [dataclasses.asdict(h) for h in result.history],
+        "device": str(device),
+    }
+    save_checkpoint(
+        result.model,
+        out,
+        architecture=args.model,
+        arguments=options,
+        dataset=args.dataset,
+        record=record,
+        force=args.force,
+    )
+    summary = {
+        "command": "train",
+        "checkpoint": out,
+        "model": args.model,
+        "dataset": args.dataset,
+        "accuracy": test_acc,
+        "params_total": count_parameters(result.model),
+        "fingerprint": model_fingerprint(result.model),
+        "seconds": time.perf_counter() - start,
+    }
+    _emit(
+        args,
+        summary,
+        [f"trained {args.model} on {args.dataset}: test accuracy {_pct(test_acc)}", f"checkpoint written to {out}"],
+    )
     return 0
 
 
@@ -208,9 +241,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = _load_split(name, args.split, args.data_dir)
     _check_fits(ckpt, data)
     acc = accuracy(ckpt.model, data)
-    summary = {"command": "evaluate", "checkpoint": args.checkpoint, "dataset": name, "split": args.split,
-               "accuracy": acc, "num_samples": len(data), "locked": bool(ckpt.meta.get("locked")),
-               "fingerprint": ckpt.meta["fingerprint"], "seconds": time.perf_counter() - start}
+    summary = {
+        "command": "evaluate",
+        "checkpoint": args.checkpoint,
+        "dataset": name,
+        "split": args.split,
+        "accuracy": acc,
+        "num_samples": len(data),
+        "locked": bool(ckpt.meta.get("locked")),
+        "fingerprint": ckpt.meta["fingerprint"],
+        "seconds": time.perf_counter() - start,
+    }
     state = " (locked)" if summary["locked"] else ""
     _emit(args, summary, [f"{args.checkpoint}{state}: {name} {args.split} accuracy {_pct(acc)} on {len(data)} samples"])
     return 0
@@ -226,7 +267,9 @@ def cmd_lock(args: argparse.Namespace) -> int:
     if args.seal or args.passphrase_file:
         passphrase = _read_passphrase(args, confirm=True)
         if not passphrase:
-            raise PassphraseError(f"sealing needs a passphrase: --passphrase-file, ${PASSPHRASE_ENV} or a terminal prompt")
+            raise PassphraseError(
+                f"sealing needs a passphrase: --passphrase-file, ${PASSPHRASE_ENV} or a terminal prompt"
+            )
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device=device)
     if ckpt.meta.get("locked"):
@@ -254,26 +297,54 @@ def cmd_lock(args: argparse.Namespace) -> int:
     if test_data is not None:
         acc_before, acc_locked = accuracy(ckpt.model, test_data), accuracy(result.model, test_data)
     save_key(result.key, args.key, passphrase=passphrase, force=args.force)
-    record = {"lock": dataclasses.asdict(rep), "original_fingerprint": result.key.original_fingerprint,
-              "source_checkpoint": str(args.checkpoint), "test_accuracy": acc_locked}
-    save_checkpoint(result.model, args.out, architecture=ckpt.architecture, arguments=ckpt.arguments,
-                    dataset=name, locked=True, record=record, force=args.force)
-    summary = {
-        "command": "lock", "checkpoint": args.checkpoint, "out": args.out, "key": args.key,
-        "sealed": passphrase is not None, "scheme": args.scheme, "dataset": name, "device": str(device),
-        "accuracy_before": acc_before, "accuracy_locked": acc_locked,
-        "lock_accuracy_before": rep.lock_accuracy_before, "lock_accuracy_after": rep.lock_accuracy_after,
-        "target_accuracy": rep.target_accuracy, "params_changed": rep.params_changed,
-        "params_total": rep.params_total, "proportion_percent": rep.proportion_percent, "stopped": rep.stopped,
-        "lock_seconds": rep.seconds, "seconds": time.perf_counter() - start,
+    record = {
+        "lock": dataclasses.asdict(rep),
+        "original_fingerprint": result.key.original_fingerprint,
+        "source_checkpoint": str(args.checkpoint),
+        "test_accuracy": acc_locked,
     }
-    _emit(args, summary, [
-        f"locked {args.checkpoint} with {args.scheme}: {rep.params_changed} of {rep.params_total} parameters changed "
-        f"({rep.proportion_percent:.6f}%) in {rep.seconds:.2f} s (stopped: {rep.stopped})",
-        f"{name} test accuracy: before {_pct(acc_before)}, locked {_pct(acc_locked)}",
-        f"locked model written to {args.out}",
-        f"key written to {args.key}{' (sealed)' if passphrase else ''}: keep it secret",
-    ])
+    save_checkpoint(
+        result.model,
+        args.out,
+        architecture=ckpt.architecture,
+        arguments=ckpt.arguments,
+        dataset=name,
+        locked=True,
+        record=record,
+        force=args.force,
+    )
+    summary = {
+        "command": "lock",
+        "checkpoint": args.checkpoint,
+        "out": args.out,
+        "key": args.key,
+        "sealed": passphrase is not None,
+        "scheme": args.scheme,
+        "dataset": name,
+        "device": str(device),
+        "accuracy_before": acc_before,
+        "accuracy_locked": acc_locked,
+        "lock_accuracy_before": rep.lock_accuracy_before,
+        "lock_accuracy_after": rep.lock_accuracy_after,
+        "target_accuracy": rep.target_accuracy,
+        "params_changed": rep.params_changed,
+        "params_total": rep.params_total,
+        "proportion_percent": rep.proportion_percent,
+        "stopped": rep.stopped,
+        "lock_seconds": rep.seconds,
+        "seconds": time.perf_counter() - start,
+    }
+    _emit(
+        args,
+        summary,
+        [
+            f"locked {args.checkpoint} with {args.scheme}: {rep.params_changed} of {rep.params_total} "
+            f"parameters changed ({rep.proportion_percent:.6f}%) in {rep.seconds:.2f} s (stopped: {rep.stopped})",
+            f"{name} test accuracy: before {_pct(acc_before)}, locked {_pct(acc_locked)}",
+            f"locked model written to {args.out}",
+            f"key written to {args.key}{' (sealed)' if passphrase else ''}: keep it secret",
+        ],
+    )
     return 0
 
 
@@ -296,18 +367,39 @@ def cmd_unlock(args: argparse.Namespace) -> int:
         data = _load_split(_dataset_name(args, ckpt.meta), "test", args.data_dir)
         acc_locked, acc_unlocked = accuracy(ckpt.model, data), accuracy(restored, data)
     record = {"unlocked_from": str(args.locked), "key_created": key.created}
-    save_checkpoint(restored, args.out, architecture=ckpt.architecture, arguments=ckpt.arguments,
-                    dataset=ckpt.dataset, locked=False, record=record, force=args.force)
-    summary = {"command": "unlock", "locked": args.locked, "key": args.key, "out": args.out,
-               "params_restored": key.num_changed, "exact": True, "fingerprint": key.original_fingerprint,
-               "accuracy_locked": acc_locked, "accuracy_unlocked": acc_unlocked, "dataset": name,
-               "seconds": time.perf_counter() - start}
-    _emit(args, summary, [
-        f"unlocked {args.locked}: {key.num_changed} parameters restored; weights equal the original "
-        f"({short(key.original_fingerprint)})",
-        f"test accuracy: locked {_pct(acc_locked)}, unlocked {_pct(acc_unlocked)}",
-        f"restored model written to {args.out}",
-    ])
+    save_checkpoint(
+        restored,
+        args.out,
+        architecture=ckpt.architecture,
+        arguments=ckpt.arguments,
+        dataset=ckpt.dataset,
+        locked=False,
+        record=record,
+        force=args.force,
+    )
+    summary = {
+        "command": "unlock",
+        "locked": args.locked,
+        "key": args.key,
+        "out": args.out,
+        "params_restored": key.num_changed,
+        "exact": True,
+        "fingerprint": key.original_fingerprint,
+        "accuracy_locked": acc_locked,
+        "accuracy_unlocked": acc_unlocked,
+        "dataset": name,
+        "seconds": time.perf_counter() - start,
+    }
+    _emit(
+        args,
+        summary,
+        [
+            f"unlocked {args.locked}: {key.num_changed} parameters restored; weights equal the original "
+            f"({short(key.original_fingerprint)})",
+            f"test accuracy: locked {_pct(acc_locked)}, unlocked {_pct(acc_unlocked)}",
+            f"restored model written to {args.out}",
+        ],
+    )
     return 0
 
 
@@ -317,13 +409,25 @@ def cmd_key_info(args: argparse.Namespace) -> int:
     if sealed and passphrase is None:
         raise PassphraseError(f"key file {args.key} is sealed: pass --passphrase-file or set ${PASSPHRASE_ENV}")
     key = load_key(args.key, passphrase=passphrase)
-    summary = {"command": "key-info", "key": args.key, "sealed": sealed, "scheme": key.scheme,
-               "params_changed": key.num_changed, "tensors": {e.name: e.indices.numel() for e in key.entries},
-               "original_fingerprint": key.original_fingerprint, "locked_fingerprint": key.locked_fingerprint,
-               "created": key.created, "config": dict(key.config), "info": dict(key.info)}
-    lines = [f"{args.key}: {key.scheme} key{' (sealed)' if sealed else ''}, created {key.created}",
-             f"  changes {key.num_changed} values in {len(key.entries)} tensors",
-             f"  unlocks {key.locked_fingerprint}", f"  restores {key.original_fingerprint}"]
+    summary = {
+        "command": "key-info",
+        "key": args.key,
+        "sealed": sealed,
+        "scheme": key.scheme,
+        "params_changed": key.num_changed,
+        "tensors": {e.name: e.indices.numel() for e in key.entries},
+        "original_fingerprint": key.original_fingerprint,
+        "locked_fingerprint": key.locked_fingerprint,
+        "created": key.created,
+        "config": dict(key.config),
+        "info": dict(key.info),
+    }
+    lines = [
+        f"{args.key}: {key.scheme} key{' (sealed)' if sealed else ''}, created {key.created}",
+        f"  changes {key.num_changed} values in {len(key.entries)} tensors",
+        f"  unlocks {key.locked_fingerprint}",
+        f"  restores {key.original_fingerprint}",
+    ]
     lines += [f"  {name}: {n}" for name, n in summary["tensors"].items()]
     _emit(args, summary, lines)
     return 0
@@ -335,8 +439,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     device = resolve_device(args.device)
-    ckpt_path, locked_path, key_path, restored_path = (work / "lenet-fashion-mnist", work / "locked",
-                                                       work / "key.safetensors", work / "restored")
+    ckpt_path, locked_path, key_path, restored_path = (
+        work / "lenet-fashion-mnist",
+        work / "locked",
+        work / "key.safetensors",
+        work / "restored",
+    )
     test_data = load_dataset("fashion-mnist", "test", args.data_dir)
     train_data = load_dataset("fashion-mnist", "train", args.data_dir)
     ckpt = None
@@ -347,36 +455,68 @@ def cmd_demo(args: argparse.Namespace) -> int:
         except AdvParamsError as exc:
             print(f"cached checkpoint unusable ({exc}); training again")
     if ckpt is None:
-        ns = argparse.Namespace(model="lenet", dataset="fashion-mnist", data_dir=args.data_dir, epochs=args.epochs,
-                                batch_size=128, lr=1e-3, optimizer="adam", seed=0, device=args.device,
-                                out=str(ckpt_path), force=True, json=False, set=[], train_samples=None)
+        ns = argparse.Namespace(
+            model="lenet",
+            dataset="fashion-mnist",
+            data_dir=args.data_dir,
+            epochs=args.epochs,
+            batch_size=128,
+            lr=1e-3,
+            optimizer="adam",
+            seed=0,
+            device=args.device,
+            out=str(ckpt_path),
+            force=True,
+            json=False,
+            set=[],
+            train_samples=None,
+        )
         cmd_train(ns)
         ckpt = load_checkpoint(ckpt_path, device=device)
     scheme = SCHEMES.build("advparams", {})
     result = scheme.lock(ckpt.model, train_data)
     # The demo owns its work folder, so it replaces its own earlier outputs there.
     save_key(result.key, key_path, force=True)
-    save_checkpoint(result.model, locked_path, architecture=ckpt.architecture, arguments=ckpt.arguments,
-                    dataset="fashion-mnist", locked=True, force=True)
+    save_checkpoint(
+        result.model,
+        locked_path,
+        architecture=ckpt.architecture,
+        arguments=ckpt.arguments,
+        dataset="fashion-mnist",
+        locked=True,
+        force=True,
+    )
     locked = load_checkpoint(locked_path, device=device)
     restored = unlock(locked.model, load_key(key_path))
-    save_checkpoint(restored, restored_path, architecture=ckpt.architecture, arguments=ckpt.arguments,
-                    dataset="fashion-mnist", force=True)
+    save_checkpoint(
+        restored,
+        restored_path,
+        architecture=ckpt.architecture,
+        arguments=ckpt.arguments,
+        dataset="fashion-mnist",
+        force=True,
+    )
     orig_state, rest_state = ckpt.model.state_dict(), restored.state_dict()
     exact = list(orig_state) == list(rest_state) and all(torch.equal(orig_state[k], rest_state[k]) for k in orig_state)
-    acc = {name: accuracy(m, test_data) for name, m in
-           (("original", ckpt.model), ("locked", locked.model), ("unlocked", restored))}
+    acc = {
+        name: accuracy(m, test_data)
+        for name, m in (("original", ckpt.model), ("locked", locked.model), ("unlocked", restored))
+    }
     rep = result.report
     print()
     print("AdvParams demo: LeNet-5 on Fashion-MNIST (test set, 10,000 images)")
     print(f"  accuracy original  {_pct(acc['original'])}")
     print(f"  accuracy locked    {_pct(acc['locked'])}   (chance: 10.00%)")
     print(f"  accuracy unlocked  {_pct(acc['unlocked'])}")
-    print(f"  parameters changed {rep.params_changed} of {rep.params_total} ({rep.proportion_percent:.4f}%), "
-          f"lock took {rep.seconds:.2f} s")
+    print(
+        f"  parameters changed {rep.params_changed} of {rep.params_total} ({rep.proportion_percent:.4f}%), "
+        f"lock took {rep.seconds:.2f} s"
+    )
     print(f"  unlocked == original, every tensor bit-exact: {'yes' if exact else 'NO'}")
-    print(f"  files in {work}: lenet-fashion-mnist/, locked/, key.safetensors, restored/ "
-          f"({time.perf_counter() - start:.0f} s in all)")
+    print(
+        f"  files in {work}: lenet-fashion-mnist/, locked/, key.safetensors, restored/ "
+        f"({time.perf_counter() - start:.0f} s in all)"
+    )
     return 0 if exact else 1
 
 
@@ -403,9 +543,12 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, device=False, data=False)
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("train", help="train a registered model and save a checkpoint",
-                       description="Train a registered model on a data set; writes a checkpoint folder "
-                                   "(model.safetensors + model.json).")
+    p = sub.add_parser(
+        "train",
+        help="train a registered model and save a checkpoint",
+        description="Train a registered model on a data set; writes a checkpoint folder "
+        "(model.safetensors + model.json).",
+    )
     p.add_argument("--model", required=True, choices=MODELS.names(), help="architecture")
     p.add_argument("--dataset", required=True, choices=DATASETS.names(), help="data set")
     p.add_argument("--out", help="checkpoint folder to write (default: runs/MODEL-DATASET-seedSEED)")
@@ -415,8 +558,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimiser (default: adam)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffling (default: 0)")
     p.add_argument("--train-samples", type=int, help="train on a random subset of this many samples")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra model option, e.g. --set width=16 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra model option, e.g. --set width=16 (repeatable)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
     common(p)
     p.set_defaults(func=cmd_train)
@@ -428,35 +576,52 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("lock", help="lock a checkpoint; writes the locked model and its secret key",
-                       description="Lock a trained checkpoint: a few parameters are adversarially perturbed so "
-                                   "the model is useless without the key. Lock samples come from the data set's "
-                                   "training split; accuracies are measured on its test split.",
-                       epilog=_scheme_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "lock",
+        help="lock a checkpoint; writes the locked model and its secret key",
+        description="Lock a trained checkpoint: a few parameters are adversarially perturbed so "
+        "the model is useless without the key. Lock samples come from the data set's "
+        "training split; accuracies are measured on its test split.",
+        epilog=_scheme_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("checkpoint", help="checkpoint folder of the trained model")
     p.add_argument("--out", required=True, help="checkpoint folder to write the locked model to")
     p.add_argument("--key", required=True, help="key file to write (safetensors; keep it secret)")
     p.add_argument("--scheme", default="advparams", choices=SCHEMES.names(), help="locking scheme (default: advparams)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="scheme option, e.g. --set max_params=30 (repeatable; see below)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="scheme option, e.g. --set max_params=30 (repeatable; see below)",
+    )
     p.add_argument("--seed", type=int, help="seed of the lock-sample choice (scheme option 'seed')")
     p.add_argument("--dataset", choices=DATASETS.names(), help="data set (default: the checkpoint's)")
-    p.add_argument("--seal", action="store_true",
-                   help=f"seal the key with a passphrase (from --passphrase-file, ${PASSPHRASE_ENV} or a prompt)")
+    p.add_argument(
+        "--seal",
+        action="store_true",
+        help=f"seal the key with a passphrase (from --passphrase-file, ${PASSPHRASE_ENV} or a prompt)",
+    )
     p.add_argument("--passphrase-file", help="file whose first line is the passphrase (implies --seal)")
     p.add_argument("--no-eval", action="store_true", help="skip measuring test accuracy")
     p.add_argument("--force", action="store_true", help="overwrite existing --out and --key")
     common(p)
     p.set_defaults(func=cmd_lock)
 
-    p = sub.add_parser("unlock", help="restore the original model from a locked one and its key",
-                       description="Restore the original model bit-exactly. The key's fingerprints must match "
-                                   "the locked model, and the result is checked against the original's.")
+    p = sub.add_parser(
+        "unlock",
+        help="restore the original model from a locked one and its key",
+        description="Restore the original model bit-exactly. The key's fingerprints must match "
+        "the locked model, and the result is checked against the original's.",
+    )
     p.add_argument("locked", help="checkpoint folder of the locked model")
     p.add_argument("--key", required=True, help="the key file written by 'advparams lock'")
     p.add_argument("--out", required=True, help="checkpoint folder to write the restored model to")
     p.add_argument("--passphrase-file", help=f"passphrase of a sealed key (else ${PASSPHRASE_ENV} or a prompt)")
-    p.add_argument("--dataset", choices=DATASETS.names(), help="data set for the accuracy check (default: the checkpoint's)")
+    p.add_argument(
+        "--dataset", choices=DATASETS.names(), help="data set for the accuracy check (default: the checkpoint's)"
+    )
     p.add_argument("--no-eval", action="store_true", help="skip measuring test accuracy")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
     common(p)

@@ -80,7 +80,7 @@ class Registry(Generic[T]):
         opts = dict(options or {})
         config_cls = getattr(obj, "Config", None)
         if config_cls is not None and dataclasses.is_dataclass(config_cls):
-            return obj(config_from_dict(config_cls, opts, what=f"{self.family} {name!r}"))  # type: ignore[operator]
+            return obj(config_from_dict(config_cls, opts, what=f"{self.family} {name!r}"))  # type: ignore[arg-type,operator]
         if not callable(obj):
             raise TypeError(f"{self.family} {name!r} is not buildable")
         check_kwargs(obj, opts, what=f"{self.family} {name!r}")
@@ -106,9 +106,7 @@ def config_from_dict(config_cls: type[T], options: Mapping[str, Any], *, what: s
     fields = {f.name for f in dataclasses.fields(config_cls)}  # type: ignore[arg-type]
     unknown = sorted(set(options) - fields)
     if unknown:
-        raise ConfigError(
-            f"{what} got unknown option(s) {', '.join(unknown)}; accepted: {', '.join(sorted(fields))}"
-        )
+        raise ConfigError(f"{what} got unknown option(s) {', '.join(unknown)}; accepted: {', '.join(sorted(fields))}")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
     try:
         return config_cls(**values)

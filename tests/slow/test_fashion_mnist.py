@@ -23,8 +23,10 @@ SEEDS = (0, 1, 2)
 @pytest.fixture(scope="module", autouse=True)
 def _real_data_present() -> None:
     if find_dir("train", None) is None or find_dir("test", None) is None:
-        pytest.skip("real Fashion-MNIST not found: `make test` installs Debian's dataset-fashion-mnist; "
-                    "elsewhere set ADVPARAMS_DATA")
+        pytest.skip(
+            "real Fashion-MNIST not found: `make test` installs Debian's dataset-fashion-mnist; "
+            "elsewhere set ADVPARAMS_DATA"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,26 @@ def checkpoints(tmp_path_factory):
     paths = {}
     for seed in SEEDS:
         path = root / f"lenet-seed{seed}"
-        assert main(["train", "--model", "lenet", "--dataset", "fashion-mnist", "--epochs", "10", "--seed", str(seed),
-                     "--out", str(path), "--device", "cpu"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--model",
+                    "lenet",
+                    "--dataset",
+                    "fashion-mnist",
+                    "--epochs",
+                    "10",
+                    "--seed",
+                    str(seed),
+                    "--out",
+                    str(path),
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
         paths[seed] = path
     return paths
 
@@ -70,8 +90,20 @@ def test_cli_lock_unlock_on_real_data(capsys, checkpoints, tmp_path) -> None:
     assert main(["lock", str(ckpt), "--out", str(tmp_path / "locked"), "--key", str(tmp_path / "key"), "--json"]) == 0
     lock = json.loads(capsys.readouterr().out)
     assert lock["accuracy_before"] >= 0.89 and lock["accuracy_locked"] <= 0.12 and lock["params_changed"] <= 30
-    assert main(["unlock", str(tmp_path / "locked"), "--key", str(tmp_path / "key"), "--out",
-                 str(tmp_path / "restored"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "unlock",
+                str(tmp_path / "locked"),
+                "--key",
+                str(tmp_path / "key"),
+                "--out",
+                str(tmp_path / "restored"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     unlock_summary = json.loads(capsys.readouterr().out)
     assert unlock_summary["accuracy_unlocked"] == lock["accuracy_before"] and unlock_summary["exact"]
     assert state_equal(load_checkpoint(tmp_path / "restored").model, load_checkpoint(ckpt).model)

@@ -7,15 +7,15 @@ from safetensors.torch import load_file, save_file
 from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.errors import CheckpointError, OutputExistsError, UnknownNameError
 from advparams.models import build_model
-
 from advparams.testing import state_equal
 
 
 @pytest.fixture
 def ckpt(tmp_path):
     model = build_model("lenet", {"input_size": 16}, seed=0)
-    path = save_checkpoint(model, tmp_path / "c", architecture="lenet", arguments={"input_size": 16},
-                           dataset="synthetic")
+    path = save_checkpoint(
+        model, tmp_path / "c", architecture="lenet", arguments={"input_size": 16}, dataset="synthetic"
+    )
     return model, path
 
 
@@ -38,8 +38,9 @@ def test_no_overwrite_without_force(ckpt) -> None:
     model, path = ckpt
     before = (path / "model.safetensors").read_bytes()
     with pytest.raises(OutputExistsError):
-        save_checkpoint(build_model("lenet", {"input_size": 16}, seed=1), path, architecture="lenet",
-                        arguments={"input_size": 16})
+        save_checkpoint(
+            build_model("lenet", {"input_size": 16}, seed=1), path, architecture="lenet", arguments={"input_size": 16}
+        )
     assert (path / "model.safetensors").read_bytes() == before
 
 
@@ -60,12 +61,15 @@ def test_truncated_weights(ckpt) -> None:
         load_checkpoint(path)
 
 
-@pytest.mark.parametrize("edit,match", [
-    (lambda m: m.update(architecture="alexnet"), "unknown model"),
-    (lambda m: m.update(version=99), "version"),
-    (lambda m: m.update(arguments={"input_size": 28}), "does not fit|the model needs"),
-    (lambda m: m.pop("fingerprint"), "lacks"),
-])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda m: m.update(architecture="alexnet"), "unknown model"),
+        (lambda m: m.update(version=99), "version"),
+        (lambda m: m.update(arguments={"input_size": 28}), "does not fit|the model needs"),
+        (lambda m: m.pop("fingerprint"), "lacks"),
+    ],
+)
 def test_bad_description(ckpt, edit, match) -> None:
     _, path = ckpt
     meta = json.loads((path / "model.json").read_text())

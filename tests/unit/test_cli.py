@@ -35,8 +35,25 @@ def workdir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained_ckpt(workdir):
     path = workdir / "model"
-    assert main(["train", "--model", "lenet", "--dataset", "synthetic", "--epochs", "3", "--out", str(path),
-                 "--device", "cpu", "--json"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "lenet",
+                "--dataset",
+                "synthetic",
+                "--epochs",
+                "3",
+                "--out",
+                str(path),
+                "--device",
+                "cpu",
+                "--json",
+            ]
+        )
+        == 0
+    )
     return path
 
 
@@ -48,16 +65,39 @@ def locked(workdir, trained_ckpt):
 
 
 def test_train_json(capsys, workdir) -> None:
-    code, out, _ = run(capsys, "train", "--model", "lenet", "--dataset", "synthetic", "--epochs", "2",
-                       "--out", workdir / "t2", "--json", "--set", "input_size=16")
+    code, out, _ = run(
+        capsys,
+        "train",
+        "--model",
+        "lenet",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "2",
+        "--out",
+        workdir / "t2",
+        "--json",
+        "--set",
+        "input_size=16",
+    )
     summary = json.loads(out)
     assert code == 0 and summary["command"] == "train" and summary["accuracy"] > 0.5
     assert load_checkpoint(workdir / "t2").architecture == "lenet"
 
 
 def test_lock_unlock_round_trip_json(capsys, workdir, trained_ckpt) -> None:
-    code, out, _ = run(capsys, "lock", trained_ckpt, "--out", workdir / "l1", "--key", workdir / "k1", "--json",
-                       "--set", "max_params=40")
+    code, out, _ = run(
+        capsys,
+        "lock",
+        trained_ckpt,
+        "--out",
+        workdir / "l1",
+        "--key",
+        workdir / "k1",
+        "--json",
+        "--set",
+        "max_params=40",
+    )
     s = json.loads(out)
     assert code == 0 and s["params_changed"] <= 40 and s["accuracy_locked"] < s["accuracy_before"]
     for field in ("accuracy_before", "accuracy_locked", "params_changed", "proportion_percent", "seconds"):
@@ -74,14 +114,28 @@ def test_lock_unlock_round_trip_json(capsys, workdir, trained_ckpt) -> None:
 def test_sealed_key_via_cli(capsys, workdir, trained_ckpt, monkeypatch) -> None:
     pw = workdir / "pw"
     pw.write_text("open sesame\n")
-    assert run(capsys, "lock", trained_ckpt, "--out", workdir / "ls", "--key", workdir / "ks",
-               "--passphrase-file", pw, "--no-eval")[0] == 0
+    assert (
+        run(
+            capsys,
+            "lock",
+            trained_ckpt,
+            "--out",
+            workdir / "ls",
+            "--key",
+            workdir / "ks",
+            "--passphrase-file",
+            pw,
+            "--no-eval",
+        )[0]
+        == 0
+    )
     code, _, err = run(capsys, "unlock", workdir / "ls", "--key", workdir / "ks", "--out", workdir / "rs")
     assert_one_line_error(code, err, "is sealed")
     bad = workdir / "bad"
     bad.write_text("open sesame!\n")
-    code, _, err = run(capsys, "unlock", workdir / "ls", "--key", workdir / "ks", "--out", workdir / "rs",
-                       "--passphrase-file", bad)
+    code, _, err = run(
+        capsys, "unlock", workdir / "ls", "--key", workdir / "ks", "--out", workdir / "rs", "--passphrase-file", bad
+    )
     assert_one_line_error(code, err, "wrong passphrase")
     monkeypatch.setenv("ADVPARAMS_PASSPHRASE", "open sesame")
     assert run(capsys, "unlock", workdir / "ls", "--key", workdir / "ks", "--out", workdir / "rs")[0] == 0
@@ -103,8 +157,23 @@ def test_existing_outputs_not_overwritten(capsys, workdir, trained_ckpt, locked)
 
 def test_wrong_key_and_unlocked_model(capsys, workdir, trained_ckpt, locked) -> None:
     out, _ = locked
-    assert run(capsys, "lock", trained_ckpt, "--out", workdir / "l2", "--key", workdir / "k2", "--seed", "9",
-               "--set", 'exclude=["features.0.*"]', "--no-eval")[0] == 0
+    assert (
+        run(
+            capsys,
+            "lock",
+            trained_ckpt,
+            "--out",
+            workdir / "l2",
+            "--key",
+            workdir / "k2",
+            "--seed",
+            "9",
+            "--set",
+            'exclude=["features.0.*"]',
+            "--no-eval",
+        )[0]
+        == 0
+    )
     code, _, err = run(capsys, "unlock", out, "--key", workdir / "k2", "--out", workdir / "never")
     assert_one_line_error(code, err, "does not belong to this model")
     code, _, err = run(capsys, "unlock", trained_ckpt, "--key", workdir / "k2", "--out", workdir / "never")
@@ -141,8 +210,9 @@ def test_missing_data_and_unknown_names(capsys, workdir, trained_ckpt, tmp_path)
     assert_one_line_error(code, err, "not found")
     code, _, err = run(capsys, "evaluate", trained_ckpt, "--dataset", "cifar10")
     assert_one_line_error(code, err, "--data-dir")
-    code, _, err = run(capsys, "lock", trained_ckpt, "--out", workdir / "x", "--key", workdir / "xk",
-                       "--set", "colour=red")
+    code, _, err = run(
+        capsys, "lock", trained_ckpt, "--out", workdir / "x", "--key", workdir / "xk", "--set", "colour=red"
+    )
     assert_one_line_error(code, err, "unknown option(s) colour")
     bad = workdir / "unknown-arch"
     shutil.copytree(trained_ckpt, bad)
@@ -166,6 +236,7 @@ def test_cuda_requested_without_cuda(capsys, trained_ckpt) -> None:
 def test_list_and_console_script(capsys) -> None:
     code, out, _ = run(capsys, "list", "--json")
     assert code == 0 and json.loads(out)["schemes"] == ["advparams"]
-    proc = subprocess.run([sys.executable, "-m", "advparams", "lock", "--help"], capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "advparams", "lock", "--help"], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0 and "max_params" in proc.stdout and "--passphrase-file" in proc.stdout

@@ -22,11 +22,15 @@ _ARRAY_RECONSTRUCT = {
     ("numpy._core.multiarray", "_reconstruct"),
 }
 _FROMBUFFER = {("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
-_ALLOWED = _ARRAY_RECONSTRUCT | _FROMBUFFER | {
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("_codecs", "encode"),
-}
+_ALLOWED = (
+    _ARRAY_RECONSTRUCT
+    | _FROMBUFFER
+    | {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
+)
 
 
 class _Global:
@@ -147,7 +151,7 @@ class _Reader:
             if state[2] is not None or state[3] is not None:
                 raise DataError(f"{self.what} holds a structured dtype, which is not supported")
             if order in ("<", ">"):
-                obj.dtype = np.dtype(obj.spec).newbyteorder(order)
+                obj.dtype = np.dtype(obj.spec).newbyteorder(order)  # type: ignore[arg-type]
             return
         if isinstance(obj, _ArrayStub):
             # state = (version, shape, dtype, is_fortran, raw_bytes)
@@ -231,7 +235,7 @@ class _Reader:
                 st.append(False)
             elif op == b"I":
                 s = self.line()
-                st.append({b"00": False, b"01": True}.get(s, None) if s in (b"00", b"01") else int(s))
+                st.append({b"00": False, b"01": True}.get(s) if s in (b"00", b"01") else int(s))
             elif op == b"J":
                 st.append(self.u("<i", 4))
             elif op == b"K":

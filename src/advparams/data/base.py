@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from advparams.errors import DataError
 
-DataLike = Union[Dataset, tuple[torch.Tensor, torch.Tensor]]
+DataLike = Dataset | tuple[torch.Tensor, torch.Tensor]
 
 
 class ImageDataset(Dataset):
@@ -43,11 +42,15 @@ class ImageDataset(Dataset):
         name: str = "dataset",
     ) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
-            raise DataError(f"{name}: images must be a uint8 tensor [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
+            raise DataError(
+                f"{name}: images must be a uint8 tensor [N, C, H, W], got {images.dtype} {tuple(images.shape)}"
+            )
         if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
             raise DataError(f"{name}: {images.shape[0]} images but {labels.shape[0]} labels")
         if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-            raise DataError(f"{name}: labels must lie in [0, {num_classes}), got [{int(labels.min())}, {int(labels.max())}]")
+            raise DataError(
+                f"{name}: labels must lie in [0, {num_classes}), got [{int(labels.min())}, {int(labels.max())}]"
+            )
         if len(mean) != images.shape[1] or len(std) != images.shape[1]:
             raise DataError(f"{name}: mean/std need one value per channel ({images.shape[1]})")
         self.images = images
@@ -78,8 +81,12 @@ class ImageDataset(Dataset):
     def subset(self, indices: torch.Tensor) -> ImageDataset:
         """A new data set holding the samples at ``indices``."""
         return ImageDataset(
-            self.images[indices], self.labels[indices], mean=self.mean, std=self.std,
-            num_classes=self.num_classes, name=self.name,
+            self.images[indices],
+            self.labels[indices],
+            mean=self.mean,
+            std=self.std,
+            num_classes=self.num_classes,
+            name=self.name,
         )
 
     @property

@@ -92,7 +92,12 @@ def load(split: str, root: Path | None) -> ImageDataset:
 
 DATASETS.register("cifar10")(
     DatasetSpec(
-        name="cifar10", num_classes=10, in_channels=3, input_size=32, loader=load, needs_root=True,
+        name="cifar10",
+        num_classes=10,
+        in_channels=3,
+        input_size=32,
+        loader=load,
+        needs_root=True,
         description="CIFAR-10, 32x32 colour, 10 classes (official python or binary batches in --data-dir)",
     )
 )

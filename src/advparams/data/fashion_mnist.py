@@ -40,8 +40,14 @@ HOW_TO_GET = (
     "ADVPARAMS_DATA to it (or pass --data-dir)"
 )
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES: dict[int, object] = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 def parse_idx(data: bytes, *, what: str = "IDX file") -> np.ndarray:
@@ -53,7 +59,7 @@ def parse_idx(data: bytes, *, what: str = "IDX file") -> np.ndarray:
     if len(data) < header:
         raise DataError(f"{what} is truncated (header)")
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    dtype = np.dtype(_IDX_DTYPES[data[2]])
+    dtype = np.dtype(_IDX_DTYPES[data[2]])  # type: ignore[call-overload]
     expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     if len(data) != expected:
         raise DataError(f"{what} has {len(data)} bytes, expected {expected}: truncated or corrupt")
@@ -138,7 +144,12 @@ def load(split: str, root: Path | None) -> ImageDataset:
 
 DATASETS.register("fashion-mnist")(
     DatasetSpec(
-        name="fashion-mnist", num_classes=10, in_channels=1, input_size=28, loader=load,
-        needs_root=False, description="Fashion-MNIST, 28x28 grey, 10 classes (found on the machine or downloaded)",
+        name="fashion-mnist",
+        num_classes=10,
+        in_channels=1,
+        input_size=28,
+        loader=load,
+        needs_root=False,
+        description="Fashion-MNIST, 28x28 grey, 10 classes (found on the machine or downloaded)",
     )
 )

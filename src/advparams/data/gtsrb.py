@@ -128,13 +128,13 @@ def load(split: str, root: Path | None) -> ImageDataset:
     else:
         test = base / "Final_Test" / "Images"
         candidates = [root / "GT-final_test.csv", base / "GT-final_test.csv", test / "GT-final_test.csv"]
-        csv_path = next((c for c in candidates if c.is_file()), None)
-        if csv_path is None:
+        test_csv = next((c for c in candidates if c.is_file()), None)
+        if test_csv is None:
             raise DataError(
                 "GTSRB test labels GT-final_test.csv not found (from GTSRB_Final_Test_GT.zip); "
                 f"looked in {', '.join(str(c.parent) for c in candidates)}"
             )
-        images, labels = _load_rows(_read_csv(csv_path), test, csv_path)
+        images, labels = _load_rows(_read_csv(test_csv), test, test_csv)
     return ImageDataset(
         torch.stack(images), torch.tensor(labels), mean=MEAN, std=STD, num_classes=NUM_CLASSES, name="gtsrb"
     )
@@ -142,7 +142,12 @@ def load(split: str, root: Path | None) -> ImageDataset:
 
 DATASETS.register("gtsrb")(
     DatasetSpec(
-        name="gtsrb", num_classes=NUM_CLASSES, in_channels=3, input_size=SIZE, loader=load, needs_root=True,
+        name="gtsrb",
+        num_classes=NUM_CLASSES,
+        in_channels=3,
+        input_size=SIZE,
+        loader=load,
+        needs_root=True,
         description="GTSRB traffic signs, resized to 32x32 colour, 43 classes (official layout in --data-dir)",
     )
 )

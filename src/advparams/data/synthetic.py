@@ -58,7 +58,12 @@ def load(split: str, root: Path | None) -> ImageDataset:
 
 DATASETS.register("synthetic")(
     DatasetSpec(
-        name="synthetic", num_classes=NUM_CLASSES, in_channels=1, input_size=SIZE, loader=load,
-        needs_root=False, description="generated 16x16 grey templates plus noise, 10 classes (tests, examples)",
+        name="synthetic",
+        num_classes=NUM_CLASSES,
+        in_channels=1,
+        input_size=SIZE,
+        loader=load,
+        needs_root=False,
+        description="generated 16x16 grey templates plus noise, 10 classes (tests, examples)",
     )
 )

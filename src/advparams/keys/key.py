@@ -25,8 +25,12 @@ from torch import nn
 from advparams.errors import KeyFileError, KeyMismatchError
 from advparams.fingerprint import model_fingerprint, short, state_fingerprint
 
-_INT_VIEW = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
-             torch.bfloat16: torch.int16}
+_INT_VIEW = {
+    torch.float64: torch.int64,
+    torch.float32: torch.int32,
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,8 +54,10 @@ class KeyEntry:
         if self.indices.dtype != torch.int64 or self.indices.dim() != 1:
             raise KeyFileError(f"key entry {self.name!r}: indices must be a 1-d int64 tensor")
         if self.original.shape != (n,) or self.locked.shape != (n,):
-            raise KeyFileError(f"key entry {self.name!r}: {n} indices but values of shape "
-                               f"{tuple(self.original.shape)} / {tuple(self.locked.shape)}")
+            raise KeyFileError(
+                f"key entry {self.name!r}: {n} indices but values of shape "
+                f"{tuple(self.original.shape)} / {tuple(self.locked.shape)}"
+            )
         if self.original.dtype != self.locked.dtype:
             raise KeyFileError(f"key entry {self.name!r}: original and locked values differ in dtype")
         if n and bool((self.indices[1:] <= self.indices[:-1]).any()):
@@ -121,7 +127,7 @@ class Key:
             scheme=scheme,
             config=dict(config or {}),
             info=dict(info or {}),
-            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         )
 
 
@@ -135,8 +141,9 @@ def _write(model: nn.Module, key: Key, *, to_original: bool) -> nn.Module:
         if t.dtype != e.original.dtype:
             raise KeyMismatchError(f"tensor {e.name!r} is {t.dtype} but the key holds {e.original.dtype}")
         if e.indices.numel() and int(e.indices[-1]) >= t.numel():
-            raise KeyMismatchError(f"the key addresses position {int(e.indices[-1])} of {e.name!r}, "
-                                   f"which has only {t.numel()} values")
+            raise KeyMismatchError(
+                f"the key addresses position {int(e.indices[-1])} of {e.name!r}, which has only {t.numel()} values"
+            )
         with torch.no_grad():
             flat = t.detach().reshape(-1).clone()
             values = e.original if to_original else e.locked
@@ -174,9 +181,7 @@ def relock(model: nn.Module, key: Key) -> nn.Module:
     """
     fp = model_fingerprint(model)
     if fp != key.original_fingerprint:
-        raise KeyMismatchError(
-            f"this key was made from {short(key.original_fingerprint)}, the model is {short(fp)}"
-        )
+        raise KeyMismatchError(f"this key was made from {short(key.original_fingerprint)}, the model is {short(fp)}")
     out = _write(model, key, to_original=False)
     if model_fingerprint(out) != key.locked_fingerprint:
         raise KeyFileError("re-locking did not reproduce the locked weights: the key is corrupt")

@@ -43,8 +43,13 @@ def seal(plain: bytes, passphrase: str) -> bytes:
         raise PassphraseError("the passphrase is empty")
     salt, nonce = os.urandom(16), os.urandom(12)
     header = {
-        "cipher": "AES-256-GCM", "kdf": "scrypt", "n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P,
-        "salt": base64.b64encode(salt).decode(), "nonce": base64.b64encode(nonce).decode(),
+        "cipher": "AES-256-GCM",
+        "kdf": "scrypt",
+        "n": SCRYPT_N,
+        "r": SCRYPT_R,
+        "p": SCRYPT_P,
+        "salt": base64.b64encode(salt).decode(),
+        "nonce": base64.b64encode(nonce).decode(),
     }
     head = MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n"
     key = _derive(passphrase, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)

@@ -20,9 +20,7 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
-            )
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -33,9 +31,7 @@ class BasicBlock(nn.Module):
 class ResNet18(nn.Module):
     """ResNet-18 for small images (11.17 M parameters at width 64, 10 classes, 3 channels)."""
 
-    def __init__(
-        self, num_classes: int = 10, in_channels: int = 3, input_size: int = 32, width: int = 64
-    ) -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, input_size: int = 32, width: int = 64) -> None:
         super().__init__()
         del input_size  # global average pooling makes the net size-agnostic
         self.stem = nn.Sequential(

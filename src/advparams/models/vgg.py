@@ -15,9 +15,7 @@ from advparams.models import MODELS
 class VGGSmall(nn.Module):
     """VGG-style net: widths (w, w, M, 2w, 2w, M, 4w, 4w, M), BatchNorm, 2-layer classifier."""
 
-    def __init__(
-        self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28, width: int = 32
-    ) -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28, width: int = 32) -> None:
         super().__init__()
         if input_size < 8:
             raise ValueError(f"the VGG-style net needs inputs of at least 8x8, got {input_size}")

@@ -1,7 +1,7 @@
 """Active protection: schemes that lock a model so that it is useless without its key."""
 
-from advparams.schemes.base import SCHEMES, LockProgress, LockReport, LockResult, Scheme
 from advparams.schemes.advparams import AdvParams, AdvParamsConfig  # noqa: I001  (registers)
+from advparams.schemes.base import SCHEMES, LockProgress, LockReport, LockResult, Scheme
 
 
 def list_schemes() -> list[str]:
@@ -9,5 +9,13 @@ def list_schemes() -> list[str]:
     return SCHEMES.names()
 
 
-__all__ = ["SCHEMES", "AdvParams", "AdvParamsConfig", "LockProgress", "LockReport", "LockResult", "Scheme",
-           "list_schemes"]
+__all__ = [
+    "SCHEMES",
+    "AdvParams",
+    "AdvParamsConfig",
+    "LockProgress",
+    "LockReport",
+    "LockResult",
+    "Scheme",
+    "list_schemes",
+]

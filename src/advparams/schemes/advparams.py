@@ -185,8 +185,9 @@ class AdvParams(Scheme[AdvParamsConfig]):
         idx = balanced_indices(labels, cfg.num_samples, gen)
         x_all, y_all = gather(data, idx)
         x_all, y_all = x_all.to(device=device, dtype=torch.float32), y_all.to(device)
-        batches = [(x_all[i : i + cfg.batch_size], y_all[i : i + cfg.batch_size])
-                   for i in range(0, len(y_all), cfg.batch_size)]
+        batches = [
+            (x_all[i : i + cfg.batch_size], y_all[i : i + cfg.batch_size]) for i in range(0, len(y_all), cfg.batch_size)
+        ]
         n = len(y_all)
 
         def loss_acc() -> tuple[float, float]:
@@ -231,46 +232,69 @@ class AdvParams(Scheme[AdvParamsConfig]):
                 lo, hi, r = bounds[name]
                 score = move_scores(grads[name], p.detach(), lo, hi, cfg.max_steps * cfg.step * r, cfg.selection)
                 score = score.masked_fill(chosen[name], 0.0)
-                s, i = score.reshape(-1).max(0)
-                if float(s) > best_score:
-                    best_score, best = float(s), (name, int(i))
+                top_score, top_index = score.reshape(-1).max(0)
+                if float(top_score) > best_score:
+                    best_score, best = float(top_score), (name, int(top_index))
             if best is None:
                 stopped = "exhausted"
                 break
-            name, i = best
-            chosen[name].view(-1)[i] = True
+            name, index = best
+            chosen[name].view(-1)[index] = True
             gain, new_loss, new_acc = self._line_search(
-                cands[name], i, float(grads[name].reshape(-1)[i]), bounds[name], orig_dtypes[name], loss, loss_acc
+                cands[name],
+                index,
+                float(grads[name].reshape(-1)[index]),
+                bounds[name],
+                orig_dtypes[name],
+                loss,
+                loss_acc,
             )
             if gain:
-                changed.append((name, i))
+                changed.append((name, index))
                 loss, acc = new_loss, new_acc
             if progress is not None:
                 progress(LockProgress(rounds, len(changed), cfg.max_params, acc, target, loss))
-            log.debug("round %d: %s[%d] gain=%s loss=%.4f acc=%.4f", rounds, name, i, gain, loss, acc)
+            log.debug("round %d: %s[%d] gain=%s loss=%.4f acc=%.4f", rounds, name, index, gain, loss, acc)
 
         locked = copy.deepcopy(model)
         locked_params = dict(locked.named_parameters())
         with torch.no_grad():
-            for name, i in changed:
+            for name, index in changed:
                 target_p = locked_params[name]
                 flat = target_p.detach().reshape(-1).clone()
-                flat[i] = cands[name].detach().reshape(-1)[i].to(target_p.dtype)
+                flat[index] = cands[name].detach().reshape(-1)[index].to(target_p.dtype)
                 target_p.copy_(flat.view_as(target_p))
         total = count_parameters(model)
-        key = Key.from_models(model, locked, scheme=self.name, config=self.config_dict(),
-                              info={"params_total": total, "lock_accuracy_before": acc_before,
-                                    "lock_accuracy_after": acc, "num_samples": n})
+        key = Key.from_models(
+            model,
+            locked,
+            scheme=self.name,
+            config=self.config_dict(),
+            info={
+                "params_total": total,
+                "lock_accuracy_before": acc_before,
+                "lock_accuracy_after": acc,
+                "num_samples": n,
+            },
+        )
         if key.num_changed != len(changed):
             raise AdvParamsError(f"internal error: {len(changed)} values changed but the key holds {key.num_changed}")
         per_tensor: dict[str, int] = {}
         for name, _ in changed:
             per_tensor[name] = per_tensor.get(name, 0) + 1
         report = LockReport(
-            scheme=self.name, params_changed=len(changed), params_total=total,
-            proportion_percent=100.0 * len(changed) / total, lock_accuracy_before=acc_before,
-            lock_accuracy_after=acc, target_accuracy=target, num_samples=n, rounds=rounds, stopped=stopped,
-            seconds=time.perf_counter() - start, changed_per_tensor=per_tensor,
+            scheme=self.name,
+            params_changed=len(changed),
+            params_total=total,
+            proportion_percent=100.0 * len(changed) / total,
+            lock_accuracy_before=acc_before,
+            lock_accuracy_after=acc,
+            target_accuracy=target,
+            num_samples=n,
+            rounds=rounds,
+            stopped=stopped,
+            seconds=time.perf_counter() - start,
+            changed_per_tensor=per_tensor,
         )
         return LockResult(locked, key, report)
 
@@ -289,8 +313,10 @@ class AdvParams(Scheme[AdvParamsConfig]):
         try:
             for xb, yb in batches:
                 (lock_objective(logits_of(work, xb), yb, cfg.objective, cfg.loss_cap) / n).backward()
-            return {name: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
-                    for name, p in cands.items()}
+            return {
+                name: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+                for name, p in cands.items()
+            }
         finally:
             for p in cands.values():
                 p.requires_grad_(False)

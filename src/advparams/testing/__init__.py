@@ -88,9 +88,20 @@ def tiny_trained_classifier(
             model = TinyConvNet()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        result = train(model, data, TrainConfig(epochs=epochs, batch_size=32, lr=3e-3),
-                       generator=torch.Generator().manual_seed(seed))
+        result = train(
+            model,
+            data,
+            TrainConfig(epochs=epochs, batch_size=32, lr=3e-3),
+            generator=torch.Generator().manual_seed(seed),
+        )
     return result.model, data
 
 
-__all__ = ["ConstantClassifier", "TinyAttentionNet", "TinyConvNet", "state_equal", "tiny_data", "tiny_trained_classifier"]
+__all__ = [
+    "ConstantClassifier",
+    "TinyAttentionNet",
+    "TinyConvNet",
+    "state_equal",
+    "tiny_data",
+    "tiny_trained_classifier",
+]

@@ -29,8 +29,9 @@ def test_image_dataset_validates() -> None:
     with pytest.raises(DataError, match="uint8"):
         ImageDataset(torch.zeros(2, 1, 4, 4), torch.zeros(2), mean=(0.5,), std=(0.5,), num_classes=2)
     with pytest.raises(DataError, match="labels must lie"):
-        ImageDataset(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 5]), mean=(0.5,), std=(0.5,),
-                     num_classes=2)
+        ImageDataset(
+            torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 5]), mean=(0.5,), std=(0.5,), num_classes=2
+        )
 
 
 def test_load_dataset_errors() -> None:

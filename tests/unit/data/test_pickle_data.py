@@ -15,8 +15,13 @@ class _Evil:
 
 @pytest.mark.parametrize("protocol", range(0, 6))
 def test_plain_data_round_trips(protocol) -> None:
-    value = {b"data": np.arange(24, dtype=np.uint8).reshape(4, 6), b"labels": [1, 2, 3, 4], "s": "text",
-             "f": np.arange(6, dtype=">f4").reshape(2, 3, order="F"), "t": (1.5, None, True, -7, 2**70)}
+    value = {
+        b"data": np.arange(24, dtype=np.uint8).reshape(4, 6),
+        b"labels": [1, 2, 3, 4],
+        "s": "text",
+        "f": np.arange(6, dtype=">f4").reshape(2, 3, order="F"),
+        "t": (1.5, None, True, -7, 2**70),
+    }
     out = loads_data(pickle.dumps(value, protocol=protocol))
     assert out.keys() == value.keys()
     assert out[b"labels"] == [1, 2, 3, 4] and out["s"] == "text" and out["t"] == (1.5, None, True, -7, 2**70)

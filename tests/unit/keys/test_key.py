@@ -5,7 +5,6 @@ from advparams import AdvParams, AdvParamsConfig
 from advparams.errors import KeyFileError, KeyMismatchError, PassphraseError
 from advparams.keys import Key, key_from_bytes, key_to_bytes, load_key, relock, save_key, unlock
 from advparams.keys.seal import MAGIC
-
 from advparams.testing import state_equal
 
 

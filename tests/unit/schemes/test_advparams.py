@@ -79,9 +79,19 @@ def test_non_classifier_output_is_a_clear_error() -> None:
         AdvParams().lock(Bad(), (torch.zeros(4, 3), torch.zeros(4).long()))
 
 
-@pytest.mark.parametrize("bad", [{"max_params": 0}, {"step": 0}, {"margin": 0.5}, {"target_accuracy": 2},
-                                 {"selection": "random"}, {"include": "conv*"}, {"objective": "mse"},
-                                 {"loss_cap": 0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_params": 0},
+        {"step": 0},
+        {"margin": 0.5},
+        {"target_accuracy": 2},
+        {"selection": "random"},
+        {"include": "conv*"},
+        {"objective": "mse"},
+        {"loss_cap": 0},
+    ],
+)
 def test_config_validation(bad) -> None:
     with pytest.raises(ValueError):
         AdvParamsConfig(**bad)

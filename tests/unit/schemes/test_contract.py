@@ -11,9 +11,7 @@ from advparams.keys import key_to_bytes, unlock
 from advparams.metrics import accuracy
 from advparams.registry import config_to_dict
 from advparams.schemes import SCHEMES
-from advparams.testing import TinyAttentionNet, TinyConvNet, tiny_trained_classifier
-
-from advparams.testing import state_equal
+from advparams.testing import TinyAttentionNet, TinyConvNet, state_equal, tiny_trained_classifier
 
 
 def test_config_round_trip(scheme_name) -> None:
