@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--out", help="JSON-lines file to append results to")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--selection", default="gain", choices=("gain", "gradient"))
+    parser.add_argument("--objective", default="capped-ce", choices=("capped-ce", "ce"))
     args = parser.parse_args()
     device = resolve_device(args.device)
     train_data, test_data = fashion_mnist("train"), fashion_mnist("test")
@@ -67,7 +68,9 @@ def main() -> None:
     for seed in args.seeds:
         model = trained_lenet(seed, Path(args.cache), device)
         start = time.perf_counter()
-        result = AdvParams(AdvParamsConfig(seed=seed, selection=args.selection)).lock(model, train_data)
+        result = AdvParams(AdvParamsConfig(seed=seed, selection=args.selection, objective=args.objective)).lock(
+            model, train_data
+        )
         wall = time.perf_counter() - start
         restored = unlock(result.model, result.key)
         row = {
@@ -75,6 +78,7 @@ def main() -> None:
             "model": "lenet",
             "seed": seed,
             "selection": args.selection,
+            "objective": args.objective,
             "accuracy_clean": accuracy(model, test_data),
             "accuracy_locked": accuracy(result.model, test_data),
             "accuracy_unlocked": accuracy(restored, test_data),

@@ -29,6 +29,7 @@ from _common import append_jsonl, environment, fashion_mnist, log  # noqa: E402
 from advparams import AdvParams, AdvParamsConfig, accuracy, load_checkpoint, save_checkpoint, unlock  # noqa: E402
 from advparams._device import resolve_device  # noqa: E402
 from advparams.models import build_model, count_parameters  # noqa: E402
+from advparams.registry import config_to_dict  # noqa: E402
 from advparams.testing import state_equal  # noqa: E402
 from advparams.training import TrainConfig, train  # noqa: E402
 
@@ -73,11 +74,11 @@ def prepare(model_name: str, cache: Path, device: torch.device) -> Path:
     return path
 
 
-def child(model_name: str, ckpt: Path, device: torch.device, repeats: int, num_samples: int | None) -> dict:
+def child(model_name: str, ckpt: Path, device: torch.device, repeats: int, overrides: dict) -> dict:
     channels, size, _, _ = SETUPS[model_name]
     model = load_checkpoint(ckpt, device=device).model
     train_data, test_data = fashion_mnist("train", size, channels), fashion_mnist("test", size, channels)
-    cfg = AdvParamsConfig() if num_samples is None else AdvParamsConfig(num_samples=num_samples)
+    cfg = AdvParamsConfig(**overrides)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -105,7 +106,7 @@ def child(model_name: str, ckpt: Path, device: torch.device, repeats: int, num_s
         "unlock_exact": exact,
         "peak_rss_mib": rss_after,
         "rss_before_lock_mib": rss_before,
-        "config": {"num_samples": cfg.num_samples},
+        "config": config_to_dict(cfg),
         **{"env": environment(device)},
     }
     if device.type == "cuda":
@@ -121,13 +122,15 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=3, help="locks per model (timing spread)")
     parser.add_argument("--num-samples", type=int, help="override AdvParams' num_samples")
+    parser.add_argument("--objective", choices=("capped-ce", "ce"), help="override AdvParams' objective")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = resolve_device(args.device)
+    overrides = {k: v for k, v in (("num_samples", args.num_samples), ("objective", args.objective)) if v is not None}
     if args.child:
         print(
             json.dumps(
-                child(args.child, checkpoint_path(args.child, Path(args.cache)), device, args.repeats, args.num_samples)
+                child(args.child, checkpoint_path(args.child, Path(args.cache)), device, args.repeats, overrides)
             )
         )
         return
@@ -146,7 +149,7 @@ def main() -> None:
             args.device,
             "--repeats",
             str(args.repeats),
-        ] + (["--num-samples", str(args.num_samples)] if args.num_samples else [])
+        ] + [f"--{k.replace('_', '-')}={v}" for k, v in overrides.items()]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         append_jsonl(args.out, rows[-1:])
