@@ -23,6 +23,7 @@ import torch
 from advparams import __version__
 from advparams._device import resolve_device
 from advparams._io import check_output
+from advparams.attacks import ATTACKS
 from advparams.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from advparams.data import DATASETS, ImageDataset, load_dataset
 from advparams.errors import AdvParamsError, ConfigError, PassphraseError
@@ -151,8 +152,18 @@ def _distinct_outputs(*paths: str) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    summary = {"models": MODELS.names(), "datasets": DATASETS.names(), "schemes": SCHEMES.names()}
-    lines = ["models:   " + ", ".join(summary["models"]), "schemes:  " + ", ".join(summary["schemes"]), "datasets:"]
+    summary = {
+        "models": MODELS.names(),
+        "datasets": DATASETS.names(),
+        "schemes": SCHEMES.names(),
+        "attacks": ATTACKS.names(),
+    }
+    lines = [
+        "models:   " + ", ".join(summary["models"]),
+        "schemes:  " + ", ".join(summary["schemes"]),
+        "attacks:  " + ", ".join(summary["attacks"]),
+        "datasets:",
+    ]
     lines += [f"  {n:14s} {DATASETS.get(n).description}" for n in summary["datasets"]]
     _emit(args, summary, lines)
     return 0

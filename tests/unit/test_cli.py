@@ -235,7 +235,8 @@ def test_cuda_requested_without_cuda(capsys, trained_ckpt) -> None:
 
 def test_list_and_console_script(capsys) -> None:
     code, out, _ = run(capsys, "list", "--json")
-    assert code == 0 and json.loads(out)["schemes"] == ["advparams"]
+    listed = json.loads(out)
+    assert code == 0 and listed["schemes"] == ["advparams"] and listed["attacks"] == ["finetune", "prune"]
     proc = subprocess.run(
         [sys.executable, "-m", "advparams", "lock", "--help"], capture_output=True, text=True, check=False
     )

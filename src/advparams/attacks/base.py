@@ -1,0 +1,82 @@
+"""The attack family: removal and robustness attacks on protected models.
+
+An attack holds the attacker's resources in its configuration (data fraction, epochs,
+optimiser, seed) and gets a model *without its key*. It returns the attacked model(s);
+measuring them (accuracy, advantage over a baseline) is the evaluation harness's job,
+so the same attack serves locks, watermarks and fingerprints alike.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+import torch
+from torch import nn
+
+from advparams.data.base import DataLike
+from advparams.registry import Registry, config_to_dict
+
+C = TypeVar("C")
+
+ATTACKS: Registry[Any] = Registry("attack")
+
+
+@dataclass
+class AttackResult:
+    """What an attack produced.
+
+    Attributes:
+        attack: registry name of the attack.
+        model: the attacked model (a new object; the input is not changed).
+        baselines: other models the attack made for comparison (e.g. ``"scratch"``).
+        info: JSON-ready facts (samples used, parameters zeroed, ...).
+        seconds: wall-clock time of the attack.
+    """
+
+    attack: str
+    model: nn.Module
+    baselines: dict[str, nn.Module] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Attack(ABC, Generic[C]):
+    """Base class of attacks; the constructor takes the configuration only."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, config: C | None = None) -> None:
+        self.config: C = config if config is not None else self.Config()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    def config_dict(self) -> dict[str, Any]:
+        """The resolved configuration as a JSON-ready dict."""
+        return config_to_dict(self.config)
+
+    @abstractmethod
+    def run(self, model: nn.Module, data: DataLike, *, generator: torch.Generator | None = None) -> AttackResult:
+        """Attacks a copy of ``model`` with the attacker's ``data``; ``model`` is not changed."""
+
+
+def reinitialised(model: nn.Module, generator_seed: int) -> nn.Module:
+    """A copy of ``model`` with fresh random weights (every ``reset_parameters()`` called).
+
+    The initialisation is drawn under ``torch.random.fork_rng`` seeded with
+    ``generator_seed``, so the caller's random state is untouched. BatchNorm running
+    statistics are reset too.
+    """
+    fresh = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(generator_seed)
+        for module in fresh.modules():
+            if hasattr(module, "reset_parameters") and callable(module.reset_parameters):
+                module.reset_parameters()
+            if hasattr(module, "reset_running_stats") and callable(module.reset_running_stats):
+                module.reset_running_stats()
+    return fresh
