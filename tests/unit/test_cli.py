@@ -8,8 +8,10 @@ import sys
 import pytest
 import torch
 
+from advparams.attacks import ATTACKS
 from advparams.checkpoint import load_checkpoint
 from advparams.cli import main
+from advparams.schemes import SCHEMES
 from advparams.testing import state_equal
 
 
@@ -236,7 +238,10 @@ def test_cuda_requested_without_cuda(capsys, trained_ckpt) -> None:
 def test_list_and_console_script(capsys) -> None:
     code, out, _ = run(capsys, "list", "--json")
     listed = json.loads(out)
-    assert code == 0 and listed["schemes"] == ["advparams"] and listed["attacks"] == ["finetune", "prune"]
+    assert code == 0 and listed["schemes"] == SCHEMES.names() and listed["attacks"] == ATTACKS.names()
+    assert {"advparams"} <= set(listed["schemes"]) and {"prune", "finetune", "clip", "outlier-reset"} <= set(
+        listed["attacks"]
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "advparams", "lock", "--help"], capture_output=True, text=True, check=False
     )
