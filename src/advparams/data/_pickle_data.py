@@ -77,7 +77,8 @@ def _finish(obj: Any) -> Any:
 def loads_data(data: bytes, *, what: str = "pickle") -> Any:
     """Decodes a pickle that holds only plain data and numpy arrays.
 
-    Python-2 ``str`` values come back as ``bytes`` (as ``pickle.load(..., encoding="bytes")``).
+    Python-2 ``str`` values come back as ``bytes`` (what the standard library gives with
+    ``encoding="bytes"``).
 
     Raises:
         DataError: the pickle is truncated, malformed, or holds anything but data.

@@ -2,8 +2,8 @@
 
 Each factory takes ``num_classes``, ``in_channels`` and ``input_size`` (square inputs)
 plus its own options, and returns a fresh, randomly initialised ``nn.Module``. Seed the
-initialisation by calling ``torch.manual_seed`` in your script, or pass a ``generator``
-to :func:`build_model`.
+initialisation by calling ``torch.manual_seed`` in your script, or pass ``seed`` to
+:func:`build_model` (drawn under ``torch.random.fork_rng``, so the caller's RNG is untouched).
 """
 
 from __future__ import annotations
