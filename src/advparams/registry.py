@@ -9,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from advparams.errors import ConfigError, UnknownNameError
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 
 class Registry(Generic[T]):
@@ -121,3 +122,24 @@ def config_to_dict(config: Any) -> dict[str, Any]:
         v = getattr(config, f.name)
         out[f.name] = list(v) if isinstance(v, tuple) else v
     return out
+
+
+class Configurable(Generic[C]):
+    """Base of every registered method family (schemes, attacks, ...).
+
+    The constructor takes the configuration only (a frozen dataclass, ``cls.Config()`` by
+    default), so an object can be built from a name and a dict, printed and compared.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, config: C | None = None) -> None:
+        self.config: C = config if config is not None else self.Config()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    def config_dict(self) -> dict[str, Any]:
+        """The resolved configuration as a JSON-ready dict."""
+        return config_to_dict(self.config)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 from advparams.data.base import DataLike
-from advparams.registry import Registry, config_to_dict
+from advparams.registry import Configurable, Registry
 
 C = TypeVar("C")
 
@@ -43,21 +43,8 @@ class AttackResult:
     seconds: float = 0.0
 
 
-class Attack(ABC, Generic[C]):
+class Attack(Configurable[C], ABC):
     """Base class of attacks; the constructor takes the configuration only."""
-
-    name: ClassVar[str]
-    Config: ClassVar[type]
-
-    def __init__(self, config: C | None = None) -> None:
-        self.config: C = config if config is not None else self.Config()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.config!r})"
-
-    def config_dict(self) -> dict[str, Any]:
-        """The resolved configuration as a JSON-ready dict."""
-        return config_to_dict(self.config)
 
     @abstractmethod
     def run(self, model: nn.Module, data: DataLike, *, generator: torch.Generator | None = None) -> AttackResult:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 from advparams.data.base import DataLike
 from advparams.keys.key import Key, unlock
-from advparams.registry import Registry, config_to_dict
+from advparams.registry import Configurable, Registry
 
 C = TypeVar("C")
 
@@ -73,7 +73,7 @@ class LockProgress:
     loss: float
 
 
-class Scheme(ABC, Generic[C]):
+class Scheme(Configurable[C], ABC):
     """Base class of active-protection schemes.
 
     The constructor takes the configuration only (no model, no data), so a scheme can be
@@ -81,19 +81,6 @@ class Scheme(ABC, Generic[C]):
     values. Every scheme's key is a :class:`~advparams.keys.Key`, so :meth:`unlock` is
     shared and bit-exact.
     """
-
-    name: ClassVar[str]
-    Config: ClassVar[type]
-
-    def __init__(self, config: C | None = None) -> None:
-        self.config: C = config if config is not None else self.Config()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.config!r})"
-
-    def config_dict(self) -> dict[str, Any]:
-        """The resolved configuration as a JSON-ready dict."""
-        return config_to_dict(self.config)
 
     @abstractmethod
     def lock(
