@@ -1,7 +1,15 @@
-"""Active protection: schemes that lock a model so that it is useless without its key."""
+"""Active protection: schemes that lock a model so that it is useless without its key.
 
-from advparams.schemes.advparams import AdvParams, AdvParamsConfig  # noqa: I001  (registers)
-from advparams.schemes.base import SCHEMES, LockProgress, LockReport, LockResult, Scheme
+Registered: ``advparams`` (the paper's method) and three baselines measured under the
+same attacks: ``random`` (the floor), ``sfge`` (one gradient-sign step per layer) and
+``nnsplitter`` (window-weight obfuscation in important filters, without RL).
+"""
+
+from advparams.schemes.base import SCHEMES, LockProgress, LockReport, LockResult, Scheme  # noqa: I001
+from advparams.schemes.advparams import AdvParams, AdvParamsConfig  # (registers)
+from advparams.schemes.random import RandomPerturbation, RandomPerturbationConfig
+from advparams.schemes.sfge import SFGE, SFGEConfig
+from advparams.schemes.nnsplitter import NNSplitter, NNSplitterConfig
 
 
 def list_schemes() -> list[str]:
@@ -11,11 +19,17 @@ def list_schemes() -> list[str]:
 
 __all__ = [
     "SCHEMES",
+    "SFGE",
     "AdvParams",
     "AdvParamsConfig",
     "LockProgress",
     "LockReport",
     "LockResult",
+    "NNSplitter",
+    "NNSplitterConfig",
+    "RandomPerturbation",
+    "RandomPerturbationConfig",
+    "SFGEConfig",
     "Scheme",
     "list_schemes",
 ]

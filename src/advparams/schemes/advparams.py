@@ -27,8 +27,6 @@ own dtype, so float16 and bfloat16 models are locked with exactly the values sea
 
 from __future__ import annotations
 
-import copy
-import fnmatch
 import logging
 import time
 from collections.abc import Callable
@@ -36,16 +34,23 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from advparams._device import model_device
-from advparams.data.base import DataLike, all_labels, balanced_indices, gather
-from advparams.errors import AdvParamsError, ConfigError
-from advparams.keys.key import Key
-from advparams.metrics.accuracy import logits_of
-from advparams.models import count_parameters
-from advparams.schemes.base import SCHEMES, LockProgress, LockReport, LockResult, Scheme
+from advparams.data.base import DataLike
+from advparams.errors import AdvParamsError
+from advparams.schemes._common import (
+    LockBatches,
+    candidate_parameters,
+    default_target,
+    finish_lock,
+    float_work_copy,
+    lock_objective,
+    tensor_bounds,
+)
+from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
+
+__all__ = ["AdvParams", "AdvParamsConfig", "lock_objective", "move_scores", "select_candidates"]
 
 log = logging.getLogger(__name__)
 
@@ -114,18 +119,9 @@ class AdvParamsConfig:
 
 def select_candidates(model: nn.Module, config: AdvParamsConfig) -> dict[str, nn.Parameter]:
     """The parameters AdvParams may perturb, by name (see :class:`AdvParamsConfig`)."""
-    out = {}
-    for name, p in model.named_parameters():
-        if not p.is_floating_point() or p.numel() < 2:
-            continue
-        if p.dim() < 2 and not config.include_1d:
-            continue
-        if config.include and not any(fnmatch.fnmatchcase(name, pat) for pat in config.include):
-            continue
-        if any(fnmatch.fnmatchcase(name, pat) for pat in config.exclude):
-            continue
-        out[name] = p
-    return out
+    return candidate_parameters(
+        model, include=config.include, exclude=config.exclude, include_1d=config.include_1d
+    )
 
 
 def move_scores(
@@ -142,14 +138,6 @@ def move_scores(
     if selection == "gain":
         return grad.abs() * room.clamp(max=reach)
     return torch.where(room > 0, grad.abs(), torch.zeros_like(grad))
-
-
-def lock_objective(logits: torch.Tensor, labels: torch.Tensor, objective: str, cap: float) -> torch.Tensor:
-    """Sum over samples of the loss AdvParams raises (see :class:`AdvParamsConfig`)."""
-    per_sample = F.cross_entropy(logits, labels, reduction="none")
-    if objective == "capped-ce":
-        per_sample = per_sample.clamp(max=cap)
-    return per_sample.sum()
 
 
 @SCHEMES.register("advparams")
@@ -173,41 +161,17 @@ class AdvParams(Scheme[AdvParamsConfig]):
         device = model_device(model)
         gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
 
-        work = copy.deepcopy(model).float().eval()
-        for p in work.parameters():
-            p.requires_grad_(False)
+        work = float_work_copy(model)
         orig_dtypes = {n: p.dtype for n, p in model.named_parameters()}
         cands = select_candidates(work, cfg)
-        if not cands:
-            raise ConfigError("no parameter matches the candidate settings (include/exclude/include_1d)")
-
-        labels = all_labels(data)
-        idx = balanced_indices(labels, cfg.num_samples, gen)
-        x_all, y_all = gather(data, idx)
-        x_all, y_all = x_all.to(device=device, dtype=torch.float32), y_all.to(device)
-        batches = [
-            (x_all[i : i + cfg.batch_size], y_all[i : i + cfg.batch_size]) for i in range(0, len(y_all), cfg.batch_size)
-        ]
-        n = len(y_all)
+        samples = LockBatches(data, cfg.num_samples, cfg.batch_size, gen, device)
+        n = samples.n
 
         def loss_acc() -> tuple[float, float]:
-            with torch.no_grad():
-                loss, correct = 0.0, 0
-                for xb, yb in batches:
-                    out = logits_of(work, xb)
-                    loss += float(lock_objective(out, yb, cfg.objective, cfg.loss_cap))
-                    correct += int((out.argmax(1) == yb).sum())
-            return loss / n, correct / n
+            return samples.loss_accuracy(work, cfg.objective, cfg.loss_cap)
 
-        with torch.no_grad():
-            num_classes = logits_of(work, batches[0][0][:1]).shape[1]
-        target = cfg.target_accuracy if cfg.target_accuracy is not None else 1.0 / num_classes + 0.02
-
-        bounds: dict[str, tuple[float, float, float]] = {}
-        for name, p in cands.items():
-            lo, hi = float(p.min()), float(p.max())
-            r = hi - lo
-            bounds[name] = (lo + cfg.margin * r, hi - cfg.margin * r, r)
+        target = default_target(cfg.target_accuracy, samples.num_classes(work))
+        bounds = tensor_bounds(cands, cfg.margin)
         chosen = {name: torch.zeros(p.shape, dtype=torch.bool, device=device) for name, p in cands.items()}
 
         loss, acc = loss_acc()
@@ -226,7 +190,7 @@ class AdvParams(Scheme[AdvParamsConfig]):
                 stopped = "rounds"
                 break
             rounds += 1
-            grads = self._gradients(work, cands, batches, n, cfg)
+            grads = samples.gradients(work, cands, cfg.objective, cfg.loss_cap)
             best_score, best = 0.0, None
             for name, p in cands.items():
                 lo, hi, r = bounds[name]
@@ -256,71 +220,29 @@ class AdvParams(Scheme[AdvParamsConfig]):
                 progress(LockProgress(rounds, len(changed), cfg.max_params, acc, target, loss))
             log.debug("round %d: %s[%d] gain=%s loss=%.4f acc=%.4f", rounds, name, index, gain, loss, acc)
 
-        locked = copy.deepcopy(model)
-        locked_params = dict(locked.named_parameters())
-        with torch.no_grad():
-            for name, index in changed:
-                target_p = locked_params[name]
-                flat = target_p.detach().reshape(-1).clone()
-                flat[index] = cands[name].detach().reshape(-1)[index].to(target_p.dtype)
-                target_p.copy_(flat.view_as(target_p))
-        total = count_parameters(model)
-        key = Key.from_models(
+        positions = {
+            name: torch.tensor([i for nm, i in changed if nm == name], dtype=torch.long)
+            for name in {nm for nm, _ in changed}
+        }
+        result = finish_lock(
+            self.name,
+            self.config_dict(),
             model,
-            locked,
-            scheme=self.name,
-            config=self.config_dict(),
-            info={
-                "params_total": total,
-                "lock_accuracy_before": acc_before,
-                "lock_accuracy_after": acc,
-                "num_samples": n,
-            },
-        )
-        if key.num_changed != len(changed):
-            raise AdvParamsError(f"internal error: {len(changed)} values changed but the key holds {key.num_changed}")
-        per_tensor: dict[str, int] = {}
-        for name, _ in changed:
-            per_tensor[name] = per_tensor.get(name, 0) + 1
-        report = LockReport(
-            scheme=self.name,
-            params_changed=len(changed),
-            params_total=total,
-            proportion_percent=100.0 * len(changed) / total,
-            lock_accuracy_before=acc_before,
-            lock_accuracy_after=acc,
-            target_accuracy=target,
+            work,
+            positions,
+            start=start,
+            accuracy_before=acc_before,
+            accuracy_after=acc,
+            target=target,
             num_samples=n,
             rounds=rounds,
             stopped=stopped,
-            seconds=time.perf_counter() - start,
-            changed_per_tensor=per_tensor,
         )
-        return LockResult(locked, key, report)
-
-    @staticmethod
-    def _gradients(
-        work: nn.Module,
-        cands: dict[str, nn.Parameter],
-        batches: list[tuple[torch.Tensor, torch.Tensor]],
-        n: int,
-        cfg: AdvParamsConfig,
-    ) -> dict[str, torch.Tensor]:
-        """Gradient of the mean lock objective on the lock samples w.r.t. each candidate."""
-        for p in cands.values():
-            p.requires_grad_(True)
-            p.grad = None
-        try:
-            for xb, yb in batches:
-                (lock_objective(logits_of(work, xb), yb, cfg.objective, cfg.loss_cap) / n).backward()
-            return {
-                name: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
-                for name, p in cands.items()
-            }
-        finally:
-            for p in cands.values():
-                p.requires_grad_(False)
-                p.grad = None
+        if result.key.num_changed != len(changed):
+            raise AdvParamsError(
+                f"internal error: {len(changed)} values changed but the key holds {result.key.num_changed}"
+            )
+        return result
 
     def _line_search(
         self,

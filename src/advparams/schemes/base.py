@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
@@ -80,7 +80,17 @@ class Scheme(Configurable[C], ABC):
     built from a name and a dict, printed and compared; :meth:`lock` takes the per-run
     values. Every scheme's key is a :class:`~advparams.keys.Key`, so :meth:`unlock` is
     shared and bit-exact.
+
+    Attributes:
+        aims_at_target: True when the scheme searches until the lock samples' accuracy
+            reaches its target; False for one-shot baselines (random, SFGE), whose
+            locked accuracy is whatever their fixed budget gives.
+        budget_option: the configuration field that sets how much the scheme changes
+            (swept by the evaluation harness for the accuracy-against-size curve).
     """
+
+    aims_at_target: ClassVar[bool] = True
+    budget_option: ClassVar[str] = "max_params"
 
     @abstractmethod
     def lock(

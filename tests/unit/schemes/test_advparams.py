@@ -112,3 +112,22 @@ def test_plain_ce_objective_also_locks(trained) -> None:
     res = AdvParams(AdvParamsConfig(objective="ce")).lock(model, data)
     assert res.report.stopped == "target" and res.report.lock_accuracy_after <= 0.12
     assert AdvParams().config.objective == "capped-ce"
+
+
+@pytest.mark.parametrize("arch", ["tinyconv", "attention", "lenet", "vgg"])
+def test_reaches_the_target_on_several_architectures(arch) -> None:
+    from advparams.metrics import accuracy
+    from advparams.models import build_model
+    from advparams.testing import TinyAttentionNet, TinyConvNet, tiny_trained_classifier
+
+    factories = {
+        "tinyconv": lambda: TinyConvNet(),
+        "attention": lambda: TinyAttentionNet(),
+        "lenet": lambda: build_model("lenet", {"input_size": 16}),
+        "vgg": lambda: build_model("vgg", {"input_size": 16, "width": 8}),
+    }
+    torch.manual_seed(0)
+    model, data = tiny_trained_classifier(seed=0, model=factories[arch](), epochs=4)
+    res = AdvParams().lock(model, data)
+    assert res.report.stopped == "target"
+    assert accuracy(res.model, data) <= res.report.target_accuracy + 1e-6

@@ -16,6 +16,7 @@ from advparams.testing import TinyAttentionNet, TinyConvNet, state_equal, tiny_t
 
 def test_config_round_trip(scheme_name) -> None:
     scheme = SCHEMES.build(scheme_name, {})
+    assert scheme.budget_option in config_to_dict(scheme.config)
     again = SCHEMES.build(scheme_name, config_to_dict(scheme.config))
     assert again.config == scheme.config
     assert dataclasses.is_dataclass(scheme.config)
@@ -49,7 +50,13 @@ def test_unlock_is_bit_exact_and_lock_hurts(scheme_name, trained) -> None:
     scheme = SCHEMES.build(scheme_name, {})
     res = scheme.lock(model, data)
     assert not state_equal(res.model, model)
-    assert accuracy(res.model, data) <= res.report.target_accuracy + 0.05
+    # The report tells the truth: the tiny set is smaller than num_samples, so every
+    # sample is a lock sample.
+    assert res.report.num_samples == len(data)
+    assert accuracy(res.model, data) == pytest.approx(res.report.lock_accuracy_after, abs=1e-6)
+    assert res.report.params_changed == res.key.num_changed == sum(res.report.changed_per_tensor.values())
+    if type(scheme).aims_at_target:
+        assert accuracy(res.model, data) <= res.report.target_accuracy + 0.05
     restored = scheme.unlock(res.model, res.key)
     assert state_equal(restored, model)
     assert accuracy(restored, data) == accuracy(model, data)
@@ -77,7 +84,10 @@ def test_locks_several_architectures(scheme_name, arch) -> None:
     torch.manual_seed(0)
     model, data = tiny_trained_classifier(seed=0, model=factories[arch](), epochs=4)
     assert accuracy(model, data) > 0.8
-    res = SCHEMES.build(scheme_name, {}).lock(model, data)
-    assert res.report.stopped == "target"
-    assert accuracy(res.model, data) <= res.report.target_accuracy + 0.05
+    scheme = SCHEMES.build(scheme_name, {})
+    res = scheme.lock(model, data)
+    assert res.key.num_changed > 0
+    if type(scheme).aims_at_target:
+        # Reaching the target on each tiny net is tested per scheme; here: it bites.
+        assert accuracy(res.model, data) < accuracy(model, data) - 0.2
     assert state_equal(unlock(res.model, res.key), model)

@@ -1,0 +1,228 @@
+"""Pieces every parameter-perturbation scheme needs: lock samples, the loss a lock
+raises and its gradient, candidate tensors, and turning a perturbed work copy into a
+locked model, its key and its report.
+
+Schemes search on a float32 *work copy* of the model; :func:`finish_lock` writes the
+chosen values back into a copy of the model in its own dtype, and the key is the bitwise
+difference, so the key holds exactly what changed, whatever the scheme did.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import time
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advparams.data.base import DataLike, all_labels, balanced_indices, gather
+from advparams.errors import ConfigError
+from advparams.keys.key import Key
+from advparams.metrics.accuracy import logits_of
+from advparams.models import count_parameters
+from advparams.schemes.base import LockReport, LockResult
+
+
+def lock_objective(logits: torch.Tensor, labels: torch.Tensor, objective: str, cap: float) -> torch.Tensor:
+    """Sum over samples of the loss a lock raises: cross-entropy, each term capped at
+    ``cap`` when ``objective == "capped-ce"``."""
+    per_sample = F.cross_entropy(logits, labels, reduction="none")
+    if objective == "capped-ce":
+        per_sample = per_sample.clamp(max=cap)
+    return per_sample.sum()
+
+
+def candidate_parameters(
+    model: nn.Module,
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    include_1d: bool = False,
+) -> dict[str, nn.Parameter]:
+    """Floating-point parameters a scheme may perturb, by name.
+
+    Weight tensors (``dim >= 2``) always; 1-d tensors (biases, normalisation affine
+    parameters) only with ``include_1d``; filtered by ``fnmatch`` patterns. Buffers such
+    as BatchNorm statistics are never candidates.
+    """
+    out = {}
+    for name, p in model.named_parameters():
+        if not p.is_floating_point() or p.numel() < 2:
+            continue
+        if p.dim() < 2 and not include_1d:
+            continue
+        if include and not any(fnmatch.fnmatchcase(name, pat) for pat in include):
+            continue
+        if any(fnmatch.fnmatchcase(name, pat) for pat in exclude):
+            continue
+        out[name] = p
+    if not out:
+        raise ConfigError("no parameter matches the candidate settings (include/exclude/include_1d)")
+    return out
+
+
+def float_work_copy(model: nn.Module) -> nn.Module:
+    """A float32 copy of ``model`` in eval mode with gradients off, on the same device."""
+    work = copy.deepcopy(model).float().eval()
+    for p in work.parameters():
+        p.requires_grad_(False)
+    return work
+
+
+class LockBatches:
+    """The lock samples, drawn class-balanced, held on the model's device in batches.
+
+    Args:
+        data: labelled clean data.
+        num_samples: how many samples to draw (all of them if the data is smaller).
+        batch_size: samples per forward pass.
+        generator: randomness of the draw.
+        device: where the batches live.
+    """
+
+    def __init__(
+        self,
+        data: DataLike,
+        num_samples: int,
+        batch_size: int,
+        generator: torch.Generator,
+        device: torch.device,
+    ) -> None:
+        idx = balanced_indices(all_labels(data), num_samples, generator)
+        x, y = gather(data, idx)
+        x, y = x.to(device=device, dtype=torch.float32), y.to(device)
+        self.batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(y), batch_size)]
+        self.n = len(y)
+
+    def num_classes(self, model: nn.Module) -> int:
+        """Number of class scores ``model`` returns."""
+        with torch.no_grad():
+            return int(logits_of(model, self.batches[0][0][:1]).shape[1])
+
+    def loss_accuracy(self, model: nn.Module, objective: str = "ce", cap: float = 4.6) -> tuple[float, float]:
+        """Mean lock objective and accuracy of ``model`` on the lock samples."""
+        loss, correct = 0.0, 0
+        with torch.no_grad():
+            for xb, yb in self.batches:
+                out = logits_of(model, xb)
+                loss += float(lock_objective(out, yb, objective, cap))
+                correct += int((out.argmax(1) == yb).sum())
+        return loss / self.n, correct / self.n
+
+    def gradients(
+        self, model: nn.Module, params: Mapping[str, nn.Parameter], objective: str = "ce", cap: float = 4.6
+    ) -> dict[str, torch.Tensor]:
+        """Gradient of the mean lock objective with respect to each of ``params``.
+
+        Gradients are switched on for ``params`` only for this call.
+        """
+        for p in params.values():
+            p.requires_grad_(True)
+            p.grad = None
+        try:
+            for xb, yb in self.batches:
+                (lock_objective(logits_of(model, xb), yb, objective, cap) / self.n).backward()
+            return {
+                name: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+                for name, p in params.items()
+            }
+        finally:
+            for p in params.values():
+                p.requires_grad_(False)
+                p.grad = None
+
+
+def default_target(target: float | None, num_classes: int) -> float:
+    """The lock's stopping accuracy: ``target``, or chance level + 2 points."""
+    return target if target is not None else 1.0 / num_classes + 0.02
+
+
+def tensor_bounds(params: Mapping[str, torch.Tensor], margin: float) -> dict[str, tuple[float, float, float]]:
+    """Per tensor ``(lo, hi, range)``: its original ``[min, max]`` shrunk by ``margin * range``."""
+    out = {}
+    for name, p in params.items():
+        lo, hi = float(p.min()), float(p.max())
+        r = hi - lo
+        out[name] = (lo + margin * r, hi - margin * r, r)
+    return out
+
+
+def finish_lock(
+    scheme: str,
+    config: Mapping[str, object],
+    model: nn.Module,
+    work: nn.Module,
+    positions: Mapping[str, torch.Tensor],
+    *,
+    start: float,
+    accuracy_before: float,
+    accuracy_after: float,
+    target: float,
+    num_samples: int,
+    rounds: int,
+    stopped: str,
+    extra_info: Mapping[str, object] | None = None,
+) -> LockResult:
+    """Writes the values of ``work`` at ``positions`` into a copy of ``model`` and keys it.
+
+    Args:
+        scheme: registry name of the scheme.
+        config: the scheme's configuration as a dict (stored in the key).
+        model: the original model (not changed).
+        work: the float32 work copy holding the locked values.
+        positions: tensor name -> flat indices to copy from ``work``.
+        start: ``time.perf_counter()`` when the lock began.
+        accuracy_before: accuracy on the lock samples before the lock.
+        accuracy_after: accuracy on the lock samples after it (of the work copy).
+        target: the stopping target.
+        num_samples: number of lock samples.
+        rounds: gradient evaluations made.
+        stopped: why the search stopped.
+        extra_info: more JSON-ready facts for the key's ``info``.
+
+    Values are rounded to each tensor's own dtype; a value that rounds back to the
+    original is not a change and is not in the key.
+    """
+    locked = copy.deepcopy(model)
+    work_params = dict(work.named_parameters())
+    locked_params = dict(locked.named_parameters())
+    with torch.no_grad():
+        for name, idx in positions.items():
+            if idx.numel() == 0:
+                continue
+            target_p = locked_params[name]
+            flat = target_p.detach().reshape(-1).clone()
+            idx = idx.to(flat.device)
+            flat[idx] = work_params[name].detach().reshape(-1)[idx.to(work_params[name].device)].to(
+                device=flat.device, dtype=flat.dtype
+            )
+            target_p.copy_(flat.view_as(target_p))
+    total = count_parameters(model)
+    info: dict[str, object] = {
+        "params_total": total,
+        "lock_accuracy_before": accuracy_before,
+        "lock_accuracy_after": accuracy_after,
+        "num_samples": num_samples,
+    }
+    info.update(extra_info or {})
+    key = Key.from_models(model, locked, scheme=scheme, config=dict(config), info=info)
+    per_tensor = {e.name: int(e.indices.numel()) for e in key.entries}
+    report = LockReport(
+        scheme=scheme,
+        params_changed=key.num_changed,
+        params_total=total,
+        proportion_percent=100.0 * key.num_changed / total,
+        lock_accuracy_before=accuracy_before,
+        lock_accuracy_after=accuracy_after,
+        target_accuracy=target,
+        num_samples=num_samples,
+        rounds=rounds,
+        stopped=stopped,
+        seconds=time.perf_counter() - start,
+        changed_per_tensor=per_tensor,
+    )
+    return LockResult(locked, key, report)
+

@@ -1,0 +1,127 @@
+"""Random perturbation: the floor every lock must beat.
+
+``max_params`` scalars are drawn uniformly from all candidate weights, and each is set
+to a value drawn uniformly within its tensor's original ``[min, max]`` (shrunk by the
+margin), the same range AdvParams may use. No gradient, no data beyond measuring the
+lock samples. If a random lock of the same size were as good as AdvParams, the
+adversarial search would be buying nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from advparams._device import model_device
+from advparams.data.base import DataLike
+from advparams.schemes._common import (
+    LockBatches,
+    candidate_parameters,
+    default_target,
+    finish_lock,
+    float_work_copy,
+    tensor_bounds,
+)
+from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
+
+
+@dataclass(frozen=True)
+class RandomPerturbationConfig:
+    """Settings of :class:`RandomPerturbation`.
+
+    Attributes:
+        max_params: how many scalars to perturb (the key's size).
+        margin: new values stay at least ``margin * range`` inside the tensor's original
+            ``[min, max]``, as in AdvParams.
+        include: ``fnmatch`` patterns of parameter names to consider; empty: all.
+        exclude: patterns of parameter names to leave alone.
+        include_1d: also consider 1-d parameters (biases, normalisation parameters).
+        num_samples: lock samples on which the locked accuracy is reported.
+        batch_size: samples per forward pass.
+        seed: seeds positions, values and samples when no generator is passed.
+    """
+
+    max_params: int = 10
+    margin: float = 0.02
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    include_1d: bool = False
+    num_samples: int = 1000
+    batch_size: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_params < 1:
+            raise ValueError(f"max_params must be at least 1, got {self.max_params}")
+        if not 0.0 <= self.margin < 0.5:
+            raise ValueError(f"margin must be in [0, 0.5), got {self.margin}")
+        if self.num_samples < 1 or self.batch_size < 1:
+            raise ValueError("num_samples and batch_size must be at least 1")
+        if isinstance(self.include, str) or isinstance(self.exclude, str):
+            raise ValueError("include and exclude are sequences of patterns, not strings")
+
+
+@SCHEMES.register("random")
+class RandomPerturbation(Scheme[RandomPerturbationConfig]):
+    """Random perturbation of ``max_params`` weights within their layer's range (baseline floor)."""
+
+    name = "random"
+    Config = RandomPerturbationConfig
+    aims_at_target = False
+
+    def lock(
+        self,
+        model: nn.Module,
+        data: DataLike,
+        *,
+        generator: torch.Generator | None = None,
+        progress: Callable[[LockProgress], None] | None = None,
+    ) -> LockResult:
+        """Locks a copy of ``model`` (see :meth:`Scheme.lock`)."""
+        cfg = self.config
+        start = time.perf_counter()
+        gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
+        work = float_work_copy(model)
+        cands = candidate_parameters(work, include=cfg.include, exclude=cfg.exclude, include_1d=cfg.include_1d)
+        samples = LockBatches(data, cfg.num_samples, cfg.batch_size, gen, model_device(model))
+        _, before = samples.loss_accuracy(work)
+        target = default_target(None, samples.num_classes(work))
+
+        names = list(cands)
+        sizes = torch.tensor([cands[n].numel() for n in names])
+        total = int(sizes.sum())
+        picks = torch.randperm(total, generator=gen)[: min(cfg.max_params, total)]
+        offsets = torch.cumsum(sizes, 0) - sizes
+        bounds = tensor_bounds(cands, cfg.margin)
+        positions: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for t, name in enumerate(names):
+                inside = picks[(picks >= offsets[t]) & (picks < offsets[t] + sizes[t])] - offsets[t]
+                if inside.numel() == 0:
+                    continue
+                lo, hi, _ = bounds[name]
+                values = lo + (hi - lo) * torch.rand(inside.numel(), generator=gen)
+                flat = cands[name].data.view(-1)
+                flat[inside.to(flat.device)] = values.to(flat.device)
+                positions[name] = inside.sort().values
+        _, after = samples.loss_accuracy(work)
+        if progress is not None:
+            progress(LockProgress(1, int(picks.numel()), cfg.max_params, after, target, 0.0))
+        return finish_lock(
+            self.name,
+            self.config_dict(),
+            model,
+            work,
+            positions,
+            start=start,
+            accuracy_before=before,
+            accuracy_after=after,
+            target=target,
+            num_samples=samples.n,
+            rounds=0,
+            stopped="budget",
+        )
