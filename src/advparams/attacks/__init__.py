@@ -1,10 +1,17 @@
-"""Attacks on protected models: removal and robustness attacks, registered in :data:`ATTACKS`."""
+"""Attacks on protected models: removal and robustness attacks, registered in :data:`ATTACKS`.
+
+Registered: ``finetune`` (with its scratch baseline), ``prune``, ``clip``,
+``outlier-reset`` (statistical detection), ``retrace`` (selection re-run) and
+``key-leak`` (partial key leakage; the only attack given the key).
+"""
 
 from advparams.attacks.base import ATTACKS, Attack, AttackResult, reinitialised
 from advparams.attacks.clip import Clip, ClipConfig, clip_to_percentiles
 from advparams.attacks.finetune import FineTune, FineTuneConfig, attacker_indices
+from advparams.attacks.keyleak import KeyLeak, KeyLeakConfig, leaked_entries
 from advparams.attacks.outliers import OutlierReset, OutlierResetConfig, find_suspects
 from advparams.attacks.prune import Prune, PruneConfig, magnitude_prune, smallest_magnitude_mask
+from advparams.attacks.retrace import Retrace, RetraceConfig, retrace_suspects
 
 
 def list_attacks() -> list[str]:
@@ -18,17 +25,23 @@ __all__ = [
     "AttackResult",
     "Clip",
     "ClipConfig",
-    "OutlierReset",
-    "OutlierResetConfig",
-    "clip_to_percentiles",
-    "find_suspects",
     "FineTune",
     "FineTuneConfig",
+    "KeyLeak",
+    "KeyLeakConfig",
+    "OutlierReset",
+    "OutlierResetConfig",
     "Prune",
     "PruneConfig",
+    "Retrace",
+    "RetraceConfig",
     "attacker_indices",
+    "clip_to_percentiles",
+    "find_suspects",
+    "leaked_entries",
     "list_attacks",
     "magnitude_prune",
     "reinitialised",
+    "retrace_suspects",
     "smallest_magnitude_mask",
 ]

@@ -11,13 +11,16 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
 
 from advparams.data.base import DataLike
 from advparams.registry import Configurable, Registry
+
+if TYPE_CHECKING:
+    from advparams.keys.key import Key
 
 C = TypeVar("C")
 
@@ -44,11 +47,35 @@ class AttackResult:
 
 
 class Attack(Configurable[C], ABC):
-    """Base class of attacks; the constructor takes the configuration only."""
+    """Base class of attacks; the constructor takes the configuration only.
+
+    Attributes:
+        uses_key: True only for attacks that model a leak of (part of) the secret key;
+            the harness passes the true key to these and to no other attack.
+        uses_data: True when the attack needs the attacker's data (the harness passes
+            the training set; the attack takes its configured share of it).
+    """
+
+    uses_key: ClassVar[bool] = False
+    uses_data: ClassVar[bool] = True
 
     @abstractmethod
-    def run(self, model: nn.Module, data: DataLike, *, generator: torch.Generator | None = None) -> AttackResult:
-        """Attacks a copy of ``model`` with the attacker's ``data``; ``model`` is not changed."""
+    def run(
+        self,
+        model: nn.Module,
+        data: DataLike,
+        *,
+        generator: torch.Generator | None = None,
+        key: Key | None = None,
+    ) -> AttackResult:
+        """Attacks a copy of ``model`` with the attacker's ``data``; ``model`` is not changed.
+
+        Args:
+            model: the protected model, without its key.
+            data: the data the attacker draws from (each attack takes its configured share).
+            generator: randomness; default: seeded from the configuration's ``seed``.
+            key: the true key, for attacks with ``uses_key`` only; others ignore it.
+        """
 
 
 def reinitialised(model: nn.Module, generator_seed: int) -> nn.Module:

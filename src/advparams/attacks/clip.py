@@ -14,6 +14,7 @@ from torch import nn
 
 from advparams.attacks.base import ATTACKS, Attack, AttackResult
 from advparams.data.base import DataLike
+from advparams.keys.key import Key
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,18 @@ class Clip(Attack[ClipConfig]):
 
     name = "clip"
     Config = ClipConfig
+    uses_data = False
 
-    def run(self, model: nn.Module, data: DataLike, *, generator: torch.Generator | None = None) -> AttackResult:
+    def run(
+        self,
+        model: nn.Module,
+        data: DataLike,
+        *,
+        generator: torch.Generator | None = None,
+        key: Key | None = None,
+    ) -> AttackResult:
         """Clips a copy of ``model``; needs no data."""
-        del data, generator
+        del data, generator, key
         start = time.perf_counter()
         cfg = self.config
         return AttackResult(

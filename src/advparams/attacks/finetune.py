@@ -17,6 +17,7 @@ from torch import nn
 
 from advparams.attacks.base import ATTACKS, Attack, AttackResult, reinitialised
 from advparams.data.base import DataLike, ImageDataset, all_labels, balanced_indices, gather
+from advparams.keys.key import Key
 from advparams.training import TrainConfig, train
 
 
@@ -61,8 +62,16 @@ class FineTune(Attack[FineTuneConfig]):
     name = "finetune"
     Config = FineTuneConfig
 
-    def run(self, model: nn.Module, data: DataLike, *, generator: torch.Generator | None = None) -> AttackResult:
+    def run(
+        self,
+        model: nn.Module,
+        data: DataLike,
+        *,
+        generator: torch.Generator | None = None,
+        key: Key | None = None,
+    ) -> AttackResult:
         """Fine-tunes a copy of ``model``; ``baselines["scratch"]`` saw exactly the same samples."""
+        del key
         cfg = self.config
         start = time.perf_counter()
         gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)

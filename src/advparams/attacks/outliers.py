@@ -8,7 +8,8 @@ tensor's extremes. Two detectors, per weight tensor:
   or max;
 * ``"zscore"``: values whose z-score ``|w - mean| / std`` exceeds ``z_threshold``.
 
-Suspects are reset to the median of the tensor's other values, or to zero. The suspects
+Suspects are reset to the median of the tensor's other values, or to zero, or
+re-optimised (only they are trained, on the attacker's samples). The suspects
 are returned in ``info["suspects"]`` (``{tensor name: flat indices}``) so that the harness
 can score detection against the true key (:func:`advparams.metrics.detection_scores`).
 """
@@ -23,8 +24,12 @@ from typing import Literal
 import torch
 from torch import nn
 
+from advparams._device import model_device
+from advparams.attacks._reoptimise import attacker_batch, reoptimise_
 from advparams.attacks.base import ATTACKS, Attack, AttackResult
+from advparams.attacks.retrace import reset_values_
 from advparams.data.base import DataLike
+from advparams.keys.key import Key
 
 
 @dataclass(frozen=True)
@@ -35,13 +40,22 @@ class OutlierResetConfig:
         method: ``"extreme"`` or ``"zscore"`` (see the module docstring).
         extreme_fraction: for ``"extreme"``, the band at each end, as a fraction of the range.
         z_threshold: for ``"zscore"``, the z-score above which a value is suspect.
-        reset: ``"median"`` (of the tensor's other values) or ``"zero"``.
+        reset: ``"median"`` (of the tensor's other values), ``"zero"``, or
+            ``"reoptimise"`` (train only the suspects on the attacker's samples).
+        num_samples: for ``"reoptimise"``, the attacker's samples (class-balanced).
+        steps: for ``"reoptimise"``, optimiser steps (Adam).
+        lr: for ``"reoptimise"``, the learning rate.
+        seed: seeds the attacker's samples when no generator is passed.
     """
 
     method: Literal["extreme", "zscore"] = "zscore"
     extreme_fraction: float = 0.05
     z_threshold: float = 3.0
-    reset: Literal["median", "zero"] = "median"
+    reset: Literal["median", "zero", "reoptimise"] = "median"
+    num_samples: int = 256
+    steps: int = 100
+    lr: float = 0.01
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.method not in ("extreme", "zscore"):
@@ -50,8 +64,10 @@ class OutlierResetConfig:
             raise ValueError(f"extreme_fraction must be in (0, 0.5), got {self.extreme_fraction}")
         if self.z_threshold <= 0:
             raise ValueError(f"z_threshold must be positive, got {self.z_threshold}")
-        if self.reset not in ("median", "zero"):
-            raise ValueError(f"reset must be 'median' or 'zero', got {self.reset!r}")
+        if self.reset not in ("median", "zero", "reoptimise"):
+            raise ValueError(f"reset must be 'median', 'zero' or 'reoptimise', got {self.reset!r}")
+        if self.num_samples < 1 or self.steps < 0 or self.lr <= 0:
+            raise ValueError("num_samples must be at least 1, steps non-negative and lr positive")
 
 
 def find_suspects(values: torch.Tensor, config: OutlierResetConfig) -> torch.Tensor:
@@ -78,29 +94,41 @@ class OutlierReset(Attack[OutlierResetConfig]):
     name = "outlier-reset"
     Config = OutlierResetConfig
 
-    def run(self, model: nn.Module, data: DataLike, *, generator: torch.Generator | None = None) -> AttackResult:
-        """Resets the suspects of a copy of ``model``; needs no data."""
-        del data, generator
+    def run(
+        self,
+        model: nn.Module,
+        data: DataLike,
+        *,
+        generator: torch.Generator | None = None,
+        key: Key | None = None,
+    ) -> AttackResult:
+        """Resets (or re-optimises) the suspects of a copy of ``model``.
+
+        Only ``reset="reoptimise"`` uses ``data``.
+        """
+        del key
         start = time.perf_counter()
         cfg = self.config
-        out = copy.deepcopy(model)
-        suspects: dict[str, list[int]] = {}
-        with torch.no_grad():
-            for name, p in out.named_parameters():
-                if not p.is_floating_point() or p.dim() < 2 or p.numel() < 2:
-                    continue
-                idx = find_suspects(p, cfg)
-                if idx.numel() == 0:
-                    continue
-                flat = p.detach().reshape(-1).clone()
-                if cfg.reset == "median":
-                    keep = torch.ones_like(flat, dtype=torch.bool)
-                    keep[idx] = False
-                    fill = flat[keep].median() if bool(keep.any()) else flat.median()
-                else:
-                    fill = torch.zeros((), dtype=flat.dtype)
-                flat[idx] = fill.to(flat.dtype)
-                p.copy_(flat.view_as(p))
-                suspects[name] = idx.tolist()
-        info = {"suspects": suspects, "num_suspects": sum(len(v) for v in suspects.values())}
+        suspects: dict[str, torch.Tensor] = {}
+        for name, p in model.named_parameters():
+            if not p.is_floating_point() or p.dim() < 2 or p.numel() < 2:
+                continue
+            idx = find_suspects(p, cfg)
+            if idx.numel():
+                suspects[name] = idx.cpu()
+        info: dict[str, object] = {}
+        if cfg.reset == "reoptimise":
+            gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
+            dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+            x, y = attacker_batch(data, cfg.num_samples, gen, model_device(model))
+            out = copy.deepcopy(model).float()
+            reoptimise_(out, suspects, x, y, steps=cfg.steps, lr=cfg.lr)
+            out = out.to(dtype)
+            out.train(model.training)
+            info["num_samples"] = int(y.shape[0])
+        else:
+            out = copy.deepcopy(model)
+            reset_values_(out, suspects, cfg.reset)
+        info["suspects"] = {n: i.tolist() for n, i in suspects.items()}
+        info["num_suspects"] = sum(int(i.numel()) for i in suspects.values())
         return AttackResult(self.name, out, info=info, seconds=time.perf_counter() - start)

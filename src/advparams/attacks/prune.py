@@ -19,6 +19,7 @@ from torch import nn
 
 from advparams.attacks.base import ATTACKS, Attack, AttackResult
 from advparams.data.base import DataLike
+from advparams.keys.key import Key
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,18 @@ class Prune(Attack[PruneConfig]):
 
     name = "prune"
     Config = PruneConfig
+    uses_data = False
 
-    def run(self, model: nn.Module, data: DataLike, *, generator: torch.Generator | None = None) -> AttackResult:
+    def run(
+        self,
+        model: nn.Module,
+        data: DataLike,
+        *,
+        generator: torch.Generator | None = None,
+        key: Key | None = None,
+    ) -> AttackResult:
         """Prunes a copy of ``model``; needs no data (``data`` is ignored)."""
-        del data, generator
+        del data, generator, key
         start = time.perf_counter()
         cfg = self.config
         pruned = magnitude_prune(model, cfg.rate, cfg.scope, cfg.include_1d)

@@ -2,15 +2,21 @@
 
 import copy
 import dataclasses
+import json
 
 import pytest
 import torch
 
 from advparams.attacks import ATTACKS
+from advparams.errors import AdvParamsError
 from advparams.registry import config_to_dict
 from advparams.testing import state_equal
 
-FAST = {"finetune": {"epochs": 1, "data_fraction": 0.2}}
+FAST = {
+    "finetune": {"epochs": 1, "data_fraction": 0.2},
+    "retrace": {"steps": 5},
+    "outlier-reset": {"reset": "reoptimise", "steps": 5},
+}
 
 
 @pytest.fixture(params=ATTACKS.names())
@@ -24,11 +30,32 @@ def test_config_round_trip(attack_name) -> None:
     assert dataclasses.is_dataclass(attack.config)
 
 
-def test_input_not_mutated_and_deterministic(attack_name, trained) -> None:
-    model, data = trained
+def test_input_not_mutated_and_deterministic(attack_name, locked) -> None:
+    model, key, data = locked
     before = copy.deepcopy(model.state_dict())
-    a = ATTACKS.build(attack_name, FAST.get(attack_name, {})).run(model, data)
-    b = ATTACKS.build(attack_name, FAST.get(attack_name, {})).run(model, data)
+    a = ATTACKS.build(attack_name, FAST.get(attack_name, {})).run(model, data, key=key)
+    b = ATTACKS.build(attack_name, FAST.get(attack_name, {})).run(model, data, key=key)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert a.model is not model and state_equal(a.model, b.model)
     assert a.attack == attack_name and a.seconds >= 0
+    assert isinstance(a.info, dict)
+    json.dumps(a.info)  # JSON-ready, as the harness writes it
+
+
+def test_only_key_attacks_use_the_key(attack_name, locked) -> None:
+    model, key, data = locked
+    attack = ATTACKS.build(attack_name, FAST.get(attack_name, {}))
+    if type(attack).uses_key:
+        with pytest.raises(AdvParamsError, match="key"):
+            attack.run(model, data)
+    else:
+        with_key = attack.run(model, data, key=key)
+        without = attack.run(model, data)
+        assert state_equal(with_key.model, without.model)
+
+
+def test_data_free_attacks_ignore_data(attack_name, locked) -> None:
+    model, key, data = locked
+    attack = ATTACKS.build(attack_name, FAST.get(attack_name, {}))
+    if not type(attack).uses_data:
+        assert state_equal(attack.run(model, None, key=key).model, attack.run(model, data, key=key).model)

@@ -88,7 +88,7 @@ def test_nnsplitter_changes_only_window_weights_in_few_filters(trained) -> None:
         assert bool(window_mask(p.detach(), 0.0, 0.5).reshape(-1)[idx].all())
         per_row = p[0].numel()
         rows |= {(name, int(i) // per_row) for i in idx}
-        lo, hi = float(p.min()), float(p.max())
+        lo, hi = float(p.detach().min()), float(p.detach().max())
         vals = dict(res.model.named_parameters())[name].detach().reshape(-1)[idx]
         assert bool(((vals >= lo) & (vals <= hi)).all())
     assert len(rows) <= 4

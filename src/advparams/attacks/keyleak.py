@@ -1,0 +1,90 @@
+"""Partial key leakage: the attacker learns a share of the key's entries.
+
+A key may leak in part (a careless user, a side channel, a collusion of holders of
+partial keys). With a fraction of the entries known, the attacker writes their original
+values back; the rest stay locked. How much accuracy that returns measures whether a
+lock degrades gracefully or collapses once a few entries are out. This is the only
+attack given the true key (``uses_key``).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from advparams.attacks.base import ATTACKS, Attack, AttackResult
+from advparams.data.base import DataLike
+from advparams.errors import AdvParamsError
+from advparams.keys.key import Key
+
+
+@dataclass(frozen=True)
+class KeyLeakConfig:
+    """Settings of :class:`KeyLeak`.
+
+    Attributes:
+        fraction: share of the key's entries (scalar values) leaked, in [0, 1];
+            ``round(fraction * entries)`` of them, drawn uniformly.
+        seed: seeds which entries leak when no generator is passed.
+    """
+
+    fraction: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.fraction <= 1.0:
+            raise ValueError(f"fraction must be in [0, 1], got {self.fraction}")
+
+
+def leaked_entries(key: Key, fraction: float, generator: torch.Generator) -> list[tuple[str, int, int]]:
+    """The leaked entries: ``(tensor name, position in the entry, flat index)``."""
+    flat = [(e.name, j, int(i)) for e in key.entries for j, i in enumerate(e.indices.tolist())]
+    k = round(fraction * len(flat))
+    order = torch.randperm(len(flat), generator=generator)[:k].tolist()
+    return [flat[i] for i in sorted(order)]
+
+
+@ATTACKS.register("key-leak")
+class KeyLeak(Attack[KeyLeakConfig]):
+    """Partial key leakage: a random share of the key's entries is restored."""
+
+    name = "key-leak"
+    Config = KeyLeakConfig
+    uses_key = True
+    uses_data = False
+
+    def run(
+        self,
+        model: nn.Module,
+        data: DataLike,
+        *,
+        generator: torch.Generator | None = None,
+        key: Key | None = None,
+    ) -> AttackResult:
+        """Restores the leaked entries in a copy of ``model``."""
+        del data
+        if key is None:
+            raise AdvParamsError("the key-leak attack needs the true key (key=...)")
+        cfg = self.config
+        start = time.perf_counter()
+        gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
+        leaked = leaked_entries(key, cfg.fraction, gen)
+        entries = {e.name: e for e in key.entries}
+        out = copy.deepcopy(model)
+        state = out.state_dict()
+        with torch.no_grad():
+            for name, j, index in leaked:
+                if name not in state:
+                    raise AdvParamsError(f"the key names tensor {name!r}, which the model does not have")
+                t = state[name]
+                t.view(-1)[index] = entries[name].original[j].to(device=t.device, dtype=t.dtype)
+        info = {
+            "leaked": len(leaked),
+            "entries": key.num_changed,
+            "leaked_positions": {n: sorted(i for m, _, i in leaked if m == n) for n in {m for m, _, _ in leaked}},
+        }
+        return AttackResult(self.name, out, info=info, seconds=time.perf_counter() - start)
