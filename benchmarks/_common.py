@@ -12,24 +12,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from advparams import __version__
+from advparams._env import environment  # noqa: F401  (re-exported for the scripts)
 from advparams.data import ImageDataset, load_dataset
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    """What the numbers were measured on."""
-    env = {
-        "advparams": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "device": str(device),
-        "machine": platform.machine(),
-    }
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-    return env
 
 
 def fashion_mnist(split: str, size: int = 28, channels: int = 1) -> ImageDataset:

@@ -246,3 +246,77 @@ def test_list_and_console_script(capsys) -> None:
         [sys.executable, "-m", "advparams", "lock", "--help"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0 and "max_params" in proc.stdout and "--passphrase-file" in proc.stdout
+
+
+# ----------------------------------------------------------------- evaluate-protection
+
+TINY_YAML = """
+name: cli-tiny
+dataset: synthetic
+model: lenet
+seeds: [0]
+train: {epochs: 2}
+test_samples: 100
+schemes:
+  - name: advparams
+  - name: random
+    match_params: advparams
+attacks:
+  - name: prune
+    grid: {rate: [0.5]}
+  - name: key-leak
+    grid: {fraction: [0.5]}
+"""
+
+
+def test_evaluate_protection_runs_resumes_and_reports(capsys, tmp_path) -> None:
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY_YAML)
+    out, rep = tmp_path / "run", tmp_path / "report"
+    args = ["evaluate-protection", "--config", cfg, "--out", out, "--report-dir", rep, "--device", "cpu", "--json"]
+    code, stdout, err = run(capsys, *args)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert set(summary["locked_accuracy"]) == {"advparams/seed0", "random/seed0"}
+    text = (rep / "report.md").read_text()
+    assert "## Attack: prune" in text and "## Attack: key-leak" in text
+    assert f"advparams evaluate-protection --config {cfg}" in text
+    assert (rep / "plots" / "hist-advparams.png").exists()
+    rows = (out / "results.jsonl").read_text().splitlines()
+    # Again: resumed, one session row more, nothing else.
+    code, stdout, _ = run(capsys, *args)
+    assert code == 0 and len((out / "results.jsonl").read_text().splitlines()) == len(rows) + 1
+    # The report alone, rebuilt from the rows.
+    code, stdout, err = run(capsys, "report", out, "--no-plots", "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["report"] == str(out / "report.md")
+    # A different config into the same folder: refused, nothing lost.
+    cfg2 = tmp_path / "tiny2.yaml"
+    cfg2.write_text(TINY_YAML.replace("seeds: [0]", "seeds: [1]"))
+    code, _, err = run(capsys, "evaluate-protection", "--config", cfg2, "--out", out, "--no-plots")
+    assert_one_line_error(code, err, "different configuration")
+    assert len((out / "results.jsonl").read_text().splitlines()) == len(rows) + 1
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "match"),
+    [
+        ("name: x\ndataset: synthetic\nmodel: lenet\nschemes: [{name: advparams, options: {max_param: 1}}]\n", "max_param"),
+        ("name: x\ndataset: synthetic\nmodel: lenet\n", "no schemes"),
+        ("name: [x\n", "not valid YAML"),
+        ("name: x\ndataset: nope\nmodel: lenet\nschemes: [{name: advparams}]\n", "nope"),
+    ],
+)
+def test_evaluate_protection_bad_configs(capsys, tmp_path, yaml_text, match) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml_text)
+    code, _, err = run(capsys, "evaluate-protection", "--config", cfg, "--out", tmp_path / "run")
+    assert_one_line_error(code, err, match)
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_protection_missing_config_and_report_of_nothing(capsys, tmp_path) -> None:
+    code, _, err = run(capsys, "evaluate-protection", "--config", tmp_path / "none.yaml")
+    assert_one_line_error(code, err, "does not exist")
+    code, _, err = run(capsys, "report", tmp_path)
+    assert_one_line_error(code, err, "not an evaluation run")

@@ -1,0 +1,312 @@
+"""The evaluation configuration: what to train, which schemes to lock with, which attacks
+to run, over which seeds. Read from YAML, validated in one place, written back resolved.
+
+Example (``configs/fashion-mnist.yaml`` is the full one)::
+
+    name: fmnist-small
+    dataset: fashion-mnist
+    model: lenet
+    seeds: [0, 1, 2]
+    train: {epochs: 10}
+    schemes:
+      - name: advparams
+      - name: random
+        match_params: advparams    # same number of changed values as advparams
+    attacks:
+      - name: finetune
+        options: {epochs: 5}
+        grid: {data_fraction: [0.01, 0.05]}
+      - name: prune
+        grid: {scope: [global, layer], rate: [0.1, 0.5, 0.9]}
+    budgets: [1, 3, 10, 30]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from advparams.attacks import ATTACKS
+from advparams.data import DATASETS
+from advparams.errors import ConfigError
+from advparams.models import MODELS
+from advparams.registry import config_from_dict, config_to_dict
+from advparams.schemes import SCHEMES
+from advparams.training import TrainConfig
+
+
+@dataclass(frozen=True)
+class SchemeSpec:
+    """One scheme to evaluate.
+
+    Attributes:
+        name: registered scheme name.
+        options: its configuration (``seed`` is set from the run's seed).
+        match_params: lock with the same number of changed values as this other scheme
+            (listed earlier) at the same seed: the scheme's budget option is set to
+            that scheme's ``params_changed``.
+        label: how tables and plots call it (default: the name).
+    """
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    match_params: str | None = None
+    label: str | None = None
+
+    @property
+    def title(self) -> str:
+        """The label, or the name."""
+        return self.label or self.name
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack and the settings to run it with.
+
+    Attributes:
+        name: registered attack name.
+        options: fixed configuration for every setting (``seed`` comes from the run).
+        grid: option -> list of values; every combination is one setting.
+        cases: explicit settings, one mapping each (instead of a grid), for options that
+            go in pairs such as ``{low: 1, high: 99}``.
+    """
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    grid: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    cases: tuple[Mapping[str, Any], ...] = ()
+
+    def settings(self) -> Iterator[dict[str, Any]]:
+        """The cases, or every combination of the grid in the order written (one empty
+        setting if neither)."""
+        if self.cases:
+            for case in self.cases:
+                yield dict(case)
+            return
+        keys = list(self.grid)
+        for values in itertools.product(*(self.grid[k] for k in keys)):
+            yield dict(zip(keys, values, strict=True))
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """A whole evaluation.
+
+    Attributes:
+        name: the run's name (rows carry it).
+        dataset: registered data set.
+        data_dir: folder with its files (``None``: the data set's default places).
+        model: registered model architecture.
+        model_options: extra model arguments (the data set's shape is filled in).
+        seeds: one trained model, lock and attack per seed.
+        train: how models are trained (when no checkpoint is given).
+        train_samples: train on the first N of a seeded permutation (``None``: all).
+        test_samples: measure accuracy on the first N test images (``None``: all).
+        checkpoints: seed -> checkpoint folder to load instead of training.
+        schemes: the schemes, in order.
+        attacks: the attacks and their settings.
+        budgets: budgets for the accuracy-against-size curve (empty: no curve).
+        stealth: compute KS tests, ranks and z-scores of every lock.
+        histograms: keep per-layer weight histograms (first seed) for the plots.
+    """
+
+    name: str
+    dataset: str
+    model: str
+    seeds: tuple[int, ...] = (0, 1, 2)
+    data_dir: str | None = None
+    model_options: Mapping[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    train_samples: int | None = None
+    test_samples: int | None = None
+    checkpoints: Mapping[int, str] = field(default_factory=dict)
+    schemes: tuple[SchemeSpec, ...] = ()
+    attacks: tuple[AttackSpec, ...] = ()
+    budgets: tuple[int, ...] = ()
+    stealth: bool = True
+    histograms: bool = True
+
+    def scheme(self, label: str) -> SchemeSpec:
+        """The scheme with this label."""
+        for s in self.schemes:
+            if s.title == label:
+                return s
+        raise ConfigError(f"no scheme labelled {label!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/YAML-ready dict that :func:`config_from_mapping` reads back."""
+        return {
+            "name": self.name,
+            "dataset": self.dataset,
+            "data_dir": self.data_dir,
+            "model": self.model,
+            "model_options": dict(self.model_options),
+            "seeds": list(self.seeds),
+            "train": config_to_dict(self.train),
+            "train_samples": self.train_samples,
+            "test_samples": self.test_samples,
+            "checkpoints": {int(k): v for k, v in self.checkpoints.items()},
+            "schemes": [
+                {"name": s.name, "options": dict(s.options), "match_params": s.match_params, "label": s.label}
+                for s in self.schemes
+            ],
+            "attacks": [
+                {
+                    "name": a.name,
+                    "options": dict(a.options),
+                    "grid": {k: list(v) for k, v in a.grid.items()},
+                    "cases": [dict(c) for c in a.cases],
+                }
+                for a in self.attacks
+            ],
+            "budgets": list(self.budgets),
+            "stealth": self.stealth,
+            "histograms": self.histograms,
+        }
+
+    def fingerprint(self) -> str:
+        """A canonical JSON string: two configs that run the same rows compare equal."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+_TOP = {f.name for f in dataclasses.fields(EvalConfig)}
+
+
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{what} must be a mapping, got {type(value).__name__}")
+    return dict(value)
+
+
+def _keys(d: Mapping[str, Any], allowed: set[str], what: str) -> None:
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ConfigError(f"{what} has unknown key(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}")
+
+
+def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
+    """Builds and validates an :class:`EvalConfig`; every mistake is one clear ConfigError.
+
+    Scheme and attack options are checked against their registered configurations
+    (unknown option, bad value), so a typo fails before any training starts.
+    """
+    raw = _mapping(raw, "the config")
+    _keys(raw, _TOP, "the config")
+    for req in ("name", "dataset", "model"):
+        if not raw.get(req):
+            raise ConfigError(f"the config needs {req!r}")
+    DATASETS.get(raw["dataset"])
+    MODELS.get(raw["model"])
+    seeds = raw.get("seeds", [0, 1, 2])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise ConfigError("seeds must be a non-empty list of integers")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("seeds must not repeat")
+    train = config_from_dict(TrainConfig, _mapping(raw.get("train"), "train"), what="train")
+
+    schemes = []
+    for i, s in enumerate(raw.get("schemes") or []):
+        s = _mapping(s, f"schemes[{i}]")
+        _keys(s, {"name", "options", "match_params", "label"}, f"schemes[{i}]")
+        if "name" not in s:
+            raise ConfigError(f"schemes[{i}] needs a name")
+        opts = _mapping(s.get("options"), f"schemes[{i}].options")
+        SCHEMES.build(s["name"], opts)  # validates name and options
+        spec = SchemeSpec(s["name"], opts, s.get("match_params"), s.get("label"))
+        if spec.match_params is not None:
+            if spec.match_params not in [x.title for x in schemes]:
+                raise ConfigError(
+                    f"schemes[{i}] ({spec.title}) matches {spec.match_params!r}, which must be a scheme listed before it"
+                )
+        if spec.title in [x.title for x in schemes]:
+            raise ConfigError(f"scheme {spec.title!r} is listed twice; give one a label")
+        schemes.append(spec)
+    if not schemes:
+        raise ConfigError("the config lists no schemes")
+
+    attacks = []
+    for i, a in enumerate(raw.get("attacks") or []):
+        a = _mapping(a, f"attacks[{i}]")
+        _keys(a, {"name", "options", "grid", "cases"}, f"attacks[{i}]")
+        if "name" not in a:
+            raise ConfigError(f"attacks[{i}] needs a name")
+        opts = _mapping(a.get("options"), f"attacks[{i}].options")
+        grid_raw = _mapping(a.get("grid"), f"attacks[{i}].grid")
+        grid = {}
+        for k, v in grid_raw.items():
+            values = v if isinstance(v, list) else [v]
+            if not values:
+                raise ConfigError(f"attacks[{i}].grid.{k} is empty")
+            grid[k] = tuple(values)
+        cases_raw = a.get("cases") or []
+        if not isinstance(cases_raw, list):
+            raise ConfigError(f"attacks[{i}].cases must be a list of mappings")
+        cases = tuple(_mapping(c, f"attacks[{i}].cases[{j}]") for j, c in enumerate(cases_raw))
+        if cases and grid:
+            raise ConfigError(f"attacks[{i}] has both grid and cases; use one")
+        spec = AttackSpec(a["name"], opts, grid, cases)
+        for setting in spec.settings():
+            ATTACKS.build(spec.name, {**opts, **setting})  # validates every setting now
+        attacks.append(spec)
+
+    budgets = raw.get("budgets") or []
+    if not isinstance(budgets, list) or not all(isinstance(b, int) and b >= 1 for b in budgets):
+        raise ConfigError("budgets must be a list of positive integers")
+    for name in ("train_samples", "test_samples"):
+        v = raw.get(name)
+        if v is not None and (not isinstance(v, int) or v < 1):
+            raise ConfigError(f"{name} must be a positive integer or null")
+    checkpoints = _mapping(raw.get("checkpoints"), "checkpoints")
+    try:
+        ckpts = {int(k): str(v) for k, v in checkpoints.items()}
+    except ValueError:
+        raise ConfigError("checkpoints maps seeds (integers) to checkpoint folders") from None
+    return EvalConfig(
+        name=str(raw["name"]),
+        dataset=raw["dataset"],
+        model=raw["model"],
+        seeds=tuple(seeds),
+        data_dir=raw.get("data_dir"),
+        model_options=_mapping(raw.get("model_options"), "model_options"),
+        train=train,
+        train_samples=raw.get("train_samples"),
+        test_samples=raw.get("test_samples"),
+        checkpoints=ckpts,
+        schemes=tuple(schemes),
+        attacks=tuple(attacks),
+        budgets=tuple(budgets),
+        stealth=bool(raw.get("stealth", True)),
+        histograms=bool(raw.get("histograms", True)),
+    )
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> EvalConfig:
+    """Reads a YAML config file (``yaml.safe_load``: no Python objects) and validates it.
+
+    Args:
+        path: the YAML file.
+        overrides: top-level keys to replace (e.g. ``{"seeds": [0]}``).
+    """
+    import yaml
+
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {p} ({type(exc).__name__})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {p} is not valid YAML{where}") from None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    return config_from_mapping({**raw, **dict(overrides or {})})

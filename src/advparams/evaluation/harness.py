@@ -1,0 +1,458 @@
+"""The evaluation harness: train (or load) -> lock with every scheme -> every attack, over
+seeds, one JSON line per result.
+
+Run folder layout::
+
+    OUT/config.yaml        the resolved configuration (a re-run must match it)
+    OUT/results.jsonl      the rows (see advparams.evaluation.rows)
+    OUT/models/seed<S>/    the trained model of each seed (a checkpoint folder)
+    OUT/locks/<scheme>-seed<S>/   each locked model (checkpoint folder) ...
+    OUT/locks/<scheme>-seed<S>.key   ... and its key
+
+Re-running with the same configuration skips every row already in ``results.jsonl``
+and reuses the saved models and locks, so an interrupted run goes on where it stopped.
+The harness is the one place that seeds torch's global generator (for dropout during
+training), inside ``torch.random.fork_rng``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from advparams._device import resolve_device
+from advparams._env import environment
+from advparams.attacks import ATTACKS
+from advparams.checkpoint import load_checkpoint, save_checkpoint
+from advparams.data import DATASETS, ImageDataset, load_dataset
+from advparams.errors import ConfigError, KeyMismatchError, OutputExistsError
+from advparams.evaluation.config import EvalConfig, SchemeSpec, config_from_mapping
+from advparams.evaluation.rows import ResultRow, RowWriter, read_rows, row_key
+from advparams.fingerprint import model_fingerprint
+from advparams.keys import Key, load_key, save_key
+from advparams.metrics import accuracy, detection_scores, stealth_summary
+from advparams.models import build_model
+from advparams.schemes import SCHEMES, LockResult
+from advparams.testing import state_equal
+from advparams.training import train
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.yaml"
+RESULTS_FILE = "results.jsonl"
+
+# Attack info entries that are too large for a row; their sizes are kept as counts.
+_BULKY = ("suspects", "samples", "leaked_positions")
+
+
+@dataclass(frozen=True)
+class HarnessProgress:
+    """Passed to the progress callback after each unit of work."""
+
+    done: int
+    total: int
+    label: str
+    skipped: bool
+
+
+def _write_config(path: Path, config: EvalConfig) -> None:
+    import yaml
+
+    from advparams._io import atomic_write_bytes
+
+    text = "# Resolved by advparams evaluate-protection; a re-run of this folder must match it.\n"
+    text += yaml.safe_dump(config.to_dict(), sort_keys=False)
+    atomic_write_bytes(path, text.encode(), force=True)
+
+
+def _read_saved_config(path: Path) -> EvalConfig:
+    import yaml
+
+    try:
+        return config_from_mapping(yaml.safe_load(path.read_text()))
+    except (ConfigError, yaml.YAMLError, OSError) as exc:
+        raise ConfigError(f"{path} is not a readable resolved config ({exc})") from None
+
+
+def prepare_run_dir(out: Path, config: EvalConfig, *, force: bool) -> None:
+    """Creates ``out`` or checks that it holds a run of the same configuration.
+
+    With ``force`` a run of a different configuration is removed first (its rows and
+    models are lost, which is what ``--force`` asks for).
+    """
+    cfg_path = out / CONFIG_FILE
+    if out.exists():
+        if not out.is_dir():
+            raise OutputExistsError(f"{out} exists and is not a folder")
+        if cfg_path.exists():
+            if _read_saved_config(cfg_path).fingerprint() == config.fingerprint():
+                return  # resume
+            if not force:
+                raise OutputExistsError(
+                    f"{out} holds a run of a different configuration; use another --out, "
+                    "or --force to discard it and start again"
+                )
+            shutil.rmtree(out)
+        elif any(out.iterdir()):
+            if not force:
+                raise OutputExistsError(f"{out} exists and is not an evaluation run; pass --force to use it")
+            shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_config(cfg_path, config)
+
+
+def _option_fields(kind: str, name: str) -> set[str]:
+    registry = SCHEMES if kind == "scheme" else ATTACKS
+    return {f.name for f in fields(registry.get(name).Config)}
+
+
+def _with_seed(kind: str, name: str, options: dict[str, Any], seed: int) -> dict[str, Any]:
+    if "seed" in _option_fields(kind, name):
+        return {**options, "seed": seed}
+    return dict(options)
+
+
+def _slim_info(info: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in info.items():
+        if k in _BULKY:
+            continue
+        if isinstance(v, list) and len(v) > 100:
+            out[f"{k}_count"] = len(v)
+            continue
+        out[k] = v
+    return out
+
+
+def _histograms(original: nn.Module, locked: nn.Module, key: Key, bins: int = 50) -> dict[str, Any]:
+    a, b = original.state_dict(), locked.state_dict()
+    layers = {}
+    for e in key.entries:
+        ta, tb = a[e.name].detach().double().cpu().reshape(-1), b[e.name].detach().double().cpu().reshape(-1)
+        lo, hi = min(float(ta.min()), float(tb.min())), max(float(ta.max()), float(tb.max()))
+        if hi <= lo:
+            hi = lo + 1.0
+        layers[e.name] = {
+            "range": [lo, hi],
+            "original": torch.histc(ta, bins, lo, hi).long().tolist(),
+            "locked": torch.histc(tb, bins, lo, hi).long().tolist(),
+            "changed_original": e.original.double().tolist()[:200],
+            "changed_locked": e.locked.double().tolist()[:200],
+        }
+    return layers
+
+
+class Harness:
+    """Runs one evaluation configuration into one run folder.
+
+    Args:
+        config: the evaluation.
+        out: the run folder.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        force: discard a run folder of a different configuration.
+        progress: called after each unit of work.
+    """
+
+    def __init__(
+        self,
+        config: EvalConfig,
+        out: str | Path,
+        *,
+        device: str = "auto",
+        force: bool = False,
+        progress: Callable[[HarnessProgress], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.out = Path(out)
+        self.device = resolve_device(device)
+        self.force = force
+        self.progress = progress
+        self._done = 0
+        self._total = 0
+
+    # -- bookkeeping ------------------------------------------------------------------
+    def _tick(self, label: str, skipped: bool) -> None:
+        self._done += 1
+        if self.progress is not None:
+            self.progress(HarnessProgress(self._done, self._total, label, skipped))
+
+    def _count_units(self) -> int:
+        cfg = self.config
+        per_scheme = 1 + len(cfg.budgets) + sum(len(list(a.settings())) for a in cfg.attacks)
+        return len(cfg.seeds) * (1 + len(cfg.schemes) * per_scheme)
+
+    def _has(self, *key_parts: Any) -> bool:
+        return row_key(*key_parts) in self._rows
+
+    def _get(self, *key_parts: Any) -> ResultRow | None:
+        return self._rows.get(row_key(*key_parts))
+
+    def _write(self, row: ResultRow) -> None:
+        self._writer.write(row)
+        self._rows[row.key] = row
+
+    # -- data ---------------------------------------------------------------------------
+    def _data(self) -> tuple[ImageDataset, ImageDataset]:
+        cfg = self.config
+        train_data = load_dataset(cfg.dataset, "train", cfg.data_dir)
+        test_data = load_dataset(cfg.dataset, "test", cfg.data_dir)
+        if cfg.train_samples is not None and cfg.train_samples < len(train_data):
+            g = torch.Generator().manual_seed(0)
+            train_data = train_data.subset(torch.randperm(len(train_data), generator=g)[: cfg.train_samples])
+        if cfg.test_samples is not None and cfg.test_samples < len(test_data):
+            test_data = test_data.subset(torch.arange(cfg.test_samples))
+        return train_data, test_data
+
+    def _accuracy(self, model: nn.Module) -> float:
+        return accuracy(model, self._test)
+
+    # -- stages -------------------------------------------------------------------------
+    def _model(self, seed: int) -> nn.Module:
+        cfg = self.config
+        path = self.out / "models" / f"seed{seed}"
+        if seed in cfg.checkpoints:
+            model = load_checkpoint(cfg.checkpoints[seed], device=self.device).model
+            if not self._has("clean", seed):
+                self._write(
+                    ResultRow(
+                        cfg.name,
+                        "clean",
+                        seed,
+                        accuracy=self._accuracy(model),
+                        metrics={"checkpoint": cfg.checkpoints[seed]},
+                    )
+                )
+                self._tick(f"seed {seed}: load model", False)
+            else:
+                self._tick(f"seed {seed}: load model", True)
+            return model
+        if self._has("clean", seed) and path.exists():
+            self._tick(f"seed {seed}: trained model", True)
+            return load_checkpoint(path, device=self.device).model
+        spec = DATASETS.get(cfg.dataset)
+        options = {**spec.model_options, **dict(cfg.model_options)}
+        start = time.perf_counter()
+        model = build_model(cfg.model, options, seed=seed).to(self.device)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)  # dropout and other in-model randomness
+            result = train(model, self._train, cfg.train, generator=torch.Generator().manual_seed(seed))
+        model = result.model.eval()
+        seconds = time.perf_counter() - start
+        acc = self._accuracy(model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(
+            model,
+            path,
+            architecture=cfg.model,
+            arguments=options,
+            dataset=cfg.dataset,
+            record={"seed": seed, "test_accuracy": acc},
+            force=True,
+        )
+        self._write(ResultRow(cfg.name, "clean", seed, accuracy=acc, seconds=seconds, metrics={"epochs": cfg.train.epochs}))
+        self._tick(f"seed {seed}: train model", False)
+        return model
+
+    def _scheme_options(self, spec: SchemeSpec, seed: int, budget: int | None = None) -> dict[str, Any]:
+        opts = _with_seed("scheme", spec.name, dict(spec.options), seed)
+        budget_option = SCHEMES.get(spec.name).budget_option
+        if budget is not None:
+            if spec.match_params is not None:
+                matched = self._get("budget", seed, spec.match_params, None, {"budget": budget})
+                budget = max(1, int(matched.metrics["params_changed"])) if matched else budget
+            opts[budget_option] = budget
+            if "target_accuracy" in _option_fields("scheme", spec.name):
+                opts["target_accuracy"] = 0.0  # spend the whole budget: the curve is about size
+        elif spec.match_params is not None:
+            matched = self._get("lock", seed, spec.match_params)
+            if matched is None:
+                raise ConfigError(f"{spec.title} matches {spec.match_params}, which has no lock at seed {seed}")
+            opts[budget_option] = max(1, int(matched.metrics["params_changed"]))
+        return opts
+
+    def _lock(self, spec: SchemeSpec, seed: int, model: nn.Module) -> tuple[nn.Module, Key]:
+        cfg = self.config
+        name = f"{spec.title}-seed{seed}"
+        ckpt_path, key_path = self.out / "locks" / name, self.out / "locks" / f"{name}.key"
+        if self._has("lock", seed, spec.title) and ckpt_path.exists() and key_path.exists():
+            locked = load_checkpoint(ckpt_path, device=self.device).model
+            key = load_key(key_path)
+            if key.locked_fingerprint != model_fingerprint(locked):
+                raise KeyMismatchError(f"{key_path} does not belong to {ckpt_path}; remove both to redo this lock")
+            self._tick(f"seed {seed}: lock {spec.title}", True)
+            return locked, key
+        options = self._scheme_options(spec, seed)
+        scheme = SCHEMES.build(spec.name, options)
+        res: LockResult = scheme.lock(model, self._train, generator=torch.Generator().manual_seed(seed))
+        restored = scheme.unlock(res.model, res.key)
+        locked_acc = self._accuracy(res.model)
+        unlocked_acc = self._accuracy(restored)
+        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(
+            res.model,
+            ckpt_path,
+            architecture=cfg.model,
+            arguments={**DATASETS.get(cfg.dataset).model_options, **dict(cfg.model_options)},
+            dataset=cfg.dataset,
+            locked=True,
+            force=True,
+        )
+        save_key(res.key, key_path, force=True)
+        r = res.report
+        metrics = {
+            "options": options,
+            "params_changed": r.params_changed,
+            "params_total": r.params_total,
+            "proportion_percent": r.proportion_percent,
+            "lock_accuracy_before": r.lock_accuracy_before,
+            "lock_accuracy_after": r.lock_accuracy_after,
+            "target_accuracy": r.target_accuracy,
+            "stopped": r.stopped,
+            "rounds": r.rounds,
+            "changed_per_tensor": r.changed_per_tensor,
+            "unlocked_accuracy": unlocked_acc,
+            "bit_exact": state_equal(restored, model),
+        }
+        self._write(ResultRow(cfg.name, "lock", seed, spec.title, accuracy=locked_acc, metrics=metrics, seconds=r.seconds))
+        if cfg.stealth:
+            self._write(ResultRow(cfg.name, "stealth", seed, spec.title, metrics=stealth_summary(model, res.model, res.key)))
+        if cfg.histograms and seed == cfg.seeds[0]:
+            self._write(ResultRow(cfg.name, "histogram", seed, spec.title, metrics=_histograms(model, res.model, res.key)))
+        self._tick(f"seed {seed}: lock {spec.title}", False)
+        return res.model, res.key
+
+    def _budgets(self, spec: SchemeSpec, seed: int, model: nn.Module) -> None:
+        cfg = self.config
+        for b in cfg.budgets:
+            label = f"seed {seed}: {spec.title} budget {b}"
+            if self._has("budget", seed, spec.title, None, {"budget": b}):
+                self._tick(label, True)
+                continue
+            options = self._scheme_options(spec, seed, budget=b)
+            res = SCHEMES.build(spec.name, options).lock(model, self._train, generator=torch.Generator().manual_seed(seed))
+            metrics = {
+                "options": options,
+                "params_changed": res.report.params_changed,
+                "lock_accuracy_after": res.report.lock_accuracy_after,
+            }
+            self._write(
+                ResultRow(
+                    cfg.name,
+                    "budget",
+                    seed,
+                    spec.title,
+                    setting={"budget": b},
+                    accuracy=self._accuracy(res.model),
+                    metrics=metrics,
+                    seconds=res.report.seconds,
+                )
+            )
+            self._tick(label, False)
+
+    def _attacks(self, spec: SchemeSpec, seed: int, locked: nn.Module, key: Key) -> None:
+        cfg = self.config
+        for aspec in cfg.attacks:
+            attack_cls = ATTACKS.get(aspec.name)
+            for setting in aspec.settings():
+                label = f"seed {seed}: {spec.title} / {aspec.name} {setting}"
+                if self._has("attack", seed, spec.title, aspec.name, setting):
+                    self._tick(label, True)
+                    continue
+                options = _with_seed("attack", aspec.name, {**aspec.options, **setting}, seed)
+                shares_scratch = "scratch" in _option_fields("attack", aspec.name) and options.get("scratch", True)
+                have_scratch = self._has("baseline", seed, "scratch", aspec.name, setting)
+                if shares_scratch and have_scratch:
+                    options["scratch"] = False  # the same samples and budget: measured once per seed
+                attack = ATTACKS.build(aspec.name, options)
+                res = attack.run(
+                    locked,
+                    self._train if attack_cls.uses_data else None,
+                    key=key if attack_cls.uses_key else None,
+                )
+                metrics: dict[str, Any] = {"options": options, "info": _slim_info(res.info)}
+                if "suspects" in res.info:
+                    precision, recall = detection_scores(res.info["suspects"], key)
+                    metrics.update(precision=precision, recall=recall, suspects=res.info.get("num_suspects"))
+                for bname, bmodel in res.baselines.items():
+                    self._write(
+                        ResultRow(
+                            cfg.name,
+                            "baseline",
+                            seed,
+                            bname,
+                            aspec.name,
+                            setting,
+                            accuracy=self._accuracy(bmodel),
+                            metrics={"options": options, "made_with": spec.title},
+                        )
+                    )
+                self._write(
+                    ResultRow(
+                        cfg.name,
+                        "attack",
+                        seed,
+                        spec.title,
+                        aspec.name,
+                        setting,
+                        accuracy=self._accuracy(res.model),
+                        metrics=metrics,
+                        seconds=res.seconds,
+                    )
+                )
+                self._tick(label, False)
+
+    # -- the run ------------------------------------------------------------------------
+    def run(self) -> list[ResultRow]:
+        """Runs every missing row; returns all rows of the run folder."""
+        start = time.perf_counter()
+        prepare_run_dir(self.out, self.config, force=self.force)
+        self._rows = {r.key: r for r in read_rows(self.out / RESULTS_FILE)}
+        self._writer = RowWriter(self.out / RESULTS_FILE)
+        self._train, self._test = self._data()
+        self._total = self._count_units()
+        self._done = 0
+        added = len(self._rows)
+        for seed in self.config.seeds:
+            model = self._model(seed)
+            for spec in self.config.schemes:
+                locked, key = self._lock(spec, seed, model)
+                self._budgets(spec, seed, model)
+                self._attacks(spec, seed, locked, key)
+        added = len(self._rows) - added
+        session = ResultRow(
+            self.config.name,
+            "session",
+            -1,
+            setting={"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - (time.perf_counter() - start)))},
+            metrics={"rows_added": added, "environment": environment(self.device)},
+            seconds=time.perf_counter() - start,
+        )
+        self._write(session)
+        return list(self._rows.values())
+
+
+def evaluate_protection(
+    config: EvalConfig,
+    out: str | Path,
+    *,
+    device: str = "auto",
+    force: bool = False,
+    progress: Callable[[HarnessProgress], None] | None = None,
+) -> list[ResultRow]:
+    """Runs an evaluation into ``out`` (resuming it if it exists); returns all its rows.
+
+    See :class:`Harness` and the module docstring.
+    """
+    return Harness(config, out, device=device, force=force, progress=progress).run()
+
+
+__all__ = ["CONFIG_FILE", "RESULTS_FILE", "Harness", "HarnessProgress", "evaluate_protection", "prepare_run_dir"]

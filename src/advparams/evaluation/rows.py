@@ -1,0 +1,125 @@
+"""Result rows: one JSON line per measured thing, the only input of reports.
+
+Kinds of row:
+
+* ``clean``: the trained model of a seed (accuracy, training time);
+* ``lock``: a scheme's lock of that model (locked / unlocked accuracy, key size, time);
+* ``stealth``: KS tests, ranks and z-scores of that lock;
+* ``histogram``: per-layer weight histograms, original against locked (first seed);
+* ``budget``: a lock made with a given budget (accuracy against size);
+* ``attack``: an attack on a locked model (accuracy after, detection scores, ...);
+* ``baseline``: a model an attack made for comparison (the scratch model);
+* ``session``: one invocation of the harness (wall time, environment).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from advparams.errors import AdvParamsError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("clean", "lock", "stealth", "histogram", "budget", "attack", "baseline", "session")
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One measured result.
+
+    Attributes:
+        run: the evaluation's name.
+        kind: one of :data:`KINDS`.
+        seed: the seed (``-1`` for session rows).
+        scheme: scheme label (``None`` for clean/session rows; ``"scratch"`` for the
+            fine-tuning baseline).
+        attack: attack name, for attack and baseline rows.
+        setting: the varying options of this row (an attack's grid point, a budget).
+        accuracy: test accuracy of the model the row is about, in [0, 1].
+        metrics: everything else, JSON-ready.
+        seconds: wall-clock time of the work the row records.
+    """
+
+    run: str
+    kind: str
+    seed: int
+    scheme: str | None = None
+    attack: str | None = None
+    setting: dict[str, Any] = field(default_factory=dict)
+    accuracy: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown row kind {self.kind!r}")
+
+    @property
+    def key(self) -> tuple[str, int, str | None, str | None, str]:
+        """What identifies the row: re-running the harness skips rows with a known key."""
+        return (self.kind, self.seed, self.scheme, self.attack, json.dumps(self.setting, sort_keys=True))
+
+    def to_json(self) -> str:
+        """One line of JSON."""
+        return json.dumps(asdict(self), sort_keys=True, allow_nan=False)
+
+
+def row_key(
+    kind: str, seed: int, scheme: str | None = None, attack: str | None = None, setting: dict[str, Any] | None = None
+) -> tuple[str, int, str | None, str | None, str]:
+    """The key of a row that would be written with these values."""
+    return (kind, seed, scheme, attack, json.dumps(setting or {}, sort_keys=True))
+
+
+def read_rows(path: str | Path) -> list[ResultRow]:
+    """Reads a JSON-lines results file.
+
+    A last line cut short by a crash is dropped with a warning (the work it recorded is
+    simply redone); a bad line anywhere else is an error.
+    """
+    p = Path(path)
+    if not p.exists():
+        return []
+    lines = p.read_text().splitlines()
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(ResultRow(**json.loads(line)))
+        except (ValueError, TypeError) as exc:
+            if i == len(lines) - 1:
+                log.warning("%s: dropping an incomplete last line", p)
+                continue
+            raise AdvParamsError(f"{p}, line {i + 1}: not a result row ({type(exc).__name__})") from None
+    return rows
+
+
+class RowWriter:
+    """Appends rows to a JSON-lines file, each flushed to disk before the next work starts."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._valid_end()
+
+    def _valid_end(self) -> None:
+        # Cut a partial last line left by a crash, so the next row starts on its own line.
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            cut = data.rfind(b"\n") + 1
+            with open(self.path, "r+b") as fh:
+                fh.truncate(cut)
+
+    def write(self, row: ResultRow) -> None:
+        """Appends ``row`` and fsyncs."""
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(row.to_json() + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())

@@ -1,0 +1,127 @@
+"""Evaluation configs: validated in one place, every mistake one clear error."""
+
+from pathlib import Path
+
+import pytest
+
+from advparams.errors import ConfigError, UnknownNameError
+from advparams.evaluation import config_from_mapping, load_config
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+
+
+def base(**extra):
+    raw = {"name": "t", "dataset": "synthetic", "model": "lenet", "schemes": [{"name": "advparams"}]}
+    raw.update(extra)
+    return raw
+
+
+def test_minimal_config_defaults() -> None:
+    cfg = config_from_mapping(base())
+    assert cfg.seeds == (0, 1, 2) and cfg.attacks == () and cfg.budgets == ()
+    assert cfg.train.epochs == 10
+
+
+def test_grid_and_cases_expand_in_order() -> None:
+    cfg = config_from_mapping(
+        base(
+            attacks=[
+                {"name": "prune", "grid": {"scope": ["global", "layer"], "rate": [0.1, 0.5]}},
+                {"name": "clip", "cases": [{"low": 1, "high": 99}, {"low": 5, "high": 95}]},
+                {"name": "key-leak"},
+            ]
+        )
+    )
+    prune, clip, leak = cfg.attacks
+    assert list(prune.settings()) == [
+        {"scope": "global", "rate": 0.1},
+        {"scope": "global", "rate": 0.5},
+        {"scope": "layer", "rate": 0.1},
+        {"scope": "layer", "rate": 0.5},
+    ]
+    assert list(clip.settings()) == [{"low": 1, "high": 99}, {"low": 5, "high": 95}]
+    assert list(leak.settings()) == [{}]
+
+
+def test_round_trip_keeps_the_fingerprint() -> None:
+    cfg = config_from_mapping(
+        base(
+            schemes=[{"name": "advparams"}, {"name": "random", "match_params": "advparams"}],
+            attacks=[{"name": "prune", "grid": {"rate": [0.2]}}],
+            budgets=[1, 5],
+            checkpoints={0: "somewhere"},
+        )
+    )
+    again = config_from_mapping(cfg.to_dict())
+    assert again == cfg and again.fingerprint() == cfg.fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"epochs": 3}, r"unknown key\(s\) epochs"),
+        ({"schemes": [{"name": "advparams", "options": {"max_param": 3}}]}, "max_param"),
+        ({"schemes": [{"name": "advparams", "options": {"max_params": 0}}]}, "max_params"),
+        ({"schemes": []}, "no schemes"),
+        ({"schemes": [{"name": "random", "match_params": "advparams"}, {"name": "advparams"}]}, "listed before"),
+        ({"schemes": [{"name": "advparams"}, {"name": "advparams"}]}, "listed twice"),
+        ({"attacks": [{"name": "prune", "grid": {"rate": [0.5, 1.5]}}]}, "rate"),
+        ({"attacks": [{"name": "prune", "grid": {"rate": [0.5]}, "cases": [{"rate": 0.1}]}]}, "both grid and cases"),
+        ({"attacks": [{"name": "prune", "gird": {}}]}, "gird"),
+        ({"seeds": [0, 0]}, "repeat"),
+        ({"seeds": []}, "seeds"),
+        ({"budgets": [0]}, "budgets"),
+        ({"train": {"epoch": 2}}, "epoch"),
+        ({"test_samples": -1}, "test_samples"),
+    ],
+)
+def test_mistakes_are_config_errors(change, match) -> None:
+    with pytest.raises(ConfigError, match=match):
+        config_from_mapping(base(**change))
+
+
+@pytest.mark.parametrize(
+    "change", [{"dataset": "mnist"}, {"model": "alexnet"}, {"schemes": [{"name": "x"}]}, {"attacks": [{"name": "y"}]}]
+)
+def test_unknown_names_list_the_known_ones(change) -> None:
+    with pytest.raises(UnknownNameError):
+        config_from_mapping(base(**change))
+
+
+def test_yaml_errors(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(listy)
+    # yaml.safe_load: a Python object tag is refused, not constructed.
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("name: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ConfigError):
+        load_config(evil)
+
+
+@pytest.mark.parametrize("name", ["fashion-mnist", "cifar10", "gtsrb"])
+def test_shipped_configs_are_valid(name) -> None:
+    cfg = load_config(CONFIGS / f"{name}.yaml")
+    assert cfg.seeds == (0, 1, 2)
+    assert [s.name for s in cfg.schemes] == ["advparams", "random", "sfge", "nnsplitter"]
+    names = {a.name for a in cfg.attacks}
+    assert {"finetune", "prune", "retrace", "outlier-reset", "key-leak", "clip"} <= names
+    ft = next(a for a in cfg.attacks if a.name == "finetune")
+    assert [s["data_fraction"] for s in ft.settings()] == [0.01, 0.05, 0.1, 0.2]
+    prune = next(a for a in cfg.attacks if a.name == "prune")
+    assert {s["scope"] for s in prune.settings()} == {"global", "layer"}
+    assert sorted({s["rate"] for s in prune.settings()}) == [round(0.1 * i, 1) for i in range(1, 10)]
+    leak = next(a for a in cfg.attacks if a.name == "key-leak")
+    assert [s["fraction"] for s in leak.settings()] == [0.1, 0.3, 0.5, 0.7, 0.9]
+
+
+def test_overrides_replace_top_level_keys() -> None:
+    cfg = load_config(CONFIGS / "fashion-mnist.yaml", {"seeds": [5]})
+    assert cfg.seeds == (5,)
