@@ -57,6 +57,34 @@ def _setting_text(setting: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in setting.items()) or "default"
 
 
+def _pivot(aspec: Any, schemes: Sequence[str], attacks: dict[Any, list[ResultRow]], detailed: bool) -> str | None:
+    """Accuracy after the attack as scheme x value table, for a sweep over one numeric
+    option with at least 4 values (e.g. pruning rates); None where a detailed table is
+    needed (baselines, detection scores) or the grid is not such a sweep."""
+    numeric = [k for k, v in aspec.grid.items() if len(v) >= 4 and all(isinstance(x, (int, float)) for x in v)]
+    if detailed or not numeric:
+        return None
+    x_key = numeric[0]
+    others = [k for k in aspec.grid if k != x_key]
+    xs = list(aspec.grid[x_key])
+    combos = []
+    for setting in aspec.settings():
+        rest = {k: setting[k] for k in others}
+        if rest not in combos:
+            combos.append(rest)
+    header = ["scheme", *others, *[f"{x_key}={x}" for x in xs]]
+    table = []
+    for s in schemes:
+        for rest in combos:
+            cells = []
+            for x in xs:
+                k = json.dumps({**rest, x_key: x}, sort_keys=True)
+                cells.append(fmt_pct([r.accuracy for r in attacks.get((aspec.name, s, k), [])]))
+            if any(c != "–" for c in cells):
+                table.append([s, *[str(rest[o]) for o in others], *cells])
+    return "Test accuracy % after the attack:\n\n" + _table(header, table)
+
+
 def build_report(
     rows: Sequence[ResultRow], config: EvalConfig, *, command: str | None = None, plots: Sequence[str] = ()
 ) -> str:
@@ -241,8 +269,12 @@ def build_report(
                     ]
                 row.append(fmt_num([r.seconds for r in rs], 2))
                 table.append(row)
-        out.append(_table(header, table) if table else "_No rows yet._")
-        out.append("")
+        pivot = _pivot(aspec, schemes, attacks, has_baseline or has_detection)
+        if pivot:
+            out += [pivot, ""]
+        else:
+            out.append(_table(header, table) if table else "_No rows yet._")
+            out.append("")
 
     if plots:
         out += ["## Plots", ""]
