@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 
 from advparams._env import environment  # noqa: F401  (re-exported for the scripts)

@@ -560,9 +560,7 @@ def cmd_evaluate_protection(args: argparse.Namespace) -> int:
 
     rows = evaluate_protection(config, out, device=args.device, force=args.force, progress=on_progress)
     bar.close()
-    report = write_report(
-        out, args.report_dir, command=_command_line(args), plots=not args.no_plots, force=args.force
-    )
+    report = write_report(out, args.report_dir, command=_command_line(args), plots=not args.no_plots, force=args.force)
     seconds = time.perf_counter() - start
     locks = [r for r in rows if r.kind == "lock"]
     summary = {
@@ -582,9 +580,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if not args.no_plots:
         _require_matplotlib()
-    report = write_report(
-        args.run, args.report_dir, command=args.made_with, plots=not args.no_plots, force=args.force
-    )
+    report = write_report(args.run, args.report_dir, command=args.made_with, plots=not args.no_plots, force=args.force)
     _emit(args, {"report": str(report)}, [f"report: {report}"])
     return 0
 

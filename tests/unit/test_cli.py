@@ -301,7 +301,10 @@ def test_evaluate_protection_runs_resumes_and_reports(capsys, tmp_path) -> None:
 @pytest.mark.parametrize(
     ("yaml_text", "match"),
     [
-        ("name: x\ndataset: synthetic\nmodel: lenet\nschemes: [{name: advparams, options: {max_param: 1}}]\n", "max_param"),
+        (
+            "name: x\ndataset: synthetic\nmodel: lenet\nschemes: [{name: advparams, options: {max_param: 1}}]\n",
+            "max_param",
+        ),
         ("name: x\ndataset: synthetic\nmodel: lenet\n", "no schemes"),
         ("name: [x\n", "not valid YAML"),
         ("name: x\ndataset: nope\nmodel: lenet\nschemes: [{name: advparams}]\n", "nope"),

@@ -211,29 +211,28 @@ def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         raise ConfigError("seeds must not repeat")
     train = config_from_dict(TrainConfig, _mapping(raw.get("train"), "train"), what="train")
 
-    schemes = []
-    for i, s in enumerate(raw.get("schemes") or []):
-        s = _mapping(s, f"schemes[{i}]")
+    schemes: list[SchemeSpec] = []
+    for i, s_raw in enumerate(raw.get("schemes") or []):
+        s = _mapping(s_raw, f"schemes[{i}]")
         _keys(s, {"name", "options", "match_params", "label"}, f"schemes[{i}]")
         if "name" not in s:
             raise ConfigError(f"schemes[{i}] needs a name")
         opts = _mapping(s.get("options"), f"schemes[{i}].options")
         SCHEMES.build(s["name"], opts)  # validates name and options
         spec = SchemeSpec(s["name"], opts, s.get("match_params"), s.get("label"))
-        if spec.match_params is not None:
-            if spec.match_params not in [x.title for x in schemes]:
-                raise ConfigError(
-                    f"schemes[{i}] ({spec.title}) matches {spec.match_params!r}, which must be a scheme listed before it"
-                )
+        if spec.match_params is not None and spec.match_params not in [x.title for x in schemes]:
+            raise ConfigError(
+                f"schemes[{i}] ({spec.title}) matches {spec.match_params!r}, which must be listed before it"
+            )
         if spec.title in [x.title for x in schemes]:
             raise ConfigError(f"scheme {spec.title!r} is listed twice; give one a label")
         schemes.append(spec)
     if not schemes:
         raise ConfigError("the config lists no schemes")
 
-    attacks = []
-    for i, a in enumerate(raw.get("attacks") or []):
-        a = _mapping(a, f"attacks[{i}]")
+    attacks: list[AttackSpec] = []
+    for i, a_raw in enumerate(raw.get("attacks") or []):
+        a = _mapping(a_raw, f"attacks[{i}]")
         _keys(a, {"name", "options", "grid", "cases"}, f"attacks[{i}]")
         if "name" not in a:
             raise ConfigError(f"attacks[{i}] needs a name")
@@ -251,10 +250,10 @@ def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         cases = tuple(_mapping(c, f"attacks[{i}].cases[{j}]") for j, c in enumerate(cases_raw))
         if cases and grid:
             raise ConfigError(f"attacks[{i}] has both grid and cases; use one")
-        spec = AttackSpec(a["name"], opts, grid, cases)
-        for setting in spec.settings():
-            ATTACKS.build(spec.name, {**opts, **setting})  # validates every setting now
-        attacks.append(spec)
+        aspec = AttackSpec(a["name"], opts, grid, cases)
+        for setting in aspec.settings():
+            ATTACKS.build(aspec.name, {**opts, **setting})  # validates every setting now
+        attacks.append(aspec)
 
     budgets = raw.get("budgets") or []
     if not isinstance(budgets, list) or not all(isinstance(b, int) and b >= 1 for b in budgets):

@@ -258,7 +258,9 @@ class Harness:
             record={"seed": seed, "test_accuracy": acc},
             force=True,
         )
-        self._write(ResultRow(cfg.name, "clean", seed, accuracy=acc, seconds=seconds, metrics={"epochs": cfg.train.epochs}))
+        self._write(
+            ResultRow(cfg.name, "clean", seed, accuracy=acc, seconds=seconds, metrics={"epochs": cfg.train.epochs})
+        )
         self._tick(f"seed {seed}: train model", False)
         return model
 
@@ -322,11 +324,17 @@ class Harness:
             "unlocked_accuracy": unlocked_acc,
             "bit_exact": state_equal(restored, model),
         }
-        self._write(ResultRow(cfg.name, "lock", seed, spec.title, accuracy=locked_acc, metrics=metrics, seconds=r.seconds))
+        self._write(
+            ResultRow(cfg.name, "lock", seed, spec.title, accuracy=locked_acc, metrics=metrics, seconds=r.seconds)
+        )
         if cfg.stealth:
-            self._write(ResultRow(cfg.name, "stealth", seed, spec.title, metrics=stealth_summary(model, res.model, res.key)))
+            self._write(
+                ResultRow(cfg.name, "stealth", seed, spec.title, metrics=stealth_summary(model, res.model, res.key))
+            )
         if cfg.histograms and seed == cfg.seeds[0]:
-            self._write(ResultRow(cfg.name, "histogram", seed, spec.title, metrics=_histograms(model, res.model, res.key)))
+            self._write(
+                ResultRow(cfg.name, "histogram", seed, spec.title, metrics=_histograms(model, res.model, res.key))
+            )
         self._tick(f"seed {seed}: lock {spec.title}", False)
         return res.model, res.key
 
@@ -338,7 +346,9 @@ class Harness:
                 self._tick(label, True)
                 continue
             options = self._scheme_options(spec, seed, budget=b)
-            res = SCHEMES.build(spec.name, options).lock(model, self._train, generator=torch.Generator().manual_seed(seed))
+            res = SCHEMES.build(spec.name, options).lock(
+                model, self._train, generator=torch.Generator().manual_seed(seed)
+            )
             metrics = {
                 "options": options,
                 "params_changed": res.report.params_changed,
@@ -432,7 +442,9 @@ class Harness:
             self.config.name,
             "session",
             -1,
-            setting={"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - (time.perf_counter() - start)))},
+            setting={
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - (time.perf_counter() - start)))
+            },
             metrics={"rows_added": added, "environment": environment(self.device)},
             seconds=time.perf_counter() - start,
         )

@@ -53,6 +53,11 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _gap(a: float | None, b: float | None) -> float | None:
+    """``a - b`` in percentage points, or None when either is missing."""
+    return None if a is None or b is None else 100.0 * (a - b)
+
+
 def _setting_text(setting: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in setting.items()) or "default"
 
@@ -141,7 +146,17 @@ def build_report(
         )
     out.append(
         _table(
-            ["scheme", "clean %", "locked %", "unlocked %", "bit-exact", "changed", "changed per seed", "share %", "lock s"],
+            [
+                "scheme",
+                "clean %",
+                "locked %",
+                "unlocked %",
+                "bit-exact",
+                "changed",
+                "changed per seed",
+                "share %",
+                "lock s",
+            ],
             table,
         )
     )
@@ -202,7 +217,12 @@ def build_report(
                 rs = bud.get((s, b), [])
                 if rs:
                     table.append(
-                        [s, str(b), fmt_num([r.metrics["params_changed"] for r in rs], 1), fmt_pct([r.accuracy for r in rs])]
+                        [
+                            s,
+                            str(b),
+                            fmt_num([r.metrics["params_changed"] for r in rs], 1),
+                            fmt_pct([r.accuracy for r in rs]),
+                        ]
                     )
         out.append(_table(["scheme", "budget", "changed", "locked %"], table))
         out.append("")
@@ -241,25 +261,13 @@ def build_report(
                     _setting_text(json.loads(k)),
                     fmt_pct([locked_acc.get((s, r.seed)) for r in rs]),
                     fmt_pct([r.accuracy for r in rs]),
-                    fmt_num(
-                        [
-                            100 * (r.accuracy - locked_acc[(s, r.seed)])
-                            for r in rs
-                            if r.accuracy is not None and locked_acc.get((s, r.seed)) is not None
-                        ]
-                    ),
+                    fmt_num([_gap(r.accuracy, locked_acc.get((s, r.seed))) for r in rs]),
                 ]
                 if has_baseline:
                     scratch = {b.seed: b.accuracy for b in baselines.get((aspec.name, "scratch", k), [])}
                     row += [
                         fmt_pct([scratch.get(r.seed) for r in rs]),
-                        fmt_num(
-                            [
-                                100 * (r.accuracy - scratch[r.seed])
-                                for r in rs
-                                if r.accuracy is not None and scratch.get(r.seed) is not None
-                            ]
-                        ),
+                        fmt_num([_gap(r.accuracy, scratch.get(r.seed)) for r in rs]),
                     ]
                 if has_detection:
                     row += [

@@ -92,14 +92,16 @@ def make_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: str | Path
         for r in attack_rows:
             if r.attack != aspec.name or r.accuracy is None or x_key not in r.setting:
                 continue
-            rest = {k: v for k, v in r.setting.items() if k != x_key}
+            others = {k: v for k, v in r.setting.items() if k != x_key}
             who = r.scheme or "?"
-            lines[(who, json.dumps(rest, sort_keys=True))][float(r.setting[x_key])].append(100 * r.accuracy)
+            lines[(who, json.dumps(others, sort_keys=True))][float(r.setting[x_key])].append(100 * r.accuracy)
         for (who, rest), pts in sorted(lines.items()):
             xs, ms, ss = _curve(pts)
             extra = ", ".join(f"{k}={v}" for k, v in json.loads(rest).items())
             style = "--" if who == "scratch" else "-"
-            ax.errorbar(xs, ms, yerr=ss, ls=style, marker="o", ms=3, capsize=2, label=who + (f" ({extra})" if extra else ""))
+            ax.errorbar(
+                xs, ms, yerr=ss, ls=style, marker="o", ms=3, capsize=2, label=who + (f" ({extra})" if extra else "")
+            )
         ax.set_title(f"{aspec.name}: accuracy against {x_key}")
         finish(fig, ax, f"{aspec.name}.png", x_key)
 

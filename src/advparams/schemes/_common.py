@@ -196,8 +196,11 @@ def finish_lock(
             target_p = locked_params[name]
             flat = target_p.detach().reshape(-1).clone()
             idx = idx.to(flat.device)
-            flat[idx] = work_params[name].detach().reshape(-1)[idx.to(work_params[name].device)].to(
-                device=flat.device, dtype=flat.dtype
+            flat[idx] = (
+                work_params[name]
+                .detach()
+                .reshape(-1)[idx.to(work_params[name].device)]
+                .to(device=flat.device, dtype=flat.dtype)
             )
             target_p.copy_(flat.view_as(target_p))
     total = count_parameters(model)
@@ -225,4 +228,3 @@ def finish_lock(
         changed_per_tensor=per_tensor,
     )
     return LockResult(locked, key, report)
-

@@ -119,9 +119,7 @@ class AdvParamsConfig:
 
 def select_candidates(model: nn.Module, config: AdvParamsConfig) -> dict[str, nn.Parameter]:
     """The parameters AdvParams may perturb, by name (see :class:`AdvParamsConfig`)."""
-    return candidate_parameters(
-        model, include=config.include, exclude=config.exclude, include_1d=config.include_1d
-    )
+    return candidate_parameters(model, include=config.include, exclude=config.exclude, include_1d=config.include_1d)
 
 
 def move_scores(

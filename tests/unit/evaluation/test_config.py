@@ -63,7 +63,7 @@ def test_round_trip_keeps_the_fingerprint() -> None:
         ({"schemes": [{"name": "advparams", "options": {"max_param": 3}}]}, "max_param"),
         ({"schemes": [{"name": "advparams", "options": {"max_params": 0}}]}, "max_params"),
         ({"schemes": []}, "no schemes"),
-        ({"schemes": [{"name": "random", "match_params": "advparams"}, {"name": "advparams"}]}, "listed before"),
+        ({"schemes": [{"name": "random", "match_params": "advparams"}, {"name": "advparams"}]}, "listed before it"),
         ({"schemes": [{"name": "advparams"}, {"name": "advparams"}]}, "listed twice"),
         ({"attacks": [{"name": "prune", "grid": {"rate": [0.5, 1.5]}}]}, "rate"),
         ({"attacks": [{"name": "prune", "grid": {"rate": [0.5]}, "cases": [{"rate": 0.1}]}]}, "both grid and cases"),

@@ -55,10 +55,16 @@ def test_scratch_baseline_runs_once_per_setting_and_seed(tiny_run) -> None:
             scratch = by(rows, kind="baseline", seed=seed, scheme="scratch", attack="finetune")
             scratch = [r for r in scratch if r.setting == {"data_fraction": frac}]
             assert len(scratch) == 1 and scratch[0].metrics["made_with"] == "advparams"
-            first = [r for r in by(rows, kind="attack", seed=seed, attack="finetune", scheme="advparams")
-                     if r.setting == {"data_fraction": frac}][0]
-            second = [r for r in by(rows, kind="attack", seed=seed, attack="finetune", scheme="random")
-                      if r.setting == {"data_fraction": frac}][0]
+            first = [
+                r
+                for r in by(rows, kind="attack", seed=seed, attack="finetune", scheme="advparams")
+                if r.setting == {"data_fraction": frac}
+            ][0]
+            second = [
+                r
+                for r in by(rows, kind="attack", seed=seed, attack="finetune", scheme="random")
+                if r.setting == {"data_fraction": frac}
+            ][0]
             assert first.metrics["options"].get("scratch", True) is True
             assert second.metrics["options"]["scratch"] is False
             assert first.metrics["info"]["num_samples"] == second.metrics["info"]["num_samples"]
@@ -84,7 +90,9 @@ def test_key_leak_rows_span_locked_to_clean(tiny_run) -> None:
     for seed in (0, 1):
         clean = by(rows, kind="clean", seed=seed)[0].accuracy
         lock = by(rows, kind="lock", seed=seed, scheme="advparams")[0]
-        leak = {r.setting["fraction"]: r for r in by(rows, kind="attack", seed=seed, scheme="advparams", attack="key-leak")}
+        leak = {
+            r.setting["fraction"]: r for r in by(rows, kind="attack", seed=seed, scheme="advparams", attack="key-leak")
+        }
         assert leak[0.0].accuracy == lock.accuracy
         assert leak[1.0].accuracy == clean
         assert leak[0.5].metrics["info"]["leaked"] == round(0.5 * lock.metrics["params_changed"])

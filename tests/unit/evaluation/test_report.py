@@ -29,13 +29,22 @@ def hand_rows():
                 seed,
                 "advparams",
                 accuracy=locked,
-                metrics={"params_changed": 10 + seed, "proportion_percent": 0.01, "unlocked_accuracy": clean, "bit_exact": True},
+                metrics={
+                    "params_changed": 10 + seed,
+                    "proportion_percent": 0.01,
+                    "unlocked_accuracy": clean,
+                    "bit_exact": True,
+                },
                 seconds=2.0,
             ),
             ResultRow("hand", "baseline", seed, "scratch", "finetune", {"data_fraction": 0.1}, scratch),
             ResultRow("hand", "attack", seed, "advparams", "finetune", {"data_fraction": 0.1}, tuned, seconds=1.0),
         ]
-    rows.append(ResultRow("hand", "session", -1, setting={"started": "x"}, seconds=90.0, metrics={"environment": {"cpu_count": 2}}))
+    rows.append(
+        ResultRow(
+            "hand", "session", -1, setting={"started": "x"}, seconds=90.0, metrics={"environment": {"cpu_count": 2}}
+        )
+    )
     return rows
 
 
