@@ -5,7 +5,7 @@ Registered: ``finetune`` (with its scratch baseline), ``prune``, ``clip``,
 ``key-leak`` (partial key leakage; the only attack given the key).
 """
 
-from advparams.attacks.base import ATTACKS, Attack, AttackResult, reinitialised
+from advparams.attacks.base import ATTACKS, Attack, Attacked, AttackResult, reinitialised, require_data
 from advparams.attacks.clip import Clip, ClipConfig, clip_to_percentiles
 from advparams.attacks.finetune import FineTune, FineTuneConfig, attacker_indices
 from advparams.attacks.keyleak import KeyLeak, KeyLeakConfig, leaked_entries
@@ -23,6 +23,7 @@ __all__ = [
     "ATTACKS",
     "Attack",
     "AttackResult",
+    "Attacked",
     "Clip",
     "ClipConfig",
     "FineTune",
@@ -42,6 +43,7 @@ __all__ = [
     "list_attacks",
     "magnitude_prune",
     "reinitialised",
+    "require_data",
     "retrace_suspects",
     "smallest_magnitude_mask",
 ]

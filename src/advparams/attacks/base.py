@@ -9,6 +9,7 @@ so the same attack serves locks, watermarks and fingerprints alike.
 from __future__ import annotations
 
 import copy
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from advparams.data.base import DataLike
+from advparams.errors import AdvParamsError
 from advparams.registry import Configurable, Registry
 
 if TYPE_CHECKING:
@@ -46,24 +48,36 @@ class AttackResult:
     seconds: float = 0.0
 
 
+@dataclass
+class Attacked:
+    """What :meth:`Attack.attack` returns; :meth:`Attack.run` adds the name and the time."""
+
+    model: nn.Module
+    baselines: dict[str, nn.Module] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
 class Attack(Configurable[C], ABC):
     """Base class of attacks; the constructor takes the configuration only.
 
+    :meth:`run` is the one verb. It holds what every attack shares (the default generator
+    from the configuration's ``seed``, who gets the key and the data, the timing) and
+    calls :meth:`attack`, which subclasses implement.
+
     Attributes:
         uses_key: True only for attacks that model a leak of (part of) the secret key;
-            the harness passes the true key to these and to no other attack.
-        uses_data: True when the attack needs the attacker's data (the harness passes
-            the training set; the attack takes its configured share of it).
+            only these are given the key, and they refuse to run without it.
+        uses_data: True when the attack may use the attacker's data (it takes its
+            configured share); data-free attacks are given ``None``.
     """
 
     uses_key: ClassVar[bool] = False
     uses_data: ClassVar[bool] = True
 
-    @abstractmethod
     def run(
         self,
         model: nn.Module,
-        data: DataLike,
+        data: DataLike | None,
         *,
         generator: torch.Generator | None = None,
         key: Key | None = None,
@@ -72,10 +86,33 @@ class Attack(Configurable[C], ABC):
 
         Args:
             model: the protected model, without its key.
-            data: the data the attacker draws from (each attack takes its configured share).
+            data: the data the attacker draws from (each attack takes its configured
+                share); ignored by data-free attacks.
             generator: randomness; default: seeded from the configuration's ``seed``.
-            key: the true key, for attacks with ``uses_key`` only; others ignore it.
+            key: the true key, for attacks with ``uses_key`` only; others never see it.
+
+        Raises:
+            AdvParamsError: a key attack without the key, or an attack that needs data
+                without it.
         """
+        if self.uses_key and key is None:
+            raise AdvParamsError(f"the {self.name} attack needs the true key (key=...)")
+        start = time.perf_counter()
+        seed = int(getattr(self.config, "seed", 0))
+        gen = generator if generator is not None else torch.Generator().manual_seed(seed)
+        out = self.attack(model, data if self.uses_data else None, gen, key if self.uses_key else None)
+        return AttackResult(self.name, out.model, out.baselines, out.info, time.perf_counter() - start)
+
+    @abstractmethod
+    def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:
+        """The attack itself, on a copy of ``model`` (see :meth:`run`)."""
+
+
+def require_data(data: DataLike | None, attack: str) -> DataLike:
+    """``data``, or one clear error when an attack that needs it got none."""
+    if data is None:
+        raise AdvParamsError(f"the {attack} attack needs the attacker's data")
+    return data
 
 
 def reinitialised(model: nn.Module, generator_seed: int) -> nn.Module:

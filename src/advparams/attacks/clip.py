@@ -6,13 +6,12 @@ pulled back to them, undoing perturbations that sit at a layer's extremes.
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from advparams.attacks.base import ATTACKS, Attack, AttackResult
+from advparams.attacks.base import ATTACKS, Attack, Attacked
 from advparams.data.base import DataLike
 from advparams.keys.key import Key
 
@@ -57,20 +56,7 @@ class Clip(Attack[ClipConfig]):
     Config = ClipConfig
     uses_data = False
 
-    def run(
-        self,
-        model: nn.Module,
-        data: DataLike,
-        *,
-        generator: torch.Generator | None = None,
-        key: Key | None = None,
-    ) -> AttackResult:
+    def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:
         """Clips a copy of ``model``; needs no data."""
-        del data, generator, key
-        start = time.perf_counter()
         cfg = self.config
-        return AttackResult(
-            self.name,
-            clip_to_percentiles(model, cfg.low, cfg.high, cfg.include_1d),
-            seconds=time.perf_counter() - start,
-        )
+        return Attacked(clip_to_percentiles(model, cfg.low, cfg.high, cfg.include_1d))

@@ -8,14 +8,13 @@ fine-tuning it gains nothing over that.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 import torch
 from torch import nn
 
-from advparams.attacks.base import ATTACKS, Attack, AttackResult, reinitialised
+from advparams.attacks.base import ATTACKS, Attack, Attacked, reinitialised, require_data
 from advparams.data.base import DataLike, ImageDataset, all_labels, balanced_indices, gather
 from advparams.keys.key import Key
 from advparams.training import TrainConfig, train
@@ -62,19 +61,11 @@ class FineTune(Attack[FineTuneConfig]):
     name = "finetune"
     Config = FineTuneConfig
 
-    def run(
-        self,
-        model: nn.Module,
-        data: DataLike,
-        *,
-        generator: torch.Generator | None = None,
-        key: Key | None = None,
-    ) -> AttackResult:
+    def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:
         """Fine-tunes a copy of ``model``; ``baselines["scratch"]`` saw exactly the same samples."""
-        del key
+        data = require_data(data, self.name)
         cfg = self.config
-        start = time.perf_counter()
-        gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
+        gen = generator
         idx = attacker_indices(all_labels(data), cfg.data_fraction, gen)
         subset: DataLike = data.subset(idx) if isinstance(data, ImageDataset) else gather(data, idx)
         tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer)
@@ -88,4 +79,4 @@ class FineTune(Attack[FineTuneConfig]):
                 fresh, subset, tcfg, generator=torch.Generator().manual_seed(shuffle_seed)
             ).model
         info = {"samples": idx.tolist(), "num_samples": int(idx.numel()), "train": asdict(tcfg)}
-        return AttackResult(self.name, tuned, baselines, info, time.perf_counter() - start)
+        return Attacked(tuned, baselines, info)

@@ -10,13 +10,12 @@ attack given the true key (``uses_key``).
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from advparams.attacks.base import ATTACKS, Attack, AttackResult
+from advparams.attacks.base import ATTACKS, Attack, Attacked
 from advparams.data.base import DataLike
 from advparams.errors import AdvParamsError
 from advparams.keys.key import Key
@@ -57,22 +56,10 @@ class KeyLeak(Attack[KeyLeakConfig]):
     uses_key = True
     uses_data = False
 
-    def run(
-        self,
-        model: nn.Module,
-        data: DataLike,
-        *,
-        generator: torch.Generator | None = None,
-        key: Key | None = None,
-    ) -> AttackResult:
+    def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:
         """Restores the leaked entries in a copy of ``model``."""
-        del data
-        if key is None:
-            raise AdvParamsError("the key-leak attack needs the true key (key=...)")
-        cfg = self.config
-        start = time.perf_counter()
-        gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
-        leaked = leaked_entries(key, cfg.fraction, gen)
+        assert key is not None  # run() refuses a key attack without the key
+        leaked = leaked_entries(key, self.config.fraction, generator)
         entries = {e.name: e for e in key.entries}
         out = copy.deepcopy(model)
         state = out.state_dict()
@@ -87,4 +74,4 @@ class KeyLeak(Attack[KeyLeakConfig]):
             "entries": key.num_changed,
             "leaked_positions": {n: sorted(i for m, _, i in leaked if m == n) for n in {m for m, _, _ in leaked}},
         }
-        return AttackResult(self.name, out, info=info, seconds=time.perf_counter() - start)
+        return Attacked(out, info=info)

@@ -17,7 +17,6 @@ can score detection against the true key (:func:`advparams.metrics.detection_sco
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,7 +25,7 @@ from torch import nn
 
 from advparams._device import model_device
 from advparams.attacks._reoptimise import attacker_batch, reoptimise_
-from advparams.attacks.base import ATTACKS, Attack, AttackResult
+from advparams.attacks.base import ATTACKS, Attack, Attacked, require_data
 from advparams.attacks.retrace import reset_values_
 from advparams.data.base import DataLike
 from advparams.keys.key import Key
@@ -94,20 +93,11 @@ class OutlierReset(Attack[OutlierResetConfig]):
     name = "outlier-reset"
     Config = OutlierResetConfig
 
-    def run(
-        self,
-        model: nn.Module,
-        data: DataLike,
-        *,
-        generator: torch.Generator | None = None,
-        key: Key | None = None,
-    ) -> AttackResult:
+    def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:
         """Resets (or re-optimises) the suspects of a copy of ``model``.
 
         Only ``reset="reoptimise"`` uses ``data``.
         """
-        del key
-        start = time.perf_counter()
         cfg = self.config
         suspects: dict[str, torch.Tensor] = {}
         for name, p in model.named_parameters():
@@ -118,9 +108,8 @@ class OutlierReset(Attack[OutlierResetConfig]):
                 suspects[name] = idx.cpu()
         info: dict[str, object] = {}
         if cfg.reset == "reoptimise":
-            gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
             dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-            x, y = attacker_batch(data, cfg.num_samples, gen, model_device(model))
+            x, y = attacker_batch(require_data(data, self.name), cfg.num_samples, generator, model_device(model))
             out = copy.deepcopy(model).float()
             reoptimise_(out, suspects, x, y, steps=cfg.steps, lr=cfg.lr)
             out = out.to(dtype)
@@ -131,4 +120,4 @@ class OutlierReset(Attack[OutlierResetConfig]):
             reset_values_(out, suspects, cfg.reset)
         info["suspects"] = {n: i.tolist() for n, i in suspects.items()}
         info["num_suspects"] = sum(int(i.numel()) for i in suspects.values())
-        return AttackResult(self.name, out, info=info, seconds=time.perf_counter() - start)
+        return Attacked(out, info=info)

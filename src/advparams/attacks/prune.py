@@ -10,14 +10,13 @@ Candidates are the weight tensors (``dim >= 2``), as in the lock.
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
 
-from advparams.attacks.base import ATTACKS, Attack, AttackResult
+from advparams.attacks.base import ATTACKS, Attack, Attacked
 from advparams.data.base import DataLike
 from advparams.keys.key import Key
 
@@ -79,18 +78,9 @@ class Prune(Attack[PruneConfig]):
     Config = PruneConfig
     uses_data = False
 
-    def run(
-        self,
-        model: nn.Module,
-        data: DataLike,
-        *,
-        generator: torch.Generator | None = None,
-        key: Key | None = None,
-    ) -> AttackResult:
+    def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:
         """Prunes a copy of ``model``; needs no data (``data`` is ignored)."""
-        del data, generator, key
-        start = time.perf_counter()
         cfg = self.config
         pruned = magnitude_prune(model, cfg.rate, cfg.scope, cfg.include_1d)
         zeros = sum(int((p == 0).sum()) for p in pruned.parameters() if p.dim() >= 2 or cfg.include_1d)
-        return AttackResult(self.name, pruned, info={"zero_weights": zeros}, seconds=time.perf_counter() - start)
+        return Attacked(pruned, info={"zero_weights": zeros})

@@ -14,7 +14,6 @@ or to zero. ``info["suspects"]`` lets the harness score the guess against the tr
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,7 +23,7 @@ from torch import nn
 
 from advparams._device import model_device
 from advparams.attacks._reoptimise import attacker_batch, reoptimise_
-from advparams.attacks.base import ATTACKS, Attack, AttackResult
+from advparams.attacks.base import ATTACKS, Attack, Attacked, require_data
 from advparams.data.base import DataLike
 from advparams.keys.key import Key
 from advparams.metrics.accuracy import logits_of
@@ -137,21 +136,11 @@ class Retrace(Attack[RetraceConfig]):
     name = "retrace"
     Config = RetraceConfig
 
-    def run(
-        self,
-        model: nn.Module,
-        data: DataLike,
-        *,
-        generator: torch.Generator | None = None,
-        key: Key | None = None,
-    ) -> AttackResult:
+    def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:
         """Guesses and restores the locked weights of a copy of ``model``."""
-        del key
         cfg = self.config
-        start = time.perf_counter()
-        gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-        x, y = attacker_batch(data, cfg.num_samples, gen, model_device(model))
+        x, y = attacker_batch(require_data(data, self.name), cfg.num_samples, generator, model_device(model))
         suspects = retrace_suspects(
             model, x, y, cfg.num_suspects, selection=cfg.selection, reach=cfg.reach, include_1d=cfg.include_1d
         )
@@ -167,4 +156,4 @@ class Retrace(Attack[RetraceConfig]):
             "num_suspects": sum(int(i.numel()) for i in suspects.values()),
             "num_samples": int(y.shape[0]),
         }
-        return AttackResult(self.name, out, info=info, seconds=time.perf_counter() - start)
+        return Attacked(out, info=info)

@@ -133,21 +133,37 @@ def _slim_info(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def _histograms(original: nn.Module, locked: nn.Module, key: Key, bins: int = 50) -> dict[str, Any]:
+    """Per touched tensor: binned original and locked values, and the bins the changed
+    values fall in. Binned only: no positions and no original values (see _stealth_row)."""
     a, b = original.state_dict(), locked.state_dict()
     layers = {}
     for e in key.entries:
         ta, tb = a[e.name].detach().double().cpu().reshape(-1), b[e.name].detach().double().cpu().reshape(-1)
-        lo, hi = min(float(ta.min()), float(tb.min())), max(float(ta.max()), float(tb.max()))
+        # Bins span the locked tensor's range (what anyone holding the locked model sees);
+        # original values beyond it are counted in the edge bins, so that no original
+        # value is written out.
+        lo, hi = float(tb.min()), float(tb.max())
         if hi <= lo:
             hi = lo + 1.0
         layers[e.name] = {
             "range": [lo, hi],
-            "original": torch.histc(ta, bins, lo, hi).long().tolist(),
+            "original": torch.histc(ta.clamp(lo, hi), bins, lo, hi).long().tolist(),
             "locked": torch.histc(tb, bins, lo, hi).long().tolist(),
-            "changed_original": e.original.double().tolist()[:200],
-            "changed_locked": e.locked.double().tolist()[:200],
+            "changed": torch.histc(e.locked.double(), bins, lo, hi).long().tolist(),
         }
     return layers
+
+
+def _stealth_row(original: nn.Module, locked: nn.Module, key: Key) -> dict[str, Any]:
+    """The stealth summary without key material: per-value rows keep the tensor name,
+    z-score and percentile but neither the position nor the original value, sorted so
+    that their order says nothing about positions."""
+    summary = stealth_summary(original, locked, key)
+    summary["per_value"] = sorted(
+        ({k: v[k] for k in ("name", "z_score", "percentile", "extremeness")} for v in summary["per_value"]),
+        key=lambda v: (v["name"], v["z_score"]),
+    )
+    return summary
 
 
 class Harness:
@@ -329,7 +345,7 @@ class Harness:
         )
         if cfg.stealth:
             self._write(
-                ResultRow(cfg.name, "stealth", seed, spec.title, metrics=stealth_summary(model, res.model, res.key))
+                ResultRow(cfg.name, "stealth", seed, spec.title, metrics=_stealth_row(model, res.model, res.key))
             )
         if cfg.histograms and seed == cfg.seeds[0]:
             self._write(

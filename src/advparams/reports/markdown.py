@@ -170,9 +170,9 @@ def build_report(
         out += [
             "## Stealth",
             "",
-            "Per touched tensor, a two-sample KS test of locked against original values (rejected: p < 0.05); "
-            "for each changed value, its |z-score| in the locked tensor and whether it lies in the tensor's "
-            "outer 1% (lowest or highest 1% of values).",
+            "Per touched tensor, a two-sample KS test of locked against original values (rejected: p < 0.05; "
+            "counts over all seeds); for each changed value, its |z-score| in the locked tensor and whether it "
+            "lies in the tensor's outer 1% (lowest or highest 1% of values).",
             "",
         ]
         table = []
@@ -282,6 +282,8 @@ def build_report(
             out += [pivot, ""]
         else:
             out.append(_table(header, table) if table else "_No rows yet._")
+            if has_baseline:
+                out += ["", "The first scheme's attack time includes training the shared scratch model."]
             out.append("")
 
     if plots:

@@ -117,14 +117,13 @@ def make_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: str | Path
             bins = len(h["original"])
             edges = [lo + (hi - lo) * i / bins for i in range(bins + 1)]
             ax.stairs(h["original"], edges, label="original", color="tab:blue")
-            ax.stairs(h["locked"], edges, label="locked", color="tab:red", ls="--")
-            for v in h["changed_locked"]:
-                ax.axvline(v, color="tab:red", lw=0.5, alpha=0.6)
+            ax.stairs(h["locked"], edges, label="locked", color="tab:orange", ls="--")
+            ax.stairs(h["changed"], edges, label="changed values", color="tab:red", fill=True, alpha=0.6)
             ax.set_yscale("log")
             ax.set_title(name, fontsize=8)
             ax.tick_params(labelsize=7)
         axes[0][0].legend(fontsize=7)
-        fig.suptitle(f"{r.scheme}, seed {r.seed}: touched tensors (red lines: locked values)", fontsize=9)
+        fig.suptitle(f"{r.scheme}, seed {r.seed}: weights of the touched tensors (red: the changed values)", fontsize=9)
         fig.tight_layout()
         name = f"hist-{r.scheme}.png"
         fig.savefig(folder / name, dpi=100)

@@ -113,3 +113,11 @@ def test_leak_without_key_is_an_error(locked) -> None:
     model, _, data = locked
     with pytest.raises(AdvParamsError, match="needs the true key"):
         KeyLeak().run(model, data)
+
+
+def test_data_attacks_without_data_are_clear_errors(locked) -> None:
+    model, key, _ = locked
+    with pytest.raises(AdvParamsError, match="needs the attacker's data"):
+        Retrace().run(model, None)
+    with pytest.raises(AdvParamsError, match="needs the attacker's data"):
+        OutlierReset(OutlierResetConfig(reset="reoptimise")).run(model, None)

@@ -161,3 +161,20 @@ def test_a_foreign_folder_needs_force(tiny_config, tmp_path) -> None:
     with pytest.raises(OutputExistsError, match="not an evaluation run"):
         evaluate_protection(tiny_config, tmp_path, device="cpu")
     assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_rows_hold_no_key_material(tiny_run) -> None:
+    # Positions plus original values are the key; neither may appear in the rows.
+    out, rows = tiny_run
+    key = load_key(out / "locks" / "advparams-seed0.key")
+    originals = {float(v) for e in key.entries for v in e.original.tolist()}
+    text = (out / RESULTS_FILE).read_text()
+    for r in rows:
+        if r.kind == "stealth":
+            for v in r.metrics["per_value"]:
+                assert set(v) == {"name", "z_score", "percentile", "extremeness"}
+        if r.kind == "histogram":
+            for layer in r.metrics.values():
+                assert set(layer) == {"range", "original", "locked", "changed"}
+    for value in originals:
+        assert repr(value) not in text
