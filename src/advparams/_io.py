@@ -27,11 +27,24 @@ def check_output(path: str | os.PathLike[str], *, force: bool) -> Path:
     return p
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, force: bool = False) -> Path:
-    """Writes ``data`` to ``path`` atomically (temp file, fsync, rename)."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes, *, force: bool = False, private: bool = False
+) -> Path:
+    """Writes ``data`` to ``path`` atomically (temp file, fsync, rename).
+
+    The file gets the usual permissions (``0o666`` less the umask), or owner-only
+    ``0o600`` with ``private`` (secret keys).
+    """
     p = check_output(path, force=force)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        os.fchmod(fd, 0o600 if private else 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -39,3 +39,19 @@ def test_atomic_directory_refuses_existing(tmp_path) -> None:
     (tmp_path / "ckpt").mkdir()
     with pytest.raises(OutputExistsError), atomic_directory(tmp_path / "ckpt"):
         pass
+
+
+def test_permissions_follow_the_umask_and_keys_are_private(tmp_path) -> None:
+    import os
+    import stat
+
+    from advparams._io import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "report.md", b"x")
+        atomic_write_bytes(tmp_path / "secret.key", b"k", private=True)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "report.md").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "secret.key").stat().st_mode) == 0o600

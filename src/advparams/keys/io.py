@@ -139,7 +139,7 @@ def save_key(key: Key, path: str | os.PathLike[str], *, passphrase: str | None =
     data = key_to_bytes(key)
     if passphrase is not None:
         data = seal(data, passphrase)
-    return atomic_write_bytes(path, data, force=force)
+    return atomic_write_bytes(path, data, force=force, private=True)
 
 
 def read_key_file(path: str | os.PathLike[str]) -> bytes:

@@ -115,3 +115,15 @@ def test_key_addressing_past_the_end_is_refused(locked) -> None:
 def test_missing_key_file(tmp_path) -> None:
     with pytest.raises(KeyFileError, match="does not exist"):
         load_key(tmp_path / "nope")
+
+
+def test_key_files_are_owner_only(tmp_path, trained) -> None:
+    import stat
+
+    from advparams import AdvParams
+    from advparams.keys import save_key
+
+    model, data = trained
+    key = AdvParams().lock(model, data).key
+    path = save_key(key, tmp_path / "k.key")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
