@@ -2,15 +2,19 @@
 
 Registered: ``finetune`` (with its scratch baseline), ``prune``, ``clip``,
 ``outlier-reset`` (statistical detection), ``retrace`` (selection re-run) and
-``key-leak`` (partial key leakage; the only attack given the key).
+``key-leak`` (partial key leakage; the only attack given the key) and ``flip-back``
+(the method-aware attack on sign-flip locks), ``relabel`` (a majority-vote map from
+predicted to true class: a consistently wrong model is not locked).
 """
 
 from advparams.attacks.base import ATTACKS, Attack, Attacked, AttackResult, reinitialised, require_data
 from advparams.attacks.clip import Clip, ClipConfig, clip_to_percentiles
 from advparams.attacks.finetune import FineTune, FineTuneConfig, attacker_indices
+from advparams.attacks.flipback import FlipBack, FlipBackConfig
 from advparams.attacks.keyleak import KeyLeak, KeyLeakConfig, leaked_entries
 from advparams.attacks.outliers import OutlierReset, OutlierResetConfig, find_suspects
 from advparams.attacks.prune import Prune, PruneConfig, magnitude_prune, smallest_magnitude_mask
+from advparams.attacks.relabel import Relabel, RelabelConfig, Relabelled, majority_mapping
 from advparams.attacks.retrace import Retrace, RetraceConfig, retrace_suspects
 
 
@@ -28,12 +32,17 @@ __all__ = [
     "ClipConfig",
     "FineTune",
     "FineTuneConfig",
+    "FlipBack",
+    "FlipBackConfig",
     "KeyLeak",
     "KeyLeakConfig",
     "OutlierReset",
     "OutlierResetConfig",
     "Prune",
     "PruneConfig",
+    "Relabel",
+    "RelabelConfig",
+    "Relabelled",
     "Retrace",
     "RetraceConfig",
     "attacker_indices",
@@ -42,6 +51,7 @@ __all__ = [
     "leaked_entries",
     "list_attacks",
     "magnitude_prune",
+    "majority_mapping",
     "reinitialised",
     "require_data",
     "retrace_suspects",

@@ -2,7 +2,8 @@
 
 Registered: ``advparams`` (the paper's method) and three baselines measured under the
 same attacks: ``random`` (the floor), ``sfge`` (one gradient-sign step per layer) and
-``nnsplitter`` (window-weight obfuscation in important filters, without RL).
+``nnsplitter`` (window-weight obfuscation in important filters, without RL); and
+``signflip``, a candidate hardened design (docs/hardened.md).
 """
 
 from advparams.schemes.base import SCHEMES, LockProgress, LockReport, LockResult, Scheme  # noqa: I001
@@ -10,6 +11,7 @@ from advparams.schemes.advparams import AdvParams, AdvParamsConfig  # (registers
 from advparams.schemes.random import RandomPerturbation, RandomPerturbationConfig
 from advparams.schemes.sfge import SFGE, SFGEConfig
 from advparams.schemes.nnsplitter import NNSplitter, NNSplitterConfig
+from advparams.schemes.signflip import SignFlip, SignFlipConfig
 
 
 def list_schemes() -> list[str]:
@@ -31,5 +33,7 @@ __all__ = [
     "RandomPerturbationConfig",
     "SFGEConfig",
     "Scheme",
+    "SignFlip",
+    "SignFlipConfig",
     "list_schemes",
 ]

@@ -15,6 +15,7 @@ from advparams.testing import state_equal
 FAST = {
     "finetune": {"epochs": 1, "data_fraction": 0.2},
     "retrace": {"steps": 5},
+    "flip-back": {"max_flips": 5},
     "outlier-reset": {"reset": "reoptimise", "steps": 5},
 }
 

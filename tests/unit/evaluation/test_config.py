@@ -112,7 +112,7 @@ def test_shipped_configs_are_valid(name) -> None:
     assert cfg.seeds == (0, 1, 2)
     assert [s.name for s in cfg.schemes] == ["advparams", "random", "sfge", "nnsplitter"]
     names = {a.name for a in cfg.attacks}
-    assert {"finetune", "prune", "retrace", "outlier-reset", "key-leak", "clip"} <= names
+    assert {"finetune", "prune", "retrace", "outlier-reset", "key-leak", "clip", "relabel"} <= names
     ft = next(a for a in cfg.attacks if a.name == "finetune")
     assert [s["data_fraction"] for s in ft.settings()] == [0.01, 0.05, 0.1, 0.2]
     prune = next(a for a in cfg.attacks if a.name == "prune")
@@ -125,3 +125,11 @@ def test_shipped_configs_are_valid(name) -> None:
 def test_overrides_replace_top_level_keys() -> None:
     cfg = load_config(CONFIGS / "fashion-mnist.yaml", {"seeds": [5]})
     assert cfg.seeds == (5,)
+
+
+def test_every_shipped_config_loads() -> None:
+    names = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+    assert "hardened-fashion-mnist" in names
+    for name in names:
+        cfg = load_config(CONFIGS / f"{name}.yaml")
+        assert cfg.schemes and cfg.attacks
