@@ -38,7 +38,7 @@ class Relabelled(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scores = self.model(x)
         out = torch.full_like(scores, float("-inf"))
-        mapping: torch.Tensor = self.mapping  # type: ignore[assignment]  (a registered buffer)
+        mapping = self.get_buffer("mapping")
         index = mapping.to(scores.device).expand_as(scores)
         return out.scatter_reduce(1, index, scores, reduce="amax")
 
