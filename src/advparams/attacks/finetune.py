@@ -8,6 +8,8 @@ fine-tuning it gains nothing over that.
 
 from __future__ import annotations
 
+import copy
+
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -54,6 +56,14 @@ def attacker_indices(labels: torch.Tensor, fraction: float, generator: torch.Gen
     return balanced_indices(labels, n, generator)
 
 
+def _all_trainable(model: nn.Module) -> nn.Module:
+    out = copy.deepcopy(model)
+    for p in out.parameters():
+        if p.is_floating_point():
+            p.requires_grad_(True)
+    return out
+
+
 @ATTACKS.register("finetune")
 class FineTune(Attack[FineTuneConfig]):
     """Fine-tuning of all layers on a fraction of the training data, against a scratch baseline."""
@@ -71,10 +81,13 @@ class FineTune(Attack[FineTuneConfig]):
         tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer)
         # Both runs shuffle with generators seeded alike, so they see the same batches.
         shuffle_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
-        tuned = train(model, subset, tcfg, generator=torch.Generator().manual_seed(shuffle_seed)).model
+        # All layers are trained, whatever requires_grad flags the given model carries;
+        # the scratch model likewise.
+        start_from = _all_trainable(model)
+        tuned = train(start_from, subset, tcfg, generator=torch.Generator().manual_seed(shuffle_seed)).model
         baselines = {}
         if cfg.scratch:
-            fresh = reinitialised(model, shuffle_seed)
+            fresh = reinitialised(start_from, shuffle_seed)
             baselines["scratch"] = train(
                 fresh, subset, tcfg, generator=torch.Generator().manual_seed(shuffle_seed)
             ).model

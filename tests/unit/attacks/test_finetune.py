@@ -68,3 +68,19 @@ def test_tensor_pair_data(trained) -> None:
     res = FineTune(FineTuneConfig(data_fraction=0.1, epochs=1, scratch=False)).run(model, (x, y))
     assert res.baselines == {} and res.info["num_samples"] == 60
     assert isinstance(res.model, TinyConvNet)
+
+
+def test_frozen_flags_do_not_stop_fine_tuning(trained) -> None:
+    # A model whose parameters do not require grad is still fine-tuned in all layers.
+    import copy
+
+    from advparams.attacks import FineTune, FineTuneConfig
+    from advparams.testing import state_equal
+
+    model, data = trained
+    frozen = copy.deepcopy(model)
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    res = FineTune(FineTuneConfig(epochs=1, data_fraction=0.2)).run(frozen, data)
+    assert not state_equal(res.model, frozen)
+    assert all(not p.requires_grad for p in frozen.parameters())  # input untouched
