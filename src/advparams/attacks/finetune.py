@@ -9,7 +9,6 @@ fine-tuning it gains nothing over that.
 from __future__ import annotations
 
 import copy
-
 from dataclasses import asdict, dataclass
 from typing import Literal
 
