@@ -13,11 +13,14 @@ import copy
 import fnmatch
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advparams._device import model_device
 from advparams.data.base import DataLike, all_labels, balanced_indices, gather
 from advparams.errors import ConfigError
 from advparams.keys.key import Key
@@ -138,6 +141,37 @@ class LockBatches:
 def default_target(target: float | None, num_classes: int) -> float:
     """The lock's stopping accuracy: ``target``, or chance level + 2 points."""
     return target if target is not None else 1.0 / num_classes + 0.02
+
+
+@dataclass
+class LockSetup:
+    """What every scheme starts from (see :func:`prepare_lock`)."""
+
+    start: float
+    work: nn.Module
+    candidates: dict[str, nn.Parameter]
+    samples: LockBatches
+    target: float
+    generator: torch.Generator  # the one the samples were drawn with, for any later draws
+
+
+def prepare_lock(model: nn.Module, data: DataLike, config: Any, generator: torch.Generator | None) -> LockSetup:
+    """The start every scheme shares: the clock, a float32 work copy, its candidate
+    tensors (the config's ``include``/``exclude``/``include_1d`` where it has them), the
+    lock samples (drawn with ``generator``, or one seeded from ``config.seed``) and the
+    stopping target (``config.target_accuracy`` where it has one, else chance + 2)."""
+    start = time.perf_counter()
+    gen = generator if generator is not None else torch.Generator().manual_seed(config.seed)
+    work = float_work_copy(model)
+    cands = candidate_parameters(
+        work,
+        include=getattr(config, "include", ()),
+        exclude=getattr(config, "exclude", ()),
+        include_1d=getattr(config, "include_1d", False),
+    )
+    samples = LockBatches(data, config.num_samples, config.batch_size, gen, model_device(model))
+    target = default_target(getattr(config, "target_accuracy", None), samples.num_classes(work))
+    return LockSetup(start, work, cands, samples, target, gen)
 
 
 def tensor_bounds(params: Mapping[str, torch.Tensor], margin: float) -> dict[str, tuple[float, float, float]]:

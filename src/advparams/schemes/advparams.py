@@ -28,7 +28,6 @@ own dtype, so float16 and bfloat16 models are locked with exactly the values sea
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -40,12 +39,10 @@ from advparams._device import model_device
 from advparams.data.base import DataLike
 from advparams.errors import AdvParamsError
 from advparams.schemes._common import (
-    LockBatches,
     candidate_parameters,
-    default_target,
     finish_lock,
-    float_work_copy,
     lock_objective,
+    prepare_lock,
     tensor_bounds,
 )
 from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
@@ -155,20 +152,15 @@ class AdvParams(Scheme[AdvParamsConfig]):
     ) -> LockResult:
         """Locks a copy of ``model`` (see :meth:`Scheme.lock`)."""
         cfg = self.config
-        start = time.perf_counter()
         device = model_device(model)
-        gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
-
-        work = float_work_copy(model)
+        setup = prepare_lock(model, data, cfg, generator)
+        work, cands, samples, target = setup.work, setup.candidates, setup.samples, setup.target
         orig_dtypes = {n: p.dtype for n, p in model.named_parameters()}
-        cands = select_candidates(work, cfg)
-        samples = LockBatches(data, cfg.num_samples, cfg.batch_size, gen, device)
         n = samples.n
 
         def loss_acc() -> tuple[float, float]:
             return samples.loss_accuracy(work, cfg.objective, cfg.loss_cap)
 
-        target = default_target(cfg.target_accuracy, samples.num_classes(work))
         bounds = tensor_bounds(cands, cfg.margin)
         chosen = {name: torch.zeros(p.shape, dtype=torch.bool, device=device) for name, p in cands.items()}
 
@@ -228,7 +220,7 @@ class AdvParams(Scheme[AdvParamsConfig]):
             model,
             work,
             positions,
-            start=start,
+            start=setup.start,
             accuracy_before=acc_before,
             accuracy_after=acc,
             target=target,

@@ -16,7 +16,6 @@ reaches the target or the iterations run out.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -24,16 +23,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from advparams._device import model_device
 from advparams.data.base import DataLike
-from advparams.schemes._common import (
-    LockBatches,
-    candidate_parameters,
-    default_target,
-    finish_lock,
-    float_work_copy,
-    tensor_bounds,
-)
+from advparams.schemes._common import finish_lock, prepare_lock, tensor_bounds
 from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
 
 
@@ -133,13 +124,9 @@ class NNSplitter(Scheme[NNSplitterConfig]):
     ) -> LockResult:
         """Locks a copy of ``model`` (see :meth:`Scheme.lock`)."""
         cfg = self.config
-        start = time.perf_counter()
-        gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
-        work = float_work_copy(model)
-        cands = candidate_parameters(work, include=cfg.include, exclude=cfg.exclude)
-        samples = LockBatches(data, cfg.num_samples, cfg.batch_size, gen, model_device(model))
+        setup = prepare_lock(model, data, cfg, generator)
+        work, cands, samples, target = setup.work, setup.candidates, setup.samples, setup.target
         loss, before = samples.loss_accuracy(work, cfg.objective, cfg.loss_cap)
-        target = default_target(cfg.target_accuracy, samples.num_classes(work))
         grads = samples.gradients(work, cands, cfg.objective, cfg.loss_cap)
 
         # Choose filters by importance, normalised per tensor so that large layers do
@@ -191,10 +178,10 @@ class NNSplitter(Scheme[NNSplitterConfig]):
             model,
             work,
             positions,
-            start=start,
+            start=setup.start,
             accuracy_before=before,
             accuracy_after=acc,
-            target=target,
+            target=setup.target,
             num_samples=samples.n,
             rounds=it + 1,
             stopped=stopped,

@@ -9,23 +9,14 @@ adversarial search would be buying nothing.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from advparams._device import model_device
 from advparams.data.base import DataLike
-from advparams.schemes._common import (
-    LockBatches,
-    candidate_parameters,
-    default_target,
-    finish_lock,
-    float_work_copy,
-    tensor_bounds,
-)
+from advparams.schemes._common import finish_lock, prepare_lock, tensor_bounds
 from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
 
 
@@ -83,13 +74,9 @@ class RandomPerturbation(Scheme[RandomPerturbationConfig]):
     ) -> LockResult:
         """Locks a copy of ``model`` (see :meth:`Scheme.lock`)."""
         cfg = self.config
-        start = time.perf_counter()
-        gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
-        work = float_work_copy(model)
-        cands = candidate_parameters(work, include=cfg.include, exclude=cfg.exclude, include_1d=cfg.include_1d)
-        samples = LockBatches(data, cfg.num_samples, cfg.batch_size, gen, model_device(model))
+        setup = prepare_lock(model, data, cfg, generator)
+        work, cands, samples, gen = setup.work, setup.candidates, setup.samples, setup.generator
         _, before = samples.loss_accuracy(work)
-        target = default_target(None, samples.num_classes(work))
 
         names = list(cands)
         sizes = torch.tensor([cands[n].numel() for n in names])
@@ -110,17 +97,17 @@ class RandomPerturbation(Scheme[RandomPerturbationConfig]):
                 positions[name] = inside.sort().values
         _, after = samples.loss_accuracy(work)
         if progress is not None:
-            progress(LockProgress(1, int(picks.numel()), cfg.max_params, after, target, 0.0))
+            progress(LockProgress(1, int(picks.numel()), cfg.max_params, after, setup.target, 0.0))
         return finish_lock(
             self.name,
             self.config_dict(),
             model,
             work,
             positions,
-            start=start,
+            start=setup.start,
             accuracy_before=before,
             accuracy_after=after,
-            target=target,
+            target=setup.target,
             num_samples=samples.n,
             rounds=0,
             stopped="budget",

@@ -12,7 +12,6 @@ without re-computing the gradient after each change.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -20,16 +19,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from advparams._device import model_device
 from advparams.data.base import DataLike
-from advparams.schemes._common import (
-    LockBatches,
-    candidate_parameters,
-    default_target,
-    finish_lock,
-    float_work_copy,
-    tensor_bounds,
-)
+from advparams.schemes._common import finish_lock, prepare_lock, tensor_bounds
 from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
 
 
@@ -97,13 +88,9 @@ class SFGE(Scheme[SFGEConfig]):
     ) -> LockResult:
         """Locks a copy of ``model`` (see :meth:`Scheme.lock`)."""
         cfg = self.config
-        start = time.perf_counter()
-        gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
-        work = float_work_copy(model)
-        cands = candidate_parameters(work, include=cfg.include, exclude=cfg.exclude, include_1d=cfg.include_1d)
-        samples = LockBatches(data, cfg.num_samples, cfg.batch_size, gen, model_device(model))
+        setup = prepare_lock(model, data, cfg, generator)
+        work, cands, samples = setup.work, setup.candidates, setup.samples
         _, before = samples.loss_accuracy(work)
-        target = default_target(None, samples.num_classes(work))
         grads = samples.gradients(work, cands, cfg.objective, cfg.loss_cap)
         bounds = tensor_bounds(cands, cfg.margin)
         positions: dict[str, torch.Tensor] = {}
@@ -122,17 +109,17 @@ class SFGE(Scheme[SFGEConfig]):
         loss, after = samples.loss_accuracy(work, cfg.objective, cfg.loss_cap)
         if progress is not None:
             changed = sum(int(i.numel()) for i in positions.values())
-            progress(LockProgress(1, changed, cfg.per_layer * len(cands), after, target, loss))
+            progress(LockProgress(1, changed, cfg.per_layer * len(cands), after, setup.target, loss))
         return finish_lock(
             self.name,
             self.config_dict(),
             model,
             work,
             positions,
-            start=start,
+            start=setup.start,
             accuracy_before=before,
             accuracy_after=after,
-            target=target,
+            target=setup.target,
             num_samples=samples.n,
             rounds=1,
             stopped="budget",

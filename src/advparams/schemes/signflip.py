@@ -14,7 +14,6 @@ anyway.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -22,15 +21,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from advparams._device import model_device
 from advparams.data.base import DataLike
-from advparams.schemes._common import (
-    LockBatches,
-    candidate_parameters,
-    default_target,
-    finish_lock,
-    float_work_copy,
-)
+from advparams.schemes._common import finish_lock, prepare_lock
 from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
 
 
@@ -105,13 +97,9 @@ class SignFlip(Scheme[SignFlipConfig]):
     ) -> LockResult:
         """Locks a copy of ``model`` (see :meth:`Scheme.lock`)."""
         cfg = self.config
-        start = time.perf_counter()
-        gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
-        work = float_work_copy(model)
-        cands = candidate_parameters(work, include=cfg.include, exclude=cfg.exclude, include_1d=cfg.include_1d)
-        samples = LockBatches(data, cfg.num_samples, cfg.batch_size, gen, model_device(model))
+        setup = prepare_lock(model, data, cfg, generator)
+        work, cands, samples, target = setup.work, setup.candidates, setup.samples, setup.target
         loss, before = samples.loss_accuracy(work, cfg.objective, cfg.loss_cap)
-        target = default_target(cfg.target_accuracy, samples.num_classes(work))
         chosen = {n: torch.zeros(p.numel(), dtype=torch.bool, device=p.device) for n, p in cands.items()}
         flipped, rounds, acc, stopped = 0, 0, before, "budget"
         while flipped < cfg.max_params:
@@ -151,10 +139,10 @@ class SignFlip(Scheme[SignFlipConfig]):
             model,
             work,
             positions,
-            start=start,
+            start=setup.start,
             accuracy_before=before,
             accuracy_after=acc,
-            target=target,
+            target=setup.target,
             num_samples=samples.n,
             rounds=rounds,
             stopped=stopped,
