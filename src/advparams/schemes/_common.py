@@ -38,6 +38,16 @@ def lock_objective(logits: torch.Tensor, labels: torch.Tensor, objective: str, c
     return per_sample.sum()
 
 
+def check_lock_options(config: Any) -> None:
+    """Validation every scheme config shares: at least one lock sample and batch
+    element, and ``include``/``exclude`` as sequences of patterns (a bare string would
+    be read letter by letter). Call it from ``__post_init__``."""
+    if config.num_samples < 1 or config.batch_size < 1:
+        raise ValueError("num_samples and batch_size must be at least 1")
+    if isinstance(getattr(config, "include", ()), str) or isinstance(getattr(config, "exclude", ()), str):
+        raise ValueError("include and exclude are sequences of patterns, not strings")
+
+
 def candidate_parameters(
     model: nn.Module,
     *,

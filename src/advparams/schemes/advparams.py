@@ -40,6 +40,7 @@ from advparams.data.base import DataLike
 from advparams.errors import AdvParamsError
 from advparams.schemes._common import (
     candidate_parameters,
+    check_lock_options,
     finish_lock,
     lock_objective,
     prepare_lock,
@@ -98,8 +99,9 @@ class AdvParamsConfig:
             raise ValueError(f"max_params must be at least 1, got {self.max_params}")
         if self.target_accuracy is not None and not 0.0 <= self.target_accuracy <= 1.0:
             raise ValueError(f"target_accuracy must be in [0, 1], got {self.target_accuracy}")
-        if self.num_samples < 1 or self.batch_size < 1 or self.max_steps < 1:
-            raise ValueError("num_samples, batch_size and max_steps must be at least 1")
+        check_lock_options(self)
+        if self.max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
         if not 0.0 < self.step <= 1.0:
             raise ValueError(f"step must be in (0, 1], got {self.step}")
         if not 0.0 <= self.margin < 0.5:
@@ -110,8 +112,6 @@ class AdvParamsConfig:
             raise ValueError(f"loss_cap must be positive, got {self.loss_cap}")
         if self.selection not in ("gain", "gradient"):
             raise ValueError(f"selection must be 'gain' or 'gradient', got {self.selection!r}")
-        if isinstance(self.include, str) or isinstance(self.exclude, str):
-            raise ValueError("include and exclude are sequences of patterns, not strings")
 
 
 def select_candidates(model: nn.Module, config: AdvParamsConfig) -> dict[str, nn.Parameter]:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from advparams.data.base import DataLike
-from advparams.schemes._common import finish_lock, prepare_lock, tensor_bounds
+from advparams.schemes._common import check_lock_options, finish_lock, prepare_lock, tensor_bounds
 from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
 
 
@@ -82,10 +82,7 @@ class NNSplitterConfig:
             raise ValueError(f"margin must be in [0, 0.5), got {self.margin}")
         if self.objective not in ("ce", "capped-ce"):
             raise ValueError(f"objective must be 'ce' or 'capped-ce', got {self.objective!r}")
-        if self.num_samples < 1 or self.batch_size < 1:
-            raise ValueError("num_samples and batch_size must be at least 1")
-        if isinstance(self.include, str) or isinstance(self.exclude, str):
-            raise ValueError("include and exclude are sequences of patterns, not strings")
+        check_lock_options(self)
 
 
 def filter_importance(weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from advparams.data.base import DataLike
-from advparams.schemes._common import finish_lock, prepare_lock, tensor_bounds
+from advparams.schemes._common import check_lock_options, finish_lock, prepare_lock, tensor_bounds
 from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
 
 
@@ -50,10 +50,7 @@ class RandomPerturbationConfig:
             raise ValueError(f"max_params must be at least 1, got {self.max_params}")
         if not 0.0 <= self.margin < 0.5:
             raise ValueError(f"margin must be in [0, 0.5), got {self.margin}")
-        if self.num_samples < 1 or self.batch_size < 1:
-            raise ValueError("num_samples and batch_size must be at least 1")
-        if isinstance(self.include, str) or isinstance(self.exclude, str):
-            raise ValueError("include and exclude are sequences of patterns, not strings")
+        check_lock_options(self)
 
 
 @SCHEMES.register("random")

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from advparams.data.base import DataLike
-from advparams.schemes._common import finish_lock, prepare_lock
+from advparams.schemes._common import check_lock_options, finish_lock, prepare_lock
 from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
 
 
@@ -64,10 +64,7 @@ class SignFlipConfig:
             raise ValueError(f"target_accuracy must be in [0, 1], got {self.target_accuracy}")
         if self.objective not in ("ce", "capped-ce"):
             raise ValueError(f"objective must be 'ce' or 'capped-ce', got {self.objective!r}")
-        if self.num_samples < 1 or self.batch_size < 1:
-            raise ValueError("num_samples and batch_size must be at least 1")
-        if isinstance(self.include, str) or isinstance(self.exclude, str):
-            raise ValueError("include and exclude are sequences of patterns, not strings")
+        check_lock_options(self)
 
 
 def flip_gains(grad: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
