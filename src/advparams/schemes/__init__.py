@@ -7,6 +7,7 @@ same attacks: ``random`` (the floor), ``sfge`` (one gradient-sign step per layer
 """
 
 from advparams.schemes.base import SCHEMES, LockProgress, LockReport, LockResult, Scheme  # noqa: I001
+from advparams.schemes._common import LockSetup, ParameterScheme, Search
 from advparams.schemes.advparams import AdvParams, AdvParamsConfig  # (registers)
 from advparams.schemes.random import RandomPerturbation, RandomPerturbationConfig
 from advparams.schemes.sfge import SFGE, SFGEConfig
@@ -27,12 +28,15 @@ __all__ = [
     "LockProgress",
     "LockReport",
     "LockResult",
+    "LockSetup",
     "NNSplitter",
     "NNSplitterConfig",
+    "ParameterScheme",
     "RandomPerturbation",
     "RandomPerturbationConfig",
     "SFGEConfig",
     "Scheme",
+    "Search",
     "SignFlip",
     "SignFlipConfig",
     "list_schemes",

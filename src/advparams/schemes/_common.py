@@ -12,9 +12,10 @@ from __future__ import annotations
 import copy
 import fnmatch
 import time
-from collections.abc import Mapping, Sequence
+from abc import abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -22,11 +23,13 @@ from torch import nn
 
 from advparams._device import model_device
 from advparams.data.base import DataLike, all_labels, balanced_indices, gather
-from advparams.errors import ConfigError
+from advparams.errors import AdvParamsError, ConfigError
 from advparams.keys.key import Key
 from advparams.metrics.accuracy import logits_of
 from advparams.models import count_parameters
-from advparams.schemes.base import LockReport, LockResult
+from advparams.schemes.base import LockProgress, LockReport, LockResult, Scheme
+
+C = TypeVar("C")
 
 
 def lock_objective(logits: torch.Tensor, labels: torch.Tensor, objective: str, cap: float) -> torch.Tensor:
@@ -272,3 +275,70 @@ def finish_lock(
         changed_per_tensor=per_tensor,
     )
     return LockResult(locked, key, report)
+
+
+@dataclass
+class Search:
+    """What a parameter scheme's search found (see :class:`ParameterScheme`).
+
+    Attributes:
+        positions: tensor name -> flat indices whose work-copy values make the lock.
+        accuracy_before: accuracy on the lock samples before.
+        accuracy_after: accuracy on the lock samples after.
+        rounds: gradient evaluations made.
+        stopped: why the search stopped.
+        exact: every position is a real change, so the key must hold exactly as many
+            entries (checked; False where a value may round back to the original).
+    """
+
+    positions: Mapping[str, torch.Tensor]
+    accuracy_before: float
+    accuracy_after: float
+    rounds: int
+    stopped: str
+    exact: bool = False
+
+
+class ParameterScheme(Scheme[C]):
+    """A scheme that perturbs parameter values of a float32 work copy.
+
+    :meth:`lock` does what all of them share (:func:`prepare_lock`, then
+    :func:`finish_lock`); subclasses implement :meth:`search`, which changes
+    ``setup.work`` in place and says where.
+    """
+
+    def lock(
+        self,
+        model: nn.Module,
+        data: DataLike,
+        *,
+        generator: torch.Generator | None = None,
+        progress: Callable[[LockProgress], None] | None = None,
+    ) -> LockResult:
+        """Locks a copy of ``model`` (see :meth:`Scheme.lock`)."""
+        setup = prepare_lock(model, data, self.config, generator)
+        found = self.search(model, setup, progress)
+        result = finish_lock(
+            self.name,
+            self.config_dict(),
+            model,
+            setup.work,
+            found.positions,
+            start=setup.start,
+            accuracy_before=found.accuracy_before,
+            accuracy_after=found.accuracy_after,
+            target=setup.target,
+            num_samples=setup.samples.n,
+            rounds=found.rounds,
+            stopped=found.stopped,
+        )
+        expected = sum(int(i.numel()) for i in found.positions.values())
+        if found.exact and result.key.num_changed != expected:
+            raise AdvParamsError(
+                f"internal error: {expected} values changed but the key holds {result.key.num_changed}"
+            )
+        return result
+
+    @abstractmethod
+    def search(self, model: nn.Module, setup: LockSetup, progress: Callable[[LockProgress], None] | None) -> Search:
+        """Perturbs ``setup.work`` in place; ``model`` is the untouched original."""

@@ -36,17 +36,16 @@ import torch
 from torch import nn
 
 from advparams._device import model_device
-from advparams.data.base import DataLike
-from advparams.errors import AdvParamsError
 from advparams.schemes._common import (
+    LockSetup,
+    ParameterScheme,
+    Search,
     candidate_parameters,
     check_lock_options,
-    finish_lock,
     lock_objective,
-    prepare_lock,
     tensor_bounds,
 )
-from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
+from advparams.schemes.base import SCHEMES, LockProgress
 
 __all__ = ["AdvParams", "AdvParamsConfig", "lock_objective", "move_scores", "select_candidates"]
 
@@ -136,27 +135,18 @@ def move_scores(
 
 
 @SCHEMES.register("advparams")
-class AdvParams(Scheme[AdvParamsConfig]):
+class AdvParams(ParameterScheme[AdvParamsConfig]):
     """AdvParams (Xue et al., arXiv 2105.13697, 2021): adversarial perturbation of a few parameters."""
 
     name = "advparams"
     Config = AdvParamsConfig
 
-    def lock(
-        self,
-        model: nn.Module,
-        data: DataLike,
-        *,
-        generator: torch.Generator | None = None,
-        progress: Callable[[LockProgress], None] | None = None,
-    ) -> LockResult:
-        """Locks a copy of ``model`` (see :meth:`Scheme.lock`)."""
+    def search(self, model: nn.Module, setup: LockSetup, progress: Callable[[LockProgress], None] | None) -> Search:
+        """Greedy adversarial perturbation, one scalar per round."""
         cfg = self.config
         device = model_device(model)
-        setup = prepare_lock(model, data, cfg, generator)
         work, cands, samples, target = setup.work, setup.candidates, setup.samples, setup.target
         orig_dtypes = {n: p.dtype for n, p in model.named_parameters()}
-        n = samples.n
 
         def loss_acc() -> tuple[float, float]:
             return samples.loss_accuracy(work, cfg.objective, cfg.loss_cap)
@@ -214,25 +204,7 @@ class AdvParams(Scheme[AdvParamsConfig]):
             name: torch.tensor([i for nm, i in changed if nm == name], dtype=torch.long)
             for name in {nm for nm, _ in changed}
         }
-        result = finish_lock(
-            self.name,
-            self.config_dict(),
-            model,
-            work,
-            positions,
-            start=setup.start,
-            accuracy_before=acc_before,
-            accuracy_after=acc,
-            target=target,
-            num_samples=n,
-            rounds=rounds,
-            stopped=stopped,
-        )
-        if result.key.num_changed != len(changed):
-            raise AdvParamsError(
-                f"internal error: {len(changed)} values changed but the key holds {result.key.num_changed}"
-            )
-        return result
+        return Search(positions, acc_before, acc, rounds, stopped, exact=True)
 
     def _line_search(
         self,

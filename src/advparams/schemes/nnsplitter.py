@@ -23,9 +23,14 @@ from typing import Literal
 import torch
 from torch import nn
 
-from advparams.data.base import DataLike
-from advparams.schemes._common import check_lock_options, finish_lock, prepare_lock, tensor_bounds
-from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
+from advparams.schemes._common import (
+    LockSetup,
+    ParameterScheme,
+    Search,
+    check_lock_options,
+    tensor_bounds,
+)
+from advparams.schemes.base import SCHEMES, LockProgress
 
 
 @dataclass(frozen=True)
@@ -105,23 +110,15 @@ def window_mask(weight: torch.Tensor, center: float, width: float) -> torch.Tens
 
 
 @SCHEMES.register("nnsplitter")
-class NNSplitter(Scheme[NNSplitterConfig]):
+class NNSplitter(ParameterScheme[NNSplitterConfig]):
     """NNSplitter-style (Zhou et al., ICML 2023) window-weight obfuscation in important filters, no RL."""
 
     name = "nnsplitter"
     Config = NNSplitterConfig
 
-    def lock(
-        self,
-        model: nn.Module,
-        data: DataLike,
-        *,
-        generator: torch.Generator | None = None,
-        progress: Callable[[LockProgress], None] | None = None,
-    ) -> LockResult:
-        """Locks a copy of ``model`` (see :meth:`Scheme.lock`)."""
+    def search(self, model: nn.Module, setup: LockSetup, progress: Callable[[LockProgress], None] | None) -> Search:
+        """Chooses important filters and optimises their window weights."""
         cfg = self.config
-        setup = prepare_lock(model, data, cfg, generator)
         work, cands, samples, target = setup.work, setup.candidates, setup.samples, setup.target
         loss, before = samples.loss_accuracy(work, cfg.objective, cfg.loss_cap)
         grads = samples.gradients(work, cands, cfg.objective, cfg.loss_cap)
@@ -169,17 +166,10 @@ class NNSplitter(Scheme[NNSplitterConfig]):
                 progress(LockProgress(it, k, cfg.max_params, acc, target, loss))
         if acc <= target:
             stopped = "target"
-        return finish_lock(
-            self.name,
-            self.config_dict(),
-            model,
-            work,
+        return Search(
             positions,
-            start=setup.start,
             accuracy_before=before,
             accuracy_after=acc,
-            target=setup.target,
-            num_samples=samples.n,
             rounds=it + 1,
             stopped=stopped,
         )

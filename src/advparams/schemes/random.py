@@ -15,9 +15,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from advparams.data.base import DataLike
-from advparams.schemes._common import check_lock_options, finish_lock, prepare_lock, tensor_bounds
-from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
+from advparams.schemes._common import (
+    LockSetup,
+    ParameterScheme,
+    Search,
+    check_lock_options,
+    tensor_bounds,
+)
+from advparams.schemes.base import SCHEMES, LockProgress
 
 
 @dataclass(frozen=True)
@@ -54,24 +59,16 @@ class RandomPerturbationConfig:
 
 
 @SCHEMES.register("random")
-class RandomPerturbation(Scheme[RandomPerturbationConfig]):
+class RandomPerturbation(ParameterScheme[RandomPerturbationConfig]):
     """Random perturbation of ``max_params`` weights within their layer's range (baseline floor)."""
 
     name = "random"
     Config = RandomPerturbationConfig
     aims_at_target = False
 
-    def lock(
-        self,
-        model: nn.Module,
-        data: DataLike,
-        *,
-        generator: torch.Generator | None = None,
-        progress: Callable[[LockProgress], None] | None = None,
-    ) -> LockResult:
-        """Locks a copy of ``model`` (see :meth:`Scheme.lock`)."""
+    def search(self, model: nn.Module, setup: LockSetup, progress: Callable[[LockProgress], None] | None) -> Search:
+        """Sets ``max_params`` random weights to random values within their range."""
         cfg = self.config
-        setup = prepare_lock(model, data, cfg, generator)
         work, cands, samples, gen = setup.work, setup.candidates, setup.samples, setup.generator
         _, before = samples.loss_accuracy(work)
 
@@ -95,17 +92,10 @@ class RandomPerturbation(Scheme[RandomPerturbationConfig]):
         _, after = samples.loss_accuracy(work)
         if progress is not None:
             progress(LockProgress(1, int(picks.numel()), cfg.max_params, after, setup.target, 0.0))
-        return finish_lock(
-            self.name,
-            self.config_dict(),
-            model,
-            work,
+        return Search(
             positions,
-            start=setup.start,
             accuracy_before=before,
             accuracy_after=after,
-            target=setup.target,
-            num_samples=samples.n,
             rounds=0,
             stopped="budget",
         )

@@ -19,9 +19,14 @@ from typing import Literal
 import torch
 from torch import nn
 
-from advparams.data.base import DataLike
-from advparams.schemes._common import check_lock_options, finish_lock, prepare_lock, tensor_bounds
-from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
+from advparams.schemes._common import (
+    LockSetup,
+    ParameterScheme,
+    Search,
+    check_lock_options,
+    tensor_bounds,
+)
+from advparams.schemes.base import SCHEMES, LockProgress
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class SFGEConfig:
 
 
 @SCHEMES.register("sfge")
-class SFGE(Scheme[SFGEConfig]):
+class SFGE(ParameterScheme[SFGEConfig]):
     """SFGE (Cai et al., ~2020): one gradient-sign step on the top-|gradient| weights of each layer."""
 
     name = "sfge"
@@ -75,17 +80,9 @@ class SFGE(Scheme[SFGEConfig]):
     aims_at_target = False
     budget_option = "per_layer"
 
-    def lock(
-        self,
-        model: nn.Module,
-        data: DataLike,
-        *,
-        generator: torch.Generator | None = None,
-        progress: Callable[[LockProgress], None] | None = None,
-    ) -> LockResult:
-        """Locks a copy of ``model`` (see :meth:`Scheme.lock`)."""
+    def search(self, model: nn.Module, setup: LockSetup, progress: Callable[[LockProgress], None] | None) -> Search:
+        """One gradient-sign step on the top-|g| weights of each tensor."""
         cfg = self.config
-        setup = prepare_lock(model, data, cfg, generator)
         work, cands, samples = setup.work, setup.candidates, setup.samples
         _, before = samples.loss_accuracy(work)
         grads = samples.gradients(work, cands, cfg.objective, cfg.loss_cap)
@@ -107,17 +104,10 @@ class SFGE(Scheme[SFGEConfig]):
         if progress is not None:
             changed = sum(int(i.numel()) for i in positions.values())
             progress(LockProgress(1, changed, cfg.per_layer * len(cands), after, setup.target, loss))
-        return finish_lock(
-            self.name,
-            self.config_dict(),
-            model,
-            work,
+        return Search(
             positions,
-            start=setup.start,
             accuracy_before=before,
             accuracy_after=after,
-            target=setup.target,
-            num_samples=samples.n,
             rounds=1,
             stopped="budget",
         )

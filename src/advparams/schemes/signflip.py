@@ -21,9 +21,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from advparams.data.base import DataLike
-from advparams.schemes._common import check_lock_options, finish_lock, prepare_lock
-from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
+from advparams.schemes._common import LockSetup, ParameterScheme, Search, check_lock_options
+from advparams.schemes.base import SCHEMES, LockProgress
 
 
 @dataclass(frozen=True)
@@ -78,23 +77,15 @@ def flip_gains(grad: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
 
 
 @SCHEMES.register("signflip")
-class SignFlip(Scheme[SignFlipConfig]):
+class SignFlip(ParameterScheme[SignFlipConfig]):
     """Adversarial sign flips (ours): values keep their magnitude, the loss gain picks them."""
 
     name = "signflip"
     Config = SignFlipConfig
 
-    def lock(
-        self,
-        model: nn.Module,
-        data: DataLike,
-        *,
-        generator: torch.Generator | None = None,
-        progress: Callable[[LockProgress], None] | None = None,
-    ) -> LockResult:
-        """Locks a copy of ``model`` (see :meth:`Scheme.lock`)."""
+    def search(self, model: nn.Module, setup: LockSetup, progress: Callable[[LockProgress], None] | None) -> Search:
+        """Flips the signs of greedily chosen weights."""
         cfg = self.config
-        setup = prepare_lock(model, data, cfg, generator)
         work, cands, samples, target = setup.work, setup.candidates, setup.samples, setup.target
         loss, before = samples.loss_accuracy(work, cfg.objective, cfg.loss_cap)
         chosen = {n: torch.zeros(p.numel(), dtype=torch.bool, device=p.device) for n, p in cands.items()}
@@ -130,17 +121,10 @@ class SignFlip(Scheme[SignFlipConfig]):
         if acc <= target:
             stopped = "target"
         positions = {n: torch.nonzero(m).reshape(-1) for n, m in chosen.items() if bool(m.any())}
-        return finish_lock(
-            self.name,
-            self.config_dict(),
-            model,
-            work,
+        return Search(
             positions,
-            start=setup.start,
             accuracy_before=before,
             accuracy_after=acc,
-            target=setup.target,
-            num_samples=samples.n,
             rounds=rounds,
             stopped=stopped,
         )
