@@ -426,7 +426,7 @@ def cmd_key_info(args: argparse.Namespace) -> int:
         "sealed": sealed,
         "scheme": key.scheme,
         "params_changed": key.num_changed,
-        "tensors": {e.name: e.indices.numel() for e in key.entries},
+        "tensors": key.counts(),
         "original_fingerprint": key.original_fingerprint,
         "locked_fingerprint": key.locked_fingerprint,
         "created": key.created,
@@ -435,7 +435,8 @@ def cmd_key_info(args: argparse.Namespace) -> int:
     }
     lines = [
         f"{args.key}: {key.scheme} key{' (sealed)' if sealed else ''}, created {key.created}",
-        f"  changes {key.num_changed} values in {len(key.entries)} tensors",
+        f"  changes {key.num_changed} values in {len(key.counts())} tensors"
+        + (f" ({len(key.shuffles)} by keyed shuffle)" if key.shuffles else ""),
         f"  unlocks {key.locked_fingerprint}",
         f"  restores {key.original_fingerprint}",
     ]

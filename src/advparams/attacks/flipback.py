@@ -20,7 +20,7 @@ from torch import nn
 
 from advparams._device import model_device
 from advparams.attacks._reoptimise import attacker_batch
-from advparams.attacks.base import ATTACKS, Attack, Attacked, require_data
+from advparams.attacks.base import ATTACKS, Attack, Attacked, reinitialised, require_data
 from advparams.data.base import DataLike
 from advparams.keys.key import Key
 from advparams.metrics.accuracy import logits_of
@@ -36,6 +36,8 @@ class FlipBackConfig:
         candidates: flips evaluated exactly per step (top first-order ones).
         max_flips: the most flips made.
         include_1d: also consider 1-d parameters.
+        scratch: also run the same search, on the same samples, from a freshly initialised
+            copy of the architecture (``baselines["scratch"]``): what the samples alone give.
         seed: seeds the attacker's samples when no generator is passed.
     """
 
@@ -43,6 +45,7 @@ class FlipBackConfig:
     candidates: int = 20
     max_flips: int = 300
     include_1d: bool = False
+    scratch: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -61,52 +64,11 @@ class FlipBack(Attack[FlipBackConfig]):
         """Flips signs back in a copy of ``model`` while that lowers the attacker's loss."""
         cfg = self.config
         x, y = attacker_batch(require_data(data, self.name), cfg.num_samples, generator, model_device(model))
-        dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-        work = copy.deepcopy(model).float().eval()
-        for p in work.parameters():
-            p.requires_grad_(False)
-        cands = candidate_parameters(work, include_1d=cfg.include_1d)
-        names = list(cands)
-        sizes = [cands[n].numel() for n in names]
-        flipped: dict[str, set[int]] = {n: set() for n in names}
-        steps = 0
-        while steps < cfg.max_flips:
-            for p in cands.values():
-                p.requires_grad_(True)
-                p.grad = None
-            loss = F.cross_entropy(logits_of(work, x), y)
-            loss.backward()
-            base = float(loss.detach())
-            scores = torch.cat(
-                [(2.0 * cands[n].grad * cands[n].detach()).reshape(-1) for n in names]  # type: ignore[operator]
-            )
-            for p in cands.values():
-                p.requires_grad_(False)
-                p.grad = None
-            best: tuple[str, int] | None = None
-            best_loss = base
-            with torch.no_grad():
-                for j in scores.topk(min(cfg.candidates, scores.numel())).indices.tolist():
-                    t, offset = 0, 0
-                    while j >= offset + sizes[t]:
-                        offset += sizes[t]
-                        t += 1
-                    name, i = names[t], j - offset
-                    flat = cands[name].data.view(-1)
-                    flat[i] = -flat[i]
-                    trial = float(F.cross_entropy(logits_of(work, x), y))
-                    flat[i] = -flat[i]
-                    if trial < best_loss:
-                        best, best_loss = (name, i), trial
-            if best is None:
-                break
-            cands[best[0]].data.view(-1)[best[1]] *= -1
-            flipped[best[0]] ^= {best[1]}
-            steps += 1
-        out = work.to(dtype)
-        for p, q in zip(out.parameters(), model.parameters(), strict=True):
-            p.requires_grad_(q.requires_grad)
-        out.train(model.training)
+        out, flipped, steps = flip_back(model, x, y, cfg)
+        baselines = {}
+        if cfg.scratch:
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+            baselines["scratch"] = flip_back(reinitialised(model, seed), x, y, cfg)[0]
         suspects = {n: sorted(v) for n, v in flipped.items() if v}
         info = {
             "suspects": suspects,
@@ -114,4 +76,58 @@ class FlipBack(Attack[FlipBackConfig]):
             "num_samples": int(y.shape[0]),
             "steps": steps,
         }
-        return Attacked(out, info=info)
+        return Attacked(out, baselines, info)
+
+
+def flip_back(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: FlipBackConfig
+) -> tuple[nn.Module, dict[str, set[int]], int]:
+    """The greedy search of :class:`FlipBack` on a copy of ``model``: the result, the
+    flipped positions per tensor and the number of flips made."""
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    work = copy.deepcopy(model).float().eval()
+    for p in work.parameters():
+        p.requires_grad_(False)
+    cands = candidate_parameters(work, include_1d=cfg.include_1d)
+    names = list(cands)
+    sizes = [cands[n].numel() for n in names]
+    flipped: dict[str, set[int]] = {n: set() for n in names}
+    steps = 0
+    while steps < cfg.max_flips:
+        for p in cands.values():
+            p.requires_grad_(True)
+            p.grad = None
+        loss = F.cross_entropy(logits_of(work, x), y)
+        loss.backward()
+        base = float(loss.detach())
+        scores = torch.cat(
+            [(2.0 * cands[n].grad * cands[n].detach()).reshape(-1) for n in names]  # type: ignore[operator]
+        )
+        for p in cands.values():
+            p.requires_grad_(False)
+            p.grad = None
+        best: tuple[str, int] | None = None
+        best_loss = base
+        with torch.no_grad():
+            for j in scores.topk(min(cfg.candidates, scores.numel())).indices.tolist():
+                t, offset = 0, 0
+                while j >= offset + sizes[t]:
+                    offset += sizes[t]
+                    t += 1
+                name, i = names[t], j - offset
+                flat = cands[name].data.view(-1)
+                flat[i] = -flat[i]
+                trial = float(F.cross_entropy(logits_of(work, x), y))
+                flat[i] = -flat[i]
+                if trial < best_loss:
+                    best, best_loss = (name, i), trial
+        if best is None:
+            break
+        cands[best[0]].data.view(-1)[best[1]] *= -1
+        flipped[best[0]] ^= {best[1]}
+        steps += 1
+    out = work.to(dtype)
+    for p, q in zip(out.parameters(), model.parameters(), strict=True):
+        p.requires_grad_(q.requires_grad)
+    out.train(model.training)
+    return out, flipped, steps

@@ -10,6 +10,7 @@ attack given the true key (``uses_key``).
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +19,7 @@ from torch import nn
 from advparams.attacks.base import ATTACKS, Attack, Attacked
 from advparams.data.base import DataLike
 from advparams.errors import AdvParamsError
-from advparams.keys.key import Key
+from advparams.keys.key import Key, KeyEntry
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,11 @@ class KeyLeakConfig:
             raise ValueError(f"fraction must be in [0, 1], got {self.fraction}")
 
 
-def leaked_entries(key: Key, fraction: float, generator: torch.Generator) -> list[tuple[str, int, int]]:
-    """The leaked entries: ``(tensor name, position in the entry, flat index)``."""
-    flat = [(e.name, j, int(i)) for e in key.entries for j, i in enumerate(e.indices.tolist())]
+def leaked_entries(
+    entries: Sequence[KeyEntry], fraction: float, generator: torch.Generator
+) -> list[tuple[str, int, int]]:
+    """The leaked changes: ``(tensor name, position in the entry, flat index)``."""
+    flat = [(e.name, j, int(i)) for e in entries for j, i in enumerate(e.indices.tolist())]
     k = round(fraction * len(flat))
     order = torch.randperm(len(flat), generator=generator)[:k].tolist()
     return [flat[i] for i in sorted(order)]
@@ -59,8 +62,9 @@ class KeyLeak(Attack[KeyLeakConfig]):
     def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:
         """Restores the leaked entries in a copy of ``model``."""
         assert key is not None  # run() refuses a key attack without the key
-        leaked = leaked_entries(key, self.config.fraction, generator)
-        entries = {e.name: e for e in key.entries}
+        changes = key.changes(model)  # shuffles spelled out: each moved value is one change
+        leaked = leaked_entries(changes, self.config.fraction, generator)
+        entries = {e.name: e for e in changes}
         out = copy.deepcopy(model)
         state = out.state_dict()
         with torch.no_grad():

@@ -23,7 +23,7 @@ from torch import nn
 
 from advparams._device import model_device
 from advparams.attacks._reoptimise import attacker_batch, reoptimise_
-from advparams.attacks.base import ATTACKS, Attack, Attacked, require_data
+from advparams.attacks.base import ATTACKS, Attack, Attacked, reinitialised, require_data
 from advparams.data.base import DataLike
 from advparams.keys.key import Key
 from advparams.metrics.accuracy import logits_of
@@ -44,6 +44,8 @@ class RetraceConfig:
         steps: re-optimisation steps (Adam).
         lr: re-optimisation learning rate.
         include_1d: also score 1-d parameters.
+        scratch: also run the same attack, on the same samples, on a freshly initialised
+            copy of the architecture (``baselines["scratch"]``): what the samples alone give.
         seed: seeds the attacker's samples when no generator is passed.
     """
 
@@ -55,6 +57,7 @@ class RetraceConfig:
     steps: int = 100
     lr: float = 0.01
     include_1d: bool = False
+    scratch: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -139,8 +142,24 @@ class Retrace(Attack[RetraceConfig]):
     def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:
         """Guesses and restores the locked weights of a copy of ``model``."""
         cfg = self.config
-        dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
         x, y = attacker_batch(require_data(data, self.name), cfg.num_samples, generator, model_device(model))
+        out, suspects = self._retrace(model, x, y)
+        baselines = {}
+        if cfg.scratch:
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+            baselines["scratch"] = self._retrace(reinitialised(model, seed), x, y)[0]
+        info = {
+            "suspects": {n: i.tolist() for n, i in suspects.items()},
+            "num_suspects": sum(int(i.numel()) for i in suspects.values()),
+            "num_samples": int(y.shape[0]),
+        }
+        return Attacked(out, baselines, info)
+
+    def _retrace(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+        cfg = self.config
+        dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
         suspects = retrace_suspects(
             model, x, y, cfg.num_suspects, selection=cfg.selection, reach=cfg.reach, include_1d=cfg.include_1d
         )
@@ -151,9 +170,4 @@ class Retrace(Attack[RetraceConfig]):
             reset_values_(out, suspects, cfg.restore)
         out = out.to(dtype)
         out.train(model.training)
-        info = {
-            "suspects": {n: i.tolist() for n, i in suspects.items()},
-            "num_suspects": sum(int(i.numel()) for i in suspects.values()),
-            "num_samples": int(y.shape[0]),
-        }
-        return Attacked(out, info=info)
+        return out, suspects

@@ -224,6 +224,8 @@ def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
             raise ConfigError(
                 f"schemes[{i}] ({spec.title}) matches {spec.match_params!r}, which must be listed before it"
             )
+        if spec.match_params is not None and SCHEMES.get(spec.name).budget_option is None:
+            raise ConfigError(f"schemes[{i}] ({spec.title}) cannot match a count of values: its size is not one")
         if spec.title in [x.title for x in schemes]:
             raise ConfigError(f"scheme {spec.title!r} is listed twice; give one a label")
         schemes.append(spec)

@@ -120,6 +120,11 @@ def _with_seed(kind: str, name: str, options: dict[str, Any], seed: int) -> dict
     return dict(options)
 
 
+def _sweeps_budget(spec: SchemeSpec) -> bool:
+    """Whether the budget sweep (a count of changed values) applies to the scheme."""
+    return SCHEMES.get(spec.name).budget_option is not None
+
+
 def _slim_info(info: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in info.items():
@@ -137,7 +142,7 @@ def _histograms(original: nn.Module, locked: nn.Module, key: Key, bins: int = 50
     values fall in. Binned only: no positions and no original values (see _stealth_row)."""
     a, b = original.state_dict(), locked.state_dict()
     layers = {}
-    for e in key.entries:
+    for e in key.changes(locked):
         ta, tb = a[e.name].detach().double().cpu().reshape(-1), b[e.name].detach().double().cpu().reshape(-1)
         # Bins span the locked tensor's range (what anyone holding the locked model sees);
         # original values beyond it are counted in the edge bins, so that no original
@@ -202,8 +207,9 @@ class Harness:
 
     def _count_units(self) -> int:
         cfg = self.config
-        per_scheme = 1 + len(cfg.budgets) + sum(len(list(a.settings())) for a in cfg.attacks)
-        return len(cfg.seeds) * (1 + len(cfg.schemes) * per_scheme)
+        attacks = sum(len(list(a.settings())) for a in cfg.attacks)
+        per_seed = sum(1 + attacks + len(cfg.budgets) * _sweeps_budget(s) for s in cfg.schemes)
+        return len(cfg.seeds) * (1 + per_seed)
 
     def _has(self, *key_parts: Any) -> bool:
         return row_key(*key_parts) in self._rows
@@ -356,6 +362,8 @@ class Harness:
 
     def _budgets(self, spec: SchemeSpec, seed: int, model: nn.Module) -> None:
         cfg = self.config
+        if not _sweeps_budget(spec):
+            return  # its size is not a count of values (e.g. a shuffled share of every tensor)
         for b in cfg.budgets:
             label = f"seed {seed}: {spec.title} budget {b}"
             if self._has("budget", seed, spec.title, None, {"budget": b}):

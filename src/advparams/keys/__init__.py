@@ -1,7 +1,7 @@
 """Secret keys: the exact lock/unlock operations, the file format and passphrase sealing."""
 
 from advparams.keys.io import KEY_FORMAT, KEY_VERSION, key_from_bytes, key_is_sealed, key_to_bytes, load_key, save_key
-from advparams.keys.key import Key, KeyEntry, relock, unlock
+from advparams.keys.key import Key, KeyEntry, Shuffle, relock, unlock
 
 __all__ = [
     "KEY_FORMAT",
@@ -14,5 +14,6 @@ __all__ = [
     "load_key",
     "relock",
     "save_key",
+    "Shuffle",
     "unlock",
 ]

@@ -14,7 +14,12 @@ holds three tensors: ``"{i}.index"`` (int64 flat positions), ``"{i}.original"`` 
 ``info`` / ``created``        facts about the lock (JSON) / ISO-8601 UTC time
 ``advparams_version``         the version that wrote it
 ``digest``                    SHA-256 over all other metadata and tensors
+``shuffles``                  version 2 only: JSON list of ``[name, numel, count]``
 ============================  ==============================================
+
+Version 2 adds keyed shuffles (:mod:`advparams.keys.shuffle`): the ``shuffles``
+metadata and a ``"secret"`` tensor (32 uint8). A key without shuffles is written as
+version 1, so older readers still read it; this version reads both.
 
 The digest detects corruption and casual edits; it is not a signature (anyone can
 recompute it). For secrecy and authenticity, seal the key with a passphrase
@@ -38,11 +43,12 @@ from advparams import __version__
 from advparams._io import atomic_write_bytes
 from advparams.errors import KeyFileError, PassphraseError
 from advparams.fingerprint import tensor_bytes
-from advparams.keys.key import Key, KeyEntry
+from advparams.keys.key import Key, KeyEntry, Shuffle
 from advparams.keys.seal import is_sealed, seal, unseal
 
 KEY_FORMAT = "advparams-key"
-KEY_VERSION = 1
+KEY_VERSION = 2
+_READS = ("1", "2")
 MAX_HEADER = 100 * 1024 * 1024
 
 
@@ -64,9 +70,11 @@ def key_to_bytes(key: Key) -> bytes:
         tensors[f"{i}.index"] = e.indices.contiguous()
         tensors[f"{i}.original"] = e.original.contiguous()
         tensors[f"{i}.locked"] = e.locked.contiguous()
+    if key.shuffles:
+        tensors["secret"] = torch.frombuffer(bytearray(key.secret), dtype=torch.uint8).clone()
     meta = {
         "format": KEY_FORMAT,
-        "version": str(KEY_VERSION),
+        "version": "2" if key.shuffles else "1",
         "names": json.dumps([e.name for e in key.entries]),
         "scheme": key.scheme,
         "config": json.dumps(dict(key.config), sort_keys=True),
@@ -76,6 +84,8 @@ def key_to_bytes(key: Key) -> bytes:
         "created": key.created,
         "advparams_version": __version__,
     }
+    if key.shuffles:
+        meta["shuffles"] = json.dumps([[sh.name, sh.numel, sh.count] for sh in key.shuffles])
     meta["digest"] = _digest(meta, tensors)
     return st_save(tensors, metadata=meta)
 
@@ -101,8 +111,10 @@ def key_from_bytes(data: bytes) -> Key:
     meta = _metadata(data)
     if meta.get("format") != KEY_FORMAT:
         raise KeyFileError(f"not an advparams key file (format {meta.get('format')!r})")
-    if meta.get("version") != str(KEY_VERSION):
-        raise KeyFileError(f"key file version {meta.get('version')!r} is not supported (this is version {KEY_VERSION})")
+    if meta.get("version") not in _READS:
+        raise KeyFileError(
+            f"key file version {meta.get('version')!r} is not supported (this version reads {', '.join(_READS)})"
+        )
     try:
         tensors = st_load(data)
     except Exception as exc:  # noqa: BLE001  (safetensors raises its own error types)
@@ -115,7 +127,13 @@ def key_from_bytes(data: bytes) -> Key:
             KeyEntry(name, tensors[f"{i}.index"], tensors[f"{i}.original"], tensors[f"{i}.locked"])
             for i, name in enumerate(names)
         )
-        if len(tensors) != 3 * len(names):
+        shuffles = tuple(
+            Shuffle(str(n), int(numel), int(count)) for n, numel, count in json.loads(meta.get("shuffles", "[]"))
+        )
+        secret = bytes(tensors["secret"].tolist()) if shuffles else b""
+        if shuffles and meta.get("version") != "2":
+            raise KeyFileError("key file is corrupt (shuffles in a version-1 file)")
+        if len(tensors) != 3 * len(names) + (1 if shuffles else 0):
             raise KeyFileError("key file holds unexpected tensors")
         return Key(
             entries=entries,
@@ -125,6 +143,8 @@ def key_from_bytes(data: bytes) -> Key:
             config=json.loads(meta["config"]),
             info=json.loads(meta["info"]),
             created=meta.get("created", ""),
+            shuffles=shuffles,
+            secret=secret,
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise KeyFileError(f"key file is corrupt ({type(exc).__name__}: {exc})") from None

@@ -6,6 +6,12 @@ locked values, each stored in the tensor's own dtype. Unlocking writes the origi
 values back, so restoration is bit-exact for every dtype; the paper's perturbations
 ``δ = locked − original`` are derived on demand (:meth:`Key.perturbations`).
 
+A key may also hold *shuffles* (:mod:`advparams.keys.shuffle`): tensors whose values
+were moved among their own positions in an order drawn from the key's 32-byte secret.
+They describe any number of changed values in a few bytes; :meth:`Key.changes` spells
+them out as entries for a given locked model. A tensor is either in ``entries`` or in
+``shuffles``, never both.
+
 The key carries fingerprints of the locked and the original weights: :func:`unlock`
 refuses a model that is not the one the key was made for, and checks that the unlocked
 result is the original.
@@ -24,6 +30,7 @@ from torch import nn
 
 from advparams.errors import KeyFileError, KeyMismatchError
 from advparams.fingerprint import model_fingerprint, short, state_fingerprint
+from advparams.keys.shuffle import SECRET_BYTES, apply_shuffle_, shuffle_positions, undo_shuffle_
 
 _INT_VIEW = {
     torch.float64: torch.int64,
@@ -64,6 +71,29 @@ class KeyEntry:
             raise KeyFileError(f"key entry {self.name!r}: indices are not sorted and unique")
 
 
+@dataclass(frozen=True)
+class Shuffle:
+    """A keyed shuffle of one ``state_dict`` tensor (see :mod:`advparams.keys.shuffle`).
+
+    Attributes:
+        name: the tensor's ``state_dict`` name.
+        numel: its number of values (the draw depends on it).
+        count: how many of its values move.
+    """
+
+    name: str
+    numel: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.numel < 0 or not 2 <= self.count <= self.numel:
+            raise KeyFileError(f"shuffle of {self.name!r}: cannot move {self.count} of {self.numel} values")
+
+    def positions(self, secret: bytes) -> torch.Tensor:
+        """The moved flat positions, in cycle order."""
+        return shuffle_positions(secret, self.name, self.numel, self.count)
+
+
 @dataclass(frozen=True, eq=False)
 class Key:
     """A secret key: what was changed, and fingerprints of both ends.
@@ -76,6 +106,8 @@ class Key:
         config: the scheme's resolved configuration (JSON-ready).
         info: free-form JSON-ready facts (parameter counts, accuracies, ...).
         created: ISO-8601 UTC creation time.
+        shuffles: keyed shuffles, applied before ``entries`` when locking.
+        secret: the 32-byte secret the shuffles are drawn from (empty without shuffles).
     """
 
     entries: tuple[KeyEntry, ...]
@@ -85,11 +117,56 @@ class Key:
     config: Mapping[str, Any] = field(default_factory=dict)
     info: Mapping[str, Any] = field(default_factory=dict)
     created: str = ""
+    shuffles: tuple[Shuffle, ...] = ()
+    secret: bytes = field(default=b"", repr=False)
+
+    def __post_init__(self) -> None:
+        if self.shuffles and len(self.secret) != SECRET_BYTES:
+            raise KeyFileError(f"a key with shuffles needs a {SECRET_BYTES}-byte secret, got {len(self.secret)} bytes")
+        names = [s.name for s in self.shuffles]
+        if len(set(names)) != len(names):
+            raise KeyFileError("a key shuffles a tensor twice")
+        both = set(names) & {e.name for e in self.entries}
+        if both:
+            raise KeyFileError(f"tensor {sorted(both)[0]!r} is both shuffled and listed by entry")
 
     @property
     def num_changed(self) -> int:
-        """Number of scalar values the lock changed."""
-        return sum(e.indices.numel() for e in self.entries)
+        """Number of scalar values the lock changed (moved, for shuffles)."""
+        return sum(e.indices.numel() for e in self.entries) + sum(s.count for s in self.shuffles)
+
+    def counts(self) -> dict[str, int]:
+        """Changed values per tensor, shuffled tensors first."""
+        out = {s.name: s.count for s in self.shuffles}
+        out.update({e.name: int(e.indices.numel()) for e in self.entries})
+        return out
+
+    def positions(self) -> dict[str, torch.Tensor]:
+        """The changed flat positions per tensor (sorted int64); needs no model."""
+        out = {s.name: s.positions(self.secret).sort().values for s in self.shuffles}
+        out.update({e.name: e.indices for e in self.entries})
+        return out
+
+    def changes(self, locked: nn.Module) -> tuple[KeyEntry, ...]:
+        """Every change as an explicit entry (positions, original and locked values), the
+        shuffles spelled out against ``locked``, the model this key locked.
+
+        Raises:
+            KeyMismatchError: ``locked`` lacks a shuffled tensor or has another size.
+        """
+        if not self.shuffles:
+            return self.entries
+        state = locked.state_dict()
+        spelled = []
+        for s in self.shuffles:
+            t = _shuffled_tensor(state, s)
+            flat = t.detach().reshape(-1).cpu()
+            p = s.positions(self.secret)
+            restored = flat.clone()
+            undo_shuffle_(restored, p)
+            idx = p.sort().values
+            spelled.append(KeyEntry(s.name, idx, restored[idx].clone(), flat[idx].clone()))
+        return tuple(spelled) + self.entries
 
     def perturbations(self) -> dict[str, torch.Tensor]:
         """The added perturbations ``δ = locked − original`` per tensor, in float64."""
@@ -131,9 +208,29 @@ class Key:
         )
 
 
+def _shuffled_tensor(state: Mapping[str, torch.Tensor], s: Shuffle) -> torch.Tensor:
+    if s.name not in state:
+        raise KeyMismatchError(f"the key shuffles tensor {s.name!r}, which this model does not have")
+    t = state[s.name]
+    if t.numel() != s.numel:
+        raise KeyMismatchError(f"the key shuffles {s.numel} values of {s.name!r}, which has {t.numel()}")
+    return t
+
+
+def _shuffle(state: Mapping[str, torch.Tensor], key: Key, *, undo: bool) -> None:
+    for s in key.shuffles:
+        t = _shuffled_tensor(state, s)
+        with torch.no_grad():
+            flat = t.detach().reshape(-1).clone()
+            (undo_shuffle_ if undo else apply_shuffle_)(flat, s.positions(key.secret))
+            t.copy_(flat.view_as(t))
+
+
 def _write(model: nn.Module, key: Key, *, to_original: bool) -> nn.Module:
     out = copy.deepcopy(model)
     state = out.state_dict()
+    if not to_original:
+        _shuffle(state, key, undo=False)
     for e in key.entries:
         if e.name not in state:
             raise KeyMismatchError(f"the key changes tensor {e.name!r}, which this model does not have")
@@ -149,6 +246,8 @@ def _write(model: nn.Module, key: Key, *, to_original: bool) -> nn.Module:
             values = e.original if to_original else e.locked
             flat[e.indices.to(flat.device)] = values.to(flat.device)
             t.copy_(flat.view_as(t))
+    if to_original:
+        _shuffle(state, key, undo=True)
     return out
 
 

@@ -19,7 +19,7 @@ def detection_scores(suspects: Mapping[str, Iterable[int]], key: Key) -> tuple[f
         >>> detection_scores({"w": [5, 7, 9], "v": [1]}, key)
         (0.25, 0.5)
     """
-    truth = {(e.name, int(i)) for e in key.entries for i in e.indices.tolist()}
+    truth = {(name, int(i)) for name, idx in key.positions().items() for i in idx.tolist()}
     found = {(name, int(i)) for name, idx in suspects.items() for i in idx}
     hits = len(truth & found)
     precision = hits / len(found) if found else 0.0

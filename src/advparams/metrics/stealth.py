@@ -115,8 +115,8 @@ def tensor_stealth(original: nn.Module, locked: nn.Module, key: Key) -> list[Ten
     """A KS test for every tensor the key touches."""
     a, b = original.state_dict(), locked.state_dict()
     return [
-        TensorStealth(e.name, int(a[e.name].numel()), int(e.indices.numel()), *ks_2samp(a[e.name], b[e.name]))
-        for e in key.entries
+        TensorStealth(name, int(a[name].numel()), count, *ks_2samp(a[name], b[name]))
+        for name, count in key.counts().items()
     ]
 
 
@@ -124,7 +124,7 @@ def value_stealth(locked: nn.Module, key: Key) -> list[ValueStealth]:
     """Rank and z-score of every changed value within its locked tensor."""
     state = locked.state_dict()
     out = []
-    for e in key.entries:
+    for e in key.changes(locked):
         t = state[e.name].detach().reshape(-1).double().cpu()
         mean, std = float(t.mean()), float(t.std()) if t.numel() > 1 else 0.0
         sorted_t = t.sort().values

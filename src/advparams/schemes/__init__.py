@@ -3,7 +3,8 @@
 Registered: ``advparams`` (the paper's method) and three baselines measured under the
 same attacks: ``random`` (the floor), ``sfge`` (one gradient-sign step per layer) and
 ``nnsplitter`` (window-weight obfuscation in important filters, without RL); and
-``signflip``, a candidate hardened design (docs/hardened.md).
+``signflip`` and ``hardened`` (a keyed shuffle of every tensor), the hardened designs
+of docs/hardened.md.
 """
 
 from advparams.schemes.base import SCHEMES, LockProgress, LockReport, LockResult, Scheme  # noqa: I001
@@ -13,6 +14,7 @@ from advparams.schemes.random import RandomPerturbation, RandomPerturbationConfi
 from advparams.schemes.sfge import SFGE, SFGEConfig
 from advparams.schemes.nnsplitter import NNSplitter, NNSplitterConfig
 from advparams.schemes.signflip import SignFlip, SignFlipConfig
+from advparams.schemes.hardened import Hardened, HardenedConfig
 
 
 def list_schemes() -> list[str]:
@@ -25,6 +27,8 @@ __all__ = [
     "SFGE",
     "AdvParams",
     "AdvParamsConfig",
+    "Hardened",
+    "HardenedConfig",
     "LockProgress",
     "LockReport",
     "LockResult",

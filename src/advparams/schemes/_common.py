@@ -259,7 +259,7 @@ def finish_lock(
     }
     info.update(extra_info or {})
     key = Key.from_models(model, locked, scheme=scheme, config=dict(config), info=info)
-    per_tensor = {e.name: int(e.indices.numel()) for e in key.entries}
+    per_tensor = key.counts()
     report = LockReport(
         scheme=scheme,
         params_changed=key.num_changed,

@@ -85,12 +85,13 @@ class Scheme(Configurable[C], ABC):
         aims_at_target: True when the scheme searches until the lock samples' accuracy
             reaches its target; False for one-shot baselines (random, SFGE), whose
             locked accuracy is whatever their fixed budget gives.
-        budget_option: the configuration field that sets how much the scheme changes
-            (swept by the evaluation harness for the accuracy-against-size curve).
+        budget_option: the configuration field that sets how many values the scheme
+            changes (swept by the evaluation harness for the accuracy-against-size
+            curve); None where its size is not such a count (the harness skips it).
     """
 
     aims_at_target: ClassVar[bool] = True
-    budget_option: ClassVar[str] = "max_params"
+    budget_option: ClassVar[str | None] = "max_params"
 
     @abstractmethod
     def lock(

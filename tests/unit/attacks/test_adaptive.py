@@ -121,3 +121,33 @@ def test_data_attacks_without_data_are_clear_errors(locked) -> None:
         Retrace().run(model, None)
     with pytest.raises(AdvParamsError, match="needs the attacker's data"):
         OutlierReset(OutlierResetConfig(reset="reoptimise")).run(model, None)
+
+
+@pytest.mark.parametrize("attack", ["retrace", "flip-back"])
+def test_scratch_baseline_runs_the_same_attack_on_a_fresh_model(locked, attack) -> None:
+    from advparams.attacks import ATTACKS, reinitialised
+    from advparams.attacks.flipback import flip_back
+
+    model, _, data = locked
+    options = {"num_samples": 64, **({"max_flips": 5} if attack == "flip-back" else {"num_suspects": 5, "steps": 5})}
+    plain = ATTACKS.build(attack, options).run(model, data)
+    both = ATTACKS.build(attack, {**options, "scratch": True}).run(model, data)
+    assert plain.baselines == {}
+    # The attack itself is unchanged by also running the baseline.
+    assert state_equal(both.model, plain.model) and both.info == plain.info
+    scratch = both.baselines["scratch"]
+    assert not state_equal(scratch, both.model)
+    # Redo the baseline by hand: the same samples, the same seed drawn after them.
+    from advparams.attacks._reoptimise import attacker_batch
+
+    gen = torch.Generator().manual_seed(0)
+    x, y = attacker_batch(data, 64, gen, torch.device("cpu"))
+    fresh = reinitialised(model, int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+    if attack == "flip-back":
+        again = flip_back(fresh, x, y, ATTACKS.build(attack, options).config)[0]
+    else:
+        again = ATTACKS.build(attack, options)._retrace(fresh, x, y)[0]
+    assert state_equal(again, scratch)
+    # Only the suspects moved from the fresh model.
+    changed = sum(int((a != b).sum()) for a, b in zip(fresh.parameters(), scratch.parameters(), strict=True))
+    assert 0 < changed <= 5

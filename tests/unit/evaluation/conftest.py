@@ -16,11 +16,12 @@ TINY = {
     "schemes": [
         {"name": "advparams"},
         {"name": "random", "match_params": "advparams"},
+        {"name": "hardened", "options": {"fraction": 0.5, "reproducible": True}},
     ],
     "attacks": [
         {"name": "finetune", "options": {"epochs": 1}, "grid": {"data_fraction": [0.05, 0.2]}},
         {"name": "key-leak", "grid": {"fraction": [0.0, 0.5, 1.0]}},
-        {"name": "retrace", "options": {"steps": 5, "num_suspects": 20}},
+        {"name": "retrace", "options": {"steps": 5, "num_suspects": 20, "scratch": True}},
     ],
     "budgets": [1, 3],
 }

@@ -1,0 +1,65 @@
+"""What makes the hardened (keyed shuffle) lock what it is."""
+
+import pytest
+import torch
+
+from advparams.keys import key_to_bytes
+from advparams.metrics import ks_2samp
+from advparams.models import build_model
+from advparams.schemes import Hardened, HardenedConfig
+from advparams.schemes.hardened import research_secret
+from advparams.testing import state_equal, tiny_trained_classifier
+
+
+def test_every_tensor_keeps_its_values_in_new_places(trained) -> None:
+    model, data = trained
+    res = Hardened().lock(model, data)
+    locked = dict(res.model.named_parameters())
+    for name, p in model.named_parameters():
+        a, b = p.detach().reshape(-1), locked[name].detach().reshape(-1)
+        assert torch.equal(a.sort().values, b.sort().values), name
+        assert ks_2samp(a, b)[1] == pytest.approx(1.0)
+        if p.numel() >= 2 and a.unique().numel() == a.numel():
+            assert bool((a != b).all()), f"{name}: a value stayed in place"
+    # Buffers (BatchNorm statistics) are not parameters and are left alone.
+    for (n, a), b in zip(model.named_buffers(), res.model.buffers(), strict=True):
+        assert torch.equal(a, b), n
+    assert res.key.entries == () and res.key.num_changed == sum(p.numel() for p in model.parameters() if p.numel() >= 2)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5])
+def test_fraction_moves_that_share_of_each_tensor(trained, fraction) -> None:
+    model, data = trained
+    res = Hardened(HardenedConfig(fraction=fraction, include_1d=False)).lock(model, data)
+    for name, p in model.named_parameters():
+        moved = int((p != dict(res.model.named_parameters())[name]).sum())
+        expected = round(fraction * p.numel()) if p.dim() >= 2 and round(fraction * p.numel()) >= 2 else 0
+        assert moved == expected == res.report.changed_per_tensor.get(name, 0), name
+
+
+def test_secret_is_random_unless_reproducible(trained) -> None:
+    model, data = trained
+    a, b = Hardened().lock(model, data), Hardened().lock(model, data)
+    assert a.key.secret != b.key.secret and not state_equal(a.model, b.model)
+    c = Hardened(HardenedConfig(seed=4, reproducible=True)).lock(model, data)
+    assert c.key.secret == research_secret(4) and c.key.info["reproducible_secret"] is True
+
+
+def test_key_stays_small_however_large_the_model() -> None:
+    sizes = []
+    for width in (4, 16):
+        model, data = tiny_trained_classifier(
+            seed=0, model=build_model("vgg", {"input_size": 16, "width": width}), epochs=1
+        )
+        res = Hardened().lock(model, data)
+        sizes.append((res.key.num_changed, len(key_to_bytes(res.key))))
+    (n_small, b_small), (n_large, b_large) = sizes
+    assert n_large > 5 * n_small  # many more values move...
+    assert b_large < b_small + 200  # ...but the key only grows with the names' digits
+    assert b_large < 4096
+
+
+def test_lock_destroys_accuracy(trained) -> None:
+    model, data = trained
+    res = Hardened().lock(model, data)
+    assert res.report.lock_accuracy_after < 0.5 < res.report.lock_accuracy_before
