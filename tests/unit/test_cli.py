@@ -113,6 +113,22 @@ def test_lock_unlock_round_trip_json(capsys, workdir, trained_ckpt) -> None:
     assert code == 0 and json.loads(out)["accuracy"] == pytest.approx(s["accuracy_locked"])
 
 
+def test_hardened_lock_key_info_and_unlock(capsys, workdir, trained_ckpt) -> None:
+    code, out, _ = run(
+        capsys, "lock", trained_ckpt, "--scheme", "hardened", "--out", workdir / "h1", "--key", workdir / "hk1", "--json"
+    )
+    s = json.loads(out)
+    assert code == 0 and s["params_changed"] == s["params_total"]  # every parameter moved
+    code, out, _ = run(capsys, "key-info", workdir / "hk1", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["scheme"] == "hardened" and sum(info["tensors"].values()) == s["params_total"]
+    assert info["config"]["reproducible"] is False
+    assert (workdir / "hk1").stat().st_size < 4096  # the secret, not the values
+    code, out, _ = run(capsys, "unlock", workdir / "h1", "--key", workdir / "hk1", "--out", workdir / "hr1", "--json")
+    assert code == 0 and json.loads(out)["exact"] is True
+    assert state_equal(load_checkpoint(workdir / "hr1").model, load_checkpoint(trained_ckpt).model)
+
+
 def test_sealed_key_via_cli(capsys, workdir, trained_ckpt, monkeypatch) -> None:
     pw = workdir / "pw"
     pw.write_text("open sesame\n")

@@ -155,9 +155,7 @@ class Retrace(Attack[RetraceConfig]):
         }
         return Attacked(out, baselines, info)
 
-    def _retrace(
-        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor
-    ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    def _retrace(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[nn.Module, dict[str, torch.Tensor]]:
         cfg = self.config
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
         suspects = retrace_suspects(

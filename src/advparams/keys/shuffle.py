@@ -66,4 +66,3 @@ def undo_shuffle_(flat: torch.Tensor, positions: torch.Tensor) -> None:
         return
     p = positions.to(flat.device)
     flat[p.roll(-1)] = flat[p].clone()
-

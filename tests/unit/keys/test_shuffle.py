@@ -20,7 +20,7 @@ SECRET = bytes(range(32))
 def test_positions_follow_the_documented_draw() -> None:
     # An independent implementation of the module docstring's steps 1-3, with numpy.
     numel, count = 1000, 300
-    stream = hashlib.shake_256(b"advparams-shuffle-v1\0" + SECRET + "conv.weight".encode()).digest(8 * numel)
+    stream = hashlib.shake_256(b"advparams-shuffle-v1\0" + SECRET + b"conv.weight").digest(8 * numel)
     order = np.argsort(np.frombuffer(stream, dtype="<i8"), kind="stable")
     got = shuffle_positions(SECRET, "conv.weight", numel, count)
     assert got.tolist() == order[:count].tolist()
@@ -132,7 +132,14 @@ def test_shuffle_of_a_tensor_of_another_size_is_refused(trained) -> None:
     name = next(n for n, p in model.named_parameters() if p.numel() >= 2)
     numel = dict(model.named_parameters())[name].numel()
     locked, key = _shuffled_key(model, {name: 2})
-    bad = Key((), key.original_fingerprint, key.locked_fingerprint, "test", shuffles=(Shuffle(name, numel + 1, 2),), secret=SECRET)
+    bad = Key(
+        (),
+        key.original_fingerprint,
+        key.locked_fingerprint,
+        "test",
+        shuffles=(Shuffle(name, numel + 1, 2),),
+        secret=SECRET,
+    )
     with pytest.raises(KeyMismatchError, match="has"):
         unlock(locked, bad)
     with pytest.raises(KeyMismatchError):
