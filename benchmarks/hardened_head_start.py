@@ -1,0 +1,84 @@
+"""Issue 4: where the hardened lock's small fine-tuning head start comes from.
+
+A keyed shuffle keeps each tensor's values and destroys their arrangement. If fine-tuning
+the shuffled model still beats training from scratch, the head start must come from the
+values themselves, i.e. from each layer's weight distribution. That distribution is not
+specific to the stolen model: any independently trained network of the same architecture
+has about the same one. This script fine-tunes, on the same samples and batches as the
+harness's fine-tuning attack:
+
+* ``own``: the hardened lock of model ``seed`` (what the harness measures);
+* ``other``: the hardened lock of an independently trained model (``--other``), which
+  holds nothing of model ``seed``;
+* ``scratch``: a freshly initialised network (PyTorch's default initialisation).
+
+If ``own`` and ``other`` are alike, the head start is knowledge of the architecture's
+weight distribution, which the thief could have without the stolen model.
+
+    .venv/bin/python benchmarks/hardened_head_start.py --run runs/eval/hardened \\
+        --out docs/benchmarks/hardened_head_start.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import append_jsonl, environment  # noqa: E402
+
+from advparams.attacks import FineTune, FineTuneConfig  # noqa: E402
+from advparams.checkpoint import load_checkpoint  # noqa: E402
+from advparams.data import load_dataset  # noqa: E402
+from advparams.metrics import accuracy  # noqa: E402
+from advparams.schemes import Hardened, HardenedConfig  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True, help="a harness run folder with models/seed<S> (e.g. runs/eval/hardened)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="models to attack")
+    ap.add_argument(
+        "--cases", nargs="+", default=["0.01:40", "0.05:25", "0.1:20"], help="FRACTION:EPOCHS fine-tuning cases"
+    )
+    ap.add_argument("--out", help="JSON-lines file to append to")
+    args = ap.parse_args()
+    run = Path(args.run)
+    train, test = load_dataset("fashion-mnist", "train"), load_dataset("fashion-mnist", "test")
+    models = {s: load_checkpoint(run / "models" / f"seed{s}").model for s in args.seeds}
+    env = environment(torch.device("cpu"))
+    for seed in args.seeds:
+        other_seed = args.seeds[(args.seeds.index(seed) + 1) % len(args.seeds)]
+        lock = Hardened(HardenedConfig(seed=seed, reproducible=True))
+        own = lock.lock(models[seed], train).model
+        other = lock.lock(models[other_seed], train).model
+        for case in args.cases:
+            fraction, epochs = float(case.split(":")[0]), int(case.split(":")[1])
+            # The harness's fine-tuning attack with seed = model seed: same samples, same batches.
+            cfg = FineTuneConfig(data_fraction=fraction, epochs=epochs, seed=seed)
+            a = FineTune(cfg).run(own, train)
+            b = FineTune(dataclasses.replace(cfg, scratch=False)).run(other, train)
+            row = {
+                "benchmark": "hardened_head_start",
+                "seed": seed,
+                "other_seed": other_seed,
+                "data_fraction": fraction,
+                "epochs": epochs,
+                "own": accuracy(a.model, test),
+                "other": accuracy(b.model, test),
+                "scratch": accuracy(a.baselines["scratch"], test),
+                "environment": env,
+            }
+            append_jsonl(args.out, [row])
+            print(
+                f"seed {seed} {fraction:.0%}: own {row['own']:.4f} other {row['other']:.4f} scratch {row['scratch']:.4f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
