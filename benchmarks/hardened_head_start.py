@@ -74,10 +74,8 @@ def main() -> None:
                 "environment": env,
             }
             append_jsonl(args.out, [row])
-            print(
-                f"seed {seed} {fraction:.0%}: own {row['own']:.4f} other {row['other']:.4f} scratch {row['scratch']:.4f}",
-                flush=True,
-            )
+            accs = " ".join(f"{k} {row[k]:.4f}" for k in ("own", "other", "scratch"))
+            print(f"seed {seed} {fraction:.0%}: {accs}", flush=True)
 
 
 if __name__ == "__main__":
