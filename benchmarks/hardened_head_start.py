@@ -1,28 +1,28 @@
-"""Issue 4: where the hardened lock's small fine-tuning head start comes from.
+"""Issue 4: where the head start an attacker gets from the hardened lock comes from.
 
 A keyed shuffle keeps each tensor's values and destroys their arrangement. If fine-tuning
 the shuffled model still beats training from scratch, the head start must come from the
 values themselves, i.e. from each layer's weight distribution. That distribution is not
 specific to the stolen model: any independently trained network of the same architecture
-has about the same one. This script fine-tunes, on the same samples and batches as the
-harness's fine-tuning attack:
+has about the same one. This script runs the attacks that train (fine-tuning, flip-back,
+retrace with re-optimisation), with the harness's options and seeds, on:
 
 * ``own``: the hardened lock of model ``seed`` (what the harness measures);
 * ``other``: the hardened lock of an independently trained model (``--other``), which
   holds nothing of model ``seed``;
-* ``scratch``: a freshly initialised network (PyTorch's default initialisation).
+* ``scratch``: a freshly initialised network (PyTorch's default initialisation), on the
+  same samples (the attacks' own ``scratch`` baseline).
 
 If ``own`` and ``other`` are alike, the head start is knowledge of the architecture's
 weight distribution, which the thief could have without the stolen model.
 
-    .venv/bin/python benchmarks/hardened_head_start.py --run runs/eval/hardened \\
+    .venv/bin/python benchmarks/hardened_head_start.py --run runs/eval/fashion-mnist \\
         --out docs/benchmarks/hardened_head_start.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import append_jsonl, environment  # noqa: E402
 
-from advparams.attacks import FineTune, FineTuneConfig  # noqa: E402
+from advparams.attacks import ATTACKS  # noqa: E402
 from advparams.checkpoint import load_checkpoint  # noqa: E402
 from advparams.data import load_dataset  # noqa: E402
 from advparams.metrics import accuracy  # noqa: E402
@@ -40,11 +40,12 @@ from advparams.schemes import Hardened, HardenedConfig  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", required=True, help="a harness run folder with models/seed<S> (e.g. runs/eval/hardened)")
+    ap.add_argument("--run", required=True, help="a harness run folder with models/seed<S>")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="models to attack")
     ap.add_argument(
         "--cases", nargs="+", default=["0.01:40", "0.05:25", "0.1:20"], help="FRACTION:EPOCHS fine-tuning cases"
     )
+    ap.add_argument("--no-search", action="store_true", help="fine-tuning only (skip flip-back and retrace)")
     ap.add_argument("--out", help="JSON-lines file to append to")
     args = ap.parse_args()
     run = Path(args.run)
@@ -56,18 +57,23 @@ def main() -> None:
         lock = Hardened(HardenedConfig(seed=seed, reproducible=True))
         own = lock.lock(models[seed], train).model
         other = lock.lock(models[other_seed], train).model
+        attacks: list[tuple[str, dict[str, object]]] = []
         for case in args.cases:
-            fraction, epochs = float(case.split(":")[0]), int(case.split(":")[1])
-            # The harness's fine-tuning attack with seed = model seed: same samples, same batches.
-            cfg = FineTuneConfig(data_fraction=fraction, epochs=epochs, seed=seed)
-            a = FineTune(cfg).run(own, train)
-            b = FineTune(dataclasses.replace(cfg, scratch=False)).run(other, train)
+            fraction, epochs = case.split(":")
+            attacks.append(("finetune", {"data_fraction": float(fraction), "epochs": int(epochs)}))
+        if not args.no_search:
+            attacks += [("flip-back", {"max_flips": 300}), ("retrace", {"num_suspects": 600})]
+        for name, options in attacks:
+            # The harness's options with seed = model seed: same samples, same batches.
+            opts = {**options, "seed": seed}
+            a = ATTACKS.build(name, {**opts, "scratch": True}).run(own, train)
+            b = ATTACKS.build(name, {**opts, "scratch": False}).run(other, train)
             row = {
                 "benchmark": "hardened_head_start",
+                "attack": name,
+                "options": options,
                 "seed": seed,
                 "other_seed": other_seed,
-                "data_fraction": fraction,
-                "epochs": epochs,
                 "own": accuracy(a.model, test),
                 "other": accuracy(b.model, test),
                 "scratch": accuracy(a.baselines["scratch"], test),
@@ -75,7 +81,7 @@ def main() -> None:
             }
             append_jsonl(args.out, [row])
             accs = " ".join(f"{k} {row[k]:.4f}" for k in ("own", "other", "scratch"))
-            print(f"seed {seed} {fraction:.0%}: {accs}", flush=True)
+            print(f"seed {seed} {name} {options}: {accs}", flush=True)
 
 
 if __name__ == "__main__":
