@@ -42,3 +42,7 @@ class DataError(AdvParamsError):
 
 class OutputExistsError(AdvParamsError, FileExistsError):
     """An output path exists and overwriting was not allowed."""
+
+
+class UserTableError(AdvParamsError):
+    """A user table is missing, corrupt or inconsistent, or names an unknown or duplicate user."""

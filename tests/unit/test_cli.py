@@ -115,7 +115,16 @@ def test_lock_unlock_round_trip_json(capsys, workdir, trained_ckpt) -> None:
 
 def test_hardened_lock_key_info_and_unlock(capsys, workdir, trained_ckpt) -> None:
     code, out, _ = run(
-        capsys, "lock", trained_ckpt, "--scheme", "hardened", "--out", workdir / "h1", "--key", workdir / "hk1", "--json"
+        capsys,
+        "lock",
+        trained_ckpt,
+        "--scheme",
+        "hardened",
+        "--out",
+        workdir / "h1",
+        "--key",
+        workdir / "hk1",
+        "--json",
     )
     s = json.loads(out)
     assert code == 0 and s["params_changed"] == s["params_total"]  # every parameter moved
