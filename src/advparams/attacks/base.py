@@ -115,6 +115,12 @@ def require_data(data: DataLike | None, attack: str) -> DataLike:
     return data
 
 
+def fresh_copy(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """:func:`reinitialised` with a seed drawn from ``generator``: the starting point of an
+    attack's ``scratch`` baseline (the same attack from a network that knows nothing)."""
+    return reinitialised(model, int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+
+
 def reinitialised(model: nn.Module, generator_seed: int) -> nn.Module:
     """A copy of ``model`` with fresh random weights (every ``reset_parameters()`` called).
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from advparams._device import model_device
 from advparams.attacks._reoptimise import attacker_batch
-from advparams.attacks.base import ATTACKS, Attack, Attacked, reinitialised, require_data
+from advparams.attacks.base import ATTACKS, Attack, Attacked, fresh_copy, require_data
 from advparams.data.base import DataLike
 from advparams.keys.key import Key
 from advparams.metrics.accuracy import logits_of
@@ -67,8 +67,7 @@ class FlipBack(Attack[FlipBackConfig]):
         out, flipped, steps = flip_back(model, x, y, cfg)
         baselines = {}
         if cfg.scratch:
-            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-            baselines["scratch"] = flip_back(reinitialised(model, seed), x, y, cfg)[0]
+            baselines["scratch"] = flip_back(fresh_copy(model, generator), x, y, cfg)[0]
         suspects = {n: sorted(v) for n, v in flipped.items() if v}
         info = {
             "suspects": suspects,

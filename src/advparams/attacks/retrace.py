@@ -23,7 +23,7 @@ from torch import nn
 
 from advparams._device import model_device
 from advparams.attacks._reoptimise import attacker_batch, reoptimise_
-from advparams.attacks.base import ATTACKS, Attack, Attacked, reinitialised, require_data
+from advparams.attacks.base import ATTACKS, Attack, Attacked, fresh_copy, require_data
 from advparams.data.base import DataLike
 from advparams.keys.key import Key
 from advparams.metrics.accuracy import logits_of
@@ -146,8 +146,7 @@ class Retrace(Attack[RetraceConfig]):
         out, suspects = self._retrace(model, x, y)
         baselines = {}
         if cfg.scratch:
-            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-            baselines["scratch"] = self._retrace(reinitialised(model, seed), x, y)[0]
+            baselines["scratch"] = self._retrace(fresh_copy(model, generator), x, y)[0]
         info = {
             "suspects": {n: i.tolist() for n, i in suspects.items()},
             "num_suspects": sum(int(i.numel()) for i in suspects.values()),

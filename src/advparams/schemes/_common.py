@@ -259,12 +259,40 @@ def finish_lock(
     }
     info.update(extra_info or {})
     key = Key.from_models(model, locked, scheme=scheme, config=dict(config), info=info)
-    per_tensor = key.counts()
-    report = LockReport(
+    report = lock_report(
+        scheme,
+        key,
+        total,
+        start=start,
+        accuracy_before=accuracy_before,
+        accuracy_after=accuracy_after,
+        target=target,
+        num_samples=num_samples,
+        rounds=rounds,
+        stopped=stopped,
+    )
+    return LockResult(locked, key, report)
+
+
+def lock_report(
+    scheme: str,
+    key: Key,
+    params_total: int,
+    *,
+    start: float,
+    accuracy_before: float,
+    accuracy_after: float,
+    target: float,
+    num_samples: int,
+    rounds: int,
+    stopped: str,
+) -> LockReport:
+    """The :class:`LockReport` of a finished lock; sizes come from ``key``, the time from ``start``."""
+    return LockReport(
         scheme=scheme,
         params_changed=key.num_changed,
-        params_total=total,
-        proportion_percent=100.0 * key.num_changed / total,
+        params_total=params_total,
+        proportion_percent=100.0 * key.num_changed / params_total,
         lock_accuracy_before=accuracy_before,
         lock_accuracy_after=accuracy_after,
         target_accuracy=target,
@@ -272,9 +300,8 @@ def finish_lock(
         rounds=rounds,
         stopped=stopped,
         seconds=time.perf_counter() - start,
-        changed_per_tensor=per_tensor,
+        changed_per_tensor=key.counts(),
     )
-    return LockResult(locked, key, report)
 
 
 @dataclass

@@ -28,7 +28,6 @@ import copy
 import datetime as _dt
 import hashlib
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -41,8 +40,8 @@ from advparams.fingerprint import state_fingerprint
 from advparams.keys.key import Key, Shuffle
 from advparams.keys.shuffle import SECRET_BYTES, apply_shuffle_
 from advparams.models import count_parameters
-from advparams.schemes._common import check_lock_options, prepare_lock
-from advparams.schemes.base import SCHEMES, LockProgress, LockReport, LockResult, Scheme
+from advparams.schemes._common import check_lock_options, lock_report, prepare_lock
+from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
 
 
 @dataclass(frozen=True)
@@ -141,18 +140,16 @@ class Hardened(Scheme[HardenedConfig]):
             shuffles=tuple(shuffles),
             secret=secret,
         )
-        report = LockReport(
-            scheme=self.name,
-            params_changed=key.num_changed,
-            params_total=total,
-            proportion_percent=100.0 * key.num_changed / total,
-            lock_accuracy_before=before,
-            lock_accuracy_after=after,
-            target_accuracy=setup.target,
+        report = lock_report(
+            self.name,
+            key,
+            total,
+            start=setup.start,
+            accuracy_before=before,
+            accuracy_after=after,
+            target=setup.target,
             num_samples=setup.samples.n,
             rounds=1,
             stopped="budget",
-            seconds=time.perf_counter() - setup.start,
-            changed_per_tensor=key.counts(),
         )
         return LockResult(locked, key, report)
