@@ -740,6 +740,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, device=False, data=False)
     p.set_defaults(func=cmd_report)
 
+    from advparams.cli_watermark import add_watermark_parser
+
+    add_watermark_parser(sub, common)
+
     p = sub.add_parser("demo", help="train (or reuse) LeNet-5 on Fashion-MNIST, lock, unlock, show the numbers")
     p.add_argument("--workdir", default="runs/demo", help="folder for the demo's files (default: runs/demo)")
     p.add_argument("--epochs", type=int, default=10, help="training epochs when no cached checkpoint (default: 10)")

@@ -11,8 +11,11 @@ from advparams.attacks.base import ATTACKS, Attack, Attacked, AttackResult, rein
 from advparams.attacks.clip import Clip, ClipConfig, clip_to_percentiles
 from advparams.attacks.finetune import FineTune, FineTuneConfig, attacker_indices
 from advparams.attacks.flipback import FlipBack, FlipBackConfig
+from advparams.attacks.ganremoval import GanRemoval, GanRemovalConfig, anomaly_index
 from advparams.attacks.keyleak import KeyLeak, KeyLeakConfig, leaked_entries
 from advparams.attacks.outliers import OutlierReset, OutlierResetConfig, find_suspects
+from advparams.attacks.overwrite import Overwrite, OverwriteConfig
+from advparams.attacks.querymod import QueryFilter, QueryModify, QueryModifyConfig
 from advparams.attacks.prune import Prune, PruneConfig, magnitude_prune, smallest_magnitude_mask
 from advparams.attacks.relabel import Relabel, RelabelConfig, Relabelled, majority_mapping
 from advparams.attacks.retrace import Retrace, RetraceConfig, retrace_suspects
@@ -34,10 +37,17 @@ __all__ = [
     "FineTuneConfig",
     "FlipBack",
     "FlipBackConfig",
+    "GanRemoval",
+    "GanRemovalConfig",
     "KeyLeak",
     "KeyLeakConfig",
     "OutlierReset",
     "OutlierResetConfig",
+    "Overwrite",
+    "OverwriteConfig",
+    "QueryFilter",
+    "QueryModify",
+    "QueryModifyConfig",
     "Prune",
     "PruneConfig",
     "Relabel",
@@ -45,6 +55,7 @@ __all__ = [
     "Relabelled",
     "Retrace",
     "RetraceConfig",
+    "anomaly_index",
     "attacker_indices",
     "clip_to_percentiles",
     "find_suspects",

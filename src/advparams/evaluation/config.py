@@ -65,6 +65,26 @@ class SchemeSpec:
 
 
 @dataclass(frozen=True)
+class WatermarkSpec:
+    """One watermark to evaluate.
+
+    Attributes:
+        name: registered watermark name.
+        options: its configuration (``seed`` is set from the run's seed).
+        label: how tables call it (default: the name).
+    """
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    label: str | None = None
+
+    @property
+    def title(self) -> str:
+        """The label, or the name."""
+        return self.label or self.name
+
+
+@dataclass(frozen=True)
 class AttackSpec:
     """One attack and the settings to run it with.
 
@@ -109,6 +129,14 @@ class EvalConfig:
         test_samples: measure accuracy on the first N test images (``None``: all).
         checkpoints: seed -> checkpoint folder to load instead of training.
         schemes: the schemes, in order.
+        watermarks: the watermarks, in order (each attack runs on each of them too).
+        null_models: independently trained models (seeds 1000, 1001, ...) on which
+            every watermark's verification threshold is calibrated.
+        fpr: the false-positive rate the watermark thresholds are set for.
+        users: users registered to measure fingerprint authentication (schemes that
+            carry users' fingerprints).
+        lock_with: a scheme (``{name, options}``) that locks every watermarked model,
+            to check that the watermark verifies after unlocking (empty: none).
         attacks: the attacks and their settings.
         budgets: budgets for the accuracy-against-size curve (empty: no curve).
         stealth: compute KS tests, ranks and z-scores of every lock.
@@ -126,6 +154,11 @@ class EvalConfig:
     test_samples: int | None = None
     checkpoints: Mapping[int, str] = field(default_factory=dict)
     schemes: tuple[SchemeSpec, ...] = ()
+    watermarks: tuple[WatermarkSpec, ...] = ()
+    null_models: int = 5
+    fpr: float = 1e-6
+    users: int = 10
+    lock_with: Mapping[str, Any] = field(default_factory=dict)
     attacks: tuple[AttackSpec, ...] = ()
     budgets: tuple[int, ...] = ()
     stealth: bool = True
@@ -155,6 +188,11 @@ class EvalConfig:
                 {"name": s.name, "options": dict(s.options), "match_params": s.match_params, "label": s.label}
                 for s in self.schemes
             ],
+            "watermarks": [{"name": w.name, "options": dict(w.options), "label": w.label} for w in self.watermarks],
+            "null_models": self.null_models,
+            "fpr": self.fpr,
+            "users": self.users,
+            "lock_with": dict(self.lock_with),
             "attacks": [
                 {
                     "name": a.name,
@@ -229,8 +267,35 @@ def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         if spec.title in [x.title for x in schemes]:
             raise ConfigError(f"scheme {spec.title!r} is listed twice; give one a label")
         schemes.append(spec)
-    if not schemes:
-        raise ConfigError("the config lists no schemes")
+    from advparams.watermarks import WATERMARKS
+
+    watermarks: list[WatermarkSpec] = []
+    for i, w_raw in enumerate(raw.get("watermarks") or []):
+        w = _mapping(w_raw, f"watermarks[{i}]")
+        _keys(w, {"name", "options", "label"}, f"watermarks[{i}]")
+        if "name" not in w:
+            raise ConfigError(f"watermarks[{i}] needs a name")
+        opts = _mapping(w.get("options"), f"watermarks[{i}].options")
+        WATERMARKS.build(w["name"], opts)  # validates name and options
+        wspec = WatermarkSpec(w["name"], opts, w.get("label"))
+        if wspec.title in [x.title for x in watermarks] + [x.title for x in schemes]:
+            raise ConfigError(f"{wspec.title!r} is listed twice; give one a label")
+        watermarks.append(wspec)
+    if not schemes and not watermarks:
+        raise ConfigError("the config lists no schemes and no watermarks")
+    null_models = raw.get("null_models", 5)
+    if not isinstance(null_models, int) or null_models < 1:
+        raise ConfigError("null_models must be a positive integer")
+    fpr = raw.get("fpr", 1e-6)
+    if not isinstance(fpr, (int, float)) or not 0.0 < float(fpr) < 1.0:
+        raise ConfigError("fpr must be a number in (0, 1)")
+    users = raw.get("users", 10)
+    if not isinstance(users, int) or users < 1:
+        raise ConfigError("users must be a positive integer")
+    lock_with = _mapping(raw.get("lock_with"), "lock_with")
+    if lock_with:
+        _keys(lock_with, {"name", "options"}, "lock_with")
+        SCHEMES.build(str(lock_with.get("name")), _mapping(lock_with.get("options"), "lock_with.options"))
 
     attacks: list[AttackSpec] = []
     for i, a_raw in enumerate(raw.get("attacks") or []):
@@ -281,6 +346,11 @@ def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         test_samples=raw.get("test_samples"),
         checkpoints=ckpts,
         schemes=tuple(schemes),
+        watermarks=tuple(watermarks),
+        null_models=null_models,
+        fpr=float(fpr),
+        users=users,
+        lock_with=lock_with,
         attacks=tuple(attacks),
         budgets=tuple(budgets),
         stealth=bool(raw.get("stealth", True)),

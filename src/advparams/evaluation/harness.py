@@ -1,5 +1,5 @@
-"""The evaluation harness: train (or load) -> lock with every scheme -> every attack, over
-seeds, one JSON line per result.
+"""The evaluation harness: train (or load) -> lock with every scheme and embed every
+watermark -> every attack, over seeds, one JSON line per result.
 
 Run folder layout::
 
@@ -8,6 +8,9 @@ Run folder layout::
     OUT/models/seed<S>/    the trained model of each seed (a checkpoint folder)
     OUT/locks/<scheme>-seed<S>/   each locked model (checkpoint folder) ...
     OUT/locks/<scheme>-seed<S>.key   ... and its key
+    OUT/null/seed<S>/      the null models that calibrate watermark thresholds
+    OUT/watermarks/<wm>-seed<S>/      each watermarked model ...
+    OUT/watermarks/<wm>-seed<S>.wmkey ... and its key samples
 
 Re-running with the same configuration skips every row already in ``results.jsonl``
 and reuses the saved models and locks, so an interrupted run goes on where it stopped.
@@ -33,8 +36,10 @@ from advparams._env import environment
 from advparams.attacks import ATTACKS
 from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.data import DATASETS, ImageDataset, load_dataset
-from advparams.errors import ConfigError, KeyMismatchError, OutputExistsError
-from advparams.evaluation.config import EvalConfig, SchemeSpec, config_from_mapping
+from advparams._device import model_device
+from advparams.data.base import iter_batches
+from advparams.errors import AdvParamsError, ConfigError, KeyMismatchError, OutputExistsError
+from advparams.evaluation.config import EvalConfig, SchemeSpec, WatermarkSpec, config_from_mapping
 from advparams.evaluation.rows import ResultRow, RowWriter, read_rows, row_key
 from advparams.fingerprint import model_fingerprint
 from advparams.keys import Key, load_key, save_key
@@ -43,6 +48,8 @@ from advparams.models import build_model
 from advparams.schemes import SCHEMES, LockResult
 from advparams.testing import state_equal
 from advparams.training import train
+from advparams.watermarks import WATERMARKS, Calibration, WatermarkKey, calibrate
+from advparams.watermarks.keyfile import load_watermark_key, save_watermark_key
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +216,8 @@ class Harness:
         cfg = self.config
         attacks = sum(len(list(a.settings())) for a in cfg.attacks)
         per_seed = sum(1 + attacks + len(cfg.budgets) * _sweeps_budget(s) for s in cfg.schemes)
-        return len(cfg.seeds) * (1 + per_seed)
+        per_seed += len(cfg.watermarks) * (1 + attacks)
+        return len(cfg.seeds) * (1 + per_seed) + (cfg.null_models if cfg.watermarks else 0)
 
     def _has(self, *key_parts: Any) -> bool:
         return row_key(*key_parts) in self._rows
@@ -259,8 +267,20 @@ class Harness:
         if self._has("clean", seed) and path.exists():
             self._tick(f"seed {seed}: trained model", True)
             return load_checkpoint(path, device=self.device).model
-        spec = DATASETS.get(cfg.dataset)
-        options = {**spec.model_options, **dict(cfg.model_options)}
+        model, acc, seconds = self._train_model(seed, path)
+        self._write(
+            ResultRow(cfg.name, "clean", seed, accuracy=acc, seconds=seconds, metrics={"epochs": cfg.train.epochs})
+        )
+        self._tick(f"seed {seed}: train model", False)
+        return model
+
+    def _model_options(self) -> dict[str, Any]:
+        return {**DATASETS.get(self.config.dataset).model_options, **dict(self.config.model_options)}
+
+    def _train_model(self, seed: int, path: Path) -> tuple[nn.Module, float, float]:
+        """Trains the architecture from the seed and saves it at ``path``."""
+        cfg = self.config
+        options = self._model_options()
         start = time.perf_counter()
         model = build_model(cfg.model, options, seed=seed).to(self.device)
         devices = [self.device] if self.device.type == "cuda" else []
@@ -280,11 +300,7 @@ class Harness:
             record={"seed": seed, "test_accuracy": acc},
             force=True,
         )
-        self._write(
-            ResultRow(cfg.name, "clean", seed, accuracy=acc, seconds=seconds, metrics={"epochs": cfg.train.epochs})
-        )
-        self._tick(f"seed {seed}: train model", False)
-        return model
+        return model, acc, seconds
 
     def _scheme_options(self, spec: SchemeSpec, seed: int, budget: int | None = None) -> dict[str, Any]:
         opts = _with_seed("scheme", spec.name, dict(spec.options), seed)
@@ -444,6 +460,149 @@ class Harness:
                 )
                 self._tick(label, False)
 
+    # -- watermarks ---------------------------------------------------------------------
+    def _null_models(self) -> list[nn.Module]:
+        """The independently trained models that calibrate every watermark's threshold
+        (seeds 1000, 1001, ...: never a seed of the run)."""
+        cfg = self.config
+        models = []
+        for i in range(cfg.null_models):
+            seed = 1000 + i
+            path = self.out / "null" / f"seed{seed}"
+            label = f"null model {i + 1}/{cfg.null_models}"
+            if self._has("null", seed) and path.exists():
+                models.append(load_checkpoint(path, device=self.device).model)
+                self._tick(label, True)
+                continue
+            model, acc, seconds = self._train_model(seed, path)
+            self._write(ResultRow(cfg.name, "null", seed, accuracy=acc, seconds=seconds))
+            models.append(model)
+            self._tick(label, False)
+        return models
+
+    def _watermark(
+        self, spec: WatermarkSpec, seed: int, model: nn.Module, nulls: list[nn.Module]
+    ) -> tuple[nn.Module, WatermarkKey, Calibration | None]:
+        cfg = self.config
+        name = f"{spec.title}-seed{seed}"
+        ckpt_path, key_path = self.out / "watermarks" / name, self.out / "watermarks" / f"{name}.wmkey"
+        wm_cls = WATERMARKS.get(spec.name)
+        arguments = self._model_options()
+        done = self._get("watermark", seed, spec.title)
+        if done is not None and ckpt_path.exists() and key_path.exists():
+            marked = load_checkpoint(ckpt_path, device=self.device).model
+            key = load_watermark_key(key_path)
+            self._tick(f"seed {seed}: watermark {spec.title}", True)
+            return marked, key, _calibration_of(done.metrics, len(key))
+        options = _with_option_seed(wm_cls, dict(spec.options), seed)
+        res = WATERMARKS.build(spec.name, options).embed(model, self._train, generator=torch.Generator().manual_seed(seed))
+        marked, key = res.model, res.key
+        if wm_cls.extra_class:
+            arguments["num_classes"] = key.num_classes
+        null_scores = [key.score(m) for m in nulls]
+        calibration: Calibration | None
+        try:
+            calibration = calibrate(null_scores, len(key), cfg.fpr)
+        except AdvParamsError:
+            calibration = None  # no share of the key reaches the stated rate
+        metrics: dict[str, Any] = {
+            "options": options,
+            "info": res.info,
+            "clean_accuracy_before": self._accuracy(model),
+            "watermark_accuracy": key.score(marked),
+            "null_scores": null_scores,
+            "fpr": cfg.fpr,
+            "num_keys": len(key),
+        }
+        metrics.update(_verification_metrics(marked, key, calibration))
+        null_decisions = [calibration.verify(round(s * len(key))).decision for s in null_scores] if calibration else []
+        metrics["null_false_positives"] = sum(null_decisions)
+        if wm_cls.extra_class:
+            metrics.update(_authentication_metrics(marked, key, calibration, cfg.users, seed))
+        if cfg.lock_with:
+            metrics["then_lock"] = self._then_lock(marked, key)
+        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(marked, ckpt_path, architecture=cfg.model, arguments=arguments, dataset=cfg.dataset, force=True)
+        save_watermark_key(key, key_path, force=True)
+        self._write(
+            ResultRow(
+                cfg.name,
+                "watermark",
+                seed,
+                spec.title,
+                accuracy=self._accuracy(marked),
+                metrics=metrics,
+                seconds=float(res.info.get("seconds", 0.0)),
+            )
+        )
+        self._tick(f"seed {seed}: watermark {spec.title}", False)
+        return marked, key, calibration
+
+    def _then_lock(self, marked: nn.Module, key: WatermarkKey) -> dict[str, Any]:
+        """Locks the watermarked model with ``lock_with``; the watermark must verify on
+        the unlocked copy exactly as before."""
+        spec = self.config.lock_with
+        scheme = SCHEMES.build(str(spec["name"]), dict(spec.get("options") or {}))
+        res = scheme.lock(marked, self._train, generator=torch.Generator().manual_seed(0))
+        restored = scheme.unlock(res.model, res.key)
+        return {
+            "scheme": str(spec["name"]),
+            "locked_accuracy": self._accuracy(res.model),
+            "locked_watermark_accuracy": key.score(res.model),
+            "unlocked_watermark_accuracy": key.score(restored),
+            "unlocked_bit_exact": state_equal(restored, marked),
+        }
+
+    def _watermark_attacks(
+        self, spec: WatermarkSpec, seed: int, marked: nn.Module, key: WatermarkKey, calibration: Calibration | None
+    ) -> None:
+        cfg = self.config
+        extra = WATERMARKS.get(spec.name).extra_class
+        for aspec in cfg.attacks:
+            attack_cls = ATTACKS.get(aspec.name)
+            for setting in aspec.settings():
+                label = f"seed {seed}: {spec.title} / {aspec.name} {setting}"
+                if self._has("wm-attack", seed, spec.title, aspec.name, setting):
+                    self._tick(label, True)
+                    continue
+                options = _with_seed("attack", aspec.name, {**aspec.options, **setting}, seed)
+                if "scratch" in _option_fields("attack", aspec.name):
+                    options["scratch"] = False  # a watermark is not compared with a fresh model
+                res = ATTACKS.build(aspec.name, options).run(
+                    marked, self._train if attack_cls.uses_data else None, key=None
+                )
+                metrics: dict[str, Any] = {"options": options, "info": _slim_info(res.info)}
+                metrics["retention"] = key.score(res.model)
+                metrics.update(_verification_metrics(res.model, key, calibration))
+                flagged = getattr(res.model, "flagged", None)
+                if callable(flagged):
+                    with torch.no_grad():
+                        x = key.inputs().to(model_device(res.model))
+                        metrics["key_queries_flagged"] = float(flagged(x).float().mean())
+                        metrics["test_queries_flagged"] = float(
+                            torch.cat([flagged(xb.to(x.device)) for xb, _ in iter_batches(self._test, 1000)])
+                            .float()
+                            .mean()
+                        )
+                if extra:
+                    metrics.update(
+                        _authentication_metrics(res.model, key, calibration, cfg.users, seed, forged=False)
+                    )
+                self._write(
+                    ResultRow(
+                        cfg.name,
+                        "wm-attack",
+                        seed,
+                        spec.title,
+                        aspec.name,
+                        setting,
+                        accuracy=self._accuracy(res.model),
+                        metrics=metrics,
+                        seconds=res.seconds,
+                    )
+                )
+                self._tick(label, False)
+
     # -- the run ------------------------------------------------------------------------
     def run(self) -> list[ResultRow]:
         """Runs every missing row; returns all rows of the run folder."""
@@ -455,12 +614,16 @@ class Harness:
         self._total = self._count_units()
         self._done = 0
         added = len(self._rows)
+        nulls = self._null_models() if self.config.watermarks else []
         for seed in self.config.seeds:
             model = self._model(seed)
             for spec in self.config.schemes:
                 locked, key = self._lock(spec, seed, model)
                 self._budgets(spec, seed, model)
                 self._attacks(spec, seed, locked, key)
+            for wspec in self.config.watermarks:
+                marked, wkey, calibration = self._watermark(wspec, seed, model, nulls)
+                self._watermark_attacks(wspec, seed, marked, wkey, calibration)
         added = len(self._rows) - added
         session = ResultRow(
             self.config.name,
@@ -474,6 +637,67 @@ class Harness:
         )
         self._write(session)
         return list(self._rows.values())
+
+
+def _with_option_seed(cls: Any, options: dict[str, Any], seed: int) -> dict[str, Any]:
+    if "seed" in {f.name for f in fields(cls.Config)}:
+        return {**options, "seed": seed}
+    return options
+
+
+def _calibration_of(metrics: dict[str, Any], num_keys: int) -> Calibration | None:
+    """The calibration a watermark row recorded (None where no threshold was reachable)."""
+    if metrics.get("threshold") is None:
+        return None
+    return Calibration(
+        float(metrics["threshold"]),
+        float(metrics["null_rate"]),
+        float(metrics["fpr"]),
+        num_keys,
+        tuple(float(v) for v in metrics["null_scores"]),
+    )
+
+
+def _verification_metrics(model: nn.Module, key: WatermarkKey, calibration: Calibration | None) -> dict[str, Any]:
+    if calibration is None:
+        return {"threshold": None, "null_rate": None, "p_value": None, "verified": False}
+    v = calibration.verify(key.matches(model))
+    return {"threshold": v.threshold, "null_rate": calibration.null_rate, "p_value": v.p_value, "verified": v.decision}
+
+
+def _authentication_metrics(
+    model: nn.Module,
+    key: WatermarkKey,
+    calibration: Calibration | None,
+    users: int,
+    seed: int,
+    *,
+    forged: bool = True,
+) -> dict[str, Any]:
+    """Fingerprint authentication over ``users`` registered users (and, with ``forged``,
+    the rejection of forged fingerprints and of a user who is not in the table)."""
+    from advparams.watermarks import UserTable, authenticate_user, hide_bits, identify, issue
+
+    table = UserTable()
+    for i in range(users):
+        table.register(f"user-{i}")
+    cal = calibration if calibration is not None else Calibration(1.0, 0.5, 0.5, len(key), (0.0,))
+    results = [authenticate_user(model, issue(key, table, u), table, cal) for u in table.users]
+    out: dict[str, Any] = {
+        "users": users,
+        "authentication_success": sum(r.success for r in results) / len(results),
+        "users_authenticated": sum(r.success == 1.0 and r.verification.decision for r in results),
+    }
+    if forged:
+        gen = torch.Generator().manual_seed(seed)
+        fakes = torch.randint(0, 2, (len(key), table.bits), generator=gen).bool()
+        forged_key = key.with_images(hide_bits(key.images, fakes), "forged")
+        out["forged_rejected"] = sum(a.user is None for a in identify(forged_key, table)) / len(key)
+        outsider = UserTable()
+        outsider.register("outsider")
+        outsider_key = issue(key, outsider, "outsider")
+        out["unknown_rejected"] = sum(a.user is None for a in identify(outsider_key, table)) / len(key)
+    return out
 
 
 def evaluate_protection(

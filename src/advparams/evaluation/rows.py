@@ -9,6 +9,10 @@ Kinds of row:
 * ``budget``: a lock made with a given budget (accuracy against size);
 * ``attack``: an attack on a locked model (accuracy after, detection scores, ...);
 * ``baseline``: a model an attack made for comparison (the scratch model);
+* ``null``: an independently trained model that calibrates watermark thresholds;
+* ``watermark``: a watermark embedded in the model of a seed (clean accuracy, watermark
+  accuracy, calibration, fingerprint authentication, watermark-then-lock);
+* ``wm-attack``: an attack on a watermarked model (retention, verification, accuracy);
 * ``session``: one invocation of the harness (wall time, environment).
 """
 
@@ -25,7 +29,19 @@ from advparams.errors import AdvParamsError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("clean", "lock", "stealth", "histogram", "budget", "attack", "baseline", "session")
+KINDS = (
+    "clean",
+    "lock",
+    "stealth",
+    "histogram",
+    "budget",
+    "attack",
+    "baseline",
+    "null",
+    "watermark",
+    "wm-attack",
+    "session",
+)
 
 
 @dataclass(frozen=True)

@@ -10,47 +10,10 @@ from typing import Any
 
 from advparams.evaluation.config import EvalConfig
 from advparams.evaluation.rows import ResultRow
+from advparams.reports._table import fmt_num, fmt_pct, mean_std, table as _table
+from advparams.reports.watermarks import watermark_sections
 
 MARKER = "<!-- advparams evaluation report: rebuilt from results.jsonl; edits are overwritten -->"
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value).
-
-    Example:
-        >>> mean_std([1.0, 2.0, 3.0])
-        (2.0, 1.0)
-    """
-    if not values:
-        raise ValueError("mean_std of nothing")
-    m = sum(values) / len(values)
-    if len(values) < 2:
-        return m, 0.0
-    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
-
-
-def fmt_pct(values: Sequence[float | None]) -> str:
-    """``"mean ± std"`` of accuracies in percent, or ``"–"`` when there are none."""
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return "–"
-    m, s = mean_std([100.0 * v for v in vals])
-    return f"{m:.2f} ± {s:.2f}" if len(vals) > 1 else f"{m:.2f}"
-
-
-def fmt_num(values: Sequence[float | None], digits: int = 2) -> str:
-    """``"mean ± std"`` of plain numbers."""
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return "–"
-    m, s = mean_std([float(v) for v in vals])
-    return f"{m:.{digits}f} ± {s:.{digits}f}" if len(vals) > 1 else f"{m:.{digits}f}"
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def _gap(a: float | None, b: float | None) -> float | None:
@@ -120,171 +83,174 @@ def build_report(
     if command:
         out += ["Made with:", "", "```", command, "```", ""]
 
-    # Locking.
-    clean = {r.seed: r.accuracy for r in by_kind["clean"]}
-    locks = defaultdict(list)
-    for r in by_kind["lock"]:
-        locks[r.scheme].append(r)
-    out += ["## Locking", ""]
-    table = []
-    for s in schemes:
-        rs = locks.get(s, [])
-        if not rs:
-            continue
-        table.append(
-            [
-                s,
-                fmt_pct([clean.get(r.seed) for r in rs]),
-                fmt_pct([r.accuracy for r in rs]),
-                fmt_pct([r.metrics.get("unlocked_accuracy") for r in rs]),
-                "yes" if all(r.metrics.get("bit_exact") for r in rs) else "**no**",
-                fmt_num([r.metrics["params_changed"] for r in rs], 1),
-                " / ".join(str(r.metrics["params_changed"]) for r in sorted(rs, key=lambda r: r.seed)),
-                fmt_num([r.metrics["proportion_percent"] for r in rs], 4),
-                fmt_num([r.seconds for r in rs], 2),
-            ]
-        )
-    out.append(
-        _table(
-            [
-                "scheme",
-                "clean %",
-                "locked %",
-                "unlocked %",
-                "bit-exact",
-                "changed",
-                "changed per seed",
-                "share %",
-                "lock s",
-            ],
-            table,
-        )
-    )
-    out.append("")
-
-    # Stealth.
-    if by_kind["stealth"]:
-        st = defaultdict(list)
-        for r in by_kind["stealth"]:
-            st[r.scheme].append(r.metrics)
-        out += [
-            "## Stealth",
-            "",
-            "Per touched tensor, a two-sample KS test of locked against original values (rejected: p < 0.05; "
-            "counts over all seeds); for each changed value, its |z-score| in the locked tensor and whether it "
-            "lies in the tensor's outer 1% (lowest or highest 1% of values).",
-            "",
-        ]
+    if schemes:  # the lock sections (a watermark-only evaluation has none)
+        # Locking.
+        clean = {r.seed: r.accuracy for r in by_kind["clean"]}
+        locks = defaultdict(list)
+        for r in by_kind["lock"]:
+            locks[r.scheme].append(r)
+        out += ["## Locking", ""]
         table = []
         for s in schemes:
-            ms = st.get(s, [])
-            if not ms:
+            rs = locks.get(s, [])
+            if not rs:
                 continue
             table.append(
                 [
                     s,
-                    f"{sum(m['tensors_rejected'] for m in ms)} / {sum(m['tensors'] for m in ms)}",
-                    f"{min(m['min_p_value'] for m in ms):.3g}",
-                    fmt_num([m["mean_abs_z"] for m in ms]),
-                    fmt_num([m["max_abs_z"] for m in ms]),
-                    fmt_num([100 * m["share_extreme_1pct"] for m in ms], 1),
+                    fmt_pct([clean.get(r.seed) for r in rs]),
+                    fmt_pct([r.accuracy for r in rs]),
+                    fmt_pct([r.metrics.get("unlocked_accuracy") for r in rs]),
+                    "yes" if all(r.metrics.get("bit_exact") for r in rs) else "**no**",
+                    fmt_num([r.metrics["params_changed"] for r in rs], 1),
+                    " / ".join(str(r.metrics["params_changed"]) for r in sorted(rs, key=lambda r: r.seed)),
+                    fmt_num([r.metrics["proportion_percent"] for r in rs], 4),
+                    fmt_num([r.seconds for r in rs], 2),
                 ]
             )
         out.append(
             _table(
-                ["scheme", "KS rejected / tensors", "min KS p", "mean abs z", "max abs z", "in outer 1 % (%)"],
+                [
+                    "scheme",
+                    "clean %",
+                    "locked %",
+                    "unlocked %",
+                    "bit-exact",
+                    "changed",
+                    "changed per seed",
+                    "share %",
+                    "lock s",
+                ],
                 table,
             )
         )
         out.append("")
 
-    # Budgets.
-    if by_kind["budget"]:
-        out += [
-            "## Locked accuracy against the number of changed values",
-            "",
-            "Each scheme locked again with each budget, without early stop (AdvParams and NNSplitter: "
-            "`target_accuracy: 0`; SFGE's budget is per layer; schemes with `match_params` use the matched "
-            "scheme's count at that budget).",
-            "",
-        ]
-        bud = defaultdict(list)
-        for r in by_kind["budget"]:
-            bud[(r.scheme, r.setting["budget"])].append(r)
-        table = []
-        for s in schemes:
-            for b in config.budgets:
-                rs = bud.get((s, b), [])
-                if rs:
-                    table.append(
-                        [
-                            s,
-                            str(b),
-                            fmt_num([r.metrics["params_changed"] for r in rs], 1),
-                            fmt_pct([r.accuracy for r in rs]),
-                        ]
-                    )
-        out.append(_table(["scheme", "budget", "changed", "locked %"], table))
-        out.append("")
-
-    # Attacks.
-    attacks = defaultdict(list)
-    for r in by_kind["attack"]:
-        attacks[(r.attack, r.scheme, json.dumps(r.setting, sort_keys=True))].append(r)
-    baselines = defaultdict(list)
-    for r in by_kind["baseline"]:
-        baselines[(r.attack, r.scheme, json.dumps(r.setting, sort_keys=True))].append(r)
-    locked_acc = {(r.scheme, r.seed): r.accuracy for r in by_kind["lock"]}
-    for aspec in config.attacks:
-        settings = [json.dumps(s, sort_keys=True) for s in aspec.settings()]
-        out += [f"## Attack: {aspec.name}", ""]
-        if aspec.options:
-            out += [f"Fixed options: `{json.dumps(dict(aspec.options), sort_keys=True)}`.", ""]
-        has_baseline = any(baselines.get((aspec.name, "scratch", k)) for k in settings)
-        has_detection = any(
-            "precision" in r.metrics for k in settings for s in schemes for r in attacks.get((aspec.name, s, k), [])
-        )
-        header = ["scheme", "setting", "locked %", "after attack %", "recovered (pp)"]
-        if has_baseline:
-            header += ["scratch %", "advantage (pp)"]
-        if has_detection:
-            header += ["precision %", "recall %", "suspects"]
-        header += ["attack s"]
-        table = []
-        for s in schemes:
-            for k in settings:
-                rs = attacks.get((aspec.name, s, k), [])
-                if not rs:
+        # Stealth.
+        if by_kind["stealth"]:
+            st = defaultdict(list)
+            for r in by_kind["stealth"]:
+                st[r.scheme].append(r.metrics)
+            out += [
+                "## Stealth",
+                "",
+                "Per touched tensor, a two-sample KS test of locked against original values (rejected: p < 0.05; "
+                "counts over all seeds); for each changed value, its |z-score| in the locked tensor and whether it "
+                "lies in the tensor's outer 1% (lowest or highest 1% of values).",
+                "",
+            ]
+            table = []
+            for s in schemes:
+                ms = st.get(s, [])
+                if not ms:
                     continue
-                row = [
-                    s,
-                    _setting_text(json.loads(k)),
-                    fmt_pct([locked_acc.get((s, r.seed)) for r in rs]),
-                    fmt_pct([r.accuracy for r in rs]),
-                    fmt_num([_gap(r.accuracy, locked_acc.get((s, r.seed))) for r in rs]),
-                ]
-                if has_baseline:
-                    scratch = {b.seed: b.accuracy for b in baselines.get((aspec.name, "scratch", k), [])}
-                    row += [
-                        fmt_pct([scratch.get(r.seed) for r in rs]),
-                        fmt_num([_gap(r.accuracy, scratch.get(r.seed)) for r in rs]),
+                table.append(
+                    [
+                        s,
+                        f"{sum(m['tensors_rejected'] for m in ms)} / {sum(m['tensors'] for m in ms)}",
+                        f"{min(m['min_p_value'] for m in ms):.3g}",
+                        fmt_num([m["mean_abs_z"] for m in ms]),
+                        fmt_num([m["max_abs_z"] for m in ms]),
+                        fmt_num([100 * m["share_extreme_1pct"] for m in ms], 1),
                     ]
-                if has_detection:
-                    row += [
-                        fmt_num([100 * r.metrics["precision"] for r in rs if "precision" in r.metrics], 1),
-                        fmt_num([100 * r.metrics["recall"] for r in rs if "recall" in r.metrics], 1),
-                        fmt_num([r.metrics.get("suspects") for r in rs], 0),
-                    ]
-                row.append(fmt_num([r.seconds for r in rs], 2))
-                table.append(row)
-        pivot = _pivot(aspec, schemes, attacks, has_baseline or has_detection)
-        if pivot:
-            out += [pivot, ""]
-        else:
-            out.append(_table(header, table) if table else "_No rows yet._")
-            if has_baseline:
-                out += ["", "The first scheme's attack time includes training the shared scratch model."]
+                )
+            out.append(
+                _table(
+                    ["scheme", "KS rejected / tensors", "min KS p", "mean abs z", "max abs z", "in outer 1 % (%)"],
+                    table,
+                )
+            )
             out.append("")
+
+        # Budgets.
+        if by_kind["budget"]:
+            out += [
+                "## Locked accuracy against the number of changed values",
+                "",
+                "Each scheme locked again with each budget, without early stop (AdvParams and NNSplitter: "
+                "`target_accuracy: 0`; SFGE's budget is per layer; schemes with `match_params` use the matched "
+                "scheme's count at that budget).",
+                "",
+            ]
+            bud = defaultdict(list)
+            for r in by_kind["budget"]:
+                bud[(r.scheme, r.setting["budget"])].append(r)
+            table = []
+            for s in schemes:
+                for b in config.budgets:
+                    rs = bud.get((s, b), [])
+                    if rs:
+                        table.append(
+                            [
+                                s,
+                                str(b),
+                                fmt_num([r.metrics["params_changed"] for r in rs], 1),
+                                fmt_pct([r.accuracy for r in rs]),
+                            ]
+                        )
+            out.append(_table(["scheme", "budget", "changed", "locked %"], table))
+            out.append("")
+
+        # Attacks.
+        attacks = defaultdict(list)
+        for r in by_kind["attack"]:
+            attacks[(r.attack, r.scheme, json.dumps(r.setting, sort_keys=True))].append(r)
+        baselines = defaultdict(list)
+        for r in by_kind["baseline"]:
+            baselines[(r.attack, r.scheme, json.dumps(r.setting, sort_keys=True))].append(r)
+        locked_acc = {(r.scheme, r.seed): r.accuracy for r in by_kind["lock"]}
+        for aspec in config.attacks:
+            settings = [json.dumps(s, sort_keys=True) for s in aspec.settings()]
+            out += [f"## Attack: {aspec.name}", ""]
+            if aspec.options:
+                out += [f"Fixed options: `{json.dumps(dict(aspec.options), sort_keys=True)}`.", ""]
+            has_baseline = any(baselines.get((aspec.name, "scratch", k)) for k in settings)
+            has_detection = any(
+                "precision" in r.metrics for k in settings for s in schemes for r in attacks.get((aspec.name, s, k), [])
+            )
+            header = ["scheme", "setting", "locked %", "after attack %", "recovered (pp)"]
+            if has_baseline:
+                header += ["scratch %", "advantage (pp)"]
+            if has_detection:
+                header += ["precision %", "recall %", "suspects"]
+            header += ["attack s"]
+            table = []
+            for s in schemes:
+                for k in settings:
+                    rs = attacks.get((aspec.name, s, k), [])
+                    if not rs:
+                        continue
+                    row = [
+                        s,
+                        _setting_text(json.loads(k)),
+                        fmt_pct([locked_acc.get((s, r.seed)) for r in rs]),
+                        fmt_pct([r.accuracy for r in rs]),
+                        fmt_num([_gap(r.accuracy, locked_acc.get((s, r.seed))) for r in rs]),
+                    ]
+                    if has_baseline:
+                        scratch = {b.seed: b.accuracy for b in baselines.get((aspec.name, "scratch", k), [])}
+                        row += [
+                            fmt_pct([scratch.get(r.seed) for r in rs]),
+                            fmt_num([_gap(r.accuracy, scratch.get(r.seed)) for r in rs]),
+                        ]
+                    if has_detection:
+                        row += [
+                            fmt_num([100 * r.metrics["precision"] for r in rs if "precision" in r.metrics], 1),
+                            fmt_num([100 * r.metrics["recall"] for r in rs if "recall" in r.metrics], 1),
+                            fmt_num([r.metrics.get("suspects") for r in rs], 0),
+                        ]
+                    row.append(fmt_num([r.seconds for r in rs], 2))
+                    table.append(row)
+            pivot = _pivot(aspec, schemes, attacks, has_baseline or has_detection)
+            if pivot:
+                out += [pivot, ""]
+            else:
+                out.append(_table(header, table) if table else "_No rows yet._")
+                if has_baseline:
+                    out += ["", "The first scheme's attack time includes training the shared scratch model."]
+                out.append("")
+
+    out += watermark_sections(by_kind, config)
 
     if plots:
         out += ["## Plots", ""]

@@ -17,6 +17,9 @@ FAST = {
     "retrace": {"steps": 5},
     "flip-back": {"max_flips": 5},
     "outlier-reset": {"reset": "reoptimise", "steps": 5},
+    "query-modify": {"epochs": 1},
+    "overwrite": {"num_keys": 10, "epochs": 1},
+    "gan-removal": {"steps": 10, "epochs": 1},
 }
 
 
