@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-
 from advparams._device import resolve_device
 from advparams._io import check_output
 from advparams.checkpoint import load_checkpoint, save_checkpoint
@@ -150,7 +149,11 @@ def cmd_users(args: argparse.Namespace) -> int:
     if action == "create":
         table = UserTable(max_errors=args.max_errors)
         table.save(args.table, force=args.force)
-        cli._emit(args, {"command": "watermark users create", "table": args.table}, [f"empty user table written to {args.table}"])
+        cli._emit(
+            args,
+            {"command": "watermark users create", "table": args.table},
+            [f"empty user table written to {args.table}"],
+        )
         return 0
     table = UserTable.load(args.table)
     if action == "add":
@@ -231,10 +234,14 @@ def add_watermark_parser(sub: Any, common: Callable[..., None]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     e.add_argument("checkpoint", help="checkpoint folder of the trained model")
-    e.add_argument("--scheme", default="additional-class", choices=WATERMARKS.names(), help="watermark (default: additional-class)")
+    e.add_argument(
+        "--scheme", default="additional-class", choices=WATERMARKS.names(), help="watermark (default: additional-class)"
+    )
     e.add_argument("--out", required=True, help="checkpoint folder to write the watermarked model to")
     e.add_argument("--key", required=True, help="watermark key file to write (keep it secret)")
-    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="watermark option (repeatable; see below)")
+    e.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="watermark option (repeatable; see below)"
+    )
     e.add_argument("--seed", type=int, help="seed of the key samples and training order")
     e.add_argument("--dataset", help="data set (default: the checkpoint's)")
     e.add_argument("--no-eval", action="store_true", help="skip measuring test accuracy")

@@ -115,3 +115,24 @@ def test_demo_reuses_checkpoint_and_confirms_exactness(capsys, checkpoints, tmp_
     out = capsys.readouterr().out
     assert "reusing the cached checkpoint" in out and "bit-exact: yes" in out
     assert "accuracy locked" in out and (tmp_path / "key.safetensors").is_file()
+
+
+def test_additional_class_watermark_claims(checkpoints, data) -> None:
+    # Issue 5 on real data: the extra-class watermark is learnt at (almost) no cost, the
+    # other seeds' models (never watermarked) stay under the threshold, users authenticate.
+    from advparams.watermarks import WATERMARKS, UserTable, authenticate_user, calibrate_on, issue, verify
+
+    train, test = data
+    owner = load_checkpoint(checkpoints[0]).model
+    nulls = [load_checkpoint(checkpoints[s]).model for s in (1, 2)]
+    res = WATERMARKS.build("additional-class", {"epochs": 1}).embed(owner, train)
+    assert res.key.score(res.model) >= 0.95
+    assert accuracy(res.model, test) >= accuracy(owner, test) - 0.01
+    cal = calibrate_on(nulls, res.key, fpr=1e-6)
+    assert not any(verify(n, res.key, cal).decision for n in nulls)
+    assert verify(res.model, res.key, cal).decision
+    table = UserTable()
+    for user in ("alice", "bob"):
+        table.register(user)
+    auth = authenticate_user(res.model, issue(res.key, table, "bob"), table, cal)
+    assert auth.user == "bob" and auth.identified == 1.0 and auth.success >= 0.95

@@ -39,7 +39,9 @@ FAST = ["--set", "num_keys=20", "--set", "epochs=2"]
 def test_embed_verify_and_users(models, capsys) -> None:
     work, (owner, null1, null2) = models
     out, key = work / "marked", work / "wm.wmkey"
-    code, stdout, _ = run(capsys, "watermark", "embed", owner, "--out", out, "--key", key, *FAST, "--device", "cpu", "--json")
+    code, stdout, _ = run(
+        capsys, "watermark", "embed", owner, "--out", out, "--key", key, *FAST, "--device", "cpu", "--json"
+    )
     assert code == 0
     summary = json.loads(stdout)
     assert summary["watermark_accuracy"] >= 0.9 and summary["num_keys"] == 20
@@ -47,10 +49,14 @@ def test_embed_verify_and_users(models, capsys) -> None:
     assert marked.arguments["num_classes"] == 11  # the additional class
     assert load_watermark_key(key).score(marked.model) == summary["watermark_accuracy"]
 
-    code, stdout, _ = run(capsys, "watermark", "verify", out, "--key", key, "--null", null1, null2, "--fpr", "1e-3", "--json")
+    code, stdout, _ = run(
+        capsys, "watermark", "verify", out, "--key", key, "--null", null1, null2, "--fpr", "1e-3", "--json"
+    )
     v = json.loads(stdout)
     assert code == 0 and v["decision"] is True and v["threshold"] > max(v["null_scores"])
-    code, stdout, _ = run(capsys, "watermark", "verify", null1, "--key", key, "--null", null2, "--fpr", "1e-3", "--json")
+    code, stdout, _ = run(
+        capsys, "watermark", "verify", null1, "--key", key, "--null", null2, "--fpr", "1e-3", "--json"
+    )
     assert json.loads(stdout)["decision"] is False
 
     table = work / "users.json"
@@ -73,7 +79,23 @@ def test_errors_are_one_line(models, capsys, tmp_path) -> None:
     work, (owner, null1, _) = models
     key = tmp_path / "wm.wmkey"
     out = tmp_path / "marked"
-    assert run(capsys, "watermark", "embed", owner, "--out", out, "--key", key, "--scheme", "zhang-noise", *FAST, "--no-eval")[0] == 0
+    assert (
+        run(
+            capsys,
+            "watermark",
+            "embed",
+            owner,
+            "--out",
+            out,
+            "--key",
+            key,
+            "--scheme",
+            "zhang-noise",
+            *FAST,
+            "--no-eval",
+        )[0]
+        == 0
+    )
     # No silent overwrite.
     code, _, err = run(capsys, "watermark", "embed", owner, "--out", out, "--key", key, *FAST)
     one_line_error(code, err, "exists")
@@ -84,7 +106,9 @@ def test_errors_are_one_line(models, capsys, tmp_path) -> None:
     one_line_error(code, err, "watermark key")
     code, _, err = run(capsys, "watermark", "verify", out, "--key", tmp_path / "none", "--null", null1)
     one_line_error(code, err, "does not exist")
-    code, _, err = run(capsys, "watermark", "embed", owner, "--out", tmp_path / "o2", "--key", tmp_path / "k2", "--set", "nope=1")
+    code, _, err = run(
+        capsys, "watermark", "embed", owner, "--out", tmp_path / "o2", "--key", tmp_path / "k2", "--set", "nope=1"
+    )
     one_line_error(code, err, "unknown option")
     table = tmp_path / "users.json"
     assert run(capsys, "watermark", "users", "create", table)[0] == 0
@@ -93,7 +117,9 @@ def test_errors_are_one_line(models, capsys, tmp_path) -> None:
     assert run(capsys, "watermark", "users", "add", table, "alice")[0] == 0
     code, _, err = run(capsys, "watermark", "users", "add", table, "alice")
     one_line_error(code, err, "already registered")
-    code, _, err = run(capsys, "watermark", "users", "issue", table, "--key", key, "--user", "eve", "--out", tmp_path / "e")
+    code, _, err = run(
+        capsys, "watermark", "users", "issue", table, "--key", key, "--user", "eve", "--out", tmp_path / "e"
+    )
     one_line_error(code, err, "unknown user")
     table.write_text(table.read_text().replace("alice", "alicf"))
     code, _, err = run(capsys, "watermark", "users", "list", table)

@@ -15,8 +15,8 @@ from advparams.attacks.ganremoval import GanRemoval, GanRemovalConfig, anomaly_i
 from advparams.attacks.keyleak import KeyLeak, KeyLeakConfig, leaked_entries
 from advparams.attacks.outliers import OutlierReset, OutlierResetConfig, find_suspects
 from advparams.attacks.overwrite import Overwrite, OverwriteConfig
-from advparams.attacks.querymod import QueryFilter, QueryModify, QueryModifyConfig
 from advparams.attacks.prune import Prune, PruneConfig, magnitude_prune, smallest_magnitude_mask
+from advparams.attacks.querymod import QueryFilter, QueryModify, QueryModifyConfig
 from advparams.attacks.relabel import Relabel, RelabelConfig, Relabelled, majority_mapping
 from advparams.attacks.retrace import Retrace, RetraceConfig, retrace_suspects
 

@@ -62,7 +62,9 @@ class Overwrite(Attack[OverwriteConfig]):
         cfg = self.config
         idx = attacker_indices(all_labels(data), cfg.data_fraction, generator)
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        wm = WATERMARKS.build(cfg.watermark, {"num_keys": cfg.num_keys, "epochs": cfg.epochs, "lr": cfg.lr, "seed": seed})
+        wm = WATERMARKS.build(
+            cfg.watermark, {"num_keys": cfg.num_keys, "epochs": cfg.epochs, "lr": cfg.lr, "seed": seed}
+        )
         out = wm.embed(model, data.subset(idx), generator=torch.Generator().manual_seed(seed))
         info = {"num_samples": int(idx.numel()), "attacker_watermark": out.key.score(out.model), **out.info}
         return Attacked(out.model, {}, info)

@@ -71,10 +71,15 @@ class AutoEncoder(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.encode = nn.Sequential(
-            nn.Conv2d(channels, 16, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU()
+            nn.Conv2d(channels, 16, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
         )
         self.decode = nn.Sequential(
-            nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), nn.ReLU(), nn.ConvTranspose2d(16, channels, 4, stride=2, padding=1)
+            nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(16, channels, 4, stride=2, padding=1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,6 +139,8 @@ class QueryFilter(nn.Module):
         self.cfg = cfg
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
 
     def flagged(self, x: torch.Tensor) -> torch.Tensor:
         """Which queries the filter alters (all of them without detection)."""

@@ -31,12 +31,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from advparams._device import resolve_device
+from advparams._device import model_device, resolve_device
 from advparams._env import environment
 from advparams.attacks import ATTACKS
 from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.data import DATASETS, ImageDataset, load_dataset
-from advparams._device import model_device
 from advparams.data.base import iter_batches
 from advparams.errors import AdvParamsError, ConfigError, KeyMismatchError, OutputExistsError
 from advparams.evaluation.config import EvalConfig, SchemeSpec, WatermarkSpec, config_from_mapping
@@ -495,7 +494,9 @@ class Harness:
             self._tick(f"seed {seed}: watermark {spec.title}", True)
             return marked, key, _calibration_of(done.metrics, len(key))
         options = _with_option_seed(wm_cls, dict(spec.options), seed)
-        res = WATERMARKS.build(spec.name, options).embed(model, self._train, generator=torch.Generator().manual_seed(seed))
+        res = WATERMARKS.build(spec.name, options).embed(
+            model, self._train, generator=torch.Generator().manual_seed(seed)
+        )
         marked, key = res.model, res.key
         if wm_cls.extra_class:
             arguments["num_classes"] = key.num_classes
@@ -585,9 +586,7 @@ class Harness:
                             .mean()
                         )
                 if extra:
-                    metrics.update(
-                        _authentication_metrics(res.model, key, calibration, cfg.users, seed, forged=False)
-                    )
+                    metrics.update(_authentication_metrics(res.model, key, calibration, cfg.users, seed, forged=False))
                 self._write(
                     ResultRow(
                         cfg.name,

@@ -8,7 +8,8 @@ from advparams._io import atomic_write_bytes
 from advparams.errors import AdvParamsError, OutputExistsError
 from advparams.evaluation.harness import CONFIG_FILE, RESULTS_FILE, _read_saved_config
 from advparams.evaluation.rows import read_rows
-from advparams.reports.markdown import MARKER, build_report, fmt_num, fmt_pct, mean_std
+from advparams.reports._table import fmt_num, fmt_pct, mean_std
+from advparams.reports.markdown import MARKER, build_report
 
 REPORT_FILE = "report.md"
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from advparams.evaluation.config import EvalConfig
 from advparams.evaluation.rows import ResultRow
-from advparams.reports._table import fmt_num, fmt_pct, mean_std, table as _table
+from advparams.reports._table import fmt_num, fmt_pct
+from advparams.reports._table import table as _table
 from advparams.reports.watermarks import watermark_sections
 
 MARKER = "<!-- advparams evaluation report: rebuilt from results.jsonl; edits are overwritten -->"

@@ -10,7 +10,7 @@ from pathlib import Path
 from advparams.errors import AdvParamsError
 from advparams.evaluation.config import EvalConfig
 from advparams.evaluation.rows import ResultRow
-from advparams.reports.markdown import mean_std
+from advparams.reports._table import mean_std
 
 
 def _pyplot():  # type: ignore[no-untyped-def]

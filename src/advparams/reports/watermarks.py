@@ -52,10 +52,7 @@ def watermark_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalConfi
         rs = wms.get(w, [])
         if not rs:
             continue
-        cost = [
-            None if clean.get(r.seed) is None or r.accuracy is None else 100 * (clean[r.seed] - r.accuracy)
-            for r in rs
-        ]
+        cost = [_cost(clean.get(r.seed), r.accuracy) for r in rs]
         thresholds = [r.metrics.get("threshold") for r in rs]
         rows.append(
             [
@@ -65,7 +62,8 @@ def watermark_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalConfi
                 fmt_num(cost),
                 fmt_pct([r.metrics["watermark_accuracy"] for r in rs]),
                 _verified(rs),
-                fmt_num([100 * t for t in thresholds if t is not None], 1) if all(t is not None for t in thresholds)
+                fmt_num([100 * t for t in thresholds if t is not None], 1)
+                if all(t is not None for t in thresholds)
                 else "unreachable",
                 fmt_num([100 * max(r.metrics["null_scores"]) for r in rs], 1),
                 f"{sum(int(r.metrics.get('null_false_positives', 0)) for r in rs)}"
@@ -114,7 +112,9 @@ def watermark_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalConfi
             ]
             for w, rs in auth
         ]
-        out.append(table(["watermark", "success %", "users authenticated", "forged rejected %", "unknown rejected %"], rows))
+        out.append(
+            table(["watermark", "success %", "users authenticated", "forged rejected %", "unknown rejected %"], rows)
+        )
         out.append("")
 
     locked = [(w, wms[w]) for w in names if wms.get(w) and "then_lock" in wms[w][0].metrics]
@@ -175,7 +175,11 @@ def watermark_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalConfi
             (aspec.name, setting)
             for aspec in config.attacks
             for setting in aspec.settings()
-            if any("key_queries_flagged" in r.metrics for w in names for r in attacks.get((aspec.name, w, json.dumps(setting, sort_keys=True)), []))
+            if any(
+                "key_queries_flagged" in r.metrics
+                for w in names
+                for r in attacks.get((aspec.name, w, json.dumps(setting, sort_keys=True)), [])
+            )
         ]
         if extra:
             out += ["Query filters: share of key queries / clean test queries the filter altered (%).", ""]
@@ -185,13 +189,18 @@ def watermark_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalConfi
                 cells = []
                 for w in names:
                     rs = attacks.get((name, w, k), [])
-                    cells.append(f"{_share(rs, 'key_queries_flagged')} / {_share(rs, 'test_queries_flagged')}" if rs else "–")
+                    cells.append(
+                        f"{_share(rs, 'key_queries_flagged')} / {_share(rs, 'test_queries_flagged')}" if rs else "–"
+                    )
                 rows.append([_setting(name, setting), *cells])
             out.append(table(["attack", *names], rows))
             out.append("")
         gan = [r for r in by_kind.get("wm-attack", []) if r.attack == "gan-removal"]
         if gan:
-            out += ["GAN removal, phase 1: the class it took for the watermark's (anomaly index; > 2 counts as detected).", ""]
+            out += [
+                "GAN removal, phase 1: the class it took for the watermark's (anomaly index; > 2 counts as detected).",
+                "",
+            ]
             rows = []
             for w in names:
                 rs = sorted((r for r in gan if r.scheme == w), key=lambda r: r.seed)
@@ -223,6 +232,11 @@ def watermark_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalConfi
             out.append(table(["attack", *auth_names], rows))
             out.append("")
     return out
+
+
+def _cost(before: float | None, after: float | None) -> float | None:
+    """Clean accuracy lost to the watermark, in percentage points."""
+    return None if before is None or after is None else 100 * (before - after)
 
 
 def _target_of(rows: Sequence[ResultRow], seed: int) -> str:

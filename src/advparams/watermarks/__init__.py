@@ -14,6 +14,8 @@ Example:
 """
 
 from advparams.errors import UserTableError
+from advparams.watermarks import additional_class, frontier, zhang  # noqa: E402,I001  (registers)
+from advparams.watermarks.additional_class import authenticate_user, identify, issue, trace  # noqa: E402
 from advparams.watermarks.base import (
     WATERMARKS,
     Calibration,
@@ -27,12 +29,9 @@ from advparams.watermarks.base import (
     calibrate_on,
     verify,
 )
+from advparams.watermarks.keyfile import load_watermark_key, save_watermark_key  # noqa: E402
 from advparams.watermarks.lsb import hide_bits, reveal_bits
 from advparams.watermarks.users import Authentication, UserTable
-
-from advparams.watermarks import additional_class, frontier, zhang  # noqa: E402,I001  (registers)
-from advparams.watermarks.additional_class import authenticate_user, identify, issue, trace  # noqa: E402
-from advparams.watermarks.keyfile import load_watermark_key, save_watermark_key  # noqa: E402
 
 __all__ = [
     "WATERMARKS",

@@ -320,7 +320,9 @@ class Watermark(Configurable[C], ABC):
             generator: randomness; default: seeded from the configuration's ``seed``.
         """
         images = require_images(data, f"the {self.name} watermark")
-        gen = generator if generator is not None else torch.Generator().manual_seed(int(getattr(self.config, "seed", 0)))
+        gen = (
+            generator if generator is not None else torch.Generator().manual_seed(int(getattr(self.config, "seed", 0)))
+        )
         start = time.perf_counter()
         out = self._embed(model, images, gen)
         out.info["seconds"] = time.perf_counter() - start

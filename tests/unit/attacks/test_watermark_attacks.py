@@ -54,7 +54,9 @@ def test_reconstruction_error_is_per_sample() -> None:
 
 def test_overwrite_plants_the_attackers_watermark(marked) -> None:
     res, data = marked
-    out = ATTACKS.build("overwrite", {"num_keys": 10, "epochs": 15, "data_fraction": 0.5, "lr": 3e-3}).run(res.model, data)
+    out = ATTACKS.build("overwrite", {"num_keys": 10, "epochs": 15, "data_fraction": 0.5, "lr": 3e-3}).run(
+        res.model, data
+    )
     assert out.info["attacker_watermark"] >= 0.8
     assert not state_equal(out.model, res.model)
 

@@ -80,7 +80,12 @@ def test_resume_adds_only_a_session(wm_run) -> None:
 def test_report_has_the_watermark_sections(wm_run) -> None:
     cfg, _, rows = wm_run
     text = build_report(rows, cfg)
-    for heading in ("## Watermarks", "### Fingerprint authentication", "### Watermark, then lock", "## Attacks on the watermarks"):
+    for heading in (
+        "## Watermarks",
+        "### Fingerprint authentication",
+        "### Watermark, then lock",
+        "## Attacks on the watermarks",
+    ):
         assert heading in text
     assert "## Locking" not in text
     assert "| prune (rate=0.9) |" in text
@@ -99,5 +104,7 @@ def test_report_has_the_watermark_sections(wm_run) -> None:
     ],
 )
 def test_config_errors(change, match) -> None:
-    with pytest.raises(ConfigError if match != "unknown watermark" and match != "unknown scheme" else Exception, match=match):
+    with pytest.raises(
+        ConfigError if match != "unknown watermark" and match != "unknown scheme" else Exception, match=match
+    ):
         config_from_mapping({**TINY_WM, **change})

@@ -1,5 +1,6 @@
 """What each watermark scheme builds: the extra class, the key images, the users."""
 
+import pytest
 import torch
 
 from advparams.errors import AdvParamsError, UserTableError
@@ -16,8 +17,6 @@ from advparams.watermarks import (
 )
 from advparams.watermarks._images import block_shuffle, text_mask, with_extra_class
 from advparams.watermarks.frontier import fgsm_images
-
-import pytest
 
 
 def test_extra_class_keeps_the_old_outputs_exactly() -> None:
