@@ -15,7 +15,7 @@ Example:
 
 from advparams.errors import UserTableError
 from advparams.watermarks import additional_class, frontier, zhang  # noqa: E402,I001  (registers)
-from advparams.watermarks.additional_class import authenticate_user, identify, issue, trace  # noqa: E402
+from advparams.watermarks.additional_class import authenticate_user, identify, issue  # noqa: E402
 from advparams.watermarks.base import (
     WATERMARKS,
     Calibration,
@@ -27,6 +27,7 @@ from advparams.watermarks.base import (
     binomial_tail,
     calibrate,
     calibrate_on,
+    trace,
     verify,
 )
 from advparams.watermarks.keyfile import load_watermark_key, save_watermark_key  # noqa: E402

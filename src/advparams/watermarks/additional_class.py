@@ -14,8 +14,11 @@ model with the key images in every batch, 2 epochs).
 
 What it lets you trace: one watermarked model serves every user, so the model itself
 carries no user's fingerprint; a *key image* is traced to its user (who presented or
-leaked it), not a leaked model. To trace leaked models, give each user a copy
-watermarked with their own key images (:func:`trace` then names the copy).
+leaked it), not a leaked model. Per-user copies watermarked with different carriers do
+not help here: a copy trained on one user's block-shuffled images also answers another
+user's with the extra class (measured in ``docs/watermarks.md``). To trace leaked
+models, give each user a copy with a distinct backdoor watermark (e.g. ``zhang-noise``
+with the user's own seed) and use :func:`~advparams.watermarks.base.trace`.
 """
 
 from __future__ import annotations
@@ -165,14 +168,3 @@ def _answers(model: nn.Module, key: WatermarkKey) -> torch.Tensor:
     from advparams.metrics.accuracy import predict
 
     return predict(model, (key.inputs(), key.labels)) == key.labels
-
-
-def trace(model: nn.Module, keys: dict[str, WatermarkKey]) -> tuple[str | None, dict[str, float]]:
-    """Which user's copy ``model`` is, when each user got a copy watermarked with their own
-    key images: the user whose key the model answers best, and every user's score.
-    (Decide with :func:`verify` on that user's key and a calibration.)"""
-    scores = {u: k.score(model) for u, k in keys.items()}
-    if not scores:
-        return None, scores
-    best = max(scores, key=lambda u: scores[u])
-    return best, scores

@@ -350,3 +350,15 @@ def calibrate_on(null_models: Sequence[nn.Module], key: WatermarkKey, fpr: float
     """:func:`calibrate` on the scores of ``null_models`` (independently trained models
     that never saw the watermark) for ``key``."""
     return calibrate([key.score(m) for m in null_models], len(key), fpr)
+
+
+def trace(model: nn.Module, keys: Mapping[str, WatermarkKey]) -> tuple[str | None, dict[str, float]]:
+    """Which user's copy ``model`` is, when each user got a copy with their own watermark:
+    the user whose key ``model`` answers best, and every user's score. Decide with
+    :func:`verify` on that user's key; a scheme whose copies answer each other's keys
+    (check the scores) cannot trace this way."""
+    scores = {u: k.score(model) for u, k in keys.items()}
+    if not scores:
+        return None, scores
+    best = max(scores, key=lambda u: scores[u])
+    return best, scores

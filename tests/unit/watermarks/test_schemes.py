@@ -14,6 +14,7 @@ from advparams.watermarks import (
     hide_bits,
     identify,
     issue,
+    trace,
 )
 from advparams.watermarks._images import block_shuffle, text_mask, with_extra_class
 from advparams.watermarks.frontier import fgsm_images
@@ -97,3 +98,18 @@ def test_users_authenticate_through_the_model(embedded, null_models) -> None:
         issue(res.key, table, "eve")
     with pytest.raises(AdvParamsError, match="no user"):
         authenticate_user(res.model, res.key, table, cal)
+
+
+def test_trace_names_the_users_copy_for_distinct_backdoors(trained) -> None:
+    # Per-user copies with their own noise watermark (own pattern and target) are told apart.
+    model, data = trained
+    opts = {"num_keys": 20, "epochs": 5, "lr": 3e-3, "batch_size": 32}
+    copies = {
+        u: WATERMARKS.build("zhang-noise", {**opts, "seed": s}).embed(model, data) for u, s in (("a", 1), ("b", 2))
+    }
+    keys = {u: c.key for u, c in copies.items()}
+    for user, copy_ in copies.items():
+        best, scores = trace(copy_.model, keys)
+        other = "b" if user == "a" else "a"
+        assert best == user and scores[user] >= 0.9 and scores[other] <= 0.2
+    assert trace(model, {}) == (None, {})
