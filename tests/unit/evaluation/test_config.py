@@ -129,7 +129,20 @@ def test_overrides_replace_top_level_keys() -> None:
 
 def test_every_shipped_config_loads() -> None:
     names = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
-    assert "hardened-fashion-mnist" in names
+    assert {"hardened-fashion-mnist", "watermarks-fashion-mnist", "watermarks-fashion-mnist-vgg"} <= set(names)
     for name in names:
         cfg = load_config(CONFIGS / f"{name}.yaml")
-        assert cfg.schemes and cfg.attacks
+        assert (cfg.schemes or cfg.watermarks) and cfg.attacks
+
+
+def test_watermark_configs_cover_the_issue() -> None:
+    # Issue 5: every registered watermark, at least 5 null models, a stated rate, and the
+    # attacks the issue names, on LeNet-5 and on the VGG-style net, 3 seeds.
+    from advparams.watermarks import WATERMARKS
+
+    for name, model in (("watermarks-fashion-mnist", "lenet"), ("watermarks-fashion-mnist-vgg", "vgg")):
+        cfg = load_config(CONFIGS / f"{name}.yaml")
+        assert cfg.model == model and len(cfg.seeds) == 3 and cfg.null_models >= 5 and 0 < cfg.fpr < 1e-3
+        assert sorted(w.name for w in cfg.watermarks) == WATERMARKS.names()
+        assert {a.name for a in cfg.attacks} >= {"finetune", "prune", "query-modify", "overwrite", "gan-removal"}
+        assert cfg.lock_with
