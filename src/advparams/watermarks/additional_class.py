@@ -32,6 +32,7 @@ from torch import nn
 from advparams.data.base import ImageDataset
 from advparams.errors import AdvParamsError
 from advparams.fingerprint import model_fingerprint
+from advparams.metrics.accuracy import predict
 from advparams.registry import config_to_dict
 from advparams.watermarks._images import block_shuffle, with_extra_class
 from advparams.watermarks.base import (
@@ -165,6 +166,4 @@ def authenticate_user(
 
 
 def _answers(model: nn.Module, key: WatermarkKey) -> torch.Tensor:
-    from advparams.metrics.accuracy import predict
-
     return predict(model, (key.inputs(), key.labels)) == key.labels

@@ -188,8 +188,17 @@ class WatermarkKey:
         return (x.float() / 255.0 - torch.tensor(self.mean).view(shape)) / torch.tensor(self.std).view(shape)
 
     def matches(self, model: nn.Module) -> int:
-        """How many key images ``model`` answers with the watermark label."""
-        return int((predict(model, (self.inputs(), self.labels)) == self.labels).sum())
+        """How many key images ``model`` answers with the watermark label.
+
+        Raises:
+            AdvParamsError: the model does not take images of the key's shape.
+        """
+        try:
+            preds = predict(model, (self.inputs(), self.labels))
+        except RuntimeError as exc:
+            shape = tuple(self.images.shape[1:])
+            raise AdvParamsError(f"the model does not take this key's {shape} images ({exc})") from None
+        return int((preds == self.labels).sum())
 
     def score(self, model: nn.Module) -> float:
         """The share of key images answered with the watermark label (watermark accuracy)."""

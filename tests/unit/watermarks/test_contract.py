@@ -98,3 +98,10 @@ def test_only_image_datasets(wm_name, trained) -> None:
     model, data = trained
     with pytest.raises(AdvParamsError, match="ImageDataset"):
         WATERMARKS.build(wm_name, FAST[wm_name]).embed(model, data.tensors())
+
+
+def test_a_model_of_another_shape_is_one_clear_error(embedded) -> None:
+    key = embedded["zhang-noise"].key
+    wrong = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    with pytest.raises(AdvParamsError, match="does not take"):
+        key.score(wrong)
