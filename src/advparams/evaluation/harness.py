@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -33,12 +33,12 @@ from torch import nn
 
 from advparams._device import model_device, resolve_device
 from advparams._env import environment
-from advparams.attacks import ATTACKS
+from advparams.attacks import ATTACKS, AttackResult
 from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.data import DATASETS, ImageDataset, load_dataset
 from advparams.data.base import iter_batches
 from advparams.errors import AdvParamsError, ConfigError, KeyMismatchError, OutputExistsError
-from advparams.evaluation.config import EvalConfig, SchemeSpec, WatermarkSpec, config_from_mapping
+from advparams.evaluation.config import AttackSpec, EvalConfig, SchemeSpec, WatermarkSpec, config_from_mapping
 from advparams.evaluation.rows import ResultRow, RowWriter, read_rows, row_key
 from advparams.fingerprint import model_fingerprint
 from advparams.keys import Key, load_key, save_key
@@ -407,57 +407,76 @@ class Harness:
             )
             self._tick(label, False)
 
+    def _pending_attacks(
+        self, kind: str, seed: int, title: str
+    ) -> Iterator[tuple[AttackSpec, dict[str, Any], dict[str, Any]]]:
+        """Every attack setting without a ``kind`` row for (seed, title) yet, with its
+        options (the run's seed filled in); settings already done are ticked off."""
+        for aspec in self.config.attacks:
+            for setting in aspec.settings():
+                if self._has(kind, seed, title, aspec.name, setting):
+                    self._tick(f"seed {seed}: {title} / {aspec.name} {setting}", True)
+                    continue
+                yield aspec, setting, _with_seed("attack", aspec.name, {**aspec.options, **setting}, seed)
+
+    def _write_attack(
+        self,
+        kind: str,
+        seed: int,
+        title: str,
+        aspec: AttackSpec,
+        setting: dict[str, Any],
+        res: AttackResult,
+        metrics: dict[str, Any],
+    ) -> None:
+        """Writes the row of one attack setting on one protected model."""
+        self._write(
+            ResultRow(
+                self.config.name,
+                kind,
+                seed,
+                title,
+                aspec.name,
+                setting,
+                accuracy=self._accuracy(res.model),
+                metrics=metrics,
+                seconds=res.seconds,
+            )
+        )
+        self._tick(f"seed {seed}: {title} / {aspec.name} {setting}", False)
+
     def _attacks(self, spec: SchemeSpec, seed: int, locked: nn.Module, key: Key) -> None:
         cfg = self.config
-        for aspec in cfg.attacks:
+        for aspec, setting, options in self._pending_attacks("attack", seed, spec.title):
             attack_cls = ATTACKS.get(aspec.name)
-            for setting in aspec.settings():
-                label = f"seed {seed}: {spec.title} / {aspec.name} {setting}"
-                if self._has("attack", seed, spec.title, aspec.name, setting):
-                    self._tick(label, True)
-                    continue
-                options = _with_seed("attack", aspec.name, {**aspec.options, **setting}, seed)
-                shares_scratch = "scratch" in _option_fields("attack", aspec.name) and options.get("scratch", True)
-                have_scratch = self._has("baseline", seed, "scratch", aspec.name, setting)
-                if shares_scratch and have_scratch:
-                    options["scratch"] = False  # the same samples and budget: measured once per seed
-                attack = ATTACKS.build(aspec.name, options)
-                res = attack.run(
-                    locked,
-                    self._train if attack_cls.uses_data else None,
-                    key=key if attack_cls.uses_key else None,
-                )
-                metrics: dict[str, Any] = {"options": options, "info": _slim_info(res.info)}
-                if "suspects" in res.info:
-                    precision, recall = detection_scores(res.info["suspects"], key)
-                    metrics.update(precision=precision, recall=recall, suspects=res.info.get("num_suspects"))
-                for bname, bmodel in res.baselines.items():
-                    self._write(
-                        ResultRow(
-                            cfg.name,
-                            "baseline",
-                            seed,
-                            bname,
-                            aspec.name,
-                            setting,
-                            accuracy=self._accuracy(bmodel),
-                            metrics={"options": options, "made_with": spec.title},
-                        )
-                    )
+            shares_scratch = "scratch" in _option_fields("attack", aspec.name) and options.get("scratch", True)
+            have_scratch = self._has("baseline", seed, "scratch", aspec.name, setting)
+            if shares_scratch and have_scratch:
+                options["scratch"] = False  # the same samples and budget: measured once per seed
+            attack = ATTACKS.build(aspec.name, options)
+            res = attack.run(
+                locked,
+                self._train if attack_cls.uses_data else None,
+                key=key if attack_cls.uses_key else None,
+            )
+            metrics: dict[str, Any] = {"options": options, "info": _slim_info(res.info)}
+            if "suspects" in res.info:
+                precision, recall = detection_scores(res.info["suspects"], key)
+                metrics.update(precision=precision, recall=recall, suspects=res.info.get("num_suspects"))
+            for bname, bmodel in res.baselines.items():
                 self._write(
                     ResultRow(
                         cfg.name,
-                        "attack",
+                        "baseline",
                         seed,
-                        spec.title,
+                        bname,
                         aspec.name,
                         setting,
-                        accuracy=self._accuracy(res.model),
-                        metrics=metrics,
-                        seconds=res.seconds,
+                        accuracy=self._accuracy(bmodel),
+                        metrics={"options": options, "made_with": spec.title},
                     )
                 )
-                self._tick(label, False)
+            self._write_attack("attack", seed, spec.title, aspec, setting, res, metrics)
 
     # -- watermarks ---------------------------------------------------------------------
     def _null_models(self) -> list[nn.Module]:
@@ -559,48 +578,27 @@ class Harness:
     ) -> None:
         cfg = self.config
         extra = WATERMARKS.get(spec.name).extra_class
-        for aspec in cfg.attacks:
+        for aspec, setting, options in self._pending_attacks("wm-attack", seed, spec.title):
             attack_cls = ATTACKS.get(aspec.name)
-            for setting in aspec.settings():
-                label = f"seed {seed}: {spec.title} / {aspec.name} {setting}"
-                if self._has("wm-attack", seed, spec.title, aspec.name, setting):
-                    self._tick(label, True)
-                    continue
-                options = _with_seed("attack", aspec.name, {**aspec.options, **setting}, seed)
-                if "scratch" in _option_fields("attack", aspec.name):
-                    options["scratch"] = False  # a watermark is not compared with a fresh model
-                res = ATTACKS.build(aspec.name, options).run(
-                    marked, self._train if attack_cls.uses_data else None, key=None
-                )
-                metrics: dict[str, Any] = {"options": options, "info": _slim_info(res.info)}
-                metrics["retention"] = key.score(res.model)
-                metrics.update(_verification_metrics(res.model, key, calibration))
-                flagged = getattr(res.model, "flagged", None)
-                if callable(flagged):
-                    with torch.no_grad():
-                        x = key.inputs().to(model_device(res.model))
-                        metrics["key_queries_flagged"] = float(flagged(x).float().mean())
-                        metrics["test_queries_flagged"] = float(
-                            torch.cat([flagged(xb.to(x.device)) for xb, _ in iter_batches(self._test, 1000)])
-                            .float()
-                            .mean()
-                        )
-                if extra:
-                    metrics.update(_authentication_metrics(res.model, key, calibration, cfg.users, seed, forged=False))
-                self._write(
-                    ResultRow(
-                        cfg.name,
-                        "wm-attack",
-                        seed,
-                        spec.title,
-                        aspec.name,
-                        setting,
-                        accuracy=self._accuracy(res.model),
-                        metrics=metrics,
-                        seconds=res.seconds,
+            if "scratch" in _option_fields("attack", aspec.name):
+                options["scratch"] = False  # a watermark is not compared with a fresh model
+            res = ATTACKS.build(aspec.name, options).run(
+                marked, self._train if attack_cls.uses_data else None, key=None
+            )
+            metrics: dict[str, Any] = {"options": options, "info": _slim_info(res.info)}
+            metrics["retention"] = key.score(res.model)
+            metrics.update(_verification_metrics(res.model, key, calibration))
+            flagged = getattr(res.model, "flagged", None)
+            if callable(flagged):
+                with torch.no_grad():
+                    x = key.inputs().to(model_device(res.model))
+                    metrics["key_queries_flagged"] = float(flagged(x).float().mean())
+                    metrics["test_queries_flagged"] = float(
+                        torch.cat([flagged(xb.to(x.device)) for xb, _ in iter_batches(self._test, 1000)]).float().mean()
                     )
-                )
-                self._tick(label, False)
+            if extra:
+                metrics.update(_authentication_metrics(res.model, key, calibration, cfg.users, seed, forged=False))
+            self._write_attack("wm-attack", seed, spec.title, aspec, setting, res, metrics)
 
     # -- the run ------------------------------------------------------------------------
     def run(self) -> list[ResultRow]:

@@ -53,7 +53,13 @@ MAX_HEADER = 100 * 1024 * 1024
 
 
 def _digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256(b"advparams-key-digest-v1\0")
+    return tagged_digest(b"advparams-key-digest-v1\0", meta, tensors)
+
+
+def tagged_digest(tag: bytes, meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over ``tag``, the metadata other than ``digest`` (sorted JSON) and every
+    tensor's name, dtype, shape and bytes: the digest of the toolkit's safetensors files."""
+    h = hashlib.sha256(tag)
     h.update(json.dumps({k: v for k, v in meta.items() if k != "digest"}, sort_keys=True).encode())
     for name in sorted(tensors):
         t = tensors[name]

@@ -24,7 +24,6 @@ atomically with owner-only permissions: the key samples are the owner's secret.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -36,8 +35,7 @@ from safetensors.torch import save as st_save
 from advparams import __version__
 from advparams._io import atomic_write_bytes
 from advparams.errors import KeyFileError
-from advparams.fingerprint import tensor_bytes
-from advparams.keys.io import _metadata
+from advparams.keys.io import _metadata, tagged_digest
 from advparams.watermarks.base import WatermarkKey
 
 WM_FORMAT = "advparams-watermark"
@@ -45,14 +43,7 @@ WM_VERSION = "1"
 
 
 def _digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256(b"advparams-watermark-digest-v1\0")
-    h.update(json.dumps({k: v for k, v in meta.items() if k != "digest"}, sort_keys=True).encode())
-    for name in sorted(tensors):
-        t = tensors[name]
-        head = json.dumps([name, str(t.dtype), list(t.shape)]).encode()
-        data = tensor_bytes(t)
-        h.update(len(head).to_bytes(8, "little") + head + len(data).to_bytes(8, "little") + data)
-    return "sha256:" + h.hexdigest()
+    return tagged_digest(b"advparams-watermark-digest-v1\0", meta, tensors)
 
 
 def watermark_key_to_bytes(key: WatermarkKey) -> bytes:
