@@ -24,10 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from advparams._device import model_device, model_float_dtype
+from advparams.attacks._images import attacker_images, normalisation
 from advparams.attacks.base import ATTACKS, Attack, Attacked, require_data
-from advparams.attacks.finetune import attacker_indices
-from advparams.data.base import DataLike, ImageDataset, all_labels, gather, iter_batches
-from advparams.errors import AdvParamsError
+from advparams.data.base import DataLike, iter_batches
 from advparams.keys.key import Key
 
 
@@ -95,10 +94,9 @@ def anomaly_index(norms: torch.Tensor) -> torch.Tensor:
 
 
 def _bounds(data: DataLike, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(data, ImageDataset):
-        mean, std = torch.tensor(data.mean).view(-1, 1, 1), torch.tensor(data.std).view(-1, 1, 1)
-        return (0 - mean) / std, (1 - mean) / std
-    return torch.zeros(channels, 1, 1), torch.ones(channels, 1, 1)
+    """The normalised values of pixels 0 and 1 (the valid input range)."""
+    mean, std = normalisation(data, channels)
+    return (0 - mean) / std, (1 - mean) / std
 
 
 @ATTACKS.register("gan-removal")
@@ -112,10 +110,7 @@ class GanRemoval(Attack[GanRemovalConfig]):
         """Reverses the watermark trigger, then fine-tunes a copy of ``model`` to unlearn it."""
         data = require_data(data, self.name)
         cfg = self.config
-        idx = attacker_indices(all_labels(data), cfg.data_fraction, generator)
-        x, y = gather(data, idx)
-        if x.dim() != 4:
-            raise AdvParamsError("the gan-removal attack needs image inputs [N, C, H, W]")
+        _, x, y = attacker_images(data, cfg.data_fraction, generator, self.name)
         device, dtype = model_device(model), model_float_dtype(model)
         lo, hi = (b.to(device=device, dtype=dtype) for b in _bounds(data, x.shape[1]))
         net = copy.deepcopy(model).eval()

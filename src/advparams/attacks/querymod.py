@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from advparams._device import model_device, model_float_dtype
+from advparams.attacks._images import attacker_images, normalisation
 from advparams.attacks.base import ATTACKS, Attack, Attacked, require_data
-from advparams.attacks.finetune import attacker_indices
-from advparams.data.base import DataLike, ImageDataset, all_labels, gather, iter_batches
+from advparams.data.base import DataLike, iter_batches
 from advparams.errors import AdvParamsError
 from advparams.keys.key import Key
 
@@ -161,12 +161,6 @@ class QueryFilter(nn.Module):
         return self.model(x)
 
 
-def _normalisation(data: DataLike, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(data, ImageDataset):
-        return torch.tensor(data.mean).view(-1, 1, 1), torch.tensor(data.std).view(-1, 1, 1)
-    return torch.zeros(channels, 1, 1), torch.ones(channels, 1, 1)  # inputs taken as [0, 1] pixels
-
-
 @ATTACKS.register("query-modify")
 class QueryModify(Attack[QueryModifyConfig]):
     """Query modification: detect key queries with an autoencoder and alter them (Namba & Sakuma, AsiaCCS 2019)."""
@@ -178,10 +172,7 @@ class QueryModify(Attack[QueryModifyConfig]):
         """Trains the detector on the attacker's data and wraps a copy of ``model``."""
         data = require_data(data, self.name)
         cfg = self.config
-        idx = attacker_indices(all_labels(data), cfg.data_fraction, generator)
-        x, _ = gather(data, idx)
-        if x.dim() != 4:
-            raise AdvParamsError("the query-modify attack needs image inputs [N, C, H, W]")
+        idx, x, _ = attacker_images(data, cfg.data_fraction, generator, self.name)
         held = max(1, x.shape[0] // 5)
         fit_x, held_x = x[held:], x[:held]
         if fit_x.shape[0] == 0:
@@ -201,7 +192,7 @@ class QueryModify(Attack[QueryModifyConfig]):
         ae.eval()
         errors = reconstruction_error(ae, held_x.to(device=device, dtype=dtype)).cpu()
         threshold = float(torch.quantile(errors.double(), cfg.quantile))
-        mean, std = _normalisation(data, x.shape[1])
+        mean, std = normalisation(data, x.shape[1])
         wrapped = QueryFilter(copy.deepcopy(model), ae, threshold, cfg, mean.to(device), std.to(device)).eval()
         info = {"num_samples": int(idx.numel()), "threshold": threshold, "held_out": held}
         return Attacked(wrapped, {}, info)
