@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
+from advparams._rng import isolated_seed
 from advparams.data.base import DataLike
 from advparams.errors import AdvParamsError
 from advparams.registry import Configurable, Registry
@@ -129,8 +130,7 @@ def reinitialised(model: nn.Module, generator_seed: int) -> nn.Module:
     statistics are reset too.
     """
     fresh = copy.deepcopy(model)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(generator_seed)
+    with isolated_seed(generator_seed):
         for module in fresh.modules():
             if hasattr(module, "reset_parameters") and callable(module.reset_parameters):
                 module.reset_parameters()

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from advparams._device import model_device, model_float_dtype
+from advparams._rng import isolated_seed
 from advparams.attacks._images import attacker_images, normalisation
 from advparams.attacks.base import ATTACKS, Attack, Attacked, require_data
 from advparams.data.base import DataLike, iter_batches
@@ -118,8 +119,7 @@ class GanRemoval(Attack[GanRemovalConfig]):
             p.requires_grad_(False)
         with torch.no_grad():
             classes = int(net(x[:1].to(device=device, dtype=dtype)).shape[1])
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+        with isolated_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator))):
             gen_net = TriggerGenerator(cfg.noise_dim, classes, tuple(x.shape[1:]), float((hi - lo).max()))
         gen_net = gen_net.to(device=device, dtype=dtype)
         opt = torch.optim.Adam(gen_net.parameters(), lr=1e-3)

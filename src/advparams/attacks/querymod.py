@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from advparams._device import model_device, model_float_dtype
+from advparams._rng import isolated_seed
 from advparams.attacks._images import attacker_images, normalisation
 from advparams.attacks.base import ATTACKS, Attack, Attacked, require_data
 from advparams.data.base import DataLike, iter_batches
@@ -178,8 +179,7 @@ class QueryModify(Attack[QueryModifyConfig]):
         if fit_x.shape[0] == 0:
             fit_x = held_x
         device, dtype = model_device(model), model_float_dtype(model)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+        with isolated_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator))):
             ae = AutoEncoder(x.shape[1])  # reproducible initialisation without a global seed
         ae = ae.to(device=device, dtype=dtype)
         opt = torch.optim.Adam(ae.parameters(), lr=1e-3)

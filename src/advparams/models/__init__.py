@@ -3,16 +3,17 @@
 Each factory takes ``num_classes``, ``in_channels`` and ``input_size`` (square inputs)
 plus its own options, and returns a fresh, randomly initialised ``nn.Module``. Seed the
 initialisation by calling ``torch.manual_seed`` in your script, or pass ``seed`` to
-:func:`build_model` (drawn under ``torch.random.fork_rng``, so the caller's RNG is untouched).
+:func:`build_model` (drawn under :func:`advparams._rng.isolated_seed`, so the caller's RNG
+is untouched).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
+from advparams._rng import isolated_seed
 from advparams.registry import Registry
 
 MODELS: Registry[Any] = Registry("model")
@@ -31,8 +32,7 @@ def build_model(name: str, options: dict[str, Any] | None = None, *, seed: int |
     """
     if seed is None:
         return MODELS.build(name, options)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with isolated_seed(seed):
         return MODELS.build(name, options)
 
 

@@ -79,15 +79,14 @@ def tiny_trained_classifier(
 
     Deterministic for a given ``seed``; takes about a second on a CPU.
     """
+    from advparams._rng import isolated_seed
     from advparams.training import TrainConfig, train
 
     data = tiny_data(seed=seed + 1)
     if model is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with isolated_seed(seed):
             model = TinyConvNet()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with isolated_seed(seed):  # dropout-free here, but training draws nothing else globally
         result = train(
             model,
             data,
