@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from advparams import load_checkpoint, load_dataset
-from advparams._io import atomic_write_bytes
 from advparams.evaluation.rows import read_rows
+from advparams.files import atomic_write_bytes
 from advparams.metrics import accuracy
 from advparams.training import TrainConfig, train
 

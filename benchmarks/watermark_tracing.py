@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from advparams import load_checkpoint, load_dataset
-from advparams._io import atomic_write_bytes
+from advparams.files import atomic_write_bytes
 from advparams.metrics import accuracy
 from advparams.watermarks import WATERMARKS, trace
 

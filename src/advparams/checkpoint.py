@@ -28,8 +28,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from advparams import __version__
-from advparams._io import atomic_directory
 from advparams.errors import AdvParamsError, CheckpointError
+from advparams.files import LIMITS, atomic_directory, check_regular, integer, number, parse_json, read_file, string
 from advparams.fingerprint import model_fingerprint
 from advparams.models import MODELS, count_parameters
 
@@ -76,6 +76,7 @@ def save_checkpoint(
     locked: bool = False,
     record: dict[str, Any] | None = None,
     force: bool = False,
+    made_by: str = "checkpoint",
 ) -> Path:
     """Writes ``model`` as a checkpoint folder at ``path`` (atomically).
 
@@ -87,11 +88,33 @@ def save_checkpoint(
         dataset: the data set it is meant for (used as the CLI's default).
         locked: whether these are locked weights.
         record: JSON-ready facts to keep with it (training history, accuracies, ...).
-        force: replace an existing ``path``.
+        force: replace an existing ``path``, if it was made by the same ``made_by``.
+        made_by: the command named in the folder's marker (``--force`` of another command
+            does not replace it).
 
     Raises:
-        OutputExistsError: ``path`` exists and ``force`` is False.
+        OutputExistsError: ``path`` exists and ``force`` is False, or it was not made by
+            ``made_by``.
     """
+    with atomic_directory(path, force=force, made_by=made_by) as tmp:
+        write_checkpoint(
+            model, tmp, architecture=architecture, arguments=arguments, dataset=dataset, locked=locked, record=record
+        )
+    return Path(path)
+
+
+def write_checkpoint(
+    model: nn.Module,
+    folder: Path,
+    *,
+    architecture: str,
+    arguments: dict[str, Any],
+    dataset: str | None = None,
+    locked: bool = False,
+    record: dict[str, Any] | None = None,
+) -> None:
+    """Writes the checkpoint's files into the existing, empty ``folder`` (not atomic by
+    itself: :func:`save_checkpoint` and :func:`advparams.keys.save_locked` move it into place)."""
     if architecture not in MODELS:
         MODELS.get(architecture)  # raises UnknownNameError with the known names
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
@@ -110,41 +133,89 @@ def save_checkpoint(
         "torch_version": torch.__version__,
         "record": dict(record or {}),
     }
-    with atomic_directory(path, force=force) as tmp:
-        save_file(state, str(tmp / WEIGHTS), metadata={"format": CHECKPOINT_FORMAT})
-        (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return Path(path)
+    _check_arguments(meta["arguments"], Path(folder) / META)
+    save_file(state, str(Path(folder) / WEIGHTS), metadata={"format": CHECKPOINT_FORMAT})
+    (Path(folder) / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+MAX_ARGUMENTS = 64  # keyword arguments in model.json
+MAX_ARGUMENT_INT = 2**31
+
+
+def _check_arguments(arguments: Any, where: Path) -> dict[str, Any]:
+    """Model arguments are JSON scalars within bounds, checked before anything is built."""
+    if not isinstance(arguments, dict):
+        raise CheckpointError(f"{where}: 'arguments' must be an object")
+    if len(arguments) > MAX_ARGUMENTS:
+        raise CheckpointError(f"{where}: more than {MAX_ARGUMENTS} model arguments")
+    for k, v in arguments.items():
+        what = f"{where}: argument {k[:40]!r}"
+        if len(k) > 100 or not k.isidentifier():
+            raise CheckpointError(f"{what} is not a keyword name")
+        if isinstance(v, bool) or v is None:
+            continue
+        if isinstance(v, int):
+            integer(v, what=what, lo=-MAX_ARGUMENT_INT, hi=MAX_ARGUMENT_INT, error=CheckpointError)
+        elif isinstance(v, float):
+            number(v, what=what, error=CheckpointError)
+        elif isinstance(v, str):
+            string(v, what=what, max_len=200, error=CheckpointError)
+        else:
+            raise CheckpointError(f"{what} must be a number, string, boolean or null")
+    return dict(arguments)
 
 
 def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Reads and checks a checkpoint's ``model.json``."""
+    """Reads and checks a checkpoint's ``model.json`` (a bounded regular file; every field
+    that rebuilding the model uses is checked for type and range)."""
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"checkpoint {p} does not exist")
     if not p.is_dir():
         raise CheckpointError(f"{p} is not a checkpoint folder (expected a folder with {META} and {WEIGHTS})")
-    try:
-        meta = json.loads((p / META).read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {p} has no {META}") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{p / META} is corrupt ({type(exc).__name__})") from None
+    if not (p / META).exists() and not (p / META).is_symlink():
+        raise CheckpointError(f"checkpoint {p} has no {META}")
+    data = read_file(
+        p / META, what="checkpoint description", limit=LIMITS["checkpoint-description"], error=CheckpointError
+    )
+    meta = parse_json(data, what=str(p / META), error=CheckpointError)
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{p / META} is not an advparams checkpoint description")
-    if meta.get("version") != CHECKPOINT_VERSION:
+    if meta.get("version") != CHECKPOINT_VERSION or isinstance(meta.get("version"), bool):
         raise CheckpointError(
-            f"checkpoint version {meta.get('version')!r} is not supported (this is {CHECKPOINT_VERSION})"
+            f"checkpoint version {str(meta.get('version'))[:20]!r} is not supported (this is {CHECKPOINT_VERSION})"
         )
     for name in ("architecture", "arguments", "fingerprint"):
         if name not in meta:
             raise CheckpointError(f"{p / META} lacks {name!r}")
-    if not isinstance(meta["arguments"], dict):
-        raise CheckpointError(f"{p / META}: 'arguments' must be an object")
+    string(meta["architecture"], what=f"{p / META}: architecture", max_len=200, error=CheckpointError)
+    string(meta["fingerprint"], what=f"{p / META}: fingerprint", max_len=200, error=CheckpointError)
+    if meta.get("dataset") is not None:
+        string(meta["dataset"], what=f"{p / META}: dataset", max_len=200, error=CheckpointError)
+    if str(meta.get("dtype", "float32")) not in _DTYPES:
+        raise CheckpointError(f"{p / META}: unsupported dtype {str(meta.get('dtype'))[:40]!r}")
+    meta["arguments"] = _check_arguments(meta["arguments"], p / META)
     return meta
+
+
+def _state_bytes(architecture: str, arguments: dict[str, Any], dtype: torch.dtype, where: Path) -> int:
+    """Bytes of the state the arguments describe, counted on the meta device (nothing allocated)."""
+    try:
+        with torch.device("meta"):
+            model = MODELS.build(architecture, arguments).to(dtype)
+        return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    except AdvParamsError:
+        raise
+    except (TypeError, ValueError, RuntimeError, OverflowError, MemoryError) as exc:
+        raise CheckpointError(f"cannot rebuild {architecture!r} from {where}: {str(exc)[:200]}") from None
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> Checkpoint:
     """Loads a checkpoint folder, rebuilding the model and checking its fingerprint.
+
+    The model's size is worked out from its arguments on the meta device first: a
+    description that asks for more bytes than the weights file holds is refused before
+    any memory is allocated.
 
     Raises:
         CheckpointError: missing, truncated, corrupt or inconsistent checkpoint.
@@ -152,20 +223,28 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: str | torch.device 
     """
     p = Path(path)
     meta = read_meta(p)
+    MODELS.get(meta["architecture"])
+    dtype = _DTYPES[str(meta.get("dtype", "float32"))]
+    if not (p / WEIGHTS).exists() and not (p / WEIGHTS).is_symlink():
+        raise CheckpointError(f"checkpoint {p} has no {WEIGHTS}")
+    size = check_regular(
+        p / WEIGHTS, what="checkpoint weights", limit=LIMITS["checkpoint-weights"], error=CheckpointError
+    )
+    need = _state_bytes(meta["architecture"], meta["arguments"], dtype, p / META)
+    if need > size:
+        raise CheckpointError(
+            f"{p / META} describes a model of {need} bytes, but {p / WEIGHTS} holds only {size}: "
+            "the weights are truncated or corrupt, or belong to another model"
+        )
     try:
         model = MODELS.build(meta["architecture"], meta["arguments"])
     except AdvParamsError:
         raise
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"cannot rebuild {meta['architecture']!r} from {p / META}: {exc}") from None
-    dtype = _DTYPES.get(str(meta.get("dtype", "float32")))
-    if dtype is None:
-        raise CheckpointError(f"{p / META}: unsupported dtype {meta.get('dtype')!r}")
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"cannot rebuild {meta['architecture']!r} from {p / META}: {str(exc)[:200]}") from None
     model = model.to(dtype)
     try:
         state = load_file(str(p / WEIGHTS))
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {p} has no {WEIGHTS}") from None
     except Exception as exc:  # noqa: BLE001  (safetensors raises its own error types)
         raise CheckpointError(f"{p / WEIGHTS} is truncated or corrupt ({type(exc).__name__})") from None
     expected = model.state_dict()

@@ -22,13 +22,15 @@ import torch
 
 from advparams import __version__
 from advparams._device import resolve_device
-from advparams._io import check_output
 from advparams.attacks import ATTACKS
 from advparams.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from advparams.data import DATASETS, ImageDataset, load_dataset
 from advparams.errors import AdvParamsError, ConfigError, PassphraseError
+from advparams.files import LIMITS, check_output, read_file
 from advparams.fingerprint import model_fingerprint, short
-from advparams.keys import key_is_sealed, load_key, save_key, unlock
+from advparams.keys import key_is_sealed, load_key, unlock
+from advparams.keys.seal import Passphrase
+from advparams.locked import check_locked_outputs, save_locked
 from advparams.metrics import accuracy
 from advparams.models import MODELS, build_model, count_parameters
 from advparams.schemes import SCHEMES, LockProgress
@@ -98,16 +100,18 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def _read_passphrase(args: argparse.Namespace, *, confirm: bool) -> str | None:
-    """From --passphrase-file, then $ADVPARAMS_PASSPHRASE, then a prompt on a terminal."""
+def _read_passphrase(args: argparse.Namespace, *, confirm: bool) -> Passphrase | None:
+    """From --passphrase-file (its first line, as bytes), then $ADVPARAMS_PASSPHRASE (bytes),
+    then a prompt on a terminal."""
     if getattr(args, "passphrase_file", None):
-        try:
-            text = Path(args.passphrase_file).read_text()
-        except OSError as exc:
-            raise PassphraseError(f"cannot read passphrase file {args.passphrase_file}: {exc.strerror}") from None
-        return text.splitlines()[0] if text else ""
-    if os.environ.get(PASSPHRASE_ENV):
-        return os.environ[PASSPHRASE_ENV]
+        data = read_file(
+            args.passphrase_file, what="passphrase file", limit=LIMITS["passphrase"], error=PassphraseError
+        )
+        lines = data.splitlines()
+        return lines[0] if lines else b""
+    env = os.environb.get(PASSPHRASE_ENV.encode()) if os.name != "nt" else os.environ.get(PASSPHRASE_ENV, "").encode()
+    if env:
+        return env
     if sys.stdin.isatty():
         first = getpass.getpass("Key passphrase: ")
         if confirm and getpass.getpass("Repeat passphrase: ") != first:
@@ -173,7 +177,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     out = args.out or f"runs/{args.model}-{args.dataset}-seed{args.seed}"
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    check_output(out, force=args.force)
+    check_output(out, force=args.force, made_by="train")
     device = resolve_device(args.device)
     spec = DATASETS.get(args.dataset)
     MODELS.get(args.model)
@@ -225,6 +229,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         record=record,
         force=args.force,
+        made_by="train",
     )
     summary = {
         "command": "train",
@@ -270,9 +275,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    _distinct_outputs(args.checkpoint, args.out, args.key)
-    check_output(args.out, force=args.force)
-    check_output(args.key, force=args.force)
+    check_locked_outputs(args.out, args.key, force=args.force, source=args.checkpoint)
     scheme = SCHEMES.build(args.scheme, _parse_sets(args.set) | ({"seed": args.seed} if args.seed is not None else {}))
     passphrase = None
     if args.seal or args.passphrase_file:
@@ -300,28 +303,25 @@ def cmd_lock(args: argparse.Namespace) -> int:
     result = scheme.lock(ckpt.model, lock_data, progress=on_round)
     bar.close()
     rep = result.report
-    # The key must restore the original exactly before anything is written.
-    restored = unlock(result.model, result.key)
-    if model_fingerprint(restored) != ckpt.meta["fingerprint"]:
-        raise AdvParamsError("internal error: the new key does not restore the original model")
     acc_before = acc_locked = None
     if test_data is not None:
         acc_before, acc_locked = accuracy(ckpt.model, test_data), accuracy(result.model, test_data)
-    save_key(result.key, args.key, passphrase=passphrase, force=args.force)
     record = {
         "lock": dataclasses.asdict(rep),
         "original_fingerprint": result.key.original_fingerprint,
         "source_checkpoint": str(args.checkpoint),
         "test_accuracy": acc_locked,
     }
-    save_checkpoint(
+    save_locked(
         result.model,
+        result.key,
         args.out,
+        args.key,
         architecture=ckpt.architecture,
         arguments=ckpt.arguments,
         dataset=name,
-        locked=True,
         record=record,
+        passphrase=passphrase,
         force=args.force,
     )
     summary = {
@@ -362,7 +362,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
 def cmd_unlock(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     _distinct_outputs(args.locked, args.out)
-    check_output(args.out, force=args.force)
+    check_output(args.out, force=args.force, made_by="unlock")
     passphrase = None
     if key_is_sealed(args.key):
         passphrase = _read_passphrase(args, confirm=False)
@@ -387,6 +387,7 @@ def cmd_unlock(args: argparse.Namespace) -> int:
         locked=False,
         record=record,
         force=args.force,
+        made_by="unlock",
     )
     summary = {
         "command": "unlock",
@@ -430,6 +431,7 @@ def cmd_key_info(args: argparse.Namespace) -> int:
         "original_fingerprint": key.original_fingerprint,
         "locked_fingerprint": key.locked_fingerprint,
         "created": key.created,
+        "insecure": key.insecure or None,
         "config": dict(key.config),
         "info": dict(key.info),
     }
@@ -440,6 +442,8 @@ def cmd_key_info(args: argparse.Namespace) -> int:
         f"  unlocks {key.locked_fingerprint}",
         f"  restores {key.original_fingerprint}",
     ]
+    if key.insecure:
+        lines.append(f"  INSECURE: {key.insecure}")
     lines += [f"  {name}: {n}" for name, n in summary["tensors"].items()]
     _emit(args, summary, lines)
     return 0
@@ -488,14 +492,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     scheme = SCHEMES.build("advparams", {})
     result = scheme.lock(ckpt.model, train_data)
     # The demo owns its work folder, so it replaces its own earlier outputs there.
-    save_key(result.key, key_path, force=True)
-    save_checkpoint(
+    save_locked(
         result.model,
+        result.key,
         locked_path,
+        key_path,
         architecture=ckpt.architecture,
         arguments=ckpt.arguments,
         dataset="fashion-mnist",
-        locked=True,
         force=True,
     )
     locked = load_checkpoint(locked_path, device=device)
@@ -507,6 +511,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         arguments=ckpt.arguments,
         dataset="fashion-mnist",
         force=True,
+        made_by="unlock",
     )
     orig_state, rest_state = ckpt.model.state_dict(), restored.state_dict()
     exact = list(orig_state) == list(rest_state) and all(torch.equal(orig_state[k], rest_state[k]) for k in orig_state)
@@ -603,10 +608,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'advparams COMMAND --help' for a command's options. Errors print one line and exit 1.",
     )
     parser.add_argument("--version", action="version", version=f"advparams {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="on an error, print the Python traceback too (for bug reports)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser, *, device: bool = True, data: bool = True) -> None:
         p.add_argument("--json", action="store_true", help="print one machine-readable JSON summary to stdout")
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print a traceback on errors")
         if device:
             p.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: CUDA when present)")
         if data:
@@ -764,15 +773,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except AdvParamsError as exc:
-        print(f"advparams: error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"advparams: error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("advparams: interrupted; nothing was half-written", file=sys.stderr)
         return 130
+    except BaseException as exc:  # noqa: BLE001  (the CLI's one promise: one error line, exit 1)
+        if isinstance(exc, SystemExit):
+            raise
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"advparams: error: {error_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line the CLI prints for ``exc``."""
+    if isinstance(exc, AdvParamsError):
+        text = str(exc)
+    elif isinstance(exc, OSError):
+        text = f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}"
+    elif isinstance(exc, MemoryError):
+        text = "out of memory (the input asks for more than this machine has)"
+    elif isinstance(exc, RecursionError):
+        text = "the input is nested too deeply"
+    else:
+        text = f"unexpected {type(exc).__name__}: {exc} (a bug: please report it with --debug's traceback)"
+    return " ".join(text.split())[:2000]
 
 
 if __name__ == "__main__":

@@ -11,20 +11,23 @@ from collections.abc import Callable
 from typing import Any
 
 from advparams._device import resolve_device
-from advparams._io import check_output
 from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.errors import ConfigError, UserTableError
+from advparams.files import check_output
 from advparams.metrics import accuracy
 from advparams.watermarks import (
     WATERMARKS,
     UserTable,
     calibrate_on,
     identify,
+    is_watermark_key_file,
     issue,
     load_watermark_key,
     save_watermark_key,
     verify,
 )
+
+EMBED_COMMAND = "watermark embed"
 
 
 def _cli() -> Any:
@@ -52,8 +55,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     cli = _cli()
     start = time.perf_counter()
     cli._distinct_outputs(args.checkpoint, args.out, args.key)
-    check_output(args.out, force=args.force)
-    check_output(args.key, force=args.force)
+    check_output(args.out, force=args.force, made_by=EMBED_COMMAND)
+    check_output(args.key, force=args.force, accept=is_watermark_key_file)
     options = cli._parse_sets(args.set) | ({"seed": args.seed} if args.seed is not None else {})
     wm = WATERMARKS.build(args.scheme, options)
     device = resolve_device(args.device)
@@ -81,6 +84,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         dataset=name,
         record={"watermark": args.scheme, "source_checkpoint": str(args.checkpoint), "test_accuracy": after},
         force=args.force,
+        made_by=EMBED_COMMAND,
     )
     summary = {
         "command": "watermark embed",
@@ -178,7 +182,7 @@ def cmd_users(args: argparse.Namespace) -> int:
     if action == "issue":
         if not args.key or not args.user or not args.out:
             raise ConfigError("users issue needs --key, --user and --out")
-        check_output(args.out, force=args.force)
+        check_output(args.out, force=args.force, accept=is_watermark_key_file)
         user_key = issue(load_watermark_key(args.key), table, args.user)
         save_watermark_key(user_key, args.out, force=args.force)
         cli._emit(

@@ -1,7 +1,7 @@
 import pytest
 
-from advparams._io import atomic_directory, atomic_write_bytes
 from advparams.errors import OutputExistsError
+from advparams.files import atomic_directory, atomic_write_bytes
 
 
 def test_atomic_write_refuses_overwrite_without_force(tmp_path) -> None:
@@ -45,7 +45,7 @@ def test_permissions_follow_the_umask_and_keys_are_private(tmp_path) -> None:
     import os
     import stat
 
-    from advparams._io import atomic_write_bytes
+    from advparams.files import atomic_write_bytes
 
     old = os.umask(0o022)
     try:

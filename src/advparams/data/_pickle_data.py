@@ -57,21 +57,53 @@ class _Mark:
 _MARK = _Mark()
 
 
-def _finish(obj: Any) -> Any:
-    """Replaces construction stubs by their values, recursively."""
-    if isinstance(obj, _ArrayStub):
-        if obj.value is None:
-            raise DataError("pickle holds an array without data")
-        return obj.value
-    if isinstance(obj, _DtypeStub):
-        return obj.dtype
-    if isinstance(obj, dict):
-        return {_finish(k): _finish(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finish(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_finish(v) for v in obj)
-    return obj
+MAX_DEPTH = 32  # nesting of containers
+MAX_NODES = 1_000_000  # values visited while finishing, shared references counted each time
+MAX_STACK = 1_000_000  # values on the pickle machine's stack and in its memo
+
+
+class _Finisher:
+    """Replaces construction stubs by their values. Shared references are finished once and
+    shared again (so a small pickle of references cannot grow without end); a container
+    that holds itself, nesting deeper than :data:`MAX_DEPTH` or more than :data:`MAX_NODES`
+    visits are refused."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.done: dict[int, Any] = {}
+        self.active: set[int] = set()
+        self.nodes = 0
+
+    def __call__(self, obj: Any, depth: int = 0) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise DataError(f"{self.what} holds more than {MAX_NODES} values")
+        if isinstance(obj, _ArrayStub):
+            if obj.value is None:
+                raise DataError(f"{self.what} holds an array without data")
+            return obj.value
+        if isinstance(obj, _DtypeStub):
+            return obj.dtype
+        if not isinstance(obj, (dict, list, tuple)):
+            return obj
+        ident = id(obj)
+        if ident in self.done:
+            return self.done[ident]
+        if ident in self.active:
+            raise DataError(f"{self.what} holds a container that contains itself")
+        if depth >= MAX_DEPTH:
+            raise DataError(f"{self.what} is nested more than {MAX_DEPTH} levels deep")
+        self.active.add(ident)
+        out: Any
+        if isinstance(obj, dict):
+            out = {self(k, depth + 1): self(v, depth + 1) for k, v in obj.items()}
+        elif isinstance(obj, list):
+            out = [self(v, depth + 1) for v in obj]
+        else:
+            out = tuple(self(v, depth + 1) for v in obj)
+        self.active.discard(ident)
+        self.done[ident] = out
+        return out
 
 
 def loads_data(data: bytes, *, what: str = "pickle") -> Any:
@@ -84,10 +116,22 @@ def loads_data(data: bytes, *, what: str = "pickle") -> Any:
         DataError: the pickle is truncated, malformed, or holds anything but data.
     """
     try:
-        return _finish(_Reader(data, what).run())
+        return _Finisher(what)(_Reader(data, what).run())
     except DataError:
         raise
-    except (IndexError, struct.error, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        raise DataError(f"{what} is nested too deeply") from None
+    except (
+        IndexError,
+        struct.error,
+        ValueError,
+        TypeError,
+        KeyError,
+        UnicodeDecodeError,
+        AttributeError,
+        OverflowError,
+        MemoryError,
+    ) as exc:
         raise DataError(f"{what} is truncated or malformed ({type(exc).__name__})") from None
 
 
@@ -172,6 +216,8 @@ class _Reader:
     def run(self) -> Any:  # noqa: C901  (one branch per opcode is the clearest form)
         st = self.stack
         while True:
+            if len(st) > MAX_STACK or len(self.memo) > MAX_STACK:
+                raise DataError(f"{self.what} holds more than {MAX_STACK} values")
             op = self.take(1)
             if op == b"\x80":  # PROTO
                 self.take(1)

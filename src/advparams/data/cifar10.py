@@ -21,6 +21,7 @@ from advparams.data import DATASETS
 from advparams.data._pickle_data import loads_data
 from advparams.data.base import DatasetSpec, ImageDataset
 from advparams.errors import DataError
+from advparams.files import LIMITS, read_file
 
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
@@ -42,32 +43,38 @@ def _find(root: Path) -> tuple[str, Path]:
 
 def read_python_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Reads one python-version batch: ``(images [N, 3, 32, 32] uint8, labels [N])``."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}") from None
+    raw = read_file(path, what="CIFAR-10 batch", limit=LIMITS["cifar-batch"], error=DataError)
     batch = loads_data(raw, what=str(path))
     if not isinstance(batch, dict):
         raise DataError(f"{path} is not a CIFAR-10 batch (not a dict)")
     data = batch.get(b"data", batch.get("data"))
     labels = batch.get(b"labels", batch.get("labels"))
-    if not isinstance(data, np.ndarray) or labels is None:
+    if not isinstance(data, np.ndarray) or not isinstance(labels, (list, tuple, np.ndarray)):
         raise DataError(f"{path} is not a CIFAR-10 batch (no data/labels)")
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(labels) != data.shape[0]:
         raise DataError(f"{path} is not a CIFAR-10 batch (data {data.dtype} {data.shape}, {len(labels)} labels)")
-    return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
+    if isinstance(labels, np.ndarray):
+        ok = labels.ndim == 1 and labels.dtype.kind in "iu"
+    else:
+        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in labels)
+    y = np.asarray(labels, dtype=np.int64) if ok else None
+    if y is None or (y.size and (y.min() < 0 or y.max() > 9)):
+        raise DataError(f"{path} is not a CIFAR-10 batch (labels must be integers 0-9)")
+    return data.reshape(-1, 3, 32, 32), y
 
 
 def read_binary_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Reads one binary-version batch: ``(images [N, 3, 32, 32] uint8, labels [N])``."""
-    try:
-        raw = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}") from None
+    raw = np.frombuffer(
+        read_file(path, what="CIFAR-10 batch", limit=LIMITS["cifar-batch"], error=DataError), dtype=np.uint8
+    )
     if raw.size == 0 or raw.size % RECORD:
         raise DataError(f"{path} has {raw.size} bytes, not a multiple of {RECORD}: truncated or not CIFAR-10")
     rec = raw.reshape(-1, RECORD)
-    return rec[:, 1:].reshape(-1, 3, 32, 32), rec[:, 0].astype(np.int64)
+    labels = rec[:, 0].astype(np.int64)
+    if labels.max() > 9:
+        raise DataError(f"{path} is not a CIFAR-10 batch (a label byte exceeds 9)")
+    return rec[:, 1:].reshape(-1, 3, 32, 32), labels
 
 
 def load(split: str, root: Path | None) -> ImageDataset:

@@ -9,8 +9,8 @@ into that cache, unless ``ADVPARAMS_OFFLINE=1``.
 
 from __future__ import annotations
 
-import gzip
 import logging
+import math
 import os
 import urllib.request
 import zlib
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from advparams._io import atomic_write_bytes
 from advparams.data import DATASETS
 from advparams.data.base import DatasetSpec, ImageDataset
 from advparams.errors import DataError
+from advparams.files import LIMITS, atomic_write_bytes, read_file
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +60,30 @@ def parse_idx(data: bytes, *, what: str = "IDX file") -> np.ndarray:
         raise DataError(f"{what} is truncated (header)")
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     dtype = np.dtype(_IDX_DTYPES[data[2]])  # type: ignore[call-overload]
-    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(dims) * dtype.itemsize
     if len(data) != expected:
         raise DataError(f"{what} has {len(data)} bytes, expected {expected}: truncated or corrupt")
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
 
 
-def read_idx_gz(path: Path) -> np.ndarray:
-    """Reads a gzip-compressed IDX file."""
+def gunzip_bounded(data: bytes, *, what: str, limit: int = LIMITS["idx"]) -> bytes:
+    """Decompresses gzip ``data``, refusing output larger than ``limit`` (a gzip bomb)."""
+    d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
-        with gzip.open(path, "rb") as fh:
-            raw = fh.read()
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
-    return parse_idx(raw, what=str(path))
+        out = d.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise DataError(f"{what} is not a valid gzip file ({exc})") from None
+    if len(out) > limit:
+        raise DataError(f"{what} decompresses to more than {limit} bytes: not a Fashion-MNIST file")
+    if not d.eof:
+        raise DataError(f"{what} is a truncated gzip file")
+    return out
+
+
+def read_idx_gz(path: Path) -> np.ndarray:
+    """Reads a gzip-compressed IDX file (bounded: see ``LIMITS`` in :mod:`advparams.files`)."""
+    raw = read_file(path, what="IDX file", limit=LIMITS["idx-gz"], error=DataError)
+    return parse_idx(gunzip_bounded(raw, what=str(path)), what=str(path))
 
 
 def candidate_dirs(root: Path | None) -> list[Path]:
@@ -109,7 +119,7 @@ def download(split: str, dest: Path) -> None:
         log.info("downloading %s%s", URL, name)
         with urllib.request.urlopen(URL + name, timeout=30) as resp:  # noqa: S310 (fixed https/http URL)
             payload = resp.read()
-        parse_idx(gzip.decompress(payload), what=name)
+        parse_idx(gunzip_bounded(payload, what=name), what=name)
         atomic_write_bytes(dest / name, payload, force=True)
 
 

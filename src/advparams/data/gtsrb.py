@@ -11,6 +11,8 @@ antialiased). ``root`` may be the folder that contains ``GTSRB/`` or ``GTSRB/`` 
 from __future__ import annotations
 
 import csv
+import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +22,12 @@ import torch.nn.functional as F
 from advparams.data import DATASETS
 from advparams.data.base import DatasetSpec, ImageDataset
 from advparams.errors import DataError
+from advparams.files import LIMITS, read_file
 
 SIZE = 32
+MAX_SIDE = 4096  # largest image side read (the official images are at most 250 pixels)
+# An image named in an annotation file: a plain file name in the same folder (no path).
+_FILENAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\.ppm")
 NUM_CLASSES = 43
 # Per-channel statistics commonly used for GTSRB (approximate; only used to normalise).
 MEAN = (0.3403, 0.3121, 0.3214)
@@ -30,10 +36,7 @@ STD = (0.2724, 0.2608, 0.2669)
 
 def read_ppm(path: Path) -> np.ndarray:
     """Reads a binary PPM (P6, 8-bit) image into ``[H, W, 3]`` uint8."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}") from None
+    data = read_file(path, what="GTSRB image", limit=LIMITS["image"], error=DataError)
     tokens: list[bytes] = []
     pos = 0
     while len(tokens) < 4:
@@ -56,8 +59,8 @@ def read_ppm(path: Path) -> np.ndarray:
         w, h, maxval = int(tokens[1]), int(tokens[2]), int(tokens[3])
     except ValueError:
         raise DataError(f"{path} is not a PPM image (header)") from None
-    if maxval != 255 or w <= 0 or h <= 0:
-        raise DataError(f"{path}: only 8-bit PPM images are supported")
+    if maxval != 255 or not 0 < w <= MAX_SIDE or not 0 < h <= MAX_SIDE:
+        raise DataError(f"{path}: only 8-bit PPM images of at most {MAX_SIDE}x{MAX_SIDE} are supported")
     pixels = np.frombuffer(data, dtype=np.uint8, count=w * h * 3, offset=pos) if len(data) - pos >= w * h * 3 else None
     if pixels is None:
         raise DataError(f"{path} is truncated")
@@ -75,11 +78,12 @@ def _crop_resize(img: np.ndarray, roi: tuple[int, int, int, int]) -> torch.Tenso
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
+    raw = read_file(path, what="GTSRB annotation file", limit=LIMITS["gtsrb-csv"], error=DataError)
     try:
-        with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh, delimiter=";"))
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}") from None
+        text = raw.decode("utf-8-sig")
+        rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=";"))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path} is not a GTSRB annotation file ({type(exc).__name__})") from None
     need = {"Filename", "Roi.X1", "Roi.Y1", "Roi.X2", "Roi.Y2", "ClassId"}
     if not rows or not need <= set(rows[0]):
         raise DataError(f"{path} is not a GTSRB annotation file (needs columns {', '.join(sorted(need))})")
@@ -88,17 +92,26 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 def _load_rows(rows: list[dict[str, str]], folder: Path, csv_path: Path) -> tuple[list[torch.Tensor], list[int]]:
     images, labels = [], []
-    for row in rows:
+    for i, row in enumerate(rows):
         try:
-            roi = (int(row["Roi.X1"]), int(row["Roi.Y1"]), int(row["Roi.X2"]), int(row["Roi.Y2"]))
-            label = int(row["ClassId"])
-        except (TypeError, ValueError):
-            raise DataError(f"{csv_path}: bad row {row}") from None
+            roi = tuple(_small_int(row[f"Roi.{c}"]) for c in ("X1", "Y1", "X2", "Y2"))
+            label = _small_int(row["ClassId"])
+        except (TypeError, ValueError, KeyError):
+            raise DataError(f"{csv_path}: row {i + 2} is not a GTSRB annotation") from None
         if not 0 <= label < NUM_CLASSES:
             raise DataError(f"{csv_path}: class {label} outside [0, {NUM_CLASSES})")
-        images.append(_crop_resize(read_ppm(folder / row["Filename"]), roi))
+        name = row.get("Filename")
+        if not isinstance(name, str) or not _FILENAME.fullmatch(name):
+            raise DataError(f"{csv_path}: row {i + 2} names {str(name)[:60]!r}, not an image file beside it")
+        images.append(_crop_resize(read_ppm(folder / name), roi))  # type: ignore[arg-type]
         labels.append(label)
     return images, labels
+
+
+def _small_int(text: str | None) -> int:
+    if text is None or len(text) > 9:
+        raise ValueError("not a small integer")
+    return int(text)
 
 
 def _base(root: Path) -> Path:

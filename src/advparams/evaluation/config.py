@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,8 @@ from typing import Any
 
 from advparams.attacks import ATTACKS
 from advparams.data import DATASETS
-from advparams.errors import ConfigError
+from advparams.errors import AdvParamsError, ConfigError
+from advparams.files import LIMITS, parse_yaml, read_file
 from advparams.models import MODELS
 from advparams.registry import config_from_dict, config_to_dict
 from advparams.schemes import SCHEMES
@@ -229,22 +231,57 @@ def _keys(d: Mapping[str, Any], allowed: set[str], what: str) -> None:
         raise ConfigError(f"{what} has unknown key(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}")
 
 
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A run name: letters, digits, ``_``, ``.`` and ``-``, starting with a letter or digit
+(it names a folder under ``runs/eval/``, so it holds no path separator and no ``..``)."""
+MAX_SEED = 2**31 - 1
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _optional_str(v: Any, what: str) -> str | None:
+    if v is not None and not isinstance(v, str):
+        raise ConfigError(f"{what} must be a string, got {type(v).__name__}")
+    return v
+
+
 def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
     """Builds and validates an :class:`EvalConfig`; every mistake is one clear ConfigError.
 
     Scheme and attack options are checked against their registered configurations
     (unknown option, bad value), so a typo fails before any training starts.
     """
+    try:
+        return _config_from_mapping(raw)
+    except AdvParamsError:
+        raise
+    except (TypeError, ValueError, AttributeError, RuntimeError, OverflowError) as exc:
+        # A value of a type no check above foresaw (options are handed to dataclasses).
+        raise ConfigError(
+            f"the config holds a value of the wrong type ({type(exc).__name__}: {str(exc)[:120]})"
+        ) from None
+
+
+def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
     raw = _mapping(raw, "the config")
     _keys(raw, _TOP, "the config")
     for req in ("name", "dataset", "model"):
         if not raw.get(req):
             raise ConfigError(f"the config needs {req!r}")
+        if not isinstance(raw[req], str):
+            raise ConfigError(f"{req} must be a string, got {type(raw[req]).__name__}")
+    if not NAME_PATTERN.fullmatch(raw["name"]) or ".." in raw["name"]:
+        raise ConfigError(
+            f"name {raw['name'][:40]!r} must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )
     DATASETS.get(raw["dataset"])
     MODELS.get(raw["model"])
+    _optional_str(raw.get("data_dir"), "data_dir")
     seeds = raw.get("seeds", [0, 1, 2])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise ConfigError("seeds must be a non-empty list of integers")
+    if not isinstance(seeds, list) or not seeds or not all(_is_int(s) and 0 <= s <= MAX_SEED for s in seeds):
+        raise ConfigError(f"seeds must be a non-empty list of integers in [0, {MAX_SEED}]")
     if len(set(seeds)) != len(seeds):
         raise ConfigError("seeds must not repeat")
     train = config_from_dict(TrainConfig, _mapping(raw.get("train"), "train"), what="train")
@@ -256,6 +293,9 @@ def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         if "name" not in s:
             raise ConfigError(f"schemes[{i}] needs a name")
         opts = _mapping(s.get("options"), f"schemes[{i}].options")
+        _optional_str(s["name"], f"schemes[{i}].name")
+        _optional_str(s.get("match_params"), f"schemes[{i}].match_params")
+        _optional_str(s.get("label"), f"schemes[{i}].label")
         SCHEMES.build(s["name"], opts)  # validates name and options
         spec = SchemeSpec(s["name"], opts, s.get("match_params"), s.get("label"))
         if spec.match_params is not None and spec.match_params not in [x.title for x in schemes]:
@@ -276,6 +316,8 @@ def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         if "name" not in w:
             raise ConfigError(f"watermarks[{i}] needs a name")
         opts = _mapping(w.get("options"), f"watermarks[{i}].options")
+        _optional_str(w["name"], f"watermarks[{i}].name")
+        _optional_str(w.get("label"), f"watermarks[{i}].label")
         WATERMARKS.build(w["name"], opts)  # validates name and options
         wspec = WatermarkSpec(w["name"], opts, w.get("label"))
         if wspec.title in [x.title for x in watermarks] + [x.title for x in schemes]:
@@ -284,14 +326,14 @@ def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
     if not schemes and not watermarks:
         raise ConfigError("the config lists no schemes and no watermarks")
     null_models = raw.get("null_models", 5)
-    if not isinstance(null_models, int) or null_models < 1:
-        raise ConfigError("null_models must be a positive integer")
+    if not _is_int(null_models) or not 1 <= null_models <= 1000:
+        raise ConfigError("null_models must be an integer in [1, 1000]")
     fpr = raw.get("fpr", 1e-6)
-    if not isinstance(fpr, (int, float)) or not 0.0 < float(fpr) < 1.0:
+    if not isinstance(fpr, (int, float)) or isinstance(fpr, bool) or not 0.0 < float(fpr) < 1.0:
         raise ConfigError("fpr must be a number in (0, 1)")
     users = raw.get("users", 10)
-    if not isinstance(users, int) or users < 1:
-        raise ConfigError("users must be a positive integer")
+    if not _is_int(users) or not 1 <= users <= 10_000:
+        raise ConfigError("users must be an integer in [1, 10000]")
     lock_with = _mapping(raw.get("lock_with"), "lock_with")
     if lock_with:
         _keys(lock_with, {"name", "options"}, "lock_with")
@@ -303,6 +345,7 @@ def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         _keys(a, {"name", "options", "grid", "cases"}, f"attacks[{i}]")
         if "name" not in a:
             raise ConfigError(f"attacks[{i}] needs a name")
+        _optional_str(a["name"], f"attacks[{i}].name")
         opts = _mapping(a.get("options"), f"attacks[{i}].options")
         grid_raw = _mapping(a.get("grid"), f"attacks[{i}].grid")
         grid = {}
@@ -323,19 +366,21 @@ def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         attacks.append(aspec)
 
     budgets = raw.get("budgets") or []
-    if not isinstance(budgets, list) or not all(isinstance(b, int) and b >= 1 for b in budgets):
+    if not isinstance(budgets, list) or not all(_is_int(b) and 1 <= b <= 2**40 for b in budgets):
         raise ConfigError("budgets must be a list of positive integers")
     for name in ("train_samples", "test_samples"):
         v = raw.get(name)
-        if v is not None and (not isinstance(v, int) or v < 1):
+        if v is not None and (not _is_int(v) or v < 1):
             raise ConfigError(f"{name} must be a positive integer or null")
     checkpoints = _mapping(raw.get("checkpoints"), "checkpoints")
-    try:
-        ckpts = {int(k): str(v) for k, v in checkpoints.items()}
-    except ValueError:
-        raise ConfigError("checkpoints maps seeds (integers) to checkpoint folders") from None
+    if not all(_is_int(k) and isinstance(v, str) for k, v in checkpoints.items()):
+        raise ConfigError("checkpoints maps seeds (integers) to checkpoint folders (strings)")
+    ckpts: dict[int, str] = {int(k): str(v) for k, v in checkpoints.items()}
+    for name in ("stealth", "histograms"):
+        if not isinstance(raw.get(name, True), bool):
+            raise ConfigError(f"{name} must be true or false")
     return EvalConfig(
-        name=str(raw["name"]),
+        name=raw["name"],
         dataset=raw["dataset"],
         model=raw["model"],
         seeds=tuple(seeds),
@@ -353,8 +398,8 @@ def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         lock_with=lock_with,
         attacks=tuple(attacks),
         budgets=tuple(budgets),
-        stealth=bool(raw.get("stealth", True)),
-        histograms=bool(raw.get("histograms", True)),
+        stealth=raw.get("stealth", True),
+        histograms=raw.get("histograms", True),
     )
 
 
@@ -365,19 +410,12 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
         path: the YAML file.
         overrides: top-level keys to replace (e.g. ``{"seeds": [0]}``).
     """
-    import yaml
-
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {p} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {p} ({type(exc).__name__})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {p} is not valid YAML{where}") from None
+    raw = parse_yaml(
+        read_file(p, what="config file", limit=LIMITS["config"], error=ConfigError),
+        what=f"config file {p}",
+        error=ConfigError,
+    )
     if not isinstance(raw, Mapping):
         raise ConfigError(f"config file {p} must hold a mapping at the top level")
     return config_from_mapping({**raw, **dict(overrides or {})})

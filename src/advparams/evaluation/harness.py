@@ -21,7 +21,6 @@ training), inside ``torch.random.fork_rng``.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
@@ -38,10 +37,12 @@ from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.data import DATASETS, ImageDataset, load_dataset
 from advparams.data.base import iter_batches
 from advparams.errors import AdvParamsError, ConfigError, KeyMismatchError, OutputExistsError
-from advparams.evaluation.config import AttackSpec, EvalConfig, SchemeSpec, WatermarkSpec, config_from_mapping
+from advparams.evaluation.config import AttackSpec, EvalConfig, SchemeSpec, WatermarkSpec
 from advparams.evaluation.rows import ResultRow, RowWriter, read_rows, row_key
+from advparams.files import atomic_directory, atomic_write_bytes, read_marker, resolve, write_marker
 from advparams.fingerprint import model_fingerprint
-from advparams.keys import Key, load_key, save_key
+from advparams.keys import Key, load_key
+from advparams.locked import save_locked
 from advparams.metrics import accuracy, detection_scores, stealth_summary
 from advparams.models import build_model
 from advparams.schemes import SCHEMES, LockResult
@@ -72,47 +73,75 @@ class HarnessProgress:
 def _write_config(path: Path, config: EvalConfig) -> None:
     import yaml
 
-    from advparams._io import atomic_write_bytes
-
     text = "# Resolved by advparams evaluate-protection; a re-run of this folder must match it.\n"
     text += yaml.safe_dump(config.to_dict(), sort_keys=False)
     atomic_write_bytes(path, text.encode(), force=True)
 
 
 def _read_saved_config(path: Path) -> EvalConfig:
-    import yaml
+    from advparams.evaluation.config import load_config
 
     try:
-        return config_from_mapping(yaml.safe_load(path.read_text()))
-    except (ConfigError, yaml.YAMLError, OSError) as exc:
+        return load_config(path)
+    except ConfigError as exc:
         raise ConfigError(f"{path} is not a readable resolved config ({exc})") from None
+
+
+RUN_COMMAND = "evaluate-protection"
+
+
+def _is_run_dir(out: Path) -> bool:
+    """A folder this command made: its marker, or (runs from before markers) a readable resolved config."""
+    if read_marker(out) == RUN_COMMAND:
+        return True
+    try:
+        _read_saved_config(out / CONFIG_FILE)
+    except ConfigError:
+        return False
+    return True
 
 
 def prepare_run_dir(out: Path, config: EvalConfig, *, force: bool) -> None:
     """Creates ``out`` or checks that it holds a run of the same configuration.
 
-    With ``force`` a run of a different configuration is removed first (its rows and
-    models are lost, which is what ``--force`` asks for).
+    With ``force`` a run of a different configuration is replaced (its rows and models
+    are lost, which is what ``--force`` asks for); a folder that is not a run folder is
+    never replaced, with or without ``force``.
     """
+    out = resolve(out)
     cfg_path = out / CONFIG_FILE
-    if out.exists():
+    if out.exists() or out.is_symlink():
         if not out.is_dir():
             raise OutputExistsError(f"{out} exists and is not a folder")
         if cfg_path.exists():
             if _read_saved_config(cfg_path).fingerprint() == config.fingerprint():
+                if read_marker(out) is None:
+                    write_marker(out, RUN_COMMAND)
                 return  # resume
             if not force:
                 raise OutputExistsError(
                     f"{out} holds a run of a different configuration; use another --out, "
                     "or --force to discard it and start again"
                 )
-            shutil.rmtree(out)
         elif any(out.iterdir()):
-            if not force:
-                raise OutputExistsError(f"{out} exists and is not an evaluation run; pass --force to use it")
-            shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_config(cfg_path, config)
+            raise OutputExistsError(
+                f"{out} exists, is not empty and is not an evaluation run folder; it is never replaced "
+                "(not even with --force): choose another --out"
+            )
+        if any(out.iterdir()):
+            if not _is_run_dir(out):
+                raise OutputExistsError(
+                    f"{out} is not an evaluation run folder; it is never replaced: choose another --out"
+                )
+            write_marker(out, RUN_COMMAND)  # a run from before markers
+        else:
+            write_marker(out, RUN_COMMAND)  # an empty folder holds nothing to lose
+        with atomic_directory(out, force=True, made_by=RUN_COMMAND) as tmp:
+            _write_config(tmp / CONFIG_FILE, config)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(out, made_by=RUN_COMMAND) as tmp:
+        _write_config(tmp / CONFIG_FILE, config)
 
 
 def _option_fields(kind: str, name: str) -> set[str]:
@@ -166,14 +195,11 @@ def _histograms(original: nn.Module, locked: nn.Module, key: Key, bins: int = 50
 
 
 def _stealth_row(original: nn.Module, locked: nn.Module, key: Key) -> dict[str, Any]:
-    """The stealth summary without key material: per-value rows keep the tensor name,
-    z-score and percentile but neither the position nor the original value, sorted so
-    that their order says nothing about positions."""
+    """The stealth summary without key material: aggregate statistics and per-tensor KS
+    tests only. Per-value z-scores are left out: with the locked model they single out the
+    changed values, which is the key."""
     summary = stealth_summary(original, locked, key)
-    summary["per_value"] = sorted(
-        ({k: v[k] for k in ("name", "z_score", "percentile", "extremeness")} for v in summary["per_value"]),
-        key=lambda v: (v["name"], v["z_score"]),
-    )
+    del summary["per_value"]
     return summary
 
 
@@ -336,16 +362,16 @@ class Harness:
         locked_acc = self._accuracy(res.model)
         unlocked_acc = self._accuracy(restored)
         ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(
+        save_locked(
             res.model,
+            res.key,
             ckpt_path,
+            key_path,
             architecture=cfg.model,
             arguments={**DATASETS.get(cfg.dataset).model_options, **dict(cfg.model_options)},
             dataset=cfg.dataset,
-            locked=True,
             force=True,
         )
-        save_key(res.key, key_path, force=True)
         r = res.report
         metrics = {
             "options": options,

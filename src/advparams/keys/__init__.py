@@ -1,6 +1,16 @@
 """Secret keys: the exact lock/unlock operations, the file format and passphrase sealing."""
 
-from advparams.keys.io import KEY_FORMAT, KEY_VERSION, key_from_bytes, key_is_sealed, key_to_bytes, load_key, save_key
+from advparams.keys.io import (
+    KEY_FORMAT,
+    KEY_VERSION,
+    is_key_file,
+    key_from_bytes,
+    key_is_sealed,
+    key_metadata,
+    key_to_bytes,
+    load_key,
+    save_key,
+)
 from advparams.keys.key import Key, KeyEntry, Shuffle, relock, unlock
 
 __all__ = [
@@ -8,6 +18,8 @@ __all__ = [
     "KEY_VERSION",
     "Key",
     "KeyEntry",
+    "is_key_file",
+    "key_metadata",
     "key_from_bytes",
     "key_is_sealed",
     "key_to_bytes",

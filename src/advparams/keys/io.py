@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +40,16 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from advparams import __version__
-from advparams._io import atomic_write_bytes
 from advparams.errors import KeyFileError, PassphraseError
+from advparams.files import LIMITS, atomic_write_bytes, integer, parse_json, read_file, safetensors_metadata, string
 from advparams.fingerprint import tensor_bytes
 from advparams.keys.key import Key, KeyEntry, Shuffle
-from advparams.keys.seal import is_sealed, seal, unseal
+from advparams.keys.seal import Passphrase, is_sealed, seal, unseal
+from advparams.keys.shuffle import SECRET_BYTES
 
 KEY_FORMAT = "advparams-key"
 KEY_VERSION = 2
 _READS = ("1", "2")
-MAX_HEADER = 100 * 1024 * 1024
 
 
 def _digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
@@ -96,30 +96,54 @@ def key_to_bytes(key: Key) -> bytes:
     return st_save(tensors, metadata=meta)
 
 
-def _metadata(data: bytes) -> dict[str, Any]:
-    if len(data) < 8:
-        raise KeyFileError("key file is truncated or not a key file")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > MAX_HEADER or 8 + n > len(data):
-        raise KeyFileError("key file is truncated or not a key file")
-    try:
-        header = json.loads(data[8 : 8 + n])
-    except ValueError:
-        raise KeyFileError("key file is corrupt or not a key file (bad header)") from None
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(meta, dict):
-        raise KeyFileError("not an advparams key file (no metadata)")
-    return meta
+def key_metadata(data: bytes) -> dict[str, str]:
+    """The string metadata of a key file's bytes, read with bounded depth and size."""
+    return safetensors_metadata(data, what="key file", error=KeyFileError)
+
+
+_FINGERPRINT = re.compile(r"sha256:[0-9a-f]{64}")
+MAX_ENTRIES = 100_000  # changed tensors in one key
+MAX_NUMEL = 2**40  # values in one shuffled tensor
+
+
+def _json_field(meta: dict[str, str], name: str, kind: type) -> Any:
+    if name not in meta:
+        raise KeyFileError(f"key file is corrupt (no {name!r})")
+    value = parse_json(meta[name], what=f"key file field {name!r}", error=KeyFileError)
+    if not isinstance(value, kind):
+        raise KeyFileError(f"key file is corrupt ({name!r} is not a JSON {kind.__name__})")
+    return value
+
+
+def _fingerprint_field(meta: dict[str, str], name: str) -> str:
+    value = meta.get(name)
+    if not isinstance(value, str) or not _FINGERPRINT.fullmatch(value):
+        raise KeyFileError(f"key file is corrupt ({name!r} is not a sha256 fingerprint)")
+    return value
+
+
+def _shuffles(meta: dict[str, str]) -> tuple[Shuffle, ...]:
+    raw = _json_field(meta, "shuffles", list) if "shuffles" in meta else []
+    out = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, list) or len(item) != 3:
+            raise KeyFileError(f"key file is corrupt (shuffle {i} is not [name, numel, count])")
+        name = string(item[0], what=f"key file shuffle {i} name", error=KeyFileError)
+        numel = integer(item[1], what=f"key file shuffle {i} size", lo=2, hi=MAX_NUMEL, error=KeyFileError)
+        count = integer(item[2], what=f"key file shuffle {i} count", lo=2, hi=numel, error=KeyFileError)
+        out.append(Shuffle(name, numel, count))
+    return tuple(out)
 
 
 def key_from_bytes(data: bytes) -> Key:
-    """Parses a plain key file, checking its format, version and digest."""
-    meta = _metadata(data)
+    """Parses a plain key file, checking its format, version, digest and every field."""
+    meta = key_metadata(data)
     if meta.get("format") != KEY_FORMAT:
-        raise KeyFileError(f"not an advparams key file (format {meta.get('format')!r})")
+        raise KeyFileError(f"not an advparams key file (format {meta.get('format', '')[:40]!r})")
     if meta.get("version") not in _READS:
         raise KeyFileError(
-            f"key file version {meta.get('version')!r} is not supported (this version reads {', '.join(_READS)})"
+            f"key file version {meta.get('version', '')[:20]!r} is not supported "
+            f"(this version reads {', '.join(_READS)})"
         )
     try:
         tensors = st_load(data)
@@ -127,55 +151,76 @@ def key_from_bytes(data: bytes) -> Key:
         raise KeyFileError(f"key file is truncated or corrupt ({type(exc).__name__})") from None
     if meta.get("digest") != _digest(meta, tensors):
         raise KeyFileError("key file is corrupt or was edited (digest mismatch)")
-    try:
-        names = json.loads(meta["names"])
-        entries = tuple(
-            KeyEntry(name, tensors[f"{i}.index"], tensors[f"{i}.original"], tensors[f"{i}.locked"])
-            for i, name in enumerate(names)
-        )
-        shuffles = tuple(
-            Shuffle(str(n), int(numel), int(count)) for n, numel, count in json.loads(meta.get("shuffles", "[]"))
-        )
-        secret = bytes(tensors["secret"].tolist()) if shuffles else b""
-        if shuffles and meta.get("version") != "2":
-            raise KeyFileError("key file is corrupt (shuffles in a version-1 file)")
-        if len(tensors) != 3 * len(names) + (1 if shuffles else 0):
-            raise KeyFileError("key file holds unexpected tensors")
-        return Key(
-            entries=entries,
-            original_fingerprint=meta["original_fingerprint"],
-            locked_fingerprint=meta["locked_fingerprint"],
-            scheme=meta["scheme"],
-            config=json.loads(meta["config"]),
-            info=json.loads(meta["info"]),
-            created=meta.get("created", ""),
-            shuffles=shuffles,
-            secret=secret,
-        )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise KeyFileError(f"key file is corrupt ({type(exc).__name__}: {exc})") from None
+    names = _json_field(meta, "names", list)
+    if len(names) > MAX_ENTRIES:
+        raise KeyFileError(f"key file lists {len(names)} tensors, more than {MAX_ENTRIES}")
+    for i, name in enumerate(names):
+        string(name, what=f"key file name {i}", error=KeyFileError)
+    if len(set(names)) != len(names):
+        raise KeyFileError("key file is corrupt (a tensor is listed twice)")
+    shuffles = _shuffles(meta)
+    if shuffles and meta.get("version") != "2":
+        raise KeyFileError("key file is corrupt (shuffles in a version-1 file)")
+    expected = {f"{i}.{part}" for i in range(len(names)) for part in ("index", "original", "locked")}
+    if shuffles:
+        expected.add("secret")
+    if set(tensors) != expected:
+        raise KeyFileError("key file holds unexpected or missing tensors")
+    secret = b""
+    if shuffles:
+        t = tensors["secret"]
+        if t.dtype != torch.uint8 or t.shape != (SECRET_BYTES,):
+            raise KeyFileError(f"key file is corrupt (the secret is not {SECRET_BYTES} bytes)")
+        secret = bytes(t.tolist())
+    entries = []
+    for i, name in enumerate(names):
+        index, original, locked = (tensors[f"{i}.{part}"] for part in ("index", "original", "locked"))
+        if index.numel() and int(index.min()) < 0:
+            raise KeyFileError(f"key entry {name!r} addresses a negative position")
+        entries.append(KeyEntry(name, index, original, locked))
+    return Key(
+        entries=tuple(entries),
+        original_fingerprint=_fingerprint_field(meta, "original_fingerprint"),
+        locked_fingerprint=_fingerprint_field(meta, "locked_fingerprint"),
+        scheme=string(meta.get("scheme"), what="key file scheme", max_len=200, error=KeyFileError),
+        config=_json_field(meta, "config", dict),
+        info=_json_field(meta, "info", dict),
+        created=string(meta.get("created", ""), what="key file creation time", max_len=100, error=KeyFileError),
+        shuffles=shuffles,
+        secret=secret,
+    )
 
 
-def save_key(key: Key, path: str | os.PathLike[str], *, passphrase: str | None = None, force: bool = False) -> Path:
-    """Writes ``key`` to ``path`` atomically, sealed when a ``passphrase`` is given.
+def save_key(
+    key: Key, path: str | os.PathLike[str], *, passphrase: Passphrase | None = None, force: bool = False
+) -> Path:
+    """Writes ``key`` to ``path`` atomically, sealed when a ``passphrase`` is given; with
+    ``force`` it replaces only an existing key file. To write a locked model and its key
+    together, use :func:`advparams.locked.save_locked`, which never leaves one without the other.
 
     Raises:
-        OutputExistsError: ``path`` exists and ``force`` is False.
+        OutputExistsError: ``path`` exists and ``force`` is False, or it is not a key file.
     """
     data = key_to_bytes(key)
     if passphrase is not None:
         data = seal(data, passphrase)
-    return atomic_write_bytes(path, data, force=force, private=True)
+    return atomic_write_bytes(path, data, force=force, private=True, accept=is_key_file)
 
 
 def read_key_file(path: str | os.PathLike[str]) -> bytes:
-    """Reads a key file's bytes, with a clear error when it cannot be read."""
+    """Reads a key file's bytes: a regular file within ``LIMITS["key"]``, else one clear error."""
+    return read_file(path, what="key file", limit=LIMITS["key"], error=KeyFileError)
+
+
+def is_key_file(path: Path) -> bool:
+    """Whether ``path`` holds an advparams key (plain or sealed): what ``lock --force`` may replace."""
     try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise KeyFileError(f"key file {path} does not exist") from None
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
+        data = read_key_file(path)
+        if is_sealed(data):
+            return True
+        return key_metadata(data).get("format") == KEY_FORMAT
+    except KeyFileError:
+        return False
 
 
 def key_is_sealed(path: str | os.PathLike[str]) -> bool:
@@ -183,7 +228,7 @@ def key_is_sealed(path: str | os.PathLike[str]) -> bool:
     return is_sealed(read_key_file(path))
 
 
-def load_key(path: str | os.PathLike[str], *, passphrase: str | None = None) -> Key:
+def load_key(path: str | os.PathLike[str], *, passphrase: Passphrase | None = None) -> Key:
     """Reads a key file (plain or sealed).
 
     Raises:

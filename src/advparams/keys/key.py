@@ -131,6 +131,12 @@ class Key:
             raise KeyFileError(f"tensor {sorted(both)[0]!r} is both shuffled and listed by entry")
 
     @property
+    def insecure(self) -> str:
+        """Why this key gives no protection (e.g. a secret derived from a seed), or ``""``."""
+        reason = self.info.get("insecure", "")
+        return reason if isinstance(reason, str) else "marked insecure"
+
+    @property
     def num_changed(self) -> int:
         """Number of scalar values the lock changed (moved, for shuffles)."""
         return sum(e.indices.numel() for e in self.entries) + sum(s.count for s in self.shuffles)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advparams._io import atomic_write_bytes
 from advparams.errors import AdvParamsError, OutputExistsError
 from advparams.evaluation.harness import CONFIG_FILE, RESULTS_FILE, _read_saved_config
 from advparams.evaluation.rows import read_rows
+from advparams.files import atomic_write_bytes
 from advparams.reports._table import fmt_num, fmt_pct, mean_std
 from advparams.reports.markdown import MARKER, build_report
 

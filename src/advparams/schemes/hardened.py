@@ -27,10 +27,11 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import hashlib
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -42,6 +43,13 @@ from advparams.keys.shuffle import SECRET_BYTES, apply_shuffle_
 from advparams.models import count_parameters
 from advparams.schemes._common import check_lock_options, lock_report, prepare_lock
 from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
+
+logger = logging.getLogger(__name__)
+
+INSECURE = (
+    "reproducible: true derives the shuffle secret from the seed, so anyone who can guess the seed "
+    "can unlock this model: use it for research runs only, never for a model you ship"
+)
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,8 @@ class Hardened(Scheme[HardenedConfig]):
         cfg = self.config
         setup = prepare_lock(model, data, cfg, generator)
         _, before = setup.samples.loss_accuracy(setup.work)
+        if cfg.reproducible:
+            logger.warning(INSECURE)
         secret = research_secret(cfg.seed) if cfg.reproducible else os.urandom(SECRET_BYTES)
         assert len(secret) == SECRET_BYTES
         locked = copy.deepcopy(model)
@@ -122,13 +132,15 @@ class Hardened(Scheme[HardenedConfig]):
         if progress is not None:
             progress(LockProgress(1, sum(s.count for s in shuffles), sum(s.count for s in shuffles), after, 0.0, loss))
         total = count_parameters(model)
-        info = {
+        info: dict[str, Any] = {
             "params_total": total,
             "lock_accuracy_before": before,
             "lock_accuracy_after": after,
             "num_samples": setup.samples.n,
             "reproducible_secret": cfg.reproducible,
         }
+        if cfg.reproducible:
+            info["insecure"] = INSECURE
         key = Key(
             entries=(),
             original_fingerprint=state_fingerprint(model.state_dict()),

@@ -30,11 +30,12 @@ from advparams.watermarks.base import (
     trace,
     verify,
 )
-from advparams.watermarks.keyfile import load_watermark_key, save_watermark_key  # noqa: E402
+from advparams.watermarks.keyfile import is_watermark_key_file, load_watermark_key, save_watermark_key  # noqa: E402
 from advparams.watermarks.lsb import hide_bits, reveal_bits
 from advparams.watermarks.users import Authentication, UserTable
 
 __all__ = [
+    "is_watermark_key_file",
     "WATERMARKS",
     "Authentication",
     "Calibration",

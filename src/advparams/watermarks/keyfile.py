@@ -33,9 +33,18 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from advparams import __version__
-from advparams._io import atomic_write_bytes
-from advparams.errors import KeyFileError
-from advparams.keys.io import _metadata, tagged_digest
+from advparams.errors import AdvParamsError, KeyFileError
+from advparams.files import (
+    LIMITS,
+    atomic_write_bytes,
+    integer,
+    number,
+    parse_json,
+    read_file,
+    safetensors_metadata,
+    string,
+)
+from advparams.keys.io import tagged_digest
 from advparams.watermarks.base import WatermarkKey
 
 WM_FORMAT = "advparams-watermark"
@@ -66,51 +75,82 @@ def watermark_key_to_bytes(key: WatermarkKey) -> bytes:
     return st_save(tensors, metadata=meta)
 
 
+MAX_CLASSES = 100_000
+
+
+def _floats(meta: dict[str, str], name: str, channels: int) -> tuple[float, ...]:
+    values = parse_json(meta.get(name, ""), what=f"watermark key field {name!r}", error=KeyFileError)
+    if not isinstance(values, list) or len(values) != channels:
+        raise KeyFileError(f"watermark key file is corrupt ({name!r} is not a list of {channels} numbers)")
+    lo = 1e-12 if name == "std" else -1e6
+    return tuple(number(v, what=f"watermark key {name}", lo=lo, hi=1e6, error=KeyFileError) for v in values)
+
+
 def watermark_key_from_bytes(data: bytes) -> WatermarkKey:
-    """Parses a watermark key file, checking its format, version and digest."""
-    try:
-        meta = _metadata(data)
-    except KeyFileError:
-        raise KeyFileError("not a watermark key file (truncated or corrupt header)") from None
+    """Parses a watermark key file, checking its format, version, digest and every field."""
+    meta = safetensors_metadata(data, what="watermark key file", error=KeyFileError)
     if meta.get("format") != WM_FORMAT:
-        raise KeyFileError(f"not an advparams watermark key file (format {meta.get('format')!r})")
+        raise KeyFileError(f"not an advparams watermark key file (format {meta.get('format', '')[:40]!r})")
     if meta.get("version") != WM_VERSION:
-        raise KeyFileError(f"watermark key version {meta.get('version')!r} is not supported (this reads 1)")
+        raise KeyFileError(f"watermark key version {meta.get('version', '')[:20]!r} is not supported (this reads 1)")
     try:
         tensors = st_load(data)
     except Exception as exc:  # noqa: BLE001  (safetensors raises its own error types)
         raise KeyFileError(f"watermark key file is truncated or corrupt ({type(exc).__name__})") from None
     if meta.get("digest") != _digest(meta, tensors):
         raise KeyFileError("watermark key file is corrupt or was edited (digest mismatch)")
+    if set(tensors) != {"images", "labels"}:
+        raise KeyFileError("watermark key file holds unexpected or missing tensors")
+    images, labels = tensors["images"], tensors["labels"]
+    if images.dtype != torch.uint8 or images.dim() != 4 or labels.dtype != torch.int64 or labels.dim() != 1:
+        raise KeyFileError("watermark key file is corrupt (images must be uint8 [N, C, H, W], labels int64 [N])")
     try:
-        if set(tensors) != {"images", "labels"}:
-            raise ValueError("unexpected tensors")
+        num_classes = int(meta.get("num_classes", ""))
+    except ValueError:
+        raise KeyFileError("watermark key file is corrupt (num_classes is not an integer)") from None
+    integer(num_classes, what="watermark key num_classes", lo=2, hi=MAX_CLASSES, error=KeyFileError)
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise KeyFileError(f"watermark key file is corrupt (labels outside [0, {num_classes}))")
+    config = parse_json(meta.get("config", ""), what="watermark key field 'config'", error=KeyFileError)
+    if not isinstance(config, dict):
+        raise KeyFileError("watermark key file is corrupt ('config' is not a JSON object)")
+    try:
         return WatermarkKey(
-            scheme=meta["scheme"],
-            images=tensors["images"],
-            labels=tensors["labels"],
-            mean=tuple(float(v) for v in json.loads(meta["mean"])),
-            std=tuple(float(v) for v in json.loads(meta["std"])),
-            num_classes=int(meta["num_classes"]),
-            model_fingerprint=meta.get("model_fingerprint", ""),
-            config=json.loads(meta["config"]),
-            user=meta.get("user", ""),
+            scheme=string(meta.get("scheme"), what="watermark key scheme", max_len=200, error=KeyFileError),
+            images=images,
+            labels=labels,
+            mean=_floats(meta, "mean", int(images.shape[1])),
+            std=_floats(meta, "std", int(images.shape[1])),
+            num_classes=num_classes,
+            model_fingerprint=string(
+                meta.get("model_fingerprint", ""), what="fingerprint", max_len=200, error=KeyFileError
+            ),
+            config=config,
+            user=string(meta.get("user", ""), what="watermark key user", max_len=200, error=KeyFileError),
         )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise KeyFileError(f"watermark key file is corrupt ({type(exc).__name__}: {exc})") from None
+    except KeyFileError:
+        raise
+    except AdvParamsError as exc:
+        raise KeyFileError(f"watermark key file is corrupt ({exc})") from None
+
+
+def is_watermark_key_file(path: Path) -> bool:
+    """Whether ``path`` holds a watermark key file (what ``--force`` may replace)."""
+    try:
+        data = read_file(path, what="watermark key file", limit=LIMITS["watermark-key"], error=KeyFileError)
+        return safetensors_metadata(data, what="watermark key file", error=KeyFileError).get("format") == WM_FORMAT
+    except KeyFileError:
+        return False
 
 
 def save_watermark_key(key: WatermarkKey, path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Writes ``key`` atomically (owner-only permissions); refuses to overwrite without ``force``."""
-    return atomic_write_bytes(path, watermark_key_to_bytes(key), force=force, private=True)
+    return atomic_write_bytes(
+        path, watermark_key_to_bytes(key), force=force, private=True, accept=is_watermark_key_file
+    )
 
 
 def load_watermark_key(path: str | os.PathLike[str]) -> WatermarkKey:
     """Reads a watermark key file, with one clear error when it cannot be used."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise KeyFileError(f"watermark key file {path} does not exist") from None
-    except OSError as exc:
-        raise KeyFileError(f"cannot read watermark key file {path}: {exc.strerror}") from None
+    data = read_file(path, what="watermark key file", limit=LIMITS["watermark-key"], error=KeyFileError)
     return watermark_key_from_bytes(data)

@@ -26,16 +26,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from advparams._io import atomic_write_bytes
 from advparams.errors import UserTableError
+from advparams.files import LIMITS, atomic_write_bytes, integer, parse_json, read_file
 
 USERS_FORMAT = "advparams-users"
 USERS_VERSION = 1
+MAX_BITS = 4096
+MAX_USERS = 10_000
+_HEX = re.compile(r"[0-9a-f]*")
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,8 @@ class UserTable:
     """
 
     def __init__(self, bits: int = 256, max_errors: int = 16) -> None:
-        if bits < 64:
-            raise UserTableError(f"fingerprints need at least 64 bits, got {bits}")
+        if not 64 <= bits <= MAX_BITS:
+            raise UserTableError(f"fingerprints need 64 to {MAX_BITS} bits, got {bits}")
         if not 0 <= max_errors < bits // 4:
             raise UserTableError(f"max_errors must be in [0, {bits // 4}), got {max_errors}")
         self.bits = bits
@@ -142,40 +146,58 @@ class UserTable:
     @classmethod
     def from_bytes(cls, data: bytes) -> UserTable:
         """Parses a table written by :meth:`to_bytes`, checking format, version and digest."""
-        try:
-            body = json.loads(data)
-        except ValueError:
-            raise UserTableError("user table is corrupt (not JSON)") from None
+        body = parse_json(data, what="user table", error=UserTableError)
         if not isinstance(body, dict) or body.get("format") != USERS_FORMAT:
             raise UserTableError("not an advparams user table")
-        if body.get("version") != USERS_VERSION:
-            raise UserTableError(f"user table version {body.get('version')!r} is not supported")
+        if body.get("version") != USERS_VERSION or isinstance(body.get("version"), bool):
+            raise UserTableError(f"user table version {str(body.get('version'))[:20]!r} is not supported")
         if body.get("digest") != _digest(body):
             raise UserTableError("user table is corrupt or was edited (digest mismatch)")
-        try:
-            table = cls(int(body["bits"]), int(body["max_errors"]))
-            for user, hexed in dict(body["users"]).items():
-                fp = _to_bits(bytes.fromhex(hexed), table.bits)
-                if fp.numel() != table.bits:
-                    raise ValueError(f"fingerprint of {user!r} is too short")
-                table._users[str(user)] = fp
-        except (KeyError, ValueError, TypeError) as exc:
-            raise UserTableError(f"user table is corrupt ({exc})") from None
+        bits = integer(body.get("bits"), what="user table bits", lo=64, hi=MAX_BITS, error=UserTableError)
+        max_errors = integer(
+            body.get("max_errors"), what="user table max_errors", lo=0, hi=bits // 4 - 1, error=UserTableError
+        )
+        users = body.get("users")
+        if not isinstance(users, dict) or len(users) > MAX_USERS:
+            raise UserTableError(f"user table is corrupt ('users' must map at most {MAX_USERS} names to fingerprints)")
+        table = cls(bits, max_errors)
+        width = 2 * -(-bits // 8)
+        for user, hexed in users.items():
+            if not user or user != user.strip() or len(user) > 200:
+                raise UserTableError(f"user table is corrupt (bad user name {user[:40]!r})")
+            if not isinstance(hexed, str) or len(hexed) != width or not _HEX.fullmatch(hexed):
+                raise UserTableError(
+                    f"user table is corrupt (the fingerprint of {user[:40]!r} is not {width} hex digits)"
+                )
+            fp = _to_bits(bytes.fromhex(hexed), bits)
+            for other, ofp in table._users.items():
+                if int((fp ^ ofp).sum()) <= 2 * max_errors:
+                    raise UserTableError(
+                        f"user table is corrupt: {user[:40]!r} and {other[:40]!r} have fingerprints "
+                        "too close to tell apart"
+                    )
+            table._users[user] = fp
         return table
 
     def save(self, path: str | Path, *, force: bool = False) -> None:
         """Writes the table atomically; an existing file is replaced only with ``force``."""
-        atomic_write_bytes(Path(path), self.to_bytes(), force=force, private=True)
+        atomic_write_bytes(Path(path), self.to_bytes(), force=force, private=True, accept=is_user_table)
 
     @classmethod
     def load(cls, path: str | Path) -> UserTable:
         """Reads a table file."""
-        p = Path(path)
-        if not p.is_file():
-            raise UserTableError(f"user table {p} does not exist")
-        return cls.from_bytes(p.read_bytes())
+        return cls.from_bytes(read_file(path, what="user table", limit=LIMITS["user-table"], error=UserTableError))
 
 
 def _digest(body: dict[str, object]) -> str:
     content = {k: v for k, v in body.items() if k != "digest"}
     return "sha256:" + hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def is_user_table(path: Path) -> bool:
+    """Whether ``path`` holds a user table (what ``--force`` may replace)."""
+    try:
+        UserTable.load(path)
+    except UserTableError:
+        return False
+    return True

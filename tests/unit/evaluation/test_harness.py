@@ -174,8 +174,11 @@ def test_rows_hold_no_key_material(tiny_run) -> None:
     text = (out / RESULTS_FILE).read_text()
     for r in rows:
         if r.kind == "stealth":
-            for v in r.metrics["per_value"]:
-                assert set(v) == {"name", "z_score", "percentile", "extremeness"}
+            # Per-value z-scores would single out the changed values: only aggregates stay.
+            assert "per_value" not in r.metrics
+            assert all(not isinstance(v, list) for k, v in r.metrics.items() if k != "per_tensor")
+            for t in r.metrics["per_tensor"]:
+                assert set(t) == {"name", "numel", "changed", "ks_statistic", "p_value"}
         if r.kind == "histogram":
             for layer in r.metrics.values():
                 assert set(layer) == {"range", "original", "locked", "changed"}

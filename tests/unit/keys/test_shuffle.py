@@ -10,7 +10,7 @@ import torch
 from advparams.errors import KeyFileError, KeyMismatchError
 from advparams.fingerprint import model_fingerprint
 from advparams.keys import Key, KeyEntry, Shuffle, key_from_bytes, key_to_bytes, relock, unlock
-from advparams.keys.io import _metadata
+from advparams.keys.io import key_metadata as _metadata
 from advparams.keys.shuffle import apply_shuffle_, shuffle_positions, undo_shuffle_
 from advparams.testing import state_equal
 

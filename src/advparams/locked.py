@@ -1,0 +1,98 @@
+"""Saving a locked model together with its key, in an order that never loses a key.
+
+A locked model without its key is lost property, so :func:`save_locked` never writes one
+without the other: the locked checkpoint is written complete to a hidden folder beside
+its destination, the key is made in memory (sealed if asked), and then
+:func:`advparams.files.install_folder_with_key` puts the key in place *before* the model
+appears, keeping the previous pair in hidden backups while a ``force`` replacement is
+under way. The key is checked to restore the original before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from advparams.checkpoint import write_checkpoint
+from advparams.errors import AdvParamsError, ConfigError
+from advparams.files import check_output, install_folder_with_key, resolve, staging_folder
+from advparams.fingerprint import model_fingerprint
+from advparams.keys import Key, is_key_file, key_to_bytes, unlock
+from advparams.keys.seal import Passphrase, seal
+
+LOCK_COMMAND = "lock"
+
+
+def check_locked_outputs(
+    out: str | os.PathLike[str],
+    key_path: str | os.PathLike[str],
+    *,
+    force: bool,
+    source: str | os.PathLike[str] | None = None,
+) -> tuple[Path, Path]:
+    """Checks, before any work, that a locked model may be written to ``out`` and its key
+    to ``key_path``; returns both resolved.
+
+    Raises:
+        ConfigError: the paths coincide, one lies inside the other, or one is the source.
+        OutputExistsError: as :func:`advparams.files.check_output`.
+    """
+    o, k = resolve(out), resolve(key_path)
+    paths = [o, k] + ([resolve(source)] if source is not None else [])
+    if len(set(paths)) != len(paths):
+        raise ConfigError("the output paths must differ from each other and from the input")
+    if o in k.parents:
+        raise ConfigError(
+            f"the key {k} must not lie inside the locked model's folder {o}: replacing one would lose the other"
+        )
+    if k in o.parents:
+        raise ConfigError(f"the locked model {o} must not lie inside the key's path {k}")
+    if source is not None and (resolve(source) in o.parents or resolve(source) in k.parents):
+        raise ConfigError("the outputs must not lie inside the source checkpoint")
+    check_output(o, force=force, made_by=LOCK_COMMAND)
+    check_output(k, force=force, accept=is_key_file)
+    return o, k
+
+
+def save_locked(
+    model: nn.Module,
+    key: Key,
+    out: str | os.PathLike[str],
+    key_path: str | os.PathLike[str],
+    *,
+    architecture: str,
+    arguments: dict[str, Any],
+    dataset: str | None = None,
+    record: dict[str, Any] | None = None,
+    passphrase: Passphrase | None = None,
+    force: bool = False,
+) -> tuple[Path, Path]:
+    """Writes locked ``model`` as a checkpoint at ``out`` and ``key`` at ``key_path``.
+
+    With ``force`` an earlier ``lock`` output pair is replaced; a folder that ``lock``
+    did not make, or a file that is not a key, is never replaced.
+
+    Raises:
+        KeyMismatchError: ``key`` does not unlock ``model``.
+        AdvParamsError: the key does not restore its original.
+        OutputExistsError / ConfigError: as :func:`check_locked_outputs`.
+    """
+    o, k = check_locked_outputs(out, key_path, force=force)
+    restored = unlock(model, key)  # checks the locked fingerprint
+    if model_fingerprint(restored) != key.original_fingerprint:
+        raise AdvParamsError("internal error: the key does not restore the original model")
+    data = key_to_bytes(key)
+    if passphrase is not None:
+        data = seal(data, passphrase)
+    with staging_folder(o, made_by=LOCK_COMMAND) as tmp:
+        write_checkpoint(
+            model, tmp, architecture=architecture, arguments=arguments, dataset=dataset, locked=True, record=record
+        )
+        install_folder_with_key(tmp, o, data, k, force=force, key_accept=is_key_file)
+    return o, k
+
+
+__all__ = ["LOCK_COMMAND", "check_locked_outputs", "save_locked"]
