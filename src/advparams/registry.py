@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
+import types
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -109,10 +112,54 @@ def config_from_dict(config_cls: type[T], options: Mapping[str, Any], *, what: s
     if unknown:
         raise ConfigError(f"{what} got unknown option(s) {', '.join(unknown)}; accepted: {', '.join(sorted(fields))}")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    hints = _field_types(config_cls)
+    for k, v in values.items():
+        problem = _type_problem(v, hints.get(k))
+        if problem:
+            raise ConfigError(f"{what} option {k} must be {problem}, got {_short(v)}")
     try:
         return config_cls(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{what}: {exc}") from None
+
+
+def _field_types(config_cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(config_cls)
+    except (NameError, TypeError):  # an annotation that cannot be resolved: no checks
+        return {}
+
+
+def _short(v: Any) -> str:
+    text = repr(v) if not (isinstance(v, int) and v.bit_length() > 100) else "a very large integer"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_problem(v: Any, hint: Any) -> str:
+    """What ``v`` should have been for a field annotated ``hint`` ("" when it fits; only
+    plain scalar, optional, literal and tuple annotations are checked)."""
+    if hint is None or hint is Any:
+        return ""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if v is None and type(None) in args:
+            return ""
+        problems = [_type_problem(v, a) for a in args if a is not type(None)]
+        return "" if any(p == "" for p in problems) else " or ".join(problems)
+    if origin is typing.Literal:
+        return "" if v in args and type(v) in {type(a) for a in args} else "one of " + ", ".join(map(repr, args))
+    if hint is bool:
+        return "" if isinstance(v, bool) else "true or false"
+    if hint is int:
+        return "" if isinstance(v, int) and not isinstance(v, bool) else "an integer"
+    if hint is float:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+        return "" if ok else "a finite number"
+    if hint is str:
+        return "" if isinstance(v, str) else "a string"
+    if origin is tuple:
+        return "" if isinstance(v, tuple) else "a list"
+    return ""
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

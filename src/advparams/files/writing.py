@@ -97,6 +97,13 @@ def check_output(
     p = resolve(path)
     if not p.parent.is_dir():
         raise OutputExistsError(f"cannot write {p}: folder {p.parent} does not exist")
+    try:
+        name_max = os.pathconf(p.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    # The hidden temporary and backup names add up to 40 bytes to the output's name.
+    if len(os.fsencode(p.name)) + 40 > name_max:
+        raise OutputExistsError(f"cannot write {p}: its name is longer than {name_max - 40} bytes")
     backup = _backup_path(p)
     if os.path.lexists(backup):
         raise OutputExistsError(
