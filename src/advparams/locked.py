@@ -10,6 +10,7 @@ under way. The key is checked to restore the original before anything is written
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,13 @@ from torch import nn
 
 from advparams.checkpoint import write_checkpoint
 from advparams.errors import AdvParamsError, ConfigError
-from advparams.files import check_output, install_folder_with_key, resolve, staging_folder
+from advparams.files import check_output, install_folder_with_key, recover_interrupted_pair, resolve, staging_folder
 from advparams.fingerprint import model_fingerprint
 from advparams.keys import Key, is_key_file, key_to_bytes, unlock
 from advparams.keys.seal import Passphrase, seal
 
 LOCK_COMMAND = "lock"
+logger = logging.getLogger(__name__)
 
 
 def check_locked_outputs(
@@ -52,6 +54,9 @@ def check_locked_outputs(
         raise ConfigError(f"the locked model {o} must not lie inside the key's path {k}")
     if source is not None and (resolve(source) in o.parents or resolve(source) in k.parents):
         raise ConfigError("the outputs must not lie inside the source checkpoint")
+    done = recover_interrupted_pair(o, k)
+    if done:
+        logger.warning("%s", done)
     check_output(o, force=force, made_by=LOCK_COMMAND)
     check_output(k, force=force, accept=is_key_file)
     return o, k
