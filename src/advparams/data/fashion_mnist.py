@@ -67,17 +67,24 @@ def parse_idx(data: bytes, *, what: str = "IDX file") -> np.ndarray:
 
 
 def gunzip_bounded(data: bytes, *, what: str, limit: int = LIMITS["idx"]) -> bytes:
-    """Decompresses gzip ``data``, refusing output larger than ``limit`` (a gzip bomb)."""
+    """Decompresses gzip ``data``, refusing output larger than ``limit`` (a gzip bomb) as
+    soon as it is passed; works in 4 MiB steps so that no more than the limit is held."""
     d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    out = bytearray()
+    pending = data
     try:
-        out = d.decompress(data, limit + 1)
+        while True:
+            out += d.decompress(pending, 4 << 20)
+            if len(out) > limit:
+                raise DataError(f"{what} decompresses to more than {limit} bytes: not a Fashion-MNIST file")
+            pending = d.unconsumed_tail
+            if d.eof or not pending:
+                break
     except zlib.error as exc:
         raise DataError(f"{what} is not a valid gzip file ({exc})") from None
-    if len(out) > limit:
-        raise DataError(f"{what} decompresses to more than {limit} bytes: not a Fashion-MNIST file")
     if not d.eof:
         raise DataError(f"{what} is a truncated gzip file")
-    return out
+    return bytes(out)
 
 
 def read_idx_gz(path: Path) -> np.ndarray:
