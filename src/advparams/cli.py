@@ -566,7 +566,7 @@ def cmd_evaluate_protection(args: argparse.Namespace) -> int:
 
     rows = evaluate_protection(config, out, device=args.device, force=args.force, progress=on_progress)
     bar.close()
-    report = write_report(out, args.report_dir, command=_command_line(args), plots=not args.no_plots, force=args.force)
+    report = write_report(out, args.report_dir, command=_command_line(args), plots=not args.no_plots)
     seconds = time.perf_counter() - start
     locks = [r for r in rows if r.kind == "lock"]
     summary = {
@@ -586,7 +586,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if not args.no_plots:
         _require_matplotlib()
-    report = write_report(args.run, args.report_dir, command=args.made_with, plots=not args.no_plots, force=args.force)
+    report = write_report(args.run, args.report_dir, command=args.made_with, plots=not args.no_plots)
     _emit(args, {"report": str(report)}, [f"report: {report}"])
     return 0
 
@@ -730,7 +730,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", help="replace the config's seeds")
     p.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
     p.add_argument(
-        "--force", action="store_true", help="discard a run folder of a different config; overwrite a foreign report"
+        "--force",
+        action="store_true",
+        help="discard a run folder of a different config (a folder that is not a run folder is never replaced)",
     )
     common(p)
     p.set_defaults(func=cmd_evaluate_protection)
@@ -745,7 +747,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-dir", help="write the report here (default: the run folder)")
     p.add_argument("--made-with", help="the command line to print in the report")
     p.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
-    p.add_argument("--force", action="store_true", help="overwrite a report.md that advparams did not write")
     common(p, device=False, data=False)
     p.set_defaults(func=cmd_report)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from advparams.errors import AdvParamsError
+from advparams.files import LIMITS, parse_json, read_file, read_text_lines
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,19 @@ class ResultRow:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"unknown row kind {self.kind!r}")
+            raise ValueError(f"unknown row kind {str(self.kind)[:40]!r}")
+        ok = (
+            isinstance(self.run, str)
+            and isinstance(self.seed, int)
+            and not isinstance(self.seed, bool)
+            and all(v is None or isinstance(v, str) for v in (self.scheme, self.attack))
+            and isinstance(self.setting, dict)
+            and isinstance(self.metrics, dict)
+            and (self.accuracy is None or type(self.accuracy) in (int, float))
+            and isinstance(self.seconds, (int, float))
+        )
+        if not ok:
+            raise ValueError("a row field has the wrong type")
 
     @property
     def key(self) -> tuple[str, int, str | None, str | None, str]:
@@ -99,16 +112,19 @@ def read_rows(path: str | Path) -> list[ResultRow]:
     simply redone); a bad line anywhere else is an error.
     """
     p = Path(path)
-    if not p.exists():
+    if not p.exists() and not p.is_symlink():
         return []
-    lines = p.read_text().splitlines()
+    lines = read_text_lines(p, what="results file", limit=LIMITS["rows"])
     rows = []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            rows.append(ResultRow(**json.loads(line)))
-        except (ValueError, TypeError) as exc:
+            body = parse_json(line, what=f"{p}, line {i + 1}")
+            if not isinstance(body, dict):
+                raise TypeError("not an object")
+            rows.append(ResultRow(**body))
+        except (ValueError, TypeError, AdvParamsError) as exc:
             if i == len(lines) - 1:
                 log.warning("%s: dropping an incomplete last line", p)
                 continue
@@ -127,7 +143,7 @@ class RowWriter:
         # Cut a partial last line left by a crash, so the next row starts on its own line.
         if not self.path.exists():
             return
-        data = self.path.read_bytes()
+        data = read_file(self.path, what="results file", limit=LIMITS["rows"])
         if data and not data.endswith(b"\n"):
             cut = data.rfind(b"\n") + 1
             with open(self.path, "r+b") as fh:

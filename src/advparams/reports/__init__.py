@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from advparams.errors import AdvParamsError, OutputExistsError
 from advparams.evaluation.harness import CONFIG_FILE, RESULTS_FILE, _read_saved_config
 from advparams.evaluation.rows import read_rows
-from advparams.files import atomic_write_bytes
+from advparams.files import LIMITS, atomic_write_bytes, read_file, read_marker, resolve, write_marker
 from advparams.reports._table import fmt_num, fmt_pct, mean_std
 from advparams.reports.markdown import MARKER, build_report
 
 REPORT_FILE = "report.md"
+REPORT_COMMAND = "report"
 
 
 def write_report(
@@ -20,7 +22,6 @@ def write_report(
     *,
     command: str | None = None,
     plots: bool = True,
-    force: bool = False,
 ) -> Path:
     """Rebuilds ``report.md`` (and ``plots/``) of a run folder from its rows.
 
@@ -30,7 +31,6 @@ def write_report(
             config and the rows are copied there too, so the report stands alone.
         command: the command line to print in the report.
         plots: also draw the PNG plots (needs matplotlib).
-        force: overwrite a ``report.md`` that this toolkit did not write.
 
     Returns:
         The path of the report.
@@ -40,13 +40,10 @@ def write_report(
         raise AdvParamsError(f"{run} is not an evaluation run (no {CONFIG_FILE} and {RESULTS_FILE})")
     config = _read_saved_config(run / CONFIG_FILE)
     rows = read_rows(run / RESULTS_FILE)
-    dest = Path(report_dir) if report_dir is not None else run
+    dest = resolve(report_dir) if report_dir is not None else resolve(run)
     dest.mkdir(parents=True, exist_ok=True)
     report_path = dest / REPORT_FILE
-    if report_path.exists() and not force:
-        head = report_path.read_text(errors="replace").splitlines()[:1]
-        if head != [MARKER]:
-            raise OutputExistsError(f"{report_path} exists and was not written by advparams; pass --force")
+    _check_report_dir(dest, resolve(run))
     names: list[str] = []
     if plots:
         from advparams.reports.plots import make_plots
@@ -54,10 +51,37 @@ def write_report(
         names = [f"plots/{n}" for n in make_plots(rows, config, dest / "plots")]
     text = build_report(rows, config, command=command, plots=names)
     atomic_write_bytes(report_path, (text + "\n").encode(), force=True)
-    if dest.resolve() != run.resolve():
+    if dest != resolve(run):
+        write_marker(dest, REPORT_COMMAND)
         for name in (CONFIG_FILE, RESULTS_FILE):
-            atomic_write_bytes(dest / name, (run / name).read_bytes(), force=True)
+            data = read_file(run / name, what="run file", limit=LIMITS["rows"])
+            atomic_write_bytes(dest / name, data, force=True)
     return report_path
+
+
+def _written_by_us(report_path: Path) -> bool:
+    try:
+        head = read_file(report_path, what="report", limit=LIMITS["run-record"]).splitlines()[:1]
+    except AdvParamsError:
+        return False
+    return head == [MARKER.encode()]
+
+
+def _check_report_dir(dest: Path, run: Path) -> None:
+    """A report folder other than the run holds only what ``report`` wrote there before:
+    the files it writes are never replaced in a folder of someone else's (not with --force)."""
+    if dest == run or read_marker(dest) == REPORT_COMMAND:
+        return
+    report_path = dest / REPORT_FILE
+    if os.path.lexists(report_path) and _written_by_us(report_path):
+        return  # a report folder from before markers
+    ours = [REPORT_FILE, CONFIG_FILE, RESULTS_FILE, "plots"]
+    taken = [n for n in ours if os.path.lexists(dest / n)]
+    if taken:
+        raise OutputExistsError(
+            f"{dest} holds {', '.join(taken)} that advparams did not write; they are never replaced: "
+            "choose another --report-dir"
+        )
 
 
 __all__ = ["MARKER", "REPORT_FILE", "build_report", "fmt_num", "fmt_pct", "mean_std", "write_report"]

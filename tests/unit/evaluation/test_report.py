@@ -94,8 +94,15 @@ def test_foreign_report_is_not_overwritten(tiny_run, tmp_path) -> None:
     with pytest.raises(OutputExistsError):
         write_report(out, tmp_path, plots=False)
     assert (tmp_path / "report.md").read_text() == "# my notes\n"
-    write_report(out, tmp_path, plots=False, force=True)
+    (tmp_path / "report.md").unlink()
+    (tmp_path / "results.jsonl").write_text("mine\n")  # nor any other file of the user's
+    with pytest.raises(OutputExistsError, match="never replaced"):
+        write_report(out, tmp_path, plots=False)
+    assert (tmp_path / "results.jsonl").read_text() == "mine\n"
+    (tmp_path / "results.jsonl").unlink()
+    write_report(out, tmp_path, plots=False)
     assert (tmp_path / "report.md").read_text().startswith(MARKER)
+    write_report(out, tmp_path, plots=False)  # its own earlier report is replaced
 
 
 def test_not_a_run(tmp_path) -> None:
