@@ -22,6 +22,7 @@ from advparams.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  #
 from advparams.data import list_datasets, load_dataset  # noqa: E402
 from advparams.fingerprint import model_fingerprint  # noqa: E402
 from advparams.keys import Key, load_key, relock, save_key, unlock  # noqa: E402
+from advparams.locked import save_locked  # noqa: E402
 from advparams.metrics import accuracy  # noqa: E402
 from advparams.models import build_model, list_models  # noqa: E402
 from advparams.schemes import SCHEMES, AdvParams, AdvParamsConfig, LockResult, list_schemes  # noqa: E402
@@ -48,6 +49,7 @@ __all__ = [
     "relock",
     "save_checkpoint",
     "save_key",
+    "save_locked",
     "train",
     "unlock",
 ]
