@@ -15,10 +15,10 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from advparams.evaluation import read_rows
+from advparams.evaluation import open_run
 from advparams.evaluation.rows import ResultRow
 from advparams.keys import load_key
-from advparams.reports.markdown import mean_std
+from advparams.reports import mean_std
 
 Rows = list[ResultRow]
 
@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=10, help="number of classes (chance = 1/classes)")
     ap.add_argument("--plot", type=Path, help="also write the trade-off plot (PNG) here")
     args = ap.parse_args()
-    rows = read_rows(args.run / "results.jsonl")
+    rows = open_run(args.run).rows()
     chance = 100.0 / args.classes
     schemes = list(dict.fromkeys(r.scheme for r in rows if r.kind == "lock"))
     base: dict[tuple[str | None, str, int], float] = {}

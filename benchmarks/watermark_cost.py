@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from advparams import load_checkpoint, load_dataset
-from advparams.evaluation.rows import read_rows
+from advparams.evaluation import open_run
 from advparams.files import atomic_write_bytes
 from advparams.metrics import accuracy
 from advparams.training import TrainConfig, train
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args()
     run = Path(args.run)
-    rows = read_rows(run / "results.jsonl")
+    rows = open_run(run).rows()
     train_data, test = load_dataset("fashion-mnist", "train"), load_dataset("fashion-mnist", "test")
     out = []
     for clean in sorted((r for r in rows if r.kind == "clean"), key=lambda r: r.seed):

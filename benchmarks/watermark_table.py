@@ -15,9 +15,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from advparams.evaluation.harness import _read_saved_config
-from advparams.evaluation.rows import read_rows
-from advparams.reports._table import fmt_num, fmt_pct, table
+from advparams.evaluation import open_run
+from advparams.reports import fmt_num, fmt_pct, table
 
 
 def main() -> None:
@@ -25,8 +24,8 @@ def main() -> None:
     parser.add_argument("run", nargs="+", help="run folder(s) of one watermark evaluation (rows are pooled)")
     parser.add_argument("--cost", help="rows of benchmarks/watermark_cost.py")
     args = parser.parse_args()
-    cfg = _read_saved_config(Path(args.run[0]) / "config.yaml")
-    rows = [r for run in args.run for r in read_rows(Path(run) / "results.jsonl")]
+    cfg = open_run(args.run[0]).read_config()
+    rows = [r for run in args.run for r in open_run(run).rows()]
     clean = {r.seed: r.accuracy for r in rows if r.kind == "clean"}
     control: dict[tuple[str, int], float] = {}
     if args.cost:

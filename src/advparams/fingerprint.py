@@ -51,6 +51,15 @@ def model_fingerprint(model: nn.Module) -> str:
     return state_fingerprint(model.state_dict())
 
 
+def state_equal(a: nn.Module, b: nn.Module) -> bool:
+    """True when both models' state dicts hold the same names, dtypes and bit-identical values
+    (``torch.equal`` per tensor: ``-0.0`` equals ``0.0`` here, unlike the fingerprint)."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return list(sa) == list(sb) and all(
+        sa[k].dtype == sb[k].dtype and sa[k].shape == sb[k].shape and torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa
+    )
+
+
 def short(fp: str) -> str:
     """A short human form of a fingerprint for messages: ``sha256:1a2b3c4d5e6f``."""
     return fp[: len(PREFIX) + 12]

@@ -42,16 +42,16 @@ from advparams.data.synthetic import SIZE
 from advparams.errors import AdvParamsError
 from advparams.evaluation import load_config
 from advparams.keys import Key, key_to_bytes, load_key, unlock
-from advparams.keys.io import _digest as key_digest
+from advparams.keys.io import key_file_digest as key_digest
 from advparams.keys.seal import seal
 from advparams.models import build_model
 from advparams.schemes import SCHEMES
 from advparams.testing import tiny_data
 from advparams.watermarks import UserTable, load_watermark_key
 from advparams.watermarks.base import WatermarkKey
-from advparams.watermarks.keyfile import _digest as wm_digest
+from advparams.watermarks.keyfile import watermark_key_digest as wm_digest
 from advparams.watermarks.keyfile import watermark_key_to_bytes
-from advparams.watermarks.users import _digest as users_digest
+from advparams.watermarks.users import table_digest as users_digest
 
 pytestmark = pytest.mark.fuzz
 

@@ -164,9 +164,9 @@ def test_yaml_alias_bomb(capsys, tmp_path) -> None:
 
 def test_user_table_declaring_a_billion_bits(tmp_path) -> None:
     body = {"format": "advparams-users", "version": 1, "bits": 10**9, "max_errors": 16, "users": {}}
-    from advparams.watermarks.users import _digest
+    from advparams.watermarks.users import table_digest
 
-    body["digest"] = _digest(body)
+    body["digest"] = table_digest(body)
     (tmp_path / "t.json").write_text(json.dumps(body))
     with pytest.raises(UserTableError, match="bits"):
         UserTable.load(tmp_path / "t.json")
@@ -234,12 +234,12 @@ def _edited_key(key_path, **changes) -> bytes:
     (an attacker can recompute it: the digest is no signature)."""
     from safetensors.torch import load, save
 
-    from advparams.keys.io import _digest, key_metadata
+    from advparams.keys.io import key_file_digest, key_metadata
 
     data = key_path.read_bytes()
     meta, tensors = key_metadata(data), load(data)
     meta.update(changes)
-    meta["digest"] = _digest(meta, tensors)
+    meta["digest"] = key_file_digest(meta, tensors)
     return save(tensors, metadata=meta)
 
 
@@ -412,13 +412,13 @@ def test_user_table_with_a_duplicated_json_key(tmp_path) -> None:
 
 
 def test_user_table_with_identical_fingerprints(tmp_path) -> None:
-    from advparams.watermarks.users import _digest
+    from advparams.watermarks.users import table_digest
 
     t = UserTable()
     t.register("alice")
     body = json.loads(t.to_bytes())
     body["users"]["mallory"] = body["users"]["alice"]
-    body["digest"] = _digest(body)
+    body["digest"] = table_digest(body)
     (tmp_path / "t.json").write_text(json.dumps(body))
     with pytest.raises(UserTableError, match="too close"):
         UserTable.load(tmp_path / "t.json")

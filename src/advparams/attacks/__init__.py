@@ -1,15 +1,33 @@
 """Attacks on protected models: removal and robustness attacks, registered in :data:`ATTACKS`.
 
-Registered: ``finetune`` (with its scratch baseline), ``prune``, ``clip``,
-``outlier-reset`` (statistical detection), ``retrace`` (selection re-run) and
-``key-leak`` (partial key leakage; the only attack given the key) and ``flip-back``
-(the method-aware attack on sign-flip locks), ``relabel`` (a majority-vote map from
-predicted to true class: a consistently wrong model is not locked).
+Registered, on locks:
+
+* ``finetune`` (with its scratch baseline), ``prune``, ``clip``: the generic ones;
+* ``outlier-reset``: statistical detection of changed values, then reset or re-optimise;
+* ``retrace``: re-runs the lock's selection to find suspects;
+* ``key-leak``: partial key leakage, the only attack given the key;
+* ``flip-back``: the method-aware attack on sign-flip locks;
+* ``relabel``: a majority-vote map from predicted to true class (a consistently wrong
+  model is not locked).
+
+On watermarks (they also run ``finetune`` and ``prune``):
+
+* ``query-modify``: detects and rewrites key-like queries before the model sees them;
+* ``overwrite``: embeds the attacker's own watermark over the owner's;
+* ``gan-removal``: reverses a trigger per class with a generator, then fine-tunes on it.
 """
 
-from advparams.attacks.base import ATTACKS, Attack, Attacked, AttackResult, reinitialised, require_data
+from advparams.attacks.base import (
+    ATTACKS,
+    Attack,
+    Attacked,
+    AttackResult,
+    attacker_indices,
+    reinitialised,
+    require_data,
+)
 from advparams.attacks.clip import Clip, ClipConfig, clip_to_percentiles
-from advparams.attacks.finetune import FineTune, FineTuneConfig, attacker_indices
+from advparams.attacks.finetune import FineTune, FineTuneConfig
 from advparams.attacks.flipback import FlipBack, FlipBackConfig
 from advparams.attacks.ganremoval import GanRemoval, GanRemovalConfig, anomaly_index
 from advparams.attacks.keyleak import KeyLeak, KeyLeakConfig, leaked_entries

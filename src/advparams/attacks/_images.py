@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from advparams.attacks.finetune import attacker_indices
+from advparams.attacks.base import attacker_indices
 from advparams.data.base import DataLike, ImageDataset, all_labels, gather
 from advparams.errors import AdvParamsError
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from advparams._rng import isolated_seed
-from advparams.data.base import DataLike
+from advparams.data.base import DataLike, balanced_indices
 from advparams.errors import AdvParamsError
 from advparams.registry import Configurable, Registry
 
@@ -137,3 +137,10 @@ def reinitialised(model: nn.Module, generator_seed: int) -> nn.Module:
             if hasattr(module, "reset_running_stats") and callable(module.reset_running_stats):
                 module.reset_running_stats()
     return fresh
+
+
+def attacker_indices(labels: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """The attacker's samples: ``round(fraction * N)`` (at least 1), class-balanced; every
+    attack that trains on the attacker's share of the data draws it here."""
+    n = max(1, round(fraction * int(labels.shape[0])))
+    return balanced_indices(labels, n, generator)

@@ -15,8 +15,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from advparams.attacks.base import ATTACKS, Attack, Attacked, reinitialised, require_data
-from advparams.data.base import DataLike, ImageDataset, all_labels, balanced_indices, gather
+from advparams.attacks.base import ATTACKS, Attack, Attacked, attacker_indices, reinitialised, require_data
+from advparams.data.base import DataLike, ImageDataset, all_labels, gather
 from advparams.keys.key import Key
 from advparams.training import TrainConfig, train
 
@@ -47,12 +47,6 @@ class FineTuneConfig:
         if not 0.0 < self.data_fraction <= 1.0:
             raise ValueError(f"data_fraction must be in (0, 1], got {self.data_fraction}")
         TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer)
-
-
-def attacker_indices(labels: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
-    """The attacker's samples: ``round(fraction * N)`` (at least 1), class-balanced."""
-    n = max(1, round(fraction * int(labels.shape[0])))
-    return balanced_indices(labels, n, generator)
 
 
 def _all_trainable(model: nn.Module) -> nn.Module:

@@ -24,7 +24,7 @@ from advparams.attacks.base import ATTACKS, Attack, Attacked, fresh_copy, requir
 from advparams.data.base import DataLike
 from advparams.keys.key import Key
 from advparams.metrics.accuracy import logits_of
-from advparams.schemes._common import candidate_parameters
+from advparams.schemes.locking import candidate_parameters
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from advparams.attacks.base import ATTACKS, Attack, Attacked, require_data
-from advparams.attacks.finetune import attacker_indices
+from advparams.attacks.base import ATTACKS, Attack, Attacked, attacker_indices, require_data
 from advparams.data.base import DataLike, ImageDataset, all_labels
 from advparams.errors import AdvParamsError
 from advparams.keys.key import Key

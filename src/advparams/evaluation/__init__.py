@@ -8,14 +8,9 @@
 """
 
 from advparams.evaluation.config import AttackSpec, EvalConfig, SchemeSpec, config_from_mapping, load_config
-from advparams.evaluation.harness import (
-    CONFIG_FILE,
-    RESULTS_FILE,
-    Harness,
-    HarnessProgress,
-    evaluate_protection,
-)
+from advparams.evaluation.harness import Harness, HarnessProgress, evaluate_protection
 from advparams.evaluation.rows import ResultRow, RowWriter, read_rows
+from advparams.evaluation.run import CONFIG_FILE, RESULTS_FILE, RunFolder, open_run
 
 __all__ = [
     "CONFIG_FILE",
@@ -26,9 +21,11 @@ __all__ = [
     "HarnessProgress",
     "ResultRow",
     "RowWriter",
+    "RunFolder",
     "SchemeSpec",
     "config_from_mapping",
     "evaluate_protection",
     "load_config",
+    "open_run",
     "read_rows",
 ]

@@ -36,25 +36,22 @@ from advparams.attacks import ATTACKS, AttackResult
 from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.data import DATASETS, ImageDataset, load_dataset
 from advparams.data.base import iter_batches
-from advparams.errors import AdvParamsError, ConfigError, KeyMismatchError, OutputExistsError
+from advparams.errors import AdvParamsError, ConfigError, KeyMismatchError
 from advparams.evaluation.config import AttackSpec, EvalConfig, SchemeSpec, WatermarkSpec
-from advparams.evaluation.rows import ResultRow, RowWriter, read_rows, row_key
-from advparams.files import atomic_directory, atomic_write_bytes, read_marker, resolve, write_marker
-from advparams.fingerprint import model_fingerprint
+from advparams.evaluation.rows import ResultRow, row_key
+from advparams.evaluation.run import RunFolder
+from advparams.fingerprint import model_fingerprint, state_equal
 from advparams.keys import Key, load_key
 from advparams.locked import save_locked
 from advparams.metrics import accuracy, detection_scores, stealth_summary
 from advparams.models import build_model
 from advparams.schemes import SCHEMES, LockResult
-from advparams.testing import state_equal
 from advparams.training import train
 from advparams.watermarks import WATERMARKS, Calibration, WatermarkKey, calibrate
 from advparams.watermarks.keyfile import load_watermark_key, save_watermark_key
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.yaml"
-RESULTS_FILE = "results.jsonl"
 
 # Attack info entries that are too large for a row; their sizes are kept as counts.
 _BULKY = ("suspects", "samples", "leaked_positions")
@@ -68,80 +65,6 @@ class HarnessProgress:
     total: int
     label: str
     skipped: bool
-
-
-def _write_config(path: Path, config: EvalConfig) -> None:
-    import yaml
-
-    text = "# Resolved by advparams evaluate-protection; a re-run of this folder must match it.\n"
-    text += yaml.safe_dump(config.to_dict(), sort_keys=False)
-    atomic_write_bytes(path, text.encode(), force=True)
-
-
-def _read_saved_config(path: Path) -> EvalConfig:
-    from advparams.evaluation.config import load_config
-
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        raise ConfigError(f"{path} is not a readable resolved config ({exc})") from None
-
-
-RUN_COMMAND = "evaluate-protection"
-
-
-def _is_run_dir(out: Path) -> bool:
-    """A folder this command made: its marker, or (runs from before markers) a readable resolved config."""
-    if read_marker(out) == RUN_COMMAND:
-        return True
-    try:
-        _read_saved_config(out / CONFIG_FILE)
-    except ConfigError:
-        return False
-    return True
-
-
-def prepare_run_dir(out: Path, config: EvalConfig, *, force: bool) -> None:
-    """Creates ``out`` or checks that it holds a run of the same configuration.
-
-    With ``force`` a run of a different configuration is replaced (its rows and models
-    are lost, which is what ``--force`` asks for); a folder that is not a run folder is
-    never replaced, with or without ``force``.
-    """
-    out = resolve(out)
-    cfg_path = out / CONFIG_FILE
-    if out.exists() or out.is_symlink():
-        if not out.is_dir():
-            raise OutputExistsError(f"{out} exists and is not a folder")
-        if cfg_path.exists():
-            if _read_saved_config(cfg_path).fingerprint() == config.fingerprint():
-                if read_marker(out) is None:
-                    write_marker(out, RUN_COMMAND)
-                return  # resume
-            if not force:
-                raise OutputExistsError(
-                    f"{out} holds a run of a different configuration; use another --out, "
-                    "or --force to discard it and start again"
-                )
-        elif any(out.iterdir()):
-            raise OutputExistsError(
-                f"{out} exists, is not empty and is not an evaluation run folder; it is never replaced "
-                "(not even with --force): choose another --out"
-            )
-        if any(out.iterdir()):
-            if not _is_run_dir(out):
-                raise OutputExistsError(
-                    f"{out} is not an evaluation run folder; it is never replaced: choose another --out"
-                )
-            write_marker(out, RUN_COMMAND)  # a run from before markers
-        else:
-            write_marker(out, RUN_COMMAND)  # an empty folder holds nothing to lose
-        with atomic_directory(out, force=True, made_by=RUN_COMMAND) as tmp:
-            _write_config(tmp / CONFIG_FILE, config)
-        return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_directory(out, made_by=RUN_COMMAND) as tmp:
-        _write_config(tmp / CONFIG_FILE, config)
 
 
 def _option_fields(kind: str, name: str) -> set[str]:
@@ -224,7 +147,8 @@ class Harness:
         progress: Callable[[HarnessProgress], None] | None = None,
     ) -> None:
         self.config = config
-        self.out = Path(out)
+        self.run_folder = RunFolder(out)
+        self.out = self.run_folder.path
         self.device = resolve_device(device)
         self.force = force
         self.progress = progress
@@ -272,7 +196,7 @@ class Harness:
     # -- stages -------------------------------------------------------------------------
     def _model(self, seed: int) -> nn.Module:
         cfg = self.config
-        path = self.out / "models" / f"seed{seed}"
+        path = self.run_folder.model_path(seed)
         if seed in cfg.checkpoints:
             model = load_checkpoint(cfg.checkpoints[seed], device=self.device).model
             if not self._has("clean", seed):
@@ -346,8 +270,7 @@ class Harness:
 
     def _lock(self, spec: SchemeSpec, seed: int, model: nn.Module) -> tuple[nn.Module, Key]:
         cfg = self.config
-        name = f"{spec.title}-seed{seed}"
-        ckpt_path, key_path = self.out / "locks" / name, self.out / "locks" / f"{name}.key"
+        ckpt_path, key_path = self.run_folder.lock_paths(spec.title, seed)
         if self._has("lock", seed, spec.title) and ckpt_path.exists() and key_path.exists():
             locked = load_checkpoint(ckpt_path, device=self.device).model
             key = load_key(key_path)
@@ -512,7 +435,7 @@ class Harness:
         models = []
         for i in range(cfg.null_models):
             seed = 1000 + i
-            path = self.out / "null" / f"seed{seed}"
+            path = self.run_folder.null_path(seed)
             label = f"null model {i + 1}/{cfg.null_models}"
             if self._has("null", seed) and path.exists():
                 models.append(load_checkpoint(path, device=self.device).model)
@@ -528,8 +451,7 @@ class Harness:
         self, spec: WatermarkSpec, seed: int, model: nn.Module, nulls: list[nn.Module]
     ) -> tuple[nn.Module, WatermarkKey, Calibration | None]:
         cfg = self.config
-        name = f"{spec.title}-seed{seed}"
-        ckpt_path, key_path = self.out / "watermarks" / name, self.out / "watermarks" / f"{name}.wmkey"
+        ckpt_path, key_path = self.run_folder.watermark_paths(spec.title, seed)
         wm_cls = WATERMARKS.get(spec.name)
         arguments = self._model_options()
         done = self._get("watermark", seed, spec.title)
@@ -630,9 +552,9 @@ class Harness:
     def run(self) -> list[ResultRow]:
         """Runs every missing row; returns all rows of the run folder."""
         start = time.perf_counter()
-        prepare_run_dir(self.out, self.config, force=self.force)
-        self._rows = {r.key: r for r in read_rows(self.out / RESULTS_FILE)}
-        self._writer = RowWriter(self.out / RESULTS_FILE)
+        self.run_folder.prepare(self.config, force=self.force)
+        self._rows = {r.key: r for r in self.run_folder.rows()}
+        self._writer = self.run_folder.writer()
         self._train, self._test = self._data()
         self._total = self._count_units()
         self._done = 0
@@ -738,4 +660,4 @@ def evaluate_protection(
     return Harness(config, out, device=device, force=force, progress=progress).run()
 
 
-__all__ = ["CONFIG_FILE", "RESULTS_FILE", "Harness", "HarnessProgress", "evaluate_protection", "prepare_run_dir"]
+__all__ = ["Harness", "HarnessProgress", "evaluate_protection"]

@@ -52,7 +52,8 @@ KEY_VERSION = 2
 _READS = ("1", "2")
 
 
-def _digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
+def key_file_digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
+    """The ``digest`` field of a key file with this metadata and these tensors (not a signature)."""
     return tagged_digest(b"advparams-key-digest-v1\0", meta, tensors)
 
 
@@ -92,7 +93,7 @@ def key_to_bytes(key: Key) -> bytes:
     }
     if key.shuffles:
         meta["shuffles"] = json.dumps([[sh.name, sh.numel, sh.count] for sh in key.shuffles])
-    meta["digest"] = _digest(meta, tensors)
+    meta["digest"] = key_file_digest(meta, tensors)
     return st_save(tensors, metadata=meta)
 
 
@@ -149,7 +150,7 @@ def key_from_bytes(data: bytes) -> Key:
         tensors = st_load(data)
     except Exception as exc:  # noqa: BLE001  (safetensors raises its own error types)
         raise KeyFileError(f"key file is truncated or corrupt ({type(exc).__name__})") from None
-    if meta.get("digest") != _digest(meta, tensors):
+    if meta.get("digest") != key_file_digest(meta, tensors):
         raise KeyFileError("key file is corrupt or was edited (digest mismatch)")
     names = _json_field(meta, "names", list)
     if len(names) > MAX_ENTRIES:

@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 
 from advparams.errors import AdvParamsError, OutputExistsError
-from advparams.evaluation.harness import CONFIG_FILE, RESULTS_FILE, _read_saved_config
-from advparams.evaluation.rows import read_rows
+from advparams.evaluation.run import CONFIG_FILE, RESULTS_FILE, open_run
 from advparams.files import LIMITS, atomic_write_bytes, read_file, read_marker, resolve, write_marker
-from advparams.reports._table import fmt_num, fmt_pct, mean_std
+from advparams.reports._table import fmt_num, fmt_pct, mean_std, table
 from advparams.reports.markdown import MARKER, build_report
 
 REPORT_FILE = "report.md"
@@ -35,11 +34,9 @@ def write_report(
     Returns:
         The path of the report.
     """
-    run = Path(run_dir)
-    if not (run / RESULTS_FILE).exists() or not (run / CONFIG_FILE).exists():
-        raise AdvParamsError(f"{run} is not an evaluation run (no {CONFIG_FILE} and {RESULTS_FILE})")
-    config = _read_saved_config(run / CONFIG_FILE)
-    rows = read_rows(run / RESULTS_FILE)
+    folder = open_run(run_dir)
+    run = folder.path
+    config, rows = folder.read_config(), folder.rows()
     dest = resolve(report_dir) if report_dir is not None else resolve(run)
     dest.mkdir(parents=True, exist_ok=True)
     report_path = dest / REPORT_FILE
@@ -84,4 +81,4 @@ def _check_report_dir(dest: Path, run: Path) -> None:
         )
 
 
-__all__ = ["MARKER", "REPORT_FILE", "build_report", "fmt_num", "fmt_pct", "mean_std", "write_report"]
+__all__ = ["MARKER", "REPORT_FILE", "build_report", "fmt_num", "fmt_pct", "mean_std", "table", "write_report"]

@@ -8,7 +8,7 @@ of docs/hardened.md.
 """
 
 from advparams.schemes.base import SCHEMES, LockProgress, LockReport, LockResult, Scheme  # noqa: I001
-from advparams.schemes._common import LockSetup, ParameterScheme, Search
+from advparams.schemes.locking import LockSetup, ParameterScheme, Search
 from advparams.schemes.advparams import AdvParams, AdvParamsConfig  # (registers)
 from advparams.schemes.random import RandomPerturbation, RandomPerturbationConfig
 from advparams.schemes.sfge import SFGE, SFGEConfig

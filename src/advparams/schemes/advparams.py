@@ -2,9 +2,9 @@
 Technique via Adversarial Perturbation Based Parameter Encryption", arXiv 2105.13697,
 2021; IEEE TETC).
 
-The paper's body is not public; this implementation follows the reconstruction in
-``shared/research/advparams.md`` §2.2 (tagged there as inferred), with its recommended
-choices:
+The paper's body is not public; this implementation follows a reconstruction from its
+abstract and the group's related papers, every detail of which is inferred (see
+``docs/advparams.md``), with these choices:
 
 * candidates: weight tensors (``dim >= 2``: convolution, linear, attention projections),
   optionally biases and normalisation affine parameters; never BatchNorm statistics;
@@ -36,7 +36,8 @@ import torch
 from torch import nn
 
 from advparams._device import model_device
-from advparams.schemes._common import (
+from advparams.schemes.base import SCHEMES, LockProgress
+from advparams.schemes.locking import (
     LockSetup,
     ParameterScheme,
     Search,
@@ -45,7 +46,6 @@ from advparams.schemes._common import (
     lock_objective,
     tensor_bounds,
 )
-from advparams.schemes.base import SCHEMES, LockProgress
 
 __all__ = ["AdvParams", "AdvParamsConfig", "lock_objective", "move_scores", "select_candidates"]
 

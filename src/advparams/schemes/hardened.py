@@ -1,4 +1,4 @@
-"""Hardened lock: a keyed shuffle of every parameter tensor (issue 4, ``docs/hardened.md``).
+"""Hardened lock: a keyed shuffle of every parameter tensor (``docs/hardened.md``).
 
 Each candidate tensor's values are moved among its own positions, in an order drawn
 from a 32-byte secret (:mod:`advparams.keys.shuffle`): a share ``fraction`` of them, by
@@ -41,8 +41,8 @@ from advparams.fingerprint import state_fingerprint
 from advparams.keys.key import Key, Shuffle
 from advparams.keys.shuffle import SECRET_BYTES, apply_shuffle_
 from advparams.models import count_parameters
-from advparams.schemes._common import check_lock_options, lock_report, prepare_lock
 from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
+from advparams.schemes.locking import check_lock_options, lock_report, prepare_lock
 
 logger = logging.getLogger(__name__)
 

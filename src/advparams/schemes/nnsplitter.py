@@ -7,7 +7,8 @@ those filters whose values lie within a window ``[B - eps, B + eps]`` so as to d
 accuracy, each kept within its layer's ``[min_w, max_w]`` so that nothing stands out
 [paper: arguments; inferred: semantics]. Here the controller is replaced by a ranking
 of output filters (rows of a weight tensor along dim 0) by first-order importance
-``|sum(g * w)|`` on the lock samples (``shared/research/anchors.md`` §5, B3), and the
+``|sum(g * w)|`` on the lock samples (the Taylor criterion of Molchanov et al., ICLR
+2017), and the
 window is set per tensor in units of its standard deviation around its mean. The
 selected values are then optimised together by signed gradient ascent on the lock
 objective, clipped to the layer range after each step, until the lock samples' accuracy
@@ -23,14 +24,14 @@ from typing import Literal
 import torch
 from torch import nn
 
-from advparams.schemes._common import (
+from advparams.schemes.base import SCHEMES, LockProgress
+from advparams.schemes.locking import (
     LockSetup,
     ParameterScheme,
     Search,
     check_lock_options,
     tensor_bounds,
 )
-from advparams.schemes.base import SCHEMES, LockProgress
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from advparams.schemes._common import (
+from advparams.schemes.base import SCHEMES, LockProgress
+from advparams.schemes.locking import (
     LockSetup,
     ParameterScheme,
     Search,
     check_lock_options,
     tensor_bounds,
 )
-from advparams.schemes.base import SCHEMES, LockProgress
 
 
 @dataclass(frozen=True)

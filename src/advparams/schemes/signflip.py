@@ -21,8 +21,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from advparams.schemes._common import LockSetup, ParameterScheme, Search, check_lock_options
 from advparams.schemes.base import SCHEMES, LockProgress
+from advparams.schemes.locking import LockSetup, ParameterScheme, Search, check_lock_options
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from torch import nn
 
 from advparams.data.base import ImageDataset
 from advparams.data.synthetic import make_synthetic
+from advparams.fingerprint import state_equal
 
 
 class ConstantClassifier(nn.Module):
@@ -57,14 +58,6 @@ class TinyAttentionNet(nn.Module):
         h = self.embed(tokens)
         a, _ = self.attn(h, h, h, need_weights=False)
         return self.head(self.norm(h + a).mean(1))
-
-
-def state_equal(a: nn.Module, b: nn.Module) -> bool:
-    """True when both models' state dicts hold the same names, dtypes and bit-identical values."""
-    sa, sb = a.state_dict(), b.state_dict()
-    return list(sa) == list(sb) and all(
-        sa[k].dtype == sb[k].dtype and sa[k].shape == sb[k].shape and torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa
-    )
 
 
 def tiny_data(num_samples: int = 600, seed: int = 1, **options: int) -> ImageDataset:

@@ -51,7 +51,8 @@ WM_FORMAT = "advparams-watermark"
 WM_VERSION = "1"
 
 
-def _digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
+def watermark_key_digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
+    """The ``digest`` field of a watermark key file with this metadata and these tensors."""
     return tagged_digest(b"advparams-watermark-digest-v1\0", meta, tensors)
 
 
@@ -71,7 +72,7 @@ def watermark_key_to_bytes(key: WatermarkKey) -> bytes:
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "advparams_version": __version__,
     }
-    meta["digest"] = _digest(meta, tensors)
+    meta["digest"] = watermark_key_digest(meta, tensors)
     return st_save(tensors, metadata=meta)
 
 
@@ -97,7 +98,7 @@ def watermark_key_from_bytes(data: bytes) -> WatermarkKey:
         tensors = st_load(data)
     except Exception as exc:  # noqa: BLE001  (safetensors raises its own error types)
         raise KeyFileError(f"watermark key file is truncated or corrupt ({type(exc).__name__})") from None
-    if meta.get("digest") != _digest(meta, tensors):
+    if meta.get("digest") != watermark_key_digest(meta, tensors):
         raise KeyFileError("watermark key file is corrupt or was edited (digest mismatch)")
     if set(tensors) != {"images", "labels"}:
         raise KeyFileError("watermark key file holds unexpected or missing tensors")

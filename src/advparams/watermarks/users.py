@@ -140,7 +140,7 @@ class UserTable:
             "max_errors": self.max_errors,
             "users": {u: _to_hex(fp) for u, fp in self._users.items()},
         }
-        body["digest"] = _digest(body)
+        body["digest"] = table_digest(body)
         return (json.dumps(body, indent=2) + "\n").encode()
 
     @classmethod
@@ -151,7 +151,7 @@ class UserTable:
             raise UserTableError("not an advparams user table")
         if body.get("version") != USERS_VERSION or isinstance(body.get("version"), bool):
             raise UserTableError(f"user table version {str(body.get('version'))[:20]!r} is not supported")
-        if body.get("digest") != _digest(body):
+        if body.get("digest") != table_digest(body):
             raise UserTableError("user table is corrupt or was edited (digest mismatch)")
         bits = integer(body.get("bits"), what="user table bits", lo=64, hi=MAX_BITS, error=UserTableError)
         max_errors = integer(
@@ -189,7 +189,8 @@ class UserTable:
         return cls.from_bytes(read_file(path, what="user table", limit=LIMITS["user-table"], error=UserTableError))
 
 
-def _digest(body: dict[str, object]) -> str:
+def table_digest(body: dict[str, object]) -> str:
+    """The ``digest`` field of a user table with this content (SHA-256 of the other fields)."""
     content = {k: v for k, v in body.items() if k != "digest"}
     return "sha256:" + hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 

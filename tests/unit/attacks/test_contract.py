@@ -63,3 +63,10 @@ def test_data_free_attacks_ignore_data(attack_name, locked) -> None:
     attack = ATTACKS.build(attack_name, FAST.get(attack_name, {}))
     if not type(attack).uses_data:
         assert state_equal(attack.run(model, None, key=key).model, attack.run(model, data, key=key).model)
+
+
+def test_the_package_docstring_names_every_registered_attack() -> None:
+    import advparams.attacks as pkg
+
+    missing = [n for n in ATTACKS.names() if f"``{n}``" not in (pkg.__doc__ or "")]
+    assert missing == []

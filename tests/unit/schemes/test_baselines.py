@@ -5,7 +5,7 @@ import torch
 
 from advparams.metrics import accuracy
 from advparams.schemes import SFGE, NNSplitter, RandomPerturbation
-from advparams.schemes._common import LockBatches, candidate_parameters
+from advparams.schemes.locking import LockBatches, candidate_parameters
 from advparams.schemes.nnsplitter import filter_importance, window_mask
 
 

@@ -1,6 +1,7 @@
-"""Pieces every parameter-perturbation scheme needs: lock samples, the loss a lock
-raises and its gradient, candidate tensors, and turning a perturbed work copy into a
-locked model, its key and its report.
+"""The shared machinery of locking: lock samples, the loss a lock raises and its
+gradient, candidate tensors, and turning a perturbed work copy into a locked model, its
+key and its report. Public, because attacks that know the method (retrace, flip-back)
+and benchmarks use the same candidates and samples as the schemes.
 
 Schemes search on a float32 *work copy* of the model; :func:`finish_lock` writes the
 chosen values back into a copy of the model in its own dtype, and the key is the bitwise
