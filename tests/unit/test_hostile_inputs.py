@@ -158,7 +158,7 @@ def test_yaml_alias_bomb(capsys, tmp_path) -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
     (tmp_path / "bomb.yaml").write_text("\n".join(lines) + "\nname: x\n")
-    assert (tmp_path / "bomb.yaml").stat().st_size < 1000
+    assert (tmp_path / "bomb.yaml").stat().st_size <= 650
     one_error(capsys, "evaluate-protection", "--config", tmp_path / "bomb.yaml", "--no-plots", match="values")
 
 
@@ -200,11 +200,13 @@ def test_deep_json_everywhere(capsys, tmp_path, ckpt) -> None:
     header = ('{"__metadata__": {"format": "advparams-key"}, "x": ' + deep + "}").encode()
     (tmp_path / "a.key").write_bytes(struct.pack("<Q", len(header)) + header)
     one_error(capsys, "key-info", tmp_path / "a.key", match="nested too deeply")
-    # key metadata field (digest comes after the field check would be too late: it is checked first)
-    with pytest.raises(KeyFileError):
-        from advparams.files import parse_json
-
-        parse_json(deep, what="key file field 'config'", error=KeyFileError)
+    # a key metadata field, with the digest recomputed as an attacker would
+    lock(capsys, ckpt, tmp_path / "L", tmp_path / "k.key")
+    for field in ("config", "info", "names", "shuffles"):
+        (tmp_path / "b.key").write_bytes(_edited_key(tmp_path / "k.key", **{field: deep}))
+        one_error(capsys, "key-info", tmp_path / "b.key", match="nested too deeply")
+        with pytest.raises(KeyFileError, match="nested too deeply"):
+            load_key(tmp_path / "b.key")
     # sealed header
     (tmp_path / "s.key").write_bytes(b"ADVPARAMS-SEALED-KEY v1\n" + _nested(1000).encode() + b"\n" + b"x" * 32)
     os.environ["ADVPARAMS_PASSPHRASE"] = "pw"
