@@ -9,15 +9,16 @@ is forked, seeded, and restored on exit.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 
 
 @contextlib.contextmanager
-def isolated_seed(seed: int) -> Iterator[None]:
+def isolated_seed(seed: int, devices: Sequence[torch.device] = ()) -> Iterator[None]:
     """Seeds torch's global CPU generator with ``seed`` inside the block and restores the
-    caller's state afterwards.
+    caller's state afterwards. ``devices`` (CUDA devices) are forked as well; without
+    them only the CPU generator is restored.
 
     Example:
         >>> before = torch.random.get_rng_state()
@@ -28,6 +29,6 @@ def isolated_seed(seed: int) -> Iterator[None]:
         >>> bool(torch.equal(a, b)), bool(torch.equal(before, torch.random.get_rng_state()))
         (True, True)
     """
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=list(devices)):
         torch.manual_seed(seed)
         yield

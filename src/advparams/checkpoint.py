@@ -21,17 +21,20 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from advparams import __version__
-from advparams.errors import AdvParamsError, CheckpointError
+from advparams.errors import AdvParamsError, CheckpointError, ConfigError
 from advparams.files import LIMITS, atomic_directory, check_regular, integer, number, parse_json, read_file, string
 from advparams.fingerprint import model_fingerprint
 from advparams.models import MODELS, count_parameters
+
+if TYPE_CHECKING:
+    from advparams.data.base import ImageDataset
 
 CHECKPOINT_FORMAT = "advparams-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -57,6 +60,24 @@ class Checkpoint:
     arguments: dict[str, Any]
     dataset: str | None
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def check_fits(self, data: ImageDataset) -> None:
+        """Refuses a data set whose shape or classes differ from the model's arguments.
+
+        Raises:
+            ConfigError: channels, input size or class count differ.
+        """
+        c, h, _ = data.input_shape
+        args = self.arguments
+        if (
+            args.get("in_channels", c) != c
+            or args.get("input_size", h) != h
+            or args.get("num_classes", data.num_classes) != data.num_classes
+        ):
+            raise ConfigError(
+                f"the model ({self.architecture} {args}) does not fit data set {data.name} "
+                f"({c}x{h}x{h}, {data.num_classes} classes)"
+            )
 
 
 def _dtype_name(model: nn.Module) -> str:

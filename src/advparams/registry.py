@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
@@ -160,6 +161,55 @@ def _type_problem(v: Any, hint: Any) -> str:
     if origin is tuple:
         return "" if isinstance(v, tuple) else "a list"
     return ""
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionDoc:
+    """One option of a config dataclass, for help texts."""
+
+    name: str
+    default: Any
+    doc: str
+
+
+def _attribute_docs(config_cls: type) -> dict[str, str]:
+    """Attribute descriptions from a Google-style ``Attributes:`` docstring section."""
+    doc = config_cls.__doc__ or ""
+    out: dict[str, str] = {}
+    current = None
+    for line in doc.split("Attributes:", 1)[-1].splitlines():
+        m = re.match(r"\s{4,8}(\w+): (.*)", line)
+        if m:
+            current = m.group(1)
+            out[current] = m.group(2).strip()
+        elif current and line.strip():
+            out[current] += " " + line.strip()
+    return out
+
+
+def option_docs(config_cls: type) -> list[OptionDoc]:
+    """Every field of ``config_cls`` with its default (``"required"`` when none) and the
+    description from its docstring or, failing that, a base class's.
+
+    Example:
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class C:
+        ...     \"\"\"Attributes:
+        ...         rate: share of weights zeroed.
+        ...     \"\"\"
+        ...     rate: float = 0.3
+        >>> option_docs(C)
+        [OptionDoc(name='rate', default=0.3, doc='share of weights zeroed.')]
+    """
+    docs: dict[str, str] = {}
+    for base in reversed(config_cls.__mro__):
+        if dataclasses.is_dataclass(base):
+            docs.update(_attribute_docs(base))
+    out = []
+    for f in dataclasses.fields(config_cls):  # type: ignore[arg-type]
+        default = f.default if f.default is not dataclasses.MISSING else "required"
+        out.append(OptionDoc(f.name, default, docs.get(f.name, "")))
+    return out
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

@@ -6,13 +6,14 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from advparams._device import model_device
+from advparams._rng import isolated_seed
 from advparams.data.base import DataLike, iter_batches, num_examples
 from advparams.metrics import accuracy
 
@@ -125,3 +126,31 @@ def train(
                 progress(TrainProgress(epoch, cfg.epochs, step, steps, float(loss.detach()), record))
     net.eval()
     return TrainResult(net, history)
+
+
+def train_from_seed(
+    architecture: str,
+    options: dict[str, Any],
+    data: DataLike,
+    config: TrainConfig | None = None,
+    *,
+    seed: int,
+    device: torch.device | str = "cpu",
+    eval_data: DataLike | None = None,
+    progress: Callable[[TrainProgress], None] | None = None,
+) -> TrainResult:
+    """Builds registered model ``architecture`` from ``seed`` and trains it, every random
+    draw (initial weights, shuffling, dropout) coming from ``seed``: the one way the CLI's
+    ``train`` and the evaluation harness train, so that both give the same model.
+
+    The global generator is only used inside :func:`advparams._rng.isolated_seed`, so the
+    caller's random state is unchanged.
+    """
+    from advparams.models import build_model
+
+    dev = torch.device(device)
+    model = build_model(architecture, options, seed=seed).to(dev)
+    with isolated_seed(seed, devices=[dev] if dev.type == "cuda" else []):  # dropout and in-model randomness
+        return train(
+            model, data, config, generator=torch.Generator().manual_seed(seed), eval_data=eval_data, progress=progress
+        )

@@ -329,7 +329,7 @@ def test_wrong_config_types(capsys, tmp_path, edit, match) -> None:
 
 
 def test_any_unexpected_exception_is_one_line_and_debug_shows_the_traceback(capsys, monkeypatch, ckpt) -> None:
-    import advparams.cli as cli
+    import advparams.cli.models as cli
 
     def boom(*a, **k):
         raise ZeroDivisionError("boom")

@@ -44,9 +44,8 @@ from advparams.fingerprint import model_fingerprint, state_equal
 from advparams.keys import Key, load_key
 from advparams.locked import save_locked
 from advparams.metrics import accuracy, detection_scores, stealth_summary
-from advparams.models import build_model
 from advparams.schemes import SCHEMES, LockResult
-from advparams.training import train
+from advparams.training import train_from_seed
 from advparams.watermarks import WATERMARKS, Calibration, WatermarkKey, calibrate
 from advparams.watermarks.keyfile import load_watermark_key, save_watermark_key
 
@@ -231,11 +230,7 @@ class Harness:
         cfg = self.config
         options = self._model_options()
         start = time.perf_counter()
-        model = build_model(cfg.model, options, seed=seed).to(self.device)
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)  # dropout and other in-model randomness
-            result = train(model, self._train, cfg.train, generator=torch.Generator().manual_seed(seed))
+        result = train_from_seed(cfg.model, options, self._train, cfg.train, seed=seed, device=self.device)
         model = result.model.eval()
         seconds = time.perf_counter() - start
         acc = self._accuracy(model)

@@ -4,17 +4,25 @@ layer over :mod:`advparams.watermarks`)."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from advparams._device import resolve_device
 from advparams.checkpoint import load_checkpoint, save_checkpoint
+from advparams.cli._common import (
+    add_common,
+    dataset_name,
+    distinct_outputs,
+    emit,
+    load_split,
+    parse_sets,
+    pct,
+)
 from advparams.errors import ConfigError, UserTableError
 from advparams.files import check_output
 from advparams.metrics import accuracy
+from advparams.registry import option_docs
 from advparams.watermarks import (
     WATERMARKS,
     UserTable,
@@ -30,43 +38,30 @@ from advparams.watermarks import (
 EMBED_COMMAND = "watermark embed"
 
 
-def _cli() -> Any:
-    from advparams import cli  # the shared helpers; imported late (cli imports this module)
-
-    return cli
-
-
 def _watermark_help() -> str:
-    cli = _cli()
     parts = []
     for name in WATERMARKS.names():
         cls = WATERMARKS.get(name)
-        docs = cli._config_docs(cls.Config)
-        for base in cls.Config.__mro__[1:]:
-            if dataclasses.is_dataclass(base):
-                docs = {**cli._config_docs(base), **docs}
         parts.append(f"options of watermark {name!r} (--set KEY=VALUE):")
-        for f in dataclasses.fields(cls.Config):
-            parts.append(f"  {f.name} (default {f.default!r}): {docs.get(f.name, '')}")
+        parts += [f"  {o.name} (default {o.default!r}): {o.doc}" for o in option_docs(cls.Config)]
     return "\n".join(parts)
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    cli = _cli()
     start = time.perf_counter()
-    cli._distinct_outputs(args.checkpoint, args.out, args.key)
+    distinct_outputs(args.checkpoint, args.out, args.key)
     check_output(args.out, force=args.force, made_by=EMBED_COMMAND)
     check_output(args.key, force=args.force, accept=is_watermark_key_file)
-    options = cli._parse_sets(args.set) | ({"seed": args.seed} if args.seed is not None else {})
+    options = parse_sets(args.set) | ({"seed": args.seed} if args.seed is not None else {})
     wm = WATERMARKS.build(args.scheme, options)
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device=device)
     if ckpt.meta.get("locked"):
         raise ConfigError(f"{args.checkpoint} is locked: unlock it first, watermark, then lock again")
-    name = cli._dataset_name(args, ckpt.meta)
-    data = cli._load_split(name, "train", args.data_dir)
-    cli._check_fits(ckpt, data)
-    test = None if args.no_eval else cli._load_split(name, "test", args.data_dir)
+    name = dataset_name(args, ckpt.meta)
+    data = load_split(name, "train", args.data_dir)
+    ckpt.check_fits(data)
+    test = None if args.no_eval else load_split(name, "test", args.data_dir)
     res = wm.embed(ckpt.model, data)
     arguments = dict(ckpt.arguments)
     if type(wm).extra_class:
@@ -101,13 +96,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
         "info": res.info,
         "seconds": time.perf_counter() - start,
     }
-    cli._emit(
+    emit(
         args,
         summary,
         [
             f"watermarked {args.checkpoint} with {args.scheme} ({len(res.key)} key samples) in "
-            f"{res.info['seconds']:.1f} s; watermark accuracy {cli._pct(score)}",
-            f"{name} test accuracy: before {cli._pct(before)}, watermarked {cli._pct(after)}",
+            f"{res.info['seconds']:.1f} s; watermark accuracy {pct(score)}",
+            f"{name} test accuracy: before {pct(before)}, watermarked {pct(after)}",
             f"watermarked model written to {args.out}",
             f"watermark key written to {args.key}: keep it secret",
         ],
@@ -116,7 +111,6 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    cli = _cli()
     device = resolve_device(args.device)
     key = load_watermark_key(args.key)
     suspect = load_checkpoint(args.suspect, device=device).model
@@ -135,25 +129,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
         "null_scores": list(calibration.null_scores),
     }
     verdict = "carries the watermark" if v.decision else "does not carry the watermark"
-    cli._emit(
+    emit(
         args,
         summary,
         [
-            f"{args.suspect} {verdict}: {cli._pct(v.score)} of {len(key)} key samples answered "
-            f"(threshold {cli._pct(v.threshold)} for a false-positive rate of {args.fpr:g}; p = {v.p_value:.3g})",
-            f"null models scored {', '.join(cli._pct(s) for s in calibration.null_scores)}",
+            f"{args.suspect} {verdict}: {pct(v.score)} of {len(key)} key samples answered "
+            f"(threshold {pct(v.threshold)} for a false-positive rate of {args.fpr:g}; p = {v.p_value:.3g})",
+            f"null models scored {', '.join(pct(s) for s in calibration.null_scores)}",
         ],
     )
     return 0
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    cli = _cli()
     action = args.action
     if action == "create":
         table = UserTable(max_errors=args.max_errors)
         table.save(args.table, force=args.force)
-        cli._emit(
+        emit(
             args,
             {"command": "watermark users create", "table": args.table},
             [f"empty user table written to {args.table}"],
@@ -166,14 +159,14 @@ def cmd_users(args: argparse.Namespace) -> int:
         for n in args.names:
             table.register(n)
         table.save(args.table, force=True)  # the table is updated in place, atomically
-        cli._emit(
+        emit(
             args,
             {"command": "watermark users add", "table": args.table, "added": args.names, "users": table.users},
             [f"added {', '.join(args.names)} to {args.table} ({len(table)} users)"],
         )
         return 0
     if action == "list":
-        cli._emit(
+        emit(
             args,
             {"command": "watermark users list", "table": args.table, "users": table.users},
             table.users or ["(no users)"],
@@ -185,7 +178,7 @@ def cmd_users(args: argparse.Namespace) -> int:
         check_output(args.out, force=args.force, accept=is_watermark_key_file)
         user_key = issue(load_watermark_key(args.key), table, args.user)
         save_watermark_key(user_key, args.out, force=args.force)
-        cli._emit(
+        emit(
             args,
             {"command": "watermark users issue", "user": args.user, "out": args.out},
             [f"key images carrying {args.user}'s fingerprint written to {args.out}"],
@@ -213,12 +206,12 @@ def cmd_users(args: argparse.Namespace) -> int:
     if args.model:
         model = load_checkpoint(args.model, device=resolve_device(args.device)).model
         summary["model_recognises"] = key.score(model)
-        lines.append(f"{args.model} answers {cli._pct(key.score(model))} of them with the watermark label")
-    cli._emit(args, summary, lines)
+        lines.append(f"{args.model} answers {pct(key.score(model))} of them with the watermark label")
+    emit(args, summary, lines)
     return 0 if user else 3
 
 
-def add_watermark_parser(sub: Any, common: Callable[..., None]) -> None:
+def add_parsers(sub: Any) -> None:
     """Adds ``watermark`` and its sub-commands to the CLI's sub-parsers."""
     p = sub.add_parser(
         "watermark",
@@ -250,7 +243,7 @@ def add_watermark_parser(sub: Any, common: Callable[..., None]) -> None:
     e.add_argument("--dataset", help="data set (default: the checkpoint's)")
     e.add_argument("--no-eval", action="store_true", help="skip measuring test accuracy")
     e.add_argument("--force", action="store_true", help="overwrite existing --out and --key")
-    common(e)
+    add_common(e)
     e.set_defaults(func=cmd_embed)
 
     v = wsub.add_parser(
@@ -264,7 +257,7 @@ def add_watermark_parser(sub: Any, common: Callable[..., None]) -> None:
     v.add_argument("--key", required=True, help="the watermark key file")
     v.add_argument("--null", required=True, nargs="+", help="checkpoint folders of null models (5 or more advised)")
     v.add_argument("--fpr", type=float, default=1e-6, help="false-positive rate of the threshold (default: 1e-6)")
-    common(v, data=False)
+    add_common(v, data=False)
     v.set_defaults(func=cmd_verify)
 
     u = wsub.add_parser(
@@ -284,8 +277,8 @@ def add_watermark_parser(sub: Any, common: Callable[..., None]) -> None:
     u.add_argument("--model", help="identify: also check that this checkpoint recognises the images")
     u.add_argument("--max-errors", type=int, default=16, help="create: bit errors accepted as a match (default 16)")
     u.add_argument("--force", action="store_true", help="overwrite an existing table (create) or --out (issue)")
-    common(u, data=False)
+    add_common(u, data=False)
     u.set_defaults(func=cmd_users)
 
 
-__all__ = ["add_watermark_parser"]
+__all__ = ["add_parsers", "cmd_embed", "cmd_users", "cmd_verify"]

@@ -1,0 +1,102 @@
+"""``advparams evaluate-protection | report``: the evaluation harness and its reports."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from advparams.cli._common import (
+    add_common,
+    command_line,
+    emit,
+    progress_bar,
+    require_matplotlib,
+)
+
+
+def cmd_evaluate_protection(args: argparse.Namespace) -> int:
+    from advparams.evaluation import evaluate_protection, load_config
+    from advparams.reports import write_report
+
+    overrides: dict[str, Any] = {}
+    if args.seeds:
+        overrides["seeds"] = args.seeds
+    if args.data_dir:
+        overrides["data_dir"] = args.data_dir
+    config = load_config(args.config, overrides)
+    out = Path(args.out or f"runs/eval/{config.name}")
+    if not args.no_plots:
+        require_matplotlib()
+    start = time.perf_counter()
+    bar = progress_bar(0, f"evaluate {config.name}")
+
+    def on_progress(p: Any) -> None:
+        bar.total = p.total
+        bar.update(1)
+        bar.set_postfix_str(("skip " if p.skipped else "") + p.label[-60:])
+
+    rows = evaluate_protection(config, out, device=args.device, force=args.force, progress=on_progress)
+    bar.close()
+    report = write_report(out, args.report_dir, command=command_line(args), plots=not args.no_plots)
+    seconds = time.perf_counter() - start
+    locks = [r for r in rows if r.kind == "lock"]
+    summary = {
+        "run": str(out),
+        "report": str(report),
+        "rows": len(rows),
+        "seconds": seconds,
+        "locked_accuracy": {f"{r.scheme}/seed{r.seed}": r.accuracy for r in locks},
+    }
+    lines = [f"evaluation {config.name}: {len(rows)} rows in {out} ({seconds:.0f} s this session)", f"report: {report}"]
+    emit(args, summary, lines)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from advparams.reports import write_report
+
+    if not args.no_plots:
+        require_matplotlib()
+    report = write_report(args.run, args.report_dir, command=args.made_with, plots=not args.no_plots)
+    emit(args, {"report": str(report)}, [f"report: {report}"])
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """Registers these commands on the top-level parser's subparsers."""
+    p = sub.add_parser(
+        "evaluate-protection",
+        help="train -> lock with every scheme -> every attack, over seeds; JSON lines, report, plots",
+        description="Run the evaluation a YAML config describes (see configs/ and docs/evaluation.md): "
+        "train or load one model per seed, lock it with every scheme, run every attack setting, and "
+        "write OUT/results.jsonl (one row per scheme, attack, setting and seed), OUT/config.yaml "
+        "(resolved), and a Markdown report with PNG plots. Re-running the same command skips the rows "
+        "already done, so an interrupted run goes on where it stopped.",
+    )
+    p.add_argument("--config", required=True, help="YAML file describing the evaluation")
+    p.add_argument("--out", help="run folder (default: runs/eval/NAME); resumed if it holds the same config")
+    p.add_argument("--report-dir", help="write report.md, plots/ and copies of the rows here (default: --out)")
+    p.add_argument("--seeds", type=int, nargs="+", help="replace the config's seeds")
+    p.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="discard a run folder of a different config (a folder that is not a run folder is never replaced)",
+    )
+    add_common(p)
+    p.set_defaults(func=cmd_evaluate_protection)
+
+    p = sub.add_parser(
+        "report",
+        help="rebuild the report of an evaluation run from its rows",
+        description="Rebuild report.md and plots/ of an evaluate-protection run folder from its "
+        "results.jsonl alone (nothing is re-run).",
+    )
+    p.add_argument("run", help="run folder of evaluate-protection")
+    p.add_argument("--report-dir", help="write the report here (default: the run folder)")
+    p.add_argument("--made-with", help="the command line to print in the report")
+    p.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
+    add_common(p, device=False, data=False)
+    p.set_defaults(func=cmd_report)

@@ -1,0 +1,268 @@
+"""``advparams lock | unlock | key-info``: the active protection commands."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from typing import Any
+
+from advparams._device import resolve_device
+from advparams.checkpoint import load_checkpoint, save_checkpoint
+from advparams.cli._common import (
+    PASSPHRASE_ENV,
+    add_common,
+    dataset_name,
+    distinct_outputs,
+    emit,
+    load_split,
+    parse_sets,
+    pct,
+    progress_bar,
+    read_passphrase,
+    scheme_help,
+)
+from advparams.data import DATASETS
+from advparams.errors import ConfigError, PassphraseError
+from advparams.files import check_output
+from advparams.fingerprint import short
+from advparams.keys import key_is_sealed, load_key, unlock
+from advparams.locked import check_locked_outputs, save_locked
+from advparams.metrics import accuracy
+from advparams.schemes import SCHEMES, LockProgress
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    check_locked_outputs(args.out, args.key, force=args.force, source=args.checkpoint)
+    scheme = SCHEMES.build(args.scheme, parse_sets(args.set) | ({"seed": args.seed} if args.seed is not None else {}))
+    passphrase = None
+    if args.seal or args.passphrase_file:
+        passphrase = read_passphrase(args, confirm=True)
+        if not passphrase:
+            raise PassphraseError(
+                f"sealing needs a passphrase: --passphrase-file, ${PASSPHRASE_ENV} or a terminal prompt"
+            )
+    device = resolve_device(args.device)
+    ckpt = load_checkpoint(args.checkpoint, device=device)
+    if ckpt.meta.get("locked"):
+        raise ConfigError(f"{args.checkpoint} is already locked")
+    name = dataset_name(args, ckpt.meta)
+    lock_data = load_split(name, "train", args.data_dir)
+    ckpt.check_fits(lock_data)
+    test_data = None if args.no_eval else load_split(name, "test", args.data_dir)
+    cfg = scheme.config
+    bar = progress_bar(getattr(cfg, "max_params", 0), f"lock ({args.scheme})")
+
+    def on_round(p: LockProgress) -> None:
+        bar.n = p.params_changed
+        bar.set_postfix(acc=pct(p.lock_accuracy), target=pct(p.target_accuracy))
+        bar.refresh()
+
+    result = scheme.lock(ckpt.model, lock_data, progress=on_round)
+    bar.close()
+    rep = result.report
+    acc_before = acc_locked = None
+    if test_data is not None:
+        acc_before, acc_locked = accuracy(ckpt.model, test_data), accuracy(result.model, test_data)
+    record = {
+        "lock": dataclasses.asdict(rep),
+        "original_fingerprint": result.key.original_fingerprint,
+        "source_checkpoint": str(args.checkpoint),
+        "test_accuracy": acc_locked,
+    }
+    save_locked(
+        result.model,
+        result.key,
+        args.out,
+        args.key,
+        architecture=ckpt.architecture,
+        arguments=ckpt.arguments,
+        dataset=name,
+        record=record,
+        passphrase=passphrase,
+        force=args.force,
+    )
+    summary = {
+        "command": "lock",
+        "checkpoint": args.checkpoint,
+        "out": args.out,
+        "key": args.key,
+        "sealed": passphrase is not None,
+        "scheme": args.scheme,
+        "dataset": name,
+        "device": str(device),
+        "accuracy_before": acc_before,
+        "accuracy_locked": acc_locked,
+        "lock_accuracy_before": rep.lock_accuracy_before,
+        "lock_accuracy_after": rep.lock_accuracy_after,
+        "target_accuracy": rep.target_accuracy,
+        "params_changed": rep.params_changed,
+        "params_total": rep.params_total,
+        "proportion_percent": rep.proportion_percent,
+        "stopped": rep.stopped,
+        "lock_seconds": rep.seconds,
+        "seconds": time.perf_counter() - start,
+    }
+    emit(
+        args,
+        summary,
+        [
+            f"locked {args.checkpoint} with {args.scheme}: {rep.params_changed} of {rep.params_total} "
+            f"parameters changed ({rep.proportion_percent:.6f}%) in {rep.seconds:.2f} s (stopped: {rep.stopped})",
+            f"{name} test accuracy: before {pct(acc_before)}, locked {pct(acc_locked)}",
+            f"locked model written to {args.out}",
+            f"key written to {args.key}{' (sealed)' if passphrase else ''}: keep it secret",
+        ],
+    )
+    return 0
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    distinct_outputs(args.locked, args.out)
+    check_output(args.out, force=args.force, made_by="unlock")
+    passphrase = None
+    if key_is_sealed(args.key):
+        passphrase = read_passphrase(args, confirm=False)
+        if passphrase is None:
+            raise PassphraseError(f"key file {args.key} is sealed: pass --passphrase-file or set ${PASSPHRASE_ENV}")
+    key = load_key(args.key, passphrase=passphrase)
+    device = resolve_device(args.device)
+    ckpt = load_checkpoint(args.locked, device=device)
+    restored = unlock(ckpt.model, key)  # checks both fingerprints
+    acc_locked = acc_unlocked = None
+    name = args.dataset or ckpt.meta.get("dataset")
+    if not args.no_eval and name:
+        data = load_split(dataset_name(args, ckpt.meta), "test", args.data_dir)
+        acc_locked, acc_unlocked = accuracy(ckpt.model, data), accuracy(restored, data)
+    record = {"unlocked_from": str(args.locked), "key_created": key.created}
+    save_checkpoint(
+        restored,
+        args.out,
+        architecture=ckpt.architecture,
+        arguments=ckpt.arguments,
+        dataset=ckpt.dataset,
+        locked=False,
+        record=record,
+        force=args.force,
+        made_by="unlock",
+    )
+    summary = {
+        "command": "unlock",
+        "locked": args.locked,
+        "key": args.key,
+        "out": args.out,
+        "params_restored": key.num_changed,
+        "exact": True,
+        "fingerprint": key.original_fingerprint,
+        "accuracy_locked": acc_locked,
+        "accuracy_unlocked": acc_unlocked,
+        "dataset": name,
+        "seconds": time.perf_counter() - start,
+    }
+    emit(
+        args,
+        summary,
+        [
+            f"unlocked {args.locked}: {key.num_changed} parameters restored; weights equal the original "
+            f"({short(key.original_fingerprint)})",
+            f"test accuracy: locked {pct(acc_locked)}, unlocked {pct(acc_unlocked)}",
+            f"restored model written to {args.out}",
+        ],
+    )
+    return 0
+
+
+def cmd_key_info(args: argparse.Namespace) -> int:
+    sealed = key_is_sealed(args.key)
+    passphrase = read_passphrase(args, confirm=False) if sealed else None
+    if sealed and passphrase is None:
+        raise PassphraseError(f"key file {args.key} is sealed: pass --passphrase-file or set ${PASSPHRASE_ENV}")
+    key = load_key(args.key, passphrase=passphrase)
+    summary = {
+        "command": "key-info",
+        "key": args.key,
+        "sealed": sealed,
+        "scheme": key.scheme,
+        "params_changed": key.num_changed,
+        "tensors": key.counts(),
+        "original_fingerprint": key.original_fingerprint,
+        "locked_fingerprint": key.locked_fingerprint,
+        "created": key.created,
+        "insecure": key.insecure or None,
+        "config": dict(key.config),
+        "info": dict(key.info),
+    }
+    lines = [
+        f"{args.key}: {key.scheme} key{' (sealed)' if sealed else ''}, created {key.created}",
+        f"  changes {key.num_changed} values in {len(key.counts())} tensors"
+        + (f" ({len(key.shuffles)} by keyed shuffle)" if key.shuffles else ""),
+        f"  unlocks {key.locked_fingerprint}",
+        f"  restores {key.original_fingerprint}",
+    ]
+    if key.insecure:
+        lines.append(f"  INSECURE: {key.insecure}")
+    lines += [f"  {name}: {n}" for name, n in summary["tensors"].items()]
+    emit(args, summary, lines)
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """Registers these commands on the top-level parser's subparsers."""
+    p = sub.add_parser(
+        "lock",
+        help="lock a checkpoint; writes the locked model and its secret key",
+        description="Lock a trained checkpoint: a few parameters are adversarially perturbed so "
+        "the model is useless without the key. Lock samples come from the data set's "
+        "training split; accuracies are measured on its test split.",
+        epilog=scheme_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("checkpoint", help="checkpoint folder of the trained model")
+    p.add_argument("--out", required=True, help="checkpoint folder to write the locked model to")
+    p.add_argument("--key", required=True, help="key file to write (safetensors; keep it secret)")
+    p.add_argument("--scheme", default="advparams", choices=SCHEMES.names(), help="locking scheme (default: advparams)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="scheme option, e.g. --set max_params=30 (repeatable; see below)",
+    )
+    p.add_argument("--seed", type=int, help="seed of the lock-sample choice (scheme option 'seed')")
+    p.add_argument("--dataset", choices=DATASETS.names(), help="data set (default: the checkpoint's)")
+    p.add_argument(
+        "--seal",
+        action="store_true",
+        help=f"seal the key with a passphrase (from --passphrase-file, ${PASSPHRASE_ENV} or a prompt)",
+    )
+    p.add_argument("--passphrase-file", help="file whose first line is the passphrase (implies --seal)")
+    p.add_argument("--no-eval", action="store_true", help="skip measuring test accuracy")
+    p.add_argument("--force", action="store_true", help="overwrite existing --out and --key")
+    add_common(p)
+    p.set_defaults(func=cmd_lock)
+
+    p = sub.add_parser(
+        "unlock",
+        help="restore the original model from a locked one and its key",
+        description="Restore the original model bit-exactly. The key's fingerprints must match "
+        "the locked model, and the result is checked against the original's.",
+    )
+    p.add_argument("locked", help="checkpoint folder of the locked model")
+    p.add_argument("--key", required=True, help="the key file written by 'advparams lock'")
+    p.add_argument("--out", required=True, help="checkpoint folder to write the restored model to")
+    p.add_argument("--passphrase-file", help=f"passphrase of a sealed key (else ${PASSPHRASE_ENV} or a prompt)")
+    p.add_argument(
+        "--dataset", choices=DATASETS.names(), help="data set for the accuracy check (default: the checkpoint's)"
+    )
+    p.add_argument("--no-eval", action="store_true", help="skip measuring test accuracy")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    add_common(p)
+    p.set_defaults(func=cmd_unlock)
+
+    p = sub.add_parser("key-info", help="describe a key file (what it changes, which model it fits)")
+    p.add_argument("key", help="key file")
+    p.add_argument("--passphrase-file", help=f"passphrase of a sealed key (else ${PASSPHRASE_ENV} or a prompt)")
+    add_common(p, device=False, data=False)
+    p.set_defaults(func=cmd_key_info)
