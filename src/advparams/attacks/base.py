@@ -70,10 +70,22 @@ class Attack(Configurable[C], ABC):
             only these are given the key, and they refuse to run without it.
         uses_data: True when the attack may use the attacker's data (it takes its
             configured share); data-free attacks are given ``None``.
+        scratch_baseline: its configuration has a ``scratch`` option that also runs the
+            same attack from a freshly initialised net on the same samples (returned in
+            ``AttackResult.baselines["scratch"]``); an evaluation measures it once per
+            seed and setting, and never for watermarks.
+        reports_suspects: it guesses which values the lock changed and returns them in
+            ``info["suspects"]`` (``{tensor name: flat indices}``), so an evaluation can
+            score the guess against the true key.
+        filters_queries: the attacked "model" is a query filter in front of the stolen
+            model, with a ``flagged(x)`` method that says which queries it caught.
     """
 
     uses_key: ClassVar[bool] = False
     uses_data: ClassVar[bool] = True
+    scratch_baseline: ClassVar[bool] = False
+    reports_suspects: ClassVar[bool] = False
+    filters_queries: ClassVar[bool] = False
 
     def run(
         self,

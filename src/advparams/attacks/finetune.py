@@ -62,6 +62,7 @@ class FineTune(Attack[FineTuneConfig]):
     """Fine-tuning of all layers on a fraction of the training data, against a scratch baseline."""
 
     name = "finetune"
+    scratch_baseline = True
     Config = FineTuneConfig
 
     def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:

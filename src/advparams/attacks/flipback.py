@@ -58,6 +58,8 @@ class FlipBack(Attack[FlipBackConfig]):
     """Adaptive attack: greedy exact-loss search for sign flips that undo a sign-flip lock."""
 
     name = "flip-back"
+    scratch_baseline = True
+    reports_suspects = True
     Config = FlipBackConfig
 
     def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:

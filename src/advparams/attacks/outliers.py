@@ -91,6 +91,7 @@ class OutlierReset(Attack[OutlierResetConfig]):
     """Adaptive attack: statistical detection of locked weights, then reset (advparams' threat model)."""
 
     name = "outlier-reset"
+    reports_suspects = True
     Config = OutlierResetConfig
 
     def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:

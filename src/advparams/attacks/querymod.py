@@ -167,6 +167,7 @@ class QueryModify(Attack[QueryModifyConfig]):
     """Query modification: detect key queries with an autoencoder and alter them (Namba & Sakuma, AsiaCCS 2019)."""
 
     name = "query-modify"
+    filters_queries = True
     Config = QueryModifyConfig
 
     def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:

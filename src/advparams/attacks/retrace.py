@@ -137,6 +137,8 @@ class Retrace(Attack[RetraceConfig]):
     """Adaptive attack: re-run the gradient selection on the attacker's data, restore the suspects."""
 
     name = "retrace"
+    scratch_baseline = True
+    reports_suspects = True
     Config = RetraceConfig
 
     def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:

@@ -393,7 +393,7 @@ class Harness:
         cfg = self.config
         for aspec, setting, options in self._pending_attacks("attack", seed, spec.title):
             attack_cls = ATTACKS.get(aspec.name)
-            shares_scratch = "scratch" in _option_fields("attack", aspec.name) and options.get("scratch", True)
+            shares_scratch = attack_cls.scratch_baseline and options.get("scratch", True)
             have_scratch = self._has("baseline", seed, "scratch", aspec.name, setting)
             if shares_scratch and have_scratch:
                 options["scratch"] = False  # the same samples and budget: measured once per seed
@@ -404,7 +404,7 @@ class Harness:
                 key=key if attack_cls.uses_key else None,
             )
             metrics: dict[str, Any] = {"options": options, "info": _slim_info(res.info)}
-            if "suspects" in res.info:
+            if attack_cls.reports_suspects:
                 precision, recall = detection_scores(res.info["suspects"], key)
                 metrics.update(precision=precision, recall=recall, suspects=res.info.get("num_suspects"))
             for bname, bmodel in res.baselines.items():
@@ -523,7 +523,7 @@ class Harness:
         extra = WATERMARKS.get(spec.name).extra_class
         for aspec, setting, options in self._pending_attacks("wm-attack", seed, spec.title):
             attack_cls = ATTACKS.get(aspec.name)
-            if "scratch" in _option_fields("attack", aspec.name):
+            if attack_cls.scratch_baseline:
                 options["scratch"] = False  # a watermark is not compared with a fresh model
             res = ATTACKS.build(aspec.name, options).run(
                 marked, self._train if attack_cls.uses_data else None, key=None
@@ -531,8 +531,8 @@ class Harness:
             metrics: dict[str, Any] = {"options": options, "info": _slim_info(res.info)}
             metrics["retention"] = key.score(res.model)
             metrics.update(_verification_metrics(res.model, key, calibration))
-            flagged = getattr(res.model, "flagged", None)
-            if callable(flagged):
+            if attack_cls.filters_queries:
+                flagged = res.model.flagged
                 with torch.no_grad():
                     x = key.inputs().to(model_device(res.model))
                     metrics["key_queries_flagged"] = float(flagged(x).float().mean())

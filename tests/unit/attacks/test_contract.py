@@ -70,3 +70,16 @@ def test_the_package_docstring_names_every_registered_attack() -> None:
 
     missing = [n for n in ATTACKS.names() if f"``{n}``" not in (pkg.__doc__ or "")]
     assert missing == []
+
+
+def test_declared_capabilities_match_what_the_attack_does(attack_name, locked) -> None:
+    """The engine reads these class attributes instead of guessing from option names."""
+    model, key, data = locked
+    cls = ATTACKS.get(attack_name)
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    assert cls.scratch_baseline == ("scratch" in fields)
+    options = {**FAST.get(attack_name, {}), **({"scratch": True} if cls.scratch_baseline else {})}
+    res = ATTACKS.build(attack_name, options).run(model, data, key=key)
+    assert ("scratch" in res.baselines) == cls.scratch_baseline
+    assert ("suspects" in res.info) == cls.reports_suspects
+    assert callable(getattr(res.model, "flagged", None)) == cls.filters_queries
