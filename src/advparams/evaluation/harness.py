@@ -1,21 +1,12 @@
 """The evaluation harness: train (or load) -> lock with every scheme and embed every
 watermark -> every attack, over seeds, one JSON line per result.
 
-Run folder layout::
-
-    OUT/config.yaml        the resolved configuration (a re-run must match it)
-    OUT/results.jsonl      the rows (see advparams.evaluation.rows)
-    OUT/models/seed<S>/    the trained model of each seed (a checkpoint folder)
-    OUT/locks/<scheme>-seed<S>/   each locked model (checkpoint folder) ...
-    OUT/locks/<scheme>-seed<S>.key   ... and its key
-    OUT/null/seed<S>/      the null models that calibrate watermark thresholds
-    OUT/watermarks/<wm>-seed<S>/      each watermarked model ...
-    OUT/watermarks/<wm>-seed<S>.wmkey ... and its key samples
+The run folder and its layout are :mod:`advparams.evaluation.run`.
 
 Re-running with the same configuration skips every row already in ``results.jsonl``
 and reuses the saved models and locks, so an interrupted run goes on where it stopped.
-The harness is the one place that seeds torch's global generator (for dropout during
-training), inside ``torch.random.fork_rng``.
+Models are trained with :func:`advparams.training.train_from_seed`, which draws every
+random number from the seed under :func:`advparams._rng.isolated_seed`.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 writing (:mod:`advparams.files.writing`). Every reader and writer of the toolkit goes
 through these two modules; their limits are listed in ``docs/formats.md``."""
 
+from advparams.files.pairs import install_folder_with_key, recover_interrupted_pair
 from advparams.files.reading import (
     LIMITS,
     MAX_JSON_DEPTH,
@@ -20,9 +21,7 @@ from advparams.files.writing import (
     atomic_directory,
     atomic_write_bytes,
     check_output,
-    install_folder_with_key,
     read_marker,
-    recover_interrupted_pair,
     resolve,
     staging_folder,
     write_marker,
