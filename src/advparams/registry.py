@@ -230,6 +230,10 @@ class Configurable(Generic[C]):
 
     name: ClassVar[str]
     Config: ClassVar[type]
+    tiny: ClassVar[Mapping[str, Any]] = {}
+    """Options that make the method run in seconds on the toolkit's tiny test tasks (tiny
+    nets, 1x16x16 synthetic data): what contract tests build every registered member with,
+    so a new member is tested at a small size the moment it is registered."""
 
     def __init__(self, config: C | None = None) -> None:
         self.config: C = config if config is not None else self.Config()

@@ -64,6 +64,7 @@ class FineTune(Attack[FineTuneConfig]):
     name = "finetune"
     scratch_baseline = True
     Config = FineTuneConfig
+    tiny = {"epochs": 1, "data_fraction": 0.2}
 
     def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:
         """Fine-tunes a copy of ``model``; ``baselines["scratch"]`` saw exactly the same samples."""

@@ -61,6 +61,7 @@ class FlipBack(Attack[FlipBackConfig]):
     scratch_baseline = True
     reports_suspects = True
     Config = FlipBackConfig
+    tiny = {"max_flips": 5}
 
     def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:
         """Flips signs back in a copy of ``model`` while that lowers the attacker's loss."""

@@ -106,6 +106,7 @@ class GanRemoval(Attack[GanRemovalConfig]):
 
     name = "gan-removal"
     Config = GanRemovalConfig
+    tiny = {"steps": 10, "epochs": 1}
 
     def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:
         """Reverses the watermark trigger, then fine-tunes a copy of ``model`` to unlearn it."""

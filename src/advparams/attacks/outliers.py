@@ -93,6 +93,7 @@ class OutlierReset(Attack[OutlierResetConfig]):
     name = "outlier-reset"
     reports_suspects = True
     Config = OutlierResetConfig
+    tiny = {"reset": "reoptimise", "steps": 5}
 
     def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:
         """Resets (or re-optimises) the suspects of a copy of ``model``.

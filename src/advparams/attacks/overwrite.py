@@ -50,6 +50,7 @@ class Overwrite(Attack[OverwriteConfig]):
 
     name = "overwrite"
     Config = OverwriteConfig
+    tiny = {"num_keys": 10, "epochs": 1}
 
     def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:
         """Embeds the attacker's watermark into a copy of ``model``."""

@@ -169,6 +169,7 @@ class QueryModify(Attack[QueryModifyConfig]):
     name = "query-modify"
     filters_queries = True
     Config = QueryModifyConfig
+    tiny = {"epochs": 1}
 
     def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:
         """Trains the detector on the attacker's data and wraps a copy of ``model``."""

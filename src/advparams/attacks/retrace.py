@@ -140,6 +140,7 @@ class Retrace(Attack[RetraceConfig]):
     scratch_baseline = True
     reports_suspects = True
     Config = RetraceConfig
+    tiny = {"steps": 5}
 
     def attack(self, model: nn.Module, data: DataLike | None, generator: torch.Generator, key: Key | None) -> Attacked:
         """Guesses and restores the locked weights of a copy of ``model``."""

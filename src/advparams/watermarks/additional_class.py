@@ -96,6 +96,7 @@ class AdditionalClass(Watermark[AdditionalClassConfig]):
 
     name = "additional-class"
     Config = AdditionalClassConfig
+    tiny = {"num_keys": 20, "epochs": 5, "lr": 3e-3, "batch_size": 32}
     extra_class = True
 
     def _embed(self, model: nn.Module, data: ImageDataset, generator: torch.Generator) -> Watermarked:

@@ -75,6 +75,7 @@ class FrontierStitching(Watermark[FrontierStitchingConfig]):
 
     name = "frontier-stitching"
     Config = FrontierStitchingConfig
+    tiny = {"num_keys": 20, "epochs": 5, "lr": 3e-3, "batch_size": 32, "eps": 0.05, "candidates": 600}
 
     def _embed(self, model: nn.Module, data: ImageDataset, generator: torch.Generator) -> Watermarked:
         cfg = self.config

@@ -51,6 +51,7 @@ class ZhangConfig(WatermarkOptions):
 
 class _Zhang(Watermark[ZhangConfig]):
     Config = ZhangConfig
+    tiny = {"num_keys": 20, "epochs": 5, "lr": 3e-3, "batch_size": 32}
 
     def _sources(self, data: ImageDataset, target: int, generator: torch.Generator) -> torch.Tensor:
         """``num_keys`` training images whose label is not ``target``."""

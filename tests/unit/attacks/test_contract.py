@@ -12,15 +12,10 @@ from advparams.errors import AdvParamsError
 from advparams.registry import config_to_dict
 from advparams.testing import state_equal
 
-FAST = {
-    "finetune": {"epochs": 1, "data_fraction": 0.2},
-    "retrace": {"steps": 5},
-    "flip-back": {"max_flips": 5},
-    "outlier-reset": {"reset": "reoptimise", "steps": 5},
-    "query-modify": {"epochs": 1},
-    "overwrite": {"num_keys": 10, "epochs": 1},
-    "gan-removal": {"steps": 10, "epochs": 1},
-}
+
+def tiny(name: str) -> dict:
+    """The attack's own small options (``Attack.tiny``): no table here to keep in step."""
+    return dict(ATTACKS.get(name).tiny)
 
 
 @pytest.fixture(params=ATTACKS.names())
@@ -37,8 +32,8 @@ def test_config_round_trip(attack_name) -> None:
 def test_input_not_mutated_and_deterministic(attack_name, locked) -> None:
     model, key, data = locked
     before = copy.deepcopy(model.state_dict())
-    a = ATTACKS.build(attack_name, FAST.get(attack_name, {})).run(model, data, key=key)
-    b = ATTACKS.build(attack_name, FAST.get(attack_name, {})).run(model, data, key=key)
+    a = ATTACKS.build(attack_name, tiny(attack_name)).run(model, data, key=key)
+    b = ATTACKS.build(attack_name, tiny(attack_name)).run(model, data, key=key)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert a.model is not model and state_equal(a.model, b.model)
     assert a.attack == attack_name and a.seconds >= 0
@@ -48,7 +43,7 @@ def test_input_not_mutated_and_deterministic(attack_name, locked) -> None:
 
 def test_only_key_attacks_use_the_key(attack_name, locked) -> None:
     model, key, data = locked
-    attack = ATTACKS.build(attack_name, FAST.get(attack_name, {}))
+    attack = ATTACKS.build(attack_name, tiny(attack_name))
     if type(attack).uses_key:
         with pytest.raises(AdvParamsError, match="key"):
             attack.run(model, data)
@@ -60,7 +55,7 @@ def test_only_key_attacks_use_the_key(attack_name, locked) -> None:
 
 def test_data_free_attacks_ignore_data(attack_name, locked) -> None:
     model, key, data = locked
-    attack = ATTACKS.build(attack_name, FAST.get(attack_name, {}))
+    attack = ATTACKS.build(attack_name, tiny(attack_name))
     if not type(attack).uses_data:
         assert state_equal(attack.run(model, None, key=key).model, attack.run(model, data, key=key).model)
 
@@ -78,8 +73,12 @@ def test_declared_capabilities_match_what_the_attack_does(attack_name, locked) -
     cls = ATTACKS.get(attack_name)
     fields = {f.name for f in dataclasses.fields(cls.Config)}
     assert cls.scratch_baseline == ("scratch" in fields)
-    options = {**FAST.get(attack_name, {}), **({"scratch": True} if cls.scratch_baseline else {})}
+    options = {**tiny(attack_name), **({"scratch": True} if cls.scratch_baseline else {})}
     res = ATTACKS.build(attack_name, options).run(model, data, key=key)
     assert ("scratch" in res.baselines) == cls.scratch_baseline
     assert ("suspects" in res.info) == cls.reports_suspects
     assert callable(getattr(res.model, "flagged", None)) == cls.filters_queries
+
+
+def test_tiny_options_build(attack_name) -> None:
+    ATTACKS.build(attack_name, tiny(attack_name))  # a typo in a class's tiny options fails here

@@ -9,14 +9,11 @@ from advparams.testing import TinyConvNet
 from advparams.training import TrainConfig, train
 from advparams.watermarks import WATERMARKS
 
-# Small keys and enough epochs for the tiny synthetic task (1x16x16, 600 samples).
-FAST = {
-    "additional-class": {"num_keys": 20, "epochs": 5, "lr": 3e-3, "batch_size": 32},
-    "zhang-content": {"num_keys": 20, "epochs": 5, "lr": 3e-3, "batch_size": 32},
-    "zhang-noise": {"num_keys": 20, "epochs": 5, "lr": 3e-3, "batch_size": 32},
-    "zhang-unrelated": {"num_keys": 20, "epochs": 5, "lr": 3e-3, "batch_size": 32},
-    "frontier-stitching": {"num_keys": 20, "epochs": 5, "lr": 3e-3, "batch_size": 32, "eps": 0.05, "candidates": 600},
-}
+
+def fast(name: str) -> dict:
+    """The watermark's own small options (``Watermark.tiny``): small keys, enough epochs for
+    the tiny synthetic task (1x16x16, 600 samples)."""
+    return dict(WATERMARKS.get(name).tiny)
 
 
 @pytest.fixture(params=WATERMARKS.names())
@@ -43,4 +40,4 @@ def null_models(trained):
 def embedded(trained):
     """Every watermark embedded once in the shared tiny classifier (seed 0)."""
     model, data = trained
-    return {n: WATERMARKS.build(n, FAST[n]).embed(model, data) for n in WATERMARKS.names()}
+    return {n: WATERMARKS.build(n, fast(n)).embed(model, data) for n in WATERMARKS.names()}

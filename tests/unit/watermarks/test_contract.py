@@ -12,7 +12,7 @@ from advparams.registry import config_to_dict
 from advparams.testing import ConstantClassifier
 from advparams.watermarks import WATERMARKS, calibrate_on, load_watermark_key, save_watermark_key, verify
 from advparams.watermarks.keyfile import watermark_key_from_bytes, watermark_key_to_bytes
-from tests.unit.watermarks.conftest import FAST
+from tests.unit.watermarks.conftest import fast
 
 
 def test_config_round_trip(wm_name) -> None:
@@ -23,7 +23,7 @@ def test_config_round_trip(wm_name) -> None:
 def test_embed_leaves_input_and_is_deterministic(wm_name, trained) -> None:
     model, data = trained
     before = copy.deepcopy(model.state_dict())
-    opts = {**FAST[wm_name], "epochs": 1}
+    opts = {**fast(wm_name), "epochs": 1}
     a = WATERMARKS.build(wm_name, opts).embed(model, data)
     b = WATERMARKS.build(wm_name, opts).embed(model, data)
     c = WATERMARKS.build(wm_name, {**opts, "seed": 1}).embed(model, data)
@@ -97,7 +97,7 @@ def test_key_file_round_trip_and_tamper(wm_name, embedded, tmp_path) -> None:
 def test_only_image_datasets(wm_name, trained) -> None:
     model, data = trained
     with pytest.raises(AdvParamsError, match="ImageDataset"):
-        WATERMARKS.build(wm_name, FAST[wm_name]).embed(model, data.tensors())
+        WATERMARKS.build(wm_name, fast(wm_name)).embed(model, data.tensors())
 
 
 def test_a_model_of_another_shape_is_one_clear_error(embedded) -> None:
@@ -105,3 +105,8 @@ def test_a_model_of_another_shape_is_one_clear_error(embedded) -> None:
     wrong = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
     with pytest.raises(AdvParamsError, match="does not take"):
         key.score(wrong)
+
+
+def test_tiny_options_build(wm_name) -> None:
+    assert WATERMARKS.get(wm_name).tiny, "every watermark declares small options for the tests"
+    WATERMARKS.build(wm_name, fast(wm_name))
