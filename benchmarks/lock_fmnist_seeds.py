@@ -25,9 +25,8 @@ from _common import append_jsonl, environment, fashion_mnist, log  # noqa: E402
 
 from advparams import AdvParams, AdvParamsConfig, accuracy, load_checkpoint, save_checkpoint, unlock  # noqa: E402
 from advparams._device import resolve_device  # noqa: E402
-from advparams.models import build_model  # noqa: E402
 from advparams.testing import state_equal  # noqa: E402
-from advparams.training import TrainConfig, train  # noqa: E402
+from advparams.training import TrainConfig, train_from_seed  # noqa: E402
 
 
 def trained_lenet(seed: int, cache: Path, device: torch.device) -> torch.nn.Module:
@@ -35,12 +34,9 @@ def trained_lenet(seed: int, cache: Path, device: torch.device) -> torch.nn.Modu
     if not (path / "model.json").exists():
         log(f"training LeNet-5 seed {seed} ...")
         args = {"num_classes": 10, "in_channels": 1, "input_size": 28}
-        model = build_model("lenet", args, seed=seed).to(device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            result = train(
-                model, fashion_mnist("train"), TrainConfig(epochs=10), generator=torch.Generator().manual_seed(seed)
-            )
+        result = train_from_seed(
+            "lenet", args, fashion_mnist("train"), TrainConfig(epochs=10), seed=seed, device=device
+        )
         cache.mkdir(parents=True, exist_ok=True)
         save_checkpoint(
             result.model,

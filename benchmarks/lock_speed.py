@@ -28,10 +28,10 @@ from _common import append_jsonl, environment, fashion_mnist, log  # noqa: E402
 
 from advparams import AdvParams, AdvParamsConfig, accuracy, load_checkpoint, save_checkpoint, unlock  # noqa: E402
 from advparams._device import resolve_device  # noqa: E402
-from advparams.models import build_model, count_parameters  # noqa: E402
+from advparams.models import count_parameters  # noqa: E402
 from advparams.registry import config_to_dict  # noqa: E402
 from advparams.testing import state_equal  # noqa: E402
-from advparams.training import TrainConfig, train  # noqa: E402
+from advparams.training import TrainConfig, train_from_seed  # noqa: E402
 
 SETUPS = {
     # name: (input channels, size, training samples, epochs)
@@ -56,12 +56,10 @@ def prepare(model_name: str, cache: Path, device: torch.device) -> Path:
         torch.randperm(len(train_data), generator=torch.Generator().manual_seed(0))[:n_train]
     )
     args = {"num_classes": 10, "in_channels": channels, "input_size": size}
-    model = build_model(model_name, args, seed=0).to(device)  # seed 0, as lock_fmnist_seeds.py
     log(f"training {model_name} on {n_train} samples for {epochs} epochs ...")
     start = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        trained = train(model, train_data, TrainConfig(epochs=epochs), generator=torch.Generator().manual_seed(0)).model
+    # seed 0, as lock_fmnist_seeds.py
+    trained = train_from_seed(model_name, args, train_data, TrainConfig(epochs=epochs), seed=0, device=device).model
     cache.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
         trained,
