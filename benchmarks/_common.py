@@ -9,8 +9,8 @@ from typing import Any
 
 import torch.nn.functional as F
 
-from advparams._env import environment  # noqa: F401  (re-exported for the scripts)
 from advparams.data import ImageDataset, load_dataset
+from advparams.environment import environment  # noqa: F401  (re-exported for the scripts)
 
 
 def fashion_mnist(split: str, size: int = 28, channels: int = 1) -> ImageDataset:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import append_jsonl, environment, fashion_mnist, log  # noqa: E402
 
 from advparams import AdvParams, AdvParamsConfig, accuracy, load_checkpoint, save_checkpoint, unlock  # noqa: E402
-from advparams._device import resolve_device  # noqa: E402
+from advparams.devices import resolve_device  # noqa: E402
 from advparams.models import count_parameters  # noqa: E402
 from advparams.registry import config_to_dict  # noqa: E402
 from advparams.testing import state_equal  # noqa: E402

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advparams._device import model_device
 from advparams._rng import isolated_seed
 from advparams.data.base import DataLike, iter_batches, num_examples
+from advparams.devices import model_device
 from advparams.metrics import accuracy
 
 

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advparams._device import model_device
 from advparams.data.base import DataLike, all_labels, balanced_indices, gather
+from advparams.devices import model_device
 from advparams.metrics.accuracy import logits_of
 
 

@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advparams._device import model_device
 from advparams.attacks._reoptimise import attacker_batch
 from advparams.attacks.base import ATTACKS, Attack, Attacked, fresh_copy, require_data
 from advparams.data.base import DataLike
+from advparams.devices import model_device
 from advparams.keys.key import Key
 from advparams.metrics.accuracy import logits_of
 from advparams.schemes.locking import candidate_parameters

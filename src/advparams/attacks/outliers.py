@@ -23,11 +23,11 @@ from typing import Literal
 import torch
 from torch import nn
 
-from advparams._device import model_device
 from advparams.attacks._reoptimise import attacker_batch, reoptimise_
 from advparams.attacks.base import ATTACKS, Attack, Attacked, require_data
 from advparams.attacks.retrace import reset_values_
 from advparams.data.base import DataLike
+from advparams.devices import model_device
 from advparams.keys.key import Key
 
 

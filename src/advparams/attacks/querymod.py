@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advparams._device import model_device, model_float_dtype
 from advparams._rng import isolated_seed
 from advparams.attacks._images import attacker_images, normalisation
 from advparams.attacks.base import ATTACKS, Attack, Attacked, require_data
 from advparams.data.base import DataLike, iter_batches
+from advparams.devices import model_device, model_float_dtype
 from advparams.errors import AdvParamsError
 from advparams.keys.key import Key
 

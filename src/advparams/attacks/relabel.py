@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from advparams._device import model_device, model_float_dtype
 from advparams.attacks._reoptimise import attacker_batch
 from advparams.attacks.base import ATTACKS, Attack, Attacked, require_data
 from advparams.data.base import DataLike
+from advparams.devices import model_device, model_float_dtype
 from advparams.keys.key import Key
 from advparams.metrics.accuracy import logits_of
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import torch
 
-from advparams._device import resolve_device
 from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.cli._common import (
     pct,
 )
 from advparams.cli.models import cmd_train
 from advparams.data import load_dataset
+from advparams.devices import resolve_device
 from advparams.errors import AdvParamsError
 from advparams.keys import load_key, unlock
 from advparams.locked import save_locked

@@ -7,7 +7,6 @@ import dataclasses
 import time
 from typing import Any
 
-from advparams._device import resolve_device
 from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.cli._common import (
     PASSPHRASE_ENV,
@@ -23,6 +22,7 @@ from advparams.cli._common import (
     scheme_help,
 )
 from advparams.data import DATASETS
+from advparams.devices import resolve_device
 from advparams.errors import ConfigError, PassphraseError
 from advparams.files import check_output
 from advparams.fingerprint import short

@@ -11,7 +11,6 @@ from typing import Any
 
 import torch
 
-from advparams._device import resolve_device
 from advparams.attacks import ATTACKS
 from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.cli._common import (
@@ -24,6 +23,7 @@ from advparams.cli._common import (
     progress_bar,
 )
 from advparams.data import DATASETS
+from advparams.devices import resolve_device
 from advparams.files import check_output
 from advparams.fingerprint import model_fingerprint
 from advparams.metrics import accuracy

@@ -8,7 +8,6 @@ import time
 from collections import Counter
 from typing import Any
 
-from advparams._device import resolve_device
 from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.cli._common import (
     add_common,
@@ -19,6 +18,7 @@ from advparams.cli._common import (
     parse_sets,
     pct,
 )
+from advparams.devices import resolve_device
 from advparams.errors import ConfigError, UserTableError
 from advparams.files import check_output
 from advparams.metrics import accuracy

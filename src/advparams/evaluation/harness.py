@@ -21,12 +21,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from advparams._device import model_device, resolve_device
-from advparams._env import environment
 from advparams.attacks import ATTACKS, AttackResult
 from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.data import DATASETS, ImageDataset, load_dataset
 from advparams.data.base import iter_batches
+from advparams.devices import model_device, resolve_device
+from advparams.environment import environment
 from advparams.errors import AdvParamsError, ConfigError, KeyMismatchError
 from advparams.evaluation.config import AttackSpec, EvalConfig, SchemeSpec, WatermarkSpec
 from advparams.evaluation.rows import ResultRow, row_key

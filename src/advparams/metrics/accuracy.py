@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from advparams._device import model_device, model_float_dtype
 from advparams.data.base import DataLike, iter_batches
+from advparams.devices import model_device, model_float_dtype
 from advparams.errors import AdvParamsError
 
 

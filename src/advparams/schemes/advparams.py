@@ -35,7 +35,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from advparams._device import model_device
+from advparams.devices import model_device
 from advparams.schemes.base import SCHEMES, LockProgress
 from advparams.schemes.locking import (
     LockSetup,

@@ -23,8 +23,8 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
-from advparams._device import model_device, model_float_dtype
 from advparams.data.base import DataLike, ImageDataset, iter_batches
+from advparams.devices import model_device, model_float_dtype
 from advparams.errors import AdvParamsError
 from advparams.metrics.accuracy import logits_of, predict
 from advparams.registry import Configurable, Registry

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advparams._device import model_device, model_float_dtype
 from advparams.data.base import ImageDataset
+from advparams.devices import model_device, model_float_dtype
 from advparams.errors import AdvParamsError
 from advparams.fingerprint import model_fingerprint
 from advparams.registry import config_to_dict
