@@ -1,4 +1,4 @@
-"""Issue 4 exploration: two designs that were tried and dropped, measured on one model.
+"""Exploration for the hardened lock (docs/hardened.md): two designs that were tried and dropped, measured on one model.
 
 * ``dense-flip``: a seeded (key = seed) random sign flip of a share of every weight
   tensor's larger-magnitude half; the candidate set is computable from the locked model

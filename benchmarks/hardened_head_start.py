@@ -1,4 +1,4 @@
-"""Issue 4: where the head start an attacker gets from the hardened lock comes from.
+"""Hardened lock (docs/hardened.md): where the head start an attacker gets from the hardened lock comes from.
 
 A keyed shuffle keeps each tensor's values and destroys their arrangement. If fine-tuning
 the shuffled model still beats training from scratch, the head start must come from the

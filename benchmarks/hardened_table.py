@@ -1,4 +1,4 @@
-"""Issue 4: the table of every hardened-locking target against every design, from the
+"""Hardened lock (docs/hardened.md): the table of every hardened-locking target against every design, from the
 rows of one harness run (no model is run; mean ± std over the run's seeds).
 
     .venv/bin/python benchmarks/hardened_table.py runs/eval/hardened

@@ -1,4 +1,4 @@
-"""Issue 5: the clean-accuracy cost of a watermark against a matched control.
+"""Watermarks (docs/watermarks.md): the clean-accuracy cost of a watermark against a matched control.
 
 Embedding fine-tunes the trained model for 2 more epochs, which by itself can move test
 accuracy. The control fine-tunes the same model with the same schedule (Adam, lr 5e-4,

@@ -1,4 +1,4 @@
-"""Issue 5: the summary tables of docs/watermarks.md, rebuilt from a run's rows alone.
+"""Watermarks (docs/watermarks.md): the summary tables of docs/watermarks.md, rebuilt from a run's rows alone.
 
 Prints (Markdown) the per-watermark table (accuracy, cost, watermark accuracy, threshold,
 null scores, false positives) and the attacks x watermarks retention table; with

@@ -1,4 +1,4 @@
-"""Issue 5: can a leaked model be traced to the user whose copy it was?
+"""Watermarks (docs/watermarks.md): can a leaked model be traced to the user whose copy it was?
 
 Each of ``--users`` users gets a copy of the same trained model watermarked with their own
 key (the watermark's seed is the user's number). For each scheme, every copy is queried
