@@ -151,7 +151,12 @@ class RowWriter:
 
     def write(self, row: ResultRow) -> None:
         """Appends ``row`` and fsyncs."""
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(row.to_json() + "\n")
+        self.write_many([row])
+
+    def write_many(self, rows: list[ResultRow]) -> int:
+        """Appends ``rows`` in one write, fsyncs, and returns the file's new length."""
+        with open(self.path, "ab") as fh:
+            fh.write("".join(r.to_json() + "\n" for r in rows).encode())
             fh.flush()
             os.fsync(fh.fileno())
+            return fh.tell()

@@ -5,6 +5,7 @@ Layout::
     RUN/.advparams-output.json     marker: made by evaluate-protection
     RUN/config.yaml                the resolved configuration (a re-run must match it)
     RUN/results.jsonl              the rows (:mod:`advparams.evaluation.rows`)
+    RUN/units.jsonl                resume bookkeeping: each finished unit and where its rows end
     RUN/models/seed<S>/            the trained model of each seed (a checkpoint folder)
     RUN/locks/<scheme>-seed<S>/    each locked model (checkpoint folder) ...
     RUN/locks/<scheme>-seed<S>.key ... and its key
@@ -30,16 +31,29 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from advparams.errors import AdvParamsError, ConfigError, OutputExistsError
 from advparams.evaluation.config import EvalConfig, load_config
 from advparams.evaluation.rows import ResultRow, RowWriter, read_rows
-from advparams.files import atomic_directory, atomic_write_bytes, read_marker, resolve, write_marker
+from advparams.files import (
+    LIMITS,
+    atomic_directory,
+    atomic_write_bytes,
+    integer,
+    parse_json,
+    read_marker,
+    read_text_lines,
+    resolve,
+    string,
+    write_marker,
+)
 
 CONFIG_FILE = "config.yaml"
 RESULTS_FILE = "results.jsonl"
+UNITS_FILE = "units.jsonl"
 RUN_COMMAND = "evaluate-protection"
 _HEADER = "# Resolved by advparams evaluate-protection; a re-run of this folder must match it.\n"
 
@@ -53,6 +67,7 @@ def _config_text(config: EvalConfig) -> bytes:
 def _start(folder: Path, config: EvalConfig) -> None:
     (folder / CONFIG_FILE).write_bytes(_config_text(config))
     (folder / RESULTS_FILE).touch()
+    (folder / UNITS_FILE).touch()
 
 
 class RunFolder:
@@ -112,6 +127,50 @@ class RunFolder:
     def writer(self) -> RowWriter:
         """The appender of new rows (each fsynced before the next work starts)."""
         return RowWriter(self.results_path)
+
+    # -- units: the engine's resume bookkeeping --------------------------------------------
+    @property
+    def units_path(self) -> Path:
+        """Which units are done, and where the rows of each end in ``results.jsonl``."""
+        return self.path / UNITS_FILE
+
+    def done_units(self) -> set[str]:
+        """The units whose rows are all in ``results.jsonl``.
+
+        Rows written after the last finished unit (a unit killed while its rows were
+        being written) are cut off here, so that its re-run neither loses nor doubles a
+        row. A folder without ``units.jsonl`` (made before the engine) is left as it is.
+        """
+        if not self.units_path.exists():
+            return set()
+        done, end = set(), 0
+        for i, line in enumerate(read_text_lines(self.units_path, what="units file", limit=LIMITS["rows"])):
+            try:
+                entry = parse_json(line, what=f"{self.units_path}, line {i + 1}")
+                done.add(string(entry["unit"], what="unit id"))
+                end = max(end, integer(entry["end"], what="rows end", lo=0, hi=2**62))
+            except (AdvParamsError, KeyError, TypeError):
+                continue  # a last line cut short by a kill: that unit is not done
+        size = self.results_path.stat().st_size if self.results_path.exists() else 0
+        if size > end:
+            with open(self.results_path, "r+b") as fh:
+                fh.truncate(end)
+        elif size < end:
+            raise AdvParamsError(
+                f"{self.results_path} is shorter than {self.units_path} says: the run folder is damaged"
+            )
+        return done
+
+    def commit(self, unit_id: str, rows: list[ResultRow], writer: RowWriter) -> None:
+        """Appends a finished unit's rows, then records the unit as done (both fsynced, in
+        that order: a kill in between re-runs the unit and drops its first rows)."""
+        end = (
+            writer.write_many(rows) if rows else (self.results_path.stat().st_size if self.results_path.exists() else 0)
+        )
+        with open(self.units_path, "ab") as fh:
+            fh.write((json.dumps({"unit": unit_id, "rows": len(rows), "end": end}) + "\n").encode())
+            fh.flush()
+            os.fsync(fh.fileno())
 
     def is_run(self) -> bool:
         """Whether the folder was made by ``evaluate-protection`` (its marker, or for runs

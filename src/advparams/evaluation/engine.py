@@ -1,0 +1,258 @@
+"""The evaluation engine: studies turn a configuration into units of work; executors run them.
+
+A :class:`Unit` is a pure task described by plain data: which study runs it, its
+parameters (what to build or load, the seed, options) and the units it depends on
+(train -> lock -> attack; null models -> calibration -> verification). Artefacts that
+several units need are written once into the run folder by the unit that makes them and
+loaded by the units that depend on it, so a unit can run in any process that sees the
+run folder.
+
+Executors run the units in dependency order and hand each unit's rows to one writer (the
+caller's ``on_done``, in the driving process), so rows are appended by one process only:
+
+* :class:`SerialExecutor` runs them one after the other in this process (the default);
+* :class:`RayExecutor` runs them on a Ray cluster, a local one with ``workers`` processes
+  or an existing one at ``address``; torch threads per worker are set so that workers
+  do not oversubscribe the cores, a unit whose worker dies is run again, and a unit's own
+  error stops the run.
+
+Results do not depend on the executor: each unit draws its randomness from its own
+parameters (seeds), never from state left by another unit.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from advparams.errors import AdvParamsError, ConfigError
+from advparams.evaluation.rows import ResultRow
+
+MAX_RETRIES = 3
+"""Times a unit is run again when the worker running it is lost."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work (plain data: it travels to other processes and machines).
+
+    Attributes:
+        id: unique in a run, e.g. ``"lock/advparams/seed0"``; names the unit in the
+            run folder's bookkeeping.
+        study: the name of the study that runs it.
+        params: JSON-ready parameters (seed, options, which artefacts to load).
+        deps: ids of the units that must be done first.
+    """
+
+    id: str
+    study: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    deps: tuple[str, ...] = ()
+
+
+class Study(ABC):
+    """One family's part of an evaluation: its units and how to run one.
+
+    A study is built from configuration only (it travels to the workers) and never
+    imports another study; units of other studies are named by id in ``deps``.
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def units(self) -> list[Unit]:
+        """Every unit of this study, in a sensible serial order."""
+
+    @abstractmethod
+    def run(self, unit: Unit) -> list[ResultRow]:
+        """Runs ``unit`` (its dependencies are done) and returns its rows."""
+
+
+def order(units: Sequence[Unit]) -> list[Unit]:
+    """The units in dependency order, keeping the given order where it is free.
+
+    Raises:
+        ConfigError: two units share an id, a dependency is unknown, or there is a cycle.
+    """
+    by_id: dict[str, Unit] = {}
+    for u in units:
+        if u.id in by_id:
+            raise ConfigError(f"two units are both called {u.id!r}")
+        by_id[u.id] = u
+    out: list[Unit] = []
+    state: dict[str, int] = {}  # 1: being visited, 2: placed
+    for root in units:
+        stack: list[tuple[Unit, int]] = [(root, 0)]
+        while stack:
+            u, i = stack.pop()
+            if state.get(u.id) == 2:
+                continue
+            if i == 0:
+                if state.get(u.id) == 1:
+                    raise ConfigError(f"the units depend on each other in a cycle through {u.id!r}")
+                state[u.id] = 1
+            if i < len(u.deps):
+                stack.append((u, i + 1))
+                dep = u.deps[i]
+                if dep not in by_id:
+                    raise ConfigError(f"unit {u.id!r} depends on {dep!r}, which no study makes")
+                if state.get(dep) != 2:
+                    stack.append((by_id[dep], 0))
+            else:
+                state[u.id] = 2
+                out.append(u)
+    return out
+
+
+class Runner:
+    """Runs a unit with the study it names (what an executor sends to its workers)."""
+
+    def __init__(self, studies: Iterable[Study]) -> None:
+        self.studies = {s.name: s for s in studies}
+
+    def __call__(self, unit: Unit) -> list[ResultRow]:
+        if unit.study not in self.studies:
+            raise ConfigError(f"unit {unit.id!r} names study {unit.study!r}, which is not in this run")
+        return self.studies[unit.study].run(unit)
+
+
+OnDone = Callable[[Unit, list[ResultRow]], None]
+
+
+class Executor(ABC):
+    """Runs units in dependency order; ``on_done`` (in this process) receives each unit's rows."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def run(self, units: Sequence[Unit], runner: Runner, on_done: OnDone, *, done: Iterable[str] = ()) -> None:
+        """Runs every unit whose id is not in ``done``."""
+
+
+class SerialExecutor(Executor):
+    """One unit after the other, in this process."""
+
+    name = "serial"
+
+    def run(self, units: Sequence[Unit], runner: Runner, on_done: OnDone, *, done: Iterable[str] = ()) -> None:
+        finished = set(done)
+        for unit in order(units):
+            if unit.id not in finished:
+                on_done(unit, runner(unit))
+                finished.add(unit.id)
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """Torch threads for each of ``workers`` processes on ``cores`` cores (at least 1).
+
+    >>> threads_per_worker(2, 2), threads_per_worker(2, 16), threads_per_worker(8, 4)
+    (1, 8, 1)
+    """
+    return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
+
+
+def _run_in_worker(runner: Runner, unit: Unit, threads: int) -> list[ResultRow]:
+    import torch
+
+    torch.set_num_threads(threads)
+    return runner(unit)
+
+
+class RayExecutor(Executor):
+    """Units as Ray tasks, at most ``workers`` at a time, each with ``threads`` torch threads.
+
+    Args:
+        workers: parallel units (a local cluster gets this many CPUs).
+        address: an existing Ray cluster (``ray start --head`` prints it); ``None``
+            starts a local one for the run.
+        threads: torch threads per worker; default: the cores divided by ``workers``.
+    """
+
+    name = "ray"
+
+    def __init__(self, workers: int = 2, *, address: str | None = None, threads: int | None = None) -> None:
+        if workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {workers}")
+        self.workers = workers
+        self.address = address
+        self.threads = threads or threads_per_worker(workers)
+
+    def run(self, units: Sequence[Unit], runner: Runner, on_done: OnDone, *, done: Iterable[str] = ()) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise AdvParamsError("the Ray executor needs Ray: pip install 'advparams[distributed]'") from None
+        started = not ray.is_initialized()
+        if started:
+            if self.address:
+                ray.init(address=self.address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False)
+        try:
+            self._schedule(ray, order(units), runner, on_done, set(done))
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _schedule(self, ray: Any, units: list[Unit], runner: Runner, on_done: OnDone, finished: set[str]) -> None:
+        task = ray.remote(num_cpus=1, max_retries=0)(_run_in_worker)
+        runner_ref = ray.put(runner)
+        pending = [u for u in units if u.id not in finished]
+        running: dict[Any, tuple[Unit, int]] = {}
+        lost = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError)
+
+        def submit(unit: Unit, tries: int) -> None:
+            running[task.remote(runner_ref, unit, self.threads)] = (unit, tries)
+
+        while pending or running:
+            ready = [u for u in pending if all(d in finished for d in u.deps)]
+            for unit in ready[: max(0, 2 * self.workers - len(running))]:
+                pending.remove(unit)
+                submit(unit, 0)
+            if not running:
+                raise ConfigError("units wait on dependencies that can never finish")
+            (ref,), _ = ray.wait(list(running), num_returns=1)
+            unit, tries = running.pop(ref)
+            try:
+                rows = ray.get(ref)
+            except lost:
+                if tries + 1 >= MAX_RETRIES:
+                    raise AdvParamsError(f"unit {unit.id} was lost {MAX_RETRIES} times with its worker") from None
+                submit(unit, tries + 1)
+                continue
+            except ray.exceptions.RayTaskError as exc:
+                for r in running:
+                    ray.cancel(r, force=True)
+                cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
+                raise cause from None
+            on_done(unit, rows)
+            finished.add(unit.id)
+
+
+EXECUTORS: dict[str, type[Executor]] = {"serial": SerialExecutor, "ray": RayExecutor}
+
+
+def make_executor(name: str, *, workers: int = 2, address: str | None = None) -> Executor:
+    """The executor called ``name`` (``serial`` or ``ray``)."""
+    if name == "serial":
+        return SerialExecutor()
+    if name == "ray":
+        return RayExecutor(workers, address=address)
+    raise ConfigError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
+
+
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "RayExecutor",
+    "Runner",
+    "SerialExecutor",
+    "Study",
+    "Unit",
+    "make_executor",
+    "order",
+    "threads_per_worker",
+]
