@@ -448,3 +448,14 @@ def test_shipped_configs_say_why_they_use_reproducible_secrets() -> None:
 
 def test_errors_are_advparams_errors() -> None:
     assert issubclass(CheckpointError, AdvParamsError) and torch is not None
+
+
+def test_user_table_with_too_many_users_is_refused_before_the_quadratic_check(tmp_path) -> None:
+    from advparams.watermarks.users import MAX_USERS, table_digest
+
+    users = {f"u{i}": os.urandom(32).hex() for i in range(MAX_USERS + 1)}
+    body = {"format": "advparams-users", "version": 1, "bits": 256, "max_errors": 16, "users": users}
+    body["digest"] = table_digest(body)
+    (tmp_path / "t.json").write_text(json.dumps(body))
+    with pytest.raises(UserTableError, match=f"at most {MAX_USERS}"):
+        UserTable.load(tmp_path / "t.json")

@@ -55,3 +55,11 @@ def test_permissions_follow_the_umask_and_keys_are_private(tmp_path) -> None:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "report.md").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "secret.key").stat().st_mode) == 0o600
+
+
+def test_a_file_is_never_written_over_a_folder(tmp_path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "keep").write_text("x")
+    with pytest.raises(OutputExistsError, match="folder"):
+        atomic_write_bytes(tmp_path / "d", b"data", force=True)
+    assert (tmp_path / "d" / "keep").read_text() == "x"

@@ -256,6 +256,8 @@ def atomic_write_bytes(
     only if ``accept`` (when given) accepts it.
     """
     p = check_output(path, force=force, accept=accept)
+    if p.is_dir():
+        raise OutputExistsError(f"{p} is a folder; a file is never written over a folder")
     pending = _PendingFile(p.parent, p.name, data, 0o600 if private else 0o666 & ~_umask())
     try:
         try:
