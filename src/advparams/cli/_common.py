@@ -50,13 +50,18 @@ def pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
-def scheme_help() -> str:
+def options_help(registry: Any) -> str:
+    """Every registered member's ``--set`` options, with defaults and descriptions."""
     parts = []
-    for name in SCHEMES.names():
-        cls = SCHEMES.get(name)
-        parts.append(f"options of scheme {name!r} (--set KEY=VALUE):")
-        parts += [f"  {o.name} (default {o.default!r}): {o.doc}" for o in option_docs(cls.Config)]
+    for name in registry.names():
+        parts.append(f"options of {registry.family} {name!r} (--set KEY=VALUE):")
+        parts += [f"  {o.name} (default {o.default!r}): {o.doc}" for o in option_docs(registry.get(name).Config)]
     return "\n".join(parts)
+
+
+def scheme_help() -> str:
+    """The lock command's epilog: every scheme's options."""
+    return options_help(SCHEMES)
 
 
 def parse_sets(items: Sequence[str]) -> dict[str, Any]:

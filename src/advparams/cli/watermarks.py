@@ -15,6 +15,7 @@ from advparams.cli._common import (
     distinct_outputs,
     emit,
     load_split,
+    options_help,
     parse_sets,
     pct,
 )
@@ -22,7 +23,6 @@ from advparams.devices import resolve_device
 from advparams.errors import ConfigError, UserTableError
 from advparams.files import check_output
 from advparams.metrics import accuracy
-from advparams.registry import option_docs
 from advparams.watermarks import (
     WATERMARKS,
     UserTable,
@@ -39,12 +39,7 @@ EMBED_COMMAND = "watermark embed"
 
 
 def _watermark_help() -> str:
-    parts = []
-    for name in WATERMARKS.names():
-        cls = WATERMARKS.get(name)
-        parts.append(f"options of watermark {name!r} (--set KEY=VALUE):")
-        parts += [f"  {o.name} (default {o.default!r}): {o.doc}" for o in option_docs(cls.Config)]
-    return "\n".join(parts)
+    return options_help(WATERMARKS)
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
