@@ -69,7 +69,10 @@ def test_embed_verify_and_users(models, capsys) -> None:
     code, stdout, _ = run(capsys, "watermark", "users", "identify", table, "--key", alice, "--model", out, "--json")
     found = json.loads(stdout)
     assert code == 0 and found["user"] == "alice" and found["images_naming_user"] == 20
-    assert found["model_recognises"] == summary["watermark_accuracy"]
+    # the user's images differ from the owner's in their low bits, so the model's answer on them is
+    # measured on those images, not copied from the embed summary
+    assert found["model_recognises"] == load_watermark_key(alice).score(marked.model)
+    assert found["model_recognises"] >= summary["watermark_accuracy"] - 0.1
     # The owner's plain key images carry nobody's fingerprint: exit 3.
     code, stdout, _ = run(capsys, "watermark", "users", "identify", table, "--key", key, "--json")
     assert code == 3 and json.loads(stdout)["user"] is None
