@@ -18,6 +18,13 @@ Example:
 
 __version__ = "0.1.0"
 
+import os  # noqa: E402
+
+# MKL's matrix products give the same bits whatever the thread count only in its strict
+# reproducible mode, which must be chosen before MKL's first call: see
+# advparams.devices.reproducible_numerics. A user's own MKL_CBWR is kept.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
 from advparams.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from advparams.data import list_datasets, load_dataset  # noqa: E402
 from advparams.fingerprint import model_fingerprint  # noqa: E402

@@ -17,7 +17,7 @@ from advparams.cli._common import (
 
 
 def cmd_evaluate_protection(args: argparse.Namespace) -> int:
-    from advparams.evaluation import evaluate_protection, load_config
+    from advparams.evaluation import evaluate_protection, load_config, make_executor
     from advparams.reports import write_report
 
     overrides: dict[str, Any] = {}
@@ -37,7 +37,10 @@ def cmd_evaluate_protection(args: argparse.Namespace) -> int:
         bar.update(1)
         bar.set_postfix_str(("skip " if p.skipped else "") + p.label[-60:])
 
-    rows = evaluate_protection(config, out, device=args.device, force=args.force, progress=on_progress)
+    executor = make_executor(args.executor, workers=args.workers, address=args.address)
+    rows = evaluate_protection(
+        config, out, device=args.device, force=args.force, progress=on_progress, executor=executor
+    )
     bar.close()
     report = write_report(out, args.report_dir, command=command_line(args), plots=not args.no_plots)
     seconds = time.perf_counter() - start
@@ -80,6 +83,27 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--report-dir", help="write report.md, plots/ and copies of the rows here (default: --out)")
     p.add_argument("--seeds", type=int, nargs="+", help="replace the config's seeds")
     p.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
+    p.add_argument(
+        "--executor",
+        choices=["serial", "ray"],
+        default="serial",
+        help="serial: one unit after the other in this process (default); ray: units in parallel "
+        "on a Ray cluster (pip install 'advparams[distributed]'); the rows are the same",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="ray: units at a time on the local cluster it starts (default 2); torch threads per "
+        "worker are the cores divided by N",
+    )
+    p.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="ray: join the cluster that 'ray start --head' started there instead of starting one; "
+        "every machine must see the run folder at the same path",
+    )
     p.add_argument(
         "--force",
         action="store_true",

@@ -1,4 +1,4 @@
-"""The evaluation harness: train -> protect -> attack -> measure, as JSON lines.
+"""The evaluation: studies (models, locks, watermarks) -> units -> an executor -> rows.
 
 >>> from advparams.evaluation import config_from_mapping
 >>> cfg = config_from_mapping({"name": "t", "dataset": "synthetic", "model": "lenet",
@@ -8,24 +8,30 @@
 """
 
 from advparams.evaluation.config import AttackSpec, EvalConfig, SchemeSpec, config_from_mapping, load_config
-from advparams.evaluation.harness import Harness, HarnessProgress, evaluate_protection
+from advparams.evaluation.engine import RayExecutor, SerialExecutor, Study, Unit, make_executor
+from advparams.evaluation.harness import STUDIES, HarnessProgress, evaluate_protection
 from advparams.evaluation.rows import ResultRow, RowWriter, read_rows
 from advparams.evaluation.run import CONFIG_FILE, RESULTS_FILE, RunFolder, open_run
 
 __all__ = [
     "CONFIG_FILE",
     "RESULTS_FILE",
+    "STUDIES",
     "AttackSpec",
     "EvalConfig",
-    "Harness",
     "HarnessProgress",
+    "RayExecutor",
     "ResultRow",
     "RowWriter",
     "RunFolder",
     "SchemeSpec",
+    "SerialExecutor",
+    "Study",
+    "Unit",
     "config_from_mapping",
     "evaluate_protection",
     "load_config",
+    "make_executor",
     "open_run",
     "read_rows",
 ]

@@ -22,6 +22,7 @@ parameters (seeds), never from state left by another unit.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -70,6 +71,11 @@ class Study(ABC):
     def run(self, unit: Unit) -> list[ResultRow]:
         """Runs ``unit`` (its dependencies are done) and returns its rows."""
 
+    def done_by_rows(self, unit: Unit, keys: set[tuple[Any, ...]]) -> bool:
+        """Whether ``unit`` is done, judged by the row keys in the run folder (for run
+        folders made before the engine's bookkeeping); by default never."""
+        return False
+
 
 def order(units: Sequence[Unit]) -> list[Unit]:
     """The units in dependency order, keeping the given order where it is free.
@@ -114,9 +120,26 @@ class Runner:
         self.studies = {s.name: s for s in studies}
 
     def __call__(self, unit: Unit) -> list[ResultRow]:
+        import torch
+
+        from advparams._rng import isolated_seed
+        from advparams.devices import reproducible_numerics
+
         if unit.study not in self.studies:
             raise ConfigError(f"unit {unit.id!r} names study {unit.study!r}, which is not in this run")
-        return self.studies[unit.study].run(unit)
+        gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with reproducible_numerics(), isolated_seed(unit_seed(unit.id), [torch.device("cuda", i) for i in gpus]):
+            return self.studies[unit.study].run(unit)
+
+
+def unit_seed(unit_id: str) -> int:
+    """The seed of torch's global generator while ``unit_id`` runs (from its id alone, so
+    that no unit's numbers depend on which units ran before it in the same process).
+
+    >>> unit_seed("train/seed0") == unit_seed("train/seed0") != unit_seed("train/seed1")
+    True
+    """
+    return int.from_bytes(hashlib.sha256(unit_id.encode()).digest()[:8], "big") >> 1
 
 
 OnDone = Callable[[Unit, list[ResultRow]], None]
@@ -130,6 +153,10 @@ class Executor(ABC):
     @abstractmethod
     def run(self, units: Sequence[Unit], runner: Runner, on_done: OnDone, *, done: Iterable[str] = ()) -> None:
         """Runs every unit whose id is not in ``done``."""
+
+    def describe(self) -> dict[str, Any]:
+        """What the run record keeps of the executor."""
+        return {"name": self.name}
 
 
 class SerialExecutor(Executor):
@@ -179,6 +206,9 @@ class RayExecutor(Executor):
         self.workers = workers
         self.address = address
         self.threads = threads or threads_per_worker(workers)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "workers": self.workers, "threads": self.threads, "cluster": bool(self.address)}
 
     def run(self, units: Sequence[Unit], runner: Runner, on_done: OnDone, *, done: Iterable[str] = ()) -> None:
         try:
@@ -255,4 +285,5 @@ __all__ = [
     "make_executor",
     "order",
     "threads_per_worker",
+    "unit_seed",
 ]

@@ -172,6 +172,13 @@ class RunFolder:
             fh.flush()
             os.fsync(fh.fileno())
 
+    def reset_units(self, done: set[str]) -> None:
+        """Rewrites the bookkeeping as ``done`` with every row so far (for a folder from
+        before the engine, or one whose rows were changed by hand)."""
+        end = self.results_path.stat().st_size if self.results_path.exists() else 0
+        text = "".join(json.dumps({"unit": u, "rows": None, "end": end}) + "\n" for u in sorted(done))
+        atomic_write_bytes(self.units_path, text.encode(), force=True)
+
     def is_run(self) -> bool:
         """Whether the folder was made by ``evaluate-protection`` (its marker, or for runs
         from before markers, a readable resolved config)."""

@@ -1,0 +1,170 @@
+"""What the studies of an evaluation share: the run, its data, and the names of shared units.
+
+A :class:`RunContext` is plain configuration (it travels to Ray workers); the data sets
+are loaded on first use in each process. Units that make an artefact several studies
+need are named here (:func:`train_unit`, :func:`null_unit`), so that a study can depend
+on another study's unit without importing it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from advparams.checkpoint import load_checkpoint, save_checkpoint
+from advparams.data import DATASETS, ImageDataset, load_dataset
+from advparams.evaluation.config import EvalConfig
+from advparams.evaluation.rows import ResultRow
+from advparams.evaluation.run import RunFolder
+from advparams.metrics import accuracy
+from advparams.training import train_from_seed
+
+NULL_SEED = 1000
+"""Null models (independently trained, for watermark thresholds) have seeds 1000, 1001, ...:
+never a seed of the run."""
+
+# Attack info entries that are too large for a row; their sizes are kept as counts.
+_BULKY = ("suspects", "samples", "leaked_positions")
+
+
+def train_unit(seed: int) -> str:
+    """The id of the unit that trains (or loads) the model of ``seed``."""
+    return f"train/seed{seed}"
+
+
+def null_unit(seed: int) -> str:
+    """The id of the unit that trains the null model of ``seed``."""
+    return f"null/seed{seed}"
+
+
+def null_seeds(config: EvalConfig) -> list[int]:
+    """The seeds of the run's null models (none without watermarks)."""
+    return [NULL_SEED + i for i in range(config.null_models)] if config.watermarks else []
+
+
+def with_seed(cls: Any, options: dict[str, Any], seed: int) -> dict[str, Any]:
+    """``options`` with the run's ``seed`` filled in where ``cls.Config`` has a seed."""
+    if "seed" in {f.name for f in fields(cls.Config)}:
+        return {**options, "seed": seed}
+    return dict(options)
+
+
+def slim_info(info: dict[str, Any]) -> dict[str, Any]:
+    """An attack's info without the entries too large (or too revealing) for a row."""
+    out: dict[str, Any] = {}
+    for k, v in info.items():
+        if k in _BULKY:
+            continue
+        if isinstance(v, list) and len(v) > 100:
+            out[f"{k}_count"] = len(v)
+            continue
+        out[k] = v
+    return out
+
+
+@dataclass
+class RunContext:
+    """One run's configuration, folder and device, and its data (loaded on first use).
+
+    Args:
+        config: the evaluation.
+        out: the run folder.
+        device: where units compute.
+    """
+
+    config: EvalConfig
+    out: Path
+    device: torch.device
+    _data: tuple[ImageDataset, ImageDataset] | None = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_data"] = None  # each worker loads its own copy
+        return state
+
+    @property
+    def run(self) -> RunFolder:
+        """The run folder."""
+        return RunFolder(self.out)
+
+    @property
+    def train(self) -> ImageDataset:
+        """The training data (``train_samples`` of it, a fixed subset)."""
+        return self._datasets()[0]
+
+    @property
+    def test(self) -> ImageDataset:
+        """The test data (its first ``test_samples``)."""
+        return self._datasets()[1]
+
+    def _datasets(self) -> tuple[ImageDataset, ImageDataset]:
+        if self._data is None:
+            cfg = self.config
+            train_data = load_dataset(cfg.dataset, "train", cfg.data_dir)
+            test_data = load_dataset(cfg.dataset, "test", cfg.data_dir)
+            if cfg.train_samples is not None and cfg.train_samples < len(train_data):
+                g = torch.Generator().manual_seed(0)
+                train_data = train_data.subset(torch.randperm(len(train_data), generator=g)[: cfg.train_samples])
+            if cfg.test_samples is not None and cfg.test_samples < len(test_data):
+                test_data = test_data.subset(torch.arange(cfg.test_samples))
+            self._data = (train_data, test_data)
+        return self._data
+
+    def accuracy(self, model: nn.Module) -> float:
+        """Test accuracy of ``model``."""
+        return accuracy(model, self.test)
+
+    def model_arguments(self) -> dict[str, Any]:
+        """The architecture's arguments: the data set's defaults and the config's."""
+        return {**DATASETS.get(self.config.dataset).model_options, **dict(self.config.model_options)}
+
+    def load(self, path: Path) -> nn.Module:
+        """A checkpoint of the run (or one the config names), on the run's device."""
+        return load_checkpoint(path, device=self.device).model
+
+    def model_of(self, seed: int) -> nn.Module:
+        """The model of ``seed`` (made by the unit :func:`train_unit` names)."""
+        path = self.config.checkpoints.get(seed) or self.run.model_path(seed)
+        return self.load(Path(path))
+
+    def row(self, kind: str, seed: int, scheme: str | None = None, **fields_: Any) -> ResultRow:
+        """A row of this run."""
+        return ResultRow(self.config.name, kind, seed, scheme, **fields_)
+
+    def train_and_save(self, seed: int, path: Path) -> tuple[nn.Module, float, float]:
+        """Trains the architecture from ``seed``, saves it at ``path``; (model, accuracy, seconds)."""
+        import time
+
+        cfg = self.config
+        options = self.model_arguments()
+        start = time.perf_counter()
+        result = train_from_seed(cfg.model, options, self.train, cfg.train, seed=seed, device=self.device)
+        model = result.model.eval()
+        seconds = time.perf_counter() - start
+        acc = self.accuracy(model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(
+            model,
+            path,
+            architecture=cfg.model,
+            arguments=options,
+            dataset=cfg.dataset,
+            record={"seed": seed, "test_accuracy": acc},
+            force=True,
+        )
+        return model, acc, seconds
+
+
+__all__ = [
+    "NULL_SEED",
+    "RunContext",
+    "null_seeds",
+    "null_unit",
+    "slim_info",
+    "train_unit",
+    "with_seed",
+]
