@@ -65,11 +65,11 @@ def reproducible_numerics() -> Iterator[None]:
     a run gives the same numbers with one process and with several.
     """
     before = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
+    torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
     try:
         yield
     finally:
-        torch.backends.mkldnn.enabled = before
+        torch.backends.mkldnn.enabled = before  # type: ignore[assignment]
 
 
 def numerics() -> dict[str, Any]:

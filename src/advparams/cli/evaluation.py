@@ -75,8 +75,10 @@ def add_parsers(sub: Any) -> None:
         description="Run the evaluation a YAML config describes (see configs/ and docs/evaluation.md): "
         "train or load one model per seed, lock it with every scheme, run every attack setting, and "
         "write OUT/results.jsonl (one row per scheme, attack, setting and seed), OUT/config.yaml "
-        "(resolved), and a Markdown report with PNG plots. Re-running the same command skips the rows "
-        "already done, so an interrupted run goes on where it stopped.",
+        "(resolved), and a Markdown report with PNG plots. The work is split into units (train, lock, "
+        "attack, ...) that --executor runs one after the other or in parallel with Ray; the rows do not "
+        "depend on the executor. Re-running the same command skips the units already done, so an "
+        "interrupted run goes on where it stopped.",
     )
     p.add_argument("--config", required=True, help="YAML file describing the evaluation")
     p.add_argument("--out", help="run folder (default: runs/eval/NAME); resumed if it holds the same config")

@@ -31,6 +31,11 @@ never a seed of the run."""
 _BULKY = ("suspects", "samples", "leaked_positions")
 
 
+# The data of the last run context of this process (one entry: a worker runs many units of
+# the same run, each arriving with a fresh copy of the context).
+_LOADED: dict[str, Any] = {}
+
+
 def train_unit(seed: int) -> str:
     """The id of the unit that trains (or loads) the model of ``seed``."""
     return f"train/seed{seed}"
@@ -102,8 +107,11 @@ class RunContext:
         return self._datasets()[1]
 
     def _datasets(self) -> tuple[ImageDataset, ImageDataset]:
+        cfg = self.config
+        which = (cfg.dataset, cfg.data_dir, cfg.train_samples, cfg.test_samples)
+        if self._data is None and _LOADED.get("which") == which:
+            self._data = _LOADED["data"]  # a worker process keeps the data between units
         if self._data is None:
-            cfg = self.config
             train_data = load_dataset(cfg.dataset, "train", cfg.data_dir)
             test_data = load_dataset(cfg.dataset, "test", cfg.data_dir)
             if cfg.train_samples is not None and cfg.train_samples < len(train_data):
@@ -112,6 +120,8 @@ class RunContext:
             if cfg.test_samples is not None and cfg.test_samples < len(test_data):
                 test_data = test_data.subset(torch.arange(cfg.test_samples))
             self._data = (train_data, test_data)
+            _LOADED.clear()
+            _LOADED.update(which=which, data=self._data)
         return self._data
 
     def accuracy(self, model: nn.Module) -> float:

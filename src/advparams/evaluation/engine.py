@@ -181,10 +181,20 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
     return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
 
 
-def _run_in_worker(runner: Runner, unit: Unit, threads: int) -> list[ResultRow]:
+def _node_threads() -> int:
+    """On a cluster: this machine's cores divided by the CPUs it gave Ray (``ray start
+    --num-cpus``), since Ray runs that many one-CPU units on it at once."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    cpus = next((n["Resources"].get("CPU", 1) for n in ray.nodes() if n["NodeID"] == node), 1)
+    return threads_per_worker(max(1, int(cpus)))
+
+
+def _run_in_worker(runner: Runner, unit: Unit, threads: int | None) -> list[ResultRow]:
     import torch
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads or _node_threads())
     return runner(unit)
 
 
@@ -195,7 +205,9 @@ class RayExecutor(Executor):
         workers: parallel units (a local cluster gets this many CPUs).
         address: an existing Ray cluster (``ray start --head`` prints it); ``None``
             starts a local one for the run.
-        threads: torch threads per worker; default: the cores divided by ``workers``.
+        threads: torch threads per worker; default: on a local cluster the cores divided
+            by ``workers``, on an existing one each machine's cores divided by the CPUs it
+            gave Ray.
     """
 
     name = "ray"
@@ -205,7 +217,7 @@ class RayExecutor(Executor):
             raise ConfigError(f"--workers must be at least 1, got {workers}")
         self.workers = workers
         self.address = address
-        self.threads = threads or threads_per_worker(workers)
+        self.threads = threads or (None if address else threads_per_worker(workers))
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "workers": self.workers, "threads": self.threads, "cluster": bool(self.address)}

@@ -126,7 +126,10 @@ def value_stealth(locked: nn.Module, key: Key) -> list[ValueStealth]:
     out = []
     for e in key.changes(locked):
         t = state[e.name].detach().reshape(-1).double().cpu()
-        mean, std = float(t.mean()), float(t.std()) if t.numel() > 1 else 0.0
+        # Exactly rounded sums, one thread: the same bits whatever torch's thread count.
+        values = t.tolist()
+        mean = math.fsum(values) / len(values)
+        std = math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (len(values) - 1)) if len(values) > 1 else 0.0
         sorted_t = t.sort().values
         for j, i in enumerate(e.indices.tolist()):
             v = float(t[i])
