@@ -114,3 +114,31 @@ def test_commit_then_done_units_round_trip(tmp_path) -> None:
     writer.write_many(rows)  # an interrupted unit's rows, not committed
     assert run.done_units() == {"source/0"} and len(run.rows()) == 1
     assert Path(run.results_path).read_bytes().count(b"\n") == 1
+
+
+@pytest.mark.slow
+def test_ray_joins_an_existing_cluster(tmp_path, monkeypatch) -> None:
+    # What docs/evaluation.md shows: `ray start --head` on a machine, then --address, with
+    # Ray's token authentication (on by default for `ray start` since Ray 2.59).
+    import socket
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    head = [ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
+    started = subprocess.run(head, capture_output=True, text=True, env=env, timeout=120)
+    assert started.returncode == 0, started.stderr[-2000:]
+    try:
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        executor = RayExecutor(2, address=f"127.0.0.1:{port}")
+        assert executor.describe() == {"name": "ray", "workers": 2, "threads": None, "cluster": True}
+        joined = _collect(executor, CountingStudy(str(tmp_path / "a"), n=3))
+        serial = _collect(SerialExecutor(), CountingStudy(str(tmp_path / "b"), n=3))
+        assert _plain(joined) == _plain(serial) and len(joined) == 6
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
