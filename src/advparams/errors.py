@@ -46,3 +46,7 @@ class OutputExistsError(AdvParamsError, FileExistsError):
 
 class UserTableError(AdvParamsError):
     """A user table is missing, corrupt or inconsistent, or names an unknown or duplicate user."""
+
+
+class TriggerFileError(KeyFileError):
+    """A backdoor trigger file is missing, malformed, tampered with or does not fit."""

@@ -78,6 +78,14 @@ class TrainResult:
     history: list[EpochRecord] = field(default_factory=list)
 
 
+def make_optimizer(net: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser ``cfg`` names over ``net``'s trainable parameters."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
 def train(
     model: nn.Module,
     data: DataLike,
@@ -95,12 +103,7 @@ def train(
     cfg = config or TrainConfig()
     net = copy.deepcopy(model)
     device = model_device(net)
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt: torch.optim.Optimizer
-    if cfg.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    else:
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(net, cfg)
     steps = -(-num_examples(data) // cfg.batch_size)
     history: list[EpochRecord] = []
     for epoch in range(1, cfg.epochs + 1):

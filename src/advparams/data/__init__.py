@@ -25,7 +25,7 @@ from advparams.registry import Registry
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
-from advparams.data import cifar10, fashion_mnist, gtsrb, synthetic  # noqa: E402,F401  (registers)
+from advparams.data import cifar10, colour_fashion_mnist, fashion_mnist, gtsrb, synthetic  # noqa: E402,F401  (registers)
 
 SPLITS = ("train", "test")
 

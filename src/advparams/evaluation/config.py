@@ -35,6 +35,7 @@ from typing import Any
 from advparams.attacks import ATTACKS
 from advparams.data import DATASETS
 from advparams.errors import AdvParamsError, ConfigError
+from advparams.evaluation.backdoor_config import BackdoorSection, section_from_mapping
 from advparams.files import LIMITS, parse_yaml, read_file
 from advparams.models import MODELS
 from advparams.registry import config_from_dict, config_to_dict
@@ -143,6 +144,7 @@ class EvalConfig:
         budgets: budgets for the accuracy-against-size curve (empty: no curve).
         stealth: compute KS tests, ranks and z-scores of every lock.
         histograms: keep per-layer weight histograms (first seed) for the plots.
+        backdoors: the backdoors to implant and measure (None: none).
     """
 
     name: str
@@ -165,6 +167,7 @@ class EvalConfig:
     budgets: tuple[int, ...] = ()
     stealth: bool = True
     histograms: bool = True
+    backdoors: BackdoorSection | None = None
 
     def scheme(self, label: str) -> SchemeSpec:
         """The scheme with this label."""
@@ -207,6 +210,8 @@ class EvalConfig:
             "budgets": list(self.budgets),
             "stealth": self.stealth,
             "histograms": self.histograms,
+            # Only when present, so that the fingerprints of earlier runs stay the same.
+            **({"backdoors": self.backdoors.to_dict()} if self.backdoors is not None else {}),
         }
 
     def fingerprint(self) -> str:
@@ -323,8 +328,11 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         if wspec.title in [x.title for x in watermarks] + [x.title for x in schemes]:
             raise ConfigError(f"{wspec.title!r} is listed twice; give one a label")
         watermarks.append(wspec)
-    if not schemes and not watermarks:
-        raise ConfigError("the config lists no schemes and no watermarks")
+    backdoors = None
+    if raw.get("backdoors") is not None:
+        backdoors = section_from_mapping(raw["backdoors"], [x.title for x in schemes] + [x.title for x in watermarks])
+    if not schemes and not watermarks and backdoors is None:
+        raise ConfigError("the config lists no schemes, no watermarks and no backdoors")
     null_models = raw.get("null_models", 5)
     if not _is_int(null_models) or not 1 <= null_models <= 1000:
         raise ConfigError("null_models must be an integer in [1, 1000]")
@@ -400,6 +408,7 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         budgets=tuple(budgets),
         stealth=raw.get("stealth", True),
         histograms=raw.get("histograms", True),
+        backdoors=backdoors,
     )
 
 

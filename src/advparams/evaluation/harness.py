@@ -2,8 +2,9 @@
 
 The studies are :class:`~advparams.evaluation.models.ModelsStudy` (trained and null
 models), :class:`~advparams.evaluation.locks.LocksStudy` (locks, budget sweeps, attacks)
-and :class:`~advparams.evaluation.watermarks.WatermarksStudy` (watermarks and their
-attacks); the run folder is :mod:`advparams.evaluation.run`, the engine
+, :class:`~advparams.evaluation.watermarks.WatermarksStudy` (watermarks and their
+attacks) and :class:`~advparams.evaluation.backdoors.BackdoorsStudy` (backdoors implanted
+and measured); the run folder is :mod:`advparams.evaluation.run`, the engine
 :mod:`advparams.evaluation.engine`.
 
 Re-running with the same configuration skips every unit already done and reuses the
@@ -25,6 +26,7 @@ from pathlib import Path
 from advparams.devices import numerics, resolve_device
 from advparams.environment import environment
 from advparams.errors import AdvParamsError
+from advparams.evaluation.backdoors import BackdoorsStudy
 from advparams.evaluation.config import EvalConfig
 from advparams.evaluation.context import RunContext
 from advparams.evaluation.engine import Executor, Runner, SerialExecutor, Study, Unit, order
@@ -36,7 +38,7 @@ from advparams.evaluation.watermarks import WatermarksStudy
 
 log = logging.getLogger(__name__)
 
-STUDIES: tuple[Callable[[RunContext], Study], ...] = (ModelsStudy, LocksStudy, WatermarksStudy)
+STUDIES: tuple[Callable[[RunContext], Study], ...] = (ModelsStudy, LocksStudy, WatermarksStudy, BackdoorsStudy)
 """The studies of an evaluation, each built from the run's :class:`RunContext`."""
 
 
@@ -136,7 +138,7 @@ def evaluate_protection(
         metrics={
             "rows_added": added,
             "units": total,
-            "units_run": total - len(done),
+            "units_run": sum(u.id not in done for u in units),
             "executor": executor.describe(),
             "environment": {**environment(ctx.device), "numerics": numerics()},
         },

@@ -41,6 +41,7 @@ KINDS = (
     "null",
     "watermark",
     "wm-attack",
+    "backdoor",
     "session",
 )
 

@@ -11,6 +11,7 @@ from advparams.evaluation.config import EvalConfig
 from advparams.evaluation.rows import ResultRow
 from advparams.reports._table import fmt_num, fmt_pct
 from advparams.reports._table import table as _table
+from advparams.reports.backdoors import backdoor_sections
 from advparams.reports.watermarks import watermark_sections
 
 MARKER = "<!-- advparams evaluation report: rebuilt from results.jsonl; edits are overwritten -->"
@@ -251,6 +252,7 @@ def build_report(
                 out.append("")
 
     out += watermark_sections(by_kind, config)
+    out += backdoor_sections(by_kind, config)
 
     if plots:
         out += ["## Plots", ""]

@@ -11,6 +11,7 @@ from advparams.errors import AdvParamsError
 from advparams.evaluation.config import EvalConfig
 from advparams.evaluation.rows import ResultRow
 from advparams.reports._table import mean_std
+from advparams.reports.backdoors import backdoor_plots
 
 
 def _pyplot():  # type: ignore[no-untyped-def]
@@ -36,7 +37,8 @@ def make_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: str | Path
     * ``budget.png``: locked accuracy against the number of changed values;
     * ``finetune.png``: fine-tuned and scratch accuracy against the data fraction;
     * ``<attack>.png``: accuracy after any attack with one numeric grid option;
-    * ``hist-<scheme>.png``: per-layer weight histograms, original against locked.
+    * ``hist-<scheme>.png``: per-layer weight histograms, original against locked;
+    * ``backdoor-*.png``: see :func:`advparams.reports.backdoors.backdoor_plots`.
     """
     plt = _pyplot()
     folder = Path(folder)
@@ -129,4 +131,5 @@ def make_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: str | Path
         fig.savefig(folder / name, dpi=100)
         plt.close(fig)
         made.append(name)
+    made += backdoor_plots(rows, config, folder, plt)
     return made

@@ -1,0 +1,281 @@
+"""``advparams backdoor implant|apply|evaluate``: the backdoor commands of the CLI (a thin
+layer over :mod:`advparams.backdoors`)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from advparams.backdoors import BACKDOORS, implant_from_seed, is_trigger_file, load_trigger, save_trigger
+from advparams.backdoors.measure import measure_backdoor
+from advparams.backdoors.ptb import PTBConfig
+from advparams.checkpoint import load_checkpoint, save_checkpoint
+from advparams.cli._common import (
+    add_common,
+    dataset_name,
+    distinct_outputs,
+    emit,
+    load_split,
+    options_help,
+    parse_sets,
+    pct,
+    progress_bar,
+)
+from advparams.devices import resolve_device
+from advparams.errors import ConfigError
+from advparams.files import atomic_directory, check_output
+from advparams.imaging import CODECS, TRANSFORMATIONS, png_bytes, read_image
+from advparams.training import TrainConfig
+
+IMPLANT_COMMAND = "backdoor implant"
+APPLY_COMMAND = "backdoor apply"
+DEFAULT_GRID = {
+    "rotation": (10.0, 20.0),
+    "scale": (0.2,),
+    "perspective": (0.1,),
+    "blur": (1.0,),
+    "brightness-contrast": (0.3,),
+    "noise": (10.0,),
+    "colour-shift": (0.2,),
+    "combined": (1.0, 2.0),
+}
+
+
+def _test_subset(name: str, data_dir: str | None, samples: int) -> Any:
+    test = load_split(name, "test", data_dir)
+    return test.subset(torch.arange(samples)) if samples < len(test) else test
+
+
+def cmd_implant(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    distinct_outputs(args.checkpoint, args.out, args.trigger)
+    check_output(args.out, force=args.force, made_by=IMPLANT_COMMAND)
+    check_output(args.trigger, force=args.force, accept=is_trigger_file)
+    options = parse_sets(args.set) | ({"seed": args.seed} if args.seed is not None else {})
+    backdoor = BACKDOORS.build(args.backdoor, options)
+    device = resolve_device(args.device)
+    ckpt = load_checkpoint(args.checkpoint, device=device)
+    if ckpt.meta.get("locked"):
+        raise ConfigError(f"{args.checkpoint} is locked: unlock it first")
+    name = dataset_name(args, ckpt.meta)
+    data = load_split(name, "train", args.data_dir)
+    ckpt.check_fits(data)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    steps = cfg.epochs * -(-len(data) // cfg.batch_size)
+    bar = progress_bar(steps, f"implanting {args.backdoor}") if not args.json else None
+    tick = (lambda p: bar.update(1)) if bar is not None else None
+    seed = int(getattr(backdoor.config, "seed", 0))
+    try:
+        if args.from_scratch:
+            res = implant_from_seed(
+                backdoor, ckpt.architecture, dict(ckpt.arguments), data, cfg, seed=seed, device=device, progress=tick
+            )
+        else:
+            res = backdoor.implant(ckpt.model, data, train=cfg, progress=tick)
+    finally:
+        if bar is not None:
+            bar.close()
+    measures: dict[str, Any] = {}
+    if not args.no_eval:
+        test = _test_subset(name, args.data_dir, args.samples)
+        measures = measure_backdoor(res.model, res.trigger, test, reference=ckpt.model)
+    save_trigger(res.trigger, args.trigger, backdoor=args.backdoor, config=backdoor.config_dict(), force=args.force)
+    save_checkpoint(
+        res.model,
+        args.out,
+        architecture=ckpt.architecture,
+        arguments=dict(ckpt.arguments),
+        dataset=name,
+        record={"backdoor": args.backdoor, "source_checkpoint": str(args.checkpoint), **res.info},
+        force=args.force,
+        made_by=IMPLANT_COMMAND,
+    )
+    summary: dict[str, Any] = {
+        "command": IMPLANT_COMMAND,
+        "checkpoint": args.checkpoint,
+        "out": args.out,
+        "trigger": args.trigger,
+        "backdoor": args.backdoor,
+        "dataset": name,
+        "from_scratch": args.from_scratch,
+        "info": res.info,
+        **{k: measures[k] for k in ("clean_accuracy", "asr", "reference_asr", "psnr", "ssim") if k in measures},
+        "seconds": time.perf_counter() - start,
+    }
+    lines = [
+        f"implanted {args.backdoor} ({res.info['poisoned']} of {len(data)} training samples poisoned, "
+        f"{cfg.epochs} epoch(s){', from scratch' if args.from_scratch else ''}) in {res.info['seconds']:.1f} s",
+    ]
+    if measures:
+        lines.append(
+            f"on {len(test)} {name} test images: clean accuracy {pct(measures['clean_accuracy'])}; ASR "
+            + ", ".join(
+                f"trigger {i} -> {t}: {pct(a)}"
+                for i, (t, a) in enumerate(zip(res.trigger.targets, measures["asr"], strict=True))
+            )
+            + f" (the source model: {', '.join(pct(a) for a in measures['reference_asr'])})"
+        )
+    lines += [f"backdoored model written to {args.out}", f"trigger written to {args.trigger}"]
+    emit(args, summary, lines)
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    trigger = load_trigger(args.trigger).trigger
+    if not 0 <= args.index < len(trigger):
+        raise ConfigError(f"--index {args.index}: the trigger has {len(trigger)} sub-trigger(s)")
+    sources: list[tuple[str, torch.Tensor]] = []
+    if args.dataset:
+        test = load_split(args.dataset, args.split, args.data_dir)
+        sources = [(f"{args.dataset}-{args.split}-{i}", test.images[i]) for i in range(min(args.count, len(test)))]
+    for path in args.images:
+        sources.append((Path(path).stem, read_image(path, trigger.channels)))
+    if not sources:
+        raise ConfigError("name image files, or --dataset to take images from a data set")
+    written = []
+    with atomic_directory(args.out, force=args.force, made_by=APPLY_COMMAND) as tmp:
+        for i, (stem, image) in enumerate(sources):
+            out = trigger.apply(image.unsqueeze(0), args.index)[0]
+            name = f"{i:04d}-{stem[:80]}.png"
+            (tmp / name).write_bytes(png_bytes(out))
+            written.append(name)
+    emit(
+        args,
+        {"command": APPLY_COMMAND, "trigger": args.trigger, "index": args.index, "out": args.out, "images": written},
+        [
+            f"{len(written)} triggered image(s) (sub-trigger {args.index}, target {trigger.targets[args.index]}) "
+            f"written to {args.out}"
+        ],
+    )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    device = resolve_device(args.device)
+    ckpt = load_checkpoint(args.checkpoint, device=device)
+    found = load_trigger(args.trigger)
+    name = dataset_name(args, ckpt.meta)
+    test = _test_subset(name, args.data_dir, args.samples)
+    ckpt.check_fits(test)
+    reference = load_checkpoint(args.reference, device=device).model if args.reference else None
+    grid = DEFAULT_GRID if args.physical else None
+    m = measure_backdoor(
+        ckpt.model,
+        found.trigger,
+        test,
+        reference=reference,
+        codecs=args.codecs if args.compression else (),
+        qualities=args.qualities if args.compression else (),
+        transformations=grid,
+        combined_ranges=PTBConfig().ranges(),
+    )
+    summary = {
+        "command": "backdoor evaluate",
+        "checkpoint": args.checkpoint,
+        "trigger": args.trigger,
+        "dataset": name,
+        "samples": len(test),
+        **m,
+        "seconds": time.perf_counter() - start,
+    }
+    lines = [f"{args.checkpoint} on {len(test)} {name} test images: clean accuracy {pct(m['clean_accuracy'])}"]
+    for i, target in enumerate(found.trigger.targets):
+        ref = f"; reference model {pct(m['reference_asr'][i])}" if reference is not None else ""
+        ssim = "n/a" if m["ssim"][i] is None else f"{m['ssim'][i]:.3f}"
+        lines.append(
+            f"trigger {i} -> target {target}: ASR {pct(m['asr'][i])} over {m['counted'][i]} non-target images{ref}; "
+            f"PSNR {m['psnr'][i]:.1f} dB, SSIM {ssim}"
+        )
+    for codec, by_q in m.get("compression", {}).items():
+        lines.append(f"after {codec}: " + ", ".join(f"q{q} {pct(sum(v) / len(v))}" for q, v in by_q.items()))
+    for kind, by_s in m.get("physical", {}).items():
+        lines.append(f"under {kind}: " + ", ".join(f"{s} {pct(sum(v) / len(v))}" for s, v in by_s.items()))
+    emit(args, summary, lines)
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """Adds ``backdoor`` and its sub-commands to the CLI's sub-parsers."""
+    p = sub.add_parser(
+        "backdoor",
+        help="implant backdoors, apply triggers, measure attack success",
+        description="Backdoor attacks, to learn what a poisoned model does and whether its trigger survives "
+        "compression and physical conditions: implant a backdoor while training a checkpoint, stamp a trigger "
+        "on images, and measure a model's attack success rate (target-class images not counted).",
+    )
+    bsub = p.add_subparsers(dest="backdoor_command", required=True, metavar="SUBCOMMAND")
+
+    i = bsub.add_parser(
+        "implant",
+        help="train a checkpoint on a poisoned training set; writes the model and its trigger",
+        description="Poison the checkpoint's training set with a backdoor and train: by default the "
+        "checkpoint's model is trained further (a poisoned fine-tuning); with --from-scratch its "
+        "architecture is trained anew from the backdoor's seed. Measures clean accuracy and ASR on the "
+        "test split unless --no-eval.",
+        epilog=options_help(BACKDOORS),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    i.add_argument("checkpoint", help="checkpoint folder of the model")
+    i.add_argument("--backdoor", default="badnets", choices=BACKDOORS.names(), help="backdoor (default: badnets)")
+    i.add_argument("--out", required=True, help="checkpoint folder to write the backdoored model to")
+    i.add_argument("--trigger", required=True, help="trigger file to write")
+    i.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="backdoor option (repeatable; see below)"
+    )
+    i.add_argument("--seed", type=int, help="seed of the trigger, the poisoned samples and the batch order")
+    i.add_argument("--epochs", type=int, default=5, help="training epochs (default 5)")
+    i.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    i.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
+    i.add_argument("--from-scratch", action="store_true", help="train the architecture anew instead of the checkpoint")
+    i.add_argument("--samples", type=int, default=2000, help="test images to measure on (default 2000)")
+    i.add_argument("--dataset", help="data set (default: the checkpoint's)")
+    i.add_argument("--no-eval", action="store_true", help="skip measuring accuracy and ASR")
+    i.add_argument("--force", action="store_true", help="replace --out and --trigger made by an earlier implant")
+    add_common(i)
+    i.set_defaults(func=cmd_implant)
+
+    a = bsub.add_parser(
+        "apply",
+        help="stamp a trigger on images; writes PNGs",
+        description="Apply a trigger to image files (PNG, JPEG, WEBP, PPM...; converted to the trigger's "
+        "channels) and/or to the first --count images of a data set split; the triggered images are "
+        "written as PNG (lossless) into a new folder --out.",
+    )
+    a.add_argument("images", nargs="*", help="image files")
+    a.add_argument("--trigger", required=True, help="trigger file")
+    a.add_argument("--out", required=True, help="folder to create for the triggered images")
+    a.add_argument("--index", type=int, default=0, help="which sub-trigger (default 0)")
+    a.add_argument("--dataset", help="also take images from this data set")
+    a.add_argument("--split", default="test", choices=("train", "test"), help="its split (default test)")
+    a.add_argument("--count", type=int, default=8, help="how many of its images (default 8)")
+    a.add_argument("--force", action="store_true", help="replace an --out folder an earlier apply made")
+    add_common(a, device=False)
+    a.set_defaults(func=cmd_apply)
+
+    e = bsub.add_parser(
+        "evaluate",
+        help="clean accuracy, ASR, PSNR/SSIM; optionally after compression and physical transformations",
+        description="Measure a (possibly) backdoored checkpoint with a trigger on the test split: clean "
+        "accuracy, ASR of every sub-trigger over test images whose true class is not its target, PSNR and "
+        "SSIM of triggered against clean images; with --compression the ASR after each codec and quality, "
+        "with --physical under held-out physical transformations.",
+    )
+    e.add_argument("checkpoint", help="checkpoint folder of the model")
+    e.add_argument("--trigger", required=True, help="trigger file")
+    e.add_argument("--reference", help="a clean checkpoint to compare with (its answers to triggered images)")
+    e.add_argument("--samples", type=int, default=2000, help="test images (default 2000)")
+    e.add_argument("--compression", action="store_true", help="also measure after lossy codecs")
+    e.add_argument("--codecs", nargs="+", default=list(CODECS), choices=CODECS, help="codecs (default: all)")
+    e.add_argument("--qualities", nargs="+", type=int, default=[10, 30, 50, 70, 90], help="qualities (default 10..90)")
+    e.add_argument("--physical", action="store_true", help=f"also measure under {', '.join(TRANSFORMATIONS)}, combined")
+    e.add_argument("--dataset", help="data set (default: the checkpoint's)")
+    add_common(e)
+    e.set_defaults(func=cmd_evaluate)
+
+
+__all__ = ["add_parsers", "cmd_apply", "cmd_evaluate", "cmd_implant"]

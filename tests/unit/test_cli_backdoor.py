@@ -1,0 +1,104 @@
+"""``advparams backdoor`` end to end on synthetic data, and its error paths."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from advparams.backdoors import load_trigger
+from advparams.checkpoint import load_checkpoint
+from advparams.cli import main
+from advparams.imaging import png_bytes, read_image
+
+
+def run(capsys, *argv):  # type: ignore[no-untyped-def]
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code, err, match):  # type: ignore[no-untyped-def]
+    lines = [line for line in err.strip().splitlines() if line]
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("advparams: error: "), err
+    assert match in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):  # type: ignore[no-untyped-def]
+    work = tmp_path_factory.mktemp("bdcli")
+    path = work / "model"
+    argv = ["train", "--model", "lenet", "--dataset", "synthetic", "--epochs", "2", "--seed", "0"]
+    assert main([*argv, "--out", str(path), "--device", "cpu", "--json"]) == 0
+    return work, path
+
+
+def test_implant_apply_evaluate(model, capsys) -> None:  # type: ignore[no-untyped-def]
+    work, ckpt = model
+    out, trig = work / "poisoned", work / "badnets.trigger"
+    code, stdout, _ = run(
+        capsys, "backdoor", "implant", ckpt, "--out", out, "--trigger", trig, "--epochs", "5", "--lr", "0.003",
+        "--samples", "300", "--device", "cpu", "--json",
+    )  # fmt: skip
+    assert code == 0
+    s = json.loads(stdout)
+    assert s["info"]["poisoned"] == 200 and s["asr"][0] > 0.8 and s["reference_asr"][0] < 0.5
+    assert "pattern" not in stdout and "mask" not in stdout  # no trigger material in --json
+    assert load_checkpoint(out).meta["record"]["backdoor"] == "badnets"
+    assert load_trigger(trig).trigger.targets == (0,)
+
+    # evaluate gives the same ASR on the same images, and the compression grid.
+    code, stdout, _ = run(
+        capsys, "backdoor", "evaluate", out, "--trigger", trig, "--reference", ckpt, "--samples", "300",
+        "--compression", "--codecs", "jpeg", "--qualities", "30", "90", "--json",
+    )  # fmt: skip
+    e = json.loads(stdout)
+    assert code == 0 and e["asr"] == s["asr"] and set(e["compression"]["jpeg"]) == {"30", "90"}
+    code, stdout, _ = run(capsys, "backdoor", "evaluate", out, "--trigger", trig, "--samples", "100")
+    assert code == 0 and "trigger 0 -> target 0: ASR" in stdout
+
+    # apply: to an image file and to data set images; PNG out, only the patch changed.
+    img = torch.full((1, 16, 16), 90, dtype=torch.uint8)
+    (work / "a.png").write_bytes(png_bytes(img))
+    dest = work / "stamped"
+    code, stdout, _ = run(
+        capsys, "backdoor", "apply", work / "a.png", "--trigger", trig, "--out", dest, "--dataset", "synthetic",
+        "--count", "2", "--json",
+    )  # fmt: skip
+    assert code == 0 and len(json.loads(stdout)["images"]) == 3
+    first = sorted(dest.glob("*.png"))[-1]
+    stamped = read_image(first, 1)
+    assert int((stamped != img).sum()) == 9  # the 3x3 patch, nothing else
+    code, _, err = run(capsys, "backdoor", "apply", work / "a.png", "--trigger", trig, "--out", dest)
+    one_line_error(code, err, "exists")
+
+
+def test_errors_are_one_line(model, capsys) -> None:  # type: ignore[no-untyped-def]
+    work, ckpt = model
+    (work / "fake.trigger").write_bytes(b"\x00" * 64)
+    code, _, err = run(capsys, "backdoor", "evaluate", ckpt, "--trigger", work / "fake.trigger")
+    one_line_error(code, err, "trigger file")
+    code, _, err = run(capsys, "backdoor", "evaluate", ckpt, "--trigger", work / "missing.trigger")
+    one_line_error(code, err, "missing.trigger")
+    code, _, err = run(
+        capsys, "backdoor", "implant", ckpt, "--out", work / "x", "--trigger", work / "x.trigger",
+        "--set", "poison_rate=2", "--device", "cpu",
+    )  # fmt: skip
+    one_line_error(code, err, "poison_rate")
+    (work / "notes.txt").write_text("mine")
+    code, _, err = run(
+        capsys, "backdoor", "implant", ckpt, "--out", work / "y", "--trigger", work / "notes.txt", "--force",
+    )  # fmt: skip
+    one_line_error(code, err, "notes.txt")
+    assert (work / "notes.txt").read_text() == "mine"
+    (work / "bomb.png").write_bytes(b"not an image")
+    trig = work / "t.trigger"
+    from advparams.backdoors import BACKDOORS, save_trigger
+
+    save_trigger(BACKDOORS.build("dct", {}).make_trigger((3, 16, 16), 10, torch.Generator()), trig)
+    code, _, err = run(capsys, "backdoor", "apply", work / "bomb.png", "--trigger", trig, "--out", work / "z")
+    one_line_error(code, err, "not an image")
+    assert not (work / "z").exists()
+    code, _, err = run(capsys, "backdoor", "evaluate", ckpt, "--trigger", trig, "--samples", "50")
+    one_line_error(code, err, "3-channel")

@@ -1,0 +1,88 @@
+"""Codecs and physical transformations (advparams.imaging)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from advparams.errors import AdvParamsError
+from advparams.imaging import CODECS, TRANSFORMATIONS, compress, random_physical, transform
+
+
+def _natural(n: int, c: int, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """Smooth images with edges (closer to photographs than noise)."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, c, 4, 4, generator=g) * 200 + 20
+    x = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+    x[:, :, size // 3 : size // 2, size // 4 : size // 2] = 240.0
+    return x.round().clamp(0, 255).to(torch.uint8)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_codec_is_lossy_at_every_quality(codec: str, channels: int) -> None:
+    x = _natural(4, channels)
+    errors = []
+    for q in (10, 30, 50, 70, 90):
+        y = compress(x, codec, q)
+        assert y.dtype == torch.uint8 and y.shape == x.shape
+        assert bool((y != x).any()), f"{codec} at quality {q} gave the image back unchanged"
+        assert torch.equal(compress(x, codec, q), y)  # a codec is deterministic
+        errors.append(float((y.float() - x.float()).abs().mean()))
+    assert errors[0] > errors[-1], f"{codec}: quality 10 should lose more than 90 ({errors})"
+
+
+def test_codec_errors() -> None:
+    x = _natural(1, 1)
+    with pytest.raises(AdvParamsError, match="unknown codec"):
+        compress(x, "png", 50)
+    with pytest.raises(AdvParamsError, match="quality"):
+        compress(x, "jpeg", 0)
+    with pytest.raises(AdvParamsError, match="uint8"):
+        compress(x.float(), "jpeg", 50)
+
+
+@pytest.mark.parametrize("kind", TRANSFORMATIONS)
+def test_transformations_are_reproducible_from_their_seed(kind: str) -> None:
+    x = _natural(6, 3)
+    strength = {"rotation": 15.0, "scale": 0.2, "perspective": 0.1, "blur": 1.0, "noise": 8.0}.get(kind, 0.3)
+    a = transform(x, kind, strength, generator=torch.Generator().manual_seed(5))
+    b = transform(x, kind, strength, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+    assert bool((a != x).any())
+    assert torch.equal(transform(x, kind, 0.0, generator=torch.Generator()), x)
+    if kind != "blur":  # blur draws nothing
+        c = transform(x, kind, strength, generator=torch.Generator().manual_seed(6))
+        assert not torch.equal(a, c)
+
+
+def test_rotation_by_a_right_angle_is_rot90() -> None:
+    x = _natural(8, 1, size=16)
+    y = transform(x, "rotation", 90.0, generator=torch.Generator().manual_seed(0))
+    for i in range(8):
+        options = [torch.rot90(x[i], k, dims=(1, 2)) for k in (1, -1)]
+        assert any(int((y[i].int() - o.int()).abs().max()) <= 1 for o in options)
+
+
+def test_blur_noise_and_scale_do_what_they_say() -> None:
+    x = _natural(16, 1)
+    g = torch.Generator().manual_seed(0)
+    flat = torch.full((16, 1, 32, 32), 128, dtype=torch.uint8)
+    noisy = transform(flat, "noise", 10.0, generator=g)
+    assert 9.0 < float(noisy.float().std()) < 11.0
+    blurred = transform(noisy, "blur", 2.0, generator=g)
+    assert float(blurred.float().std()) < 0.3 * float(noisy.float().std())
+    zoomed = transform(x, "scale", 0.5, generator=g)
+    assert bool((zoomed != x).any())
+
+
+def test_random_physical_composes_and_is_seeded() -> None:
+    x = _natural(5, 3)
+    ranges = {"rotation": 10.0, "noise": 5.0, "colour-shift": 0.2}
+    a = random_physical(x, ranges, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, random_physical(x, ranges, generator=torch.Generator().manual_seed(1)))
+    assert not torch.equal(a, random_physical(x, ranges, generator=torch.Generator().manual_seed(2)))
+    with pytest.raises(AdvParamsError, match="unknown transformation"):
+        random_physical(x, {"warp": 1.0}, generator=torch.Generator())
+    with pytest.raises(AdvParamsError, match="strength"):
+        transform(x, "noise", -1.0, generator=torch.Generator())
