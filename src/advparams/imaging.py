@@ -274,12 +274,15 @@ def read_image(path: str | os.PathLike[str], channels: int) -> torch.Tensor:
     from advparams.files import LIMITS, read_file
 
     data = read_file(path, what="image file", limit=LIMITS["image"])
+    too_big = f"{path} is too large an image (at most {MAX_IMAGE_SIDE} pixels a side)"
     try:
         with Image.open(io.BytesIO(data)) as pic:
             if max(pic.size) > MAX_IMAGE_SIDE:
-                raise AdvParamsError(f"{path} is a {pic.size[0]}x{pic.size[1]} image; at most {MAX_IMAGE_SIDE} a side")
+                raise AdvParamsError(f"{too_big}: it is {pic.size[0]}x{pic.size[1]}")
             arr = np.asarray(pic.convert("L" if channels == 1 else "RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:  # Pillow's own cap, checked when the header is read
+        raise AdvParamsError(too_big) from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise AdvParamsError(f"{path} is not an image Pillow can read ({type(exc).__name__})") from None
     x = torch.from_numpy(arr.copy())
     return x.unsqueeze(0) if channels == 1 else x.permute(2, 0, 1).contiguous()

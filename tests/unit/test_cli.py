@@ -264,6 +264,11 @@ def test_list_and_console_script(capsys) -> None:
     code, out, _ = run(capsys, "list", "--json")
     listed = json.loads(out)
     assert code == 0 and listed["schemes"] == SCHEMES.names() and listed["attacks"] == ATTACKS.names()
+    from advparams.backdoors import BACKDOORS
+    from advparams.watermarks import WATERMARKS
+
+    assert listed["backdoors"] == BACKDOORS.names() and listed["watermarks"] == WATERMARKS.names()
+    assert "fashion-mnist-colour" in listed["datasets"]
     assert {"advparams"} <= set(listed["schemes"]) and {"prune", "finetune", "clip", "outlier-reset"} <= set(
         listed["attacks"]
     )

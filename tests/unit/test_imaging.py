@@ -86,3 +86,34 @@ def test_random_physical_composes_and_is_seeded() -> None:
         random_physical(x, {"warp": 1.0}, generator=torch.Generator())
     with pytest.raises(AdvParamsError, match="strength"):
         transform(x, "noise", -1.0, generator=torch.Generator())
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_read_image_refuses_huge_claims_and_non_images(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from advparams.imaging import png_bytes, read_image
+
+    x = _natural(1, 3, size=20)[0]
+    (tmp_path / "ok.png").write_bytes(png_bytes(x))
+    assert torch.equal(read_image(tmp_path / "ok.png", 3), x)
+    assert read_image(tmp_path / "ok.png", 1).shape == (1, 20, 20)  # converted to grey
+    (tmp_path / "huge.png").write_bytes(_png_header_only(100_000, 100_000))  # 40 bytes claiming 10^10 pixels
+    with pytest.raises(AdvParamsError, match="too large an image"):
+        read_image(tmp_path / "huge.png", 1)
+    (tmp_path / "wide.png").write_bytes(_png_header_only(5000, 2))  # few pixels, one side too long
+    with pytest.raises(AdvParamsError, match="too large an image.*5000x2"):
+        read_image(tmp_path / "wide.png", 1)
+    (tmp_path / "text.png").write_text("hello")
+    with pytest.raises(AdvParamsError, match="not an image"):
+        read_image(tmp_path / "text.png", 1)
+    with pytest.raises(AdvParamsError, match="folder|regular"):
+        read_image(tmp_path, 1)

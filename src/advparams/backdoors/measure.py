@@ -33,6 +33,20 @@ COMBINED = "combined"
 ``strength`` times the given ranges (PTB's training ranges in the evaluation)."""
 
 
+DEFAULT_TRANSFORMATIONS: dict[str, tuple[float, ...]] = {
+    "rotation": (5.0, 10.0, 20.0, 30.0),
+    "scale": (0.1, 0.2, 0.3),
+    "perspective": (0.05, 0.1, 0.15),
+    "blur": (0.5, 1.0, 1.5),
+    "brightness-contrast": (0.2, 0.3, 0.4),
+    "noise": (5.0, 10.0, 20.0),
+    "colour-shift": (0.1, 0.2, 0.3),
+    COMBINED: (1.0, 1.5, 2.0),
+}
+"""Held-out test conditions [inferred]: other random draws than training, and strengths
+up to three times PTB's training ranges."""
+
+
 def target_rate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, data: ImageDataset, target: int) -> float:
     """The ASR of ``model`` on uint8 ``images`` (normalised as ``data``)."""
     preds = predict(model, (normalise(images, data), labels))
@@ -127,4 +141,4 @@ def measure_backdoor(
     return out
 
 
-__all__ = ["COMBINED", "HELD_OUT_SEED", "measure_backdoor", "target_rate"]
+__all__ = ["COMBINED", "DEFAULT_TRANSFORMATIONS", "HELD_OUT_SEED", "measure_backdoor", "target_rate"]

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from advparams.backdoors import BACKDOORS, implant_from_seed, is_trigger_file, load_trigger, save_trigger
-from advparams.backdoors.measure import measure_backdoor
+from advparams.backdoors.measure import DEFAULT_TRANSFORMATIONS, measure_backdoor
 from advparams.backdoors.ptb import PTBConfig
 from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.cli._common import (
@@ -33,16 +33,6 @@ from advparams.training import TrainConfig
 
 IMPLANT_COMMAND = "backdoor implant"
 APPLY_COMMAND = "backdoor apply"
-DEFAULT_GRID = {
-    "rotation": (10.0, 20.0),
-    "scale": (0.2,),
-    "perspective": (0.1,),
-    "blur": (1.0,),
-    "brightness-contrast": (0.3,),
-    "noise": (10.0,),
-    "colour-shift": (0.2,),
-    "combined": (1.0, 2.0),
-}
 
 
 def _test_subset(name: str, data_dir: str | None, samples: int) -> Any:
@@ -163,7 +153,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     test = _test_subset(name, args.data_dir, args.samples)
     ckpt.check_fits(test)
     reference = load_checkpoint(args.reference, device=device).model if args.reference else None
-    grid = DEFAULT_GRID if args.physical else None
+    grid = DEFAULT_TRANSFORMATIONS if args.physical else None
     m = measure_backdoor(
         ckpt.model,
         found.trigger,
@@ -272,7 +262,11 @@ def add_parsers(sub: Any) -> None:
     e.add_argument("--compression", action="store_true", help="also measure after lossy codecs")
     e.add_argument("--codecs", nargs="+", default=list(CODECS), choices=CODECS, help="codecs (default: all)")
     e.add_argument("--qualities", nargs="+", type=int, default=[10, 30, 50, 70, 90], help="qualities (default 10..90)")
-    e.add_argument("--physical", action="store_true", help=f"also measure under {', '.join(TRANSFORMATIONS)}, combined")
+    e.add_argument(
+        "--physical",
+        action="store_true",
+        help=f"also measure under {', '.join(TRANSFORMATIONS)} and all combined, at held-out strengths",
+    )
     e.add_argument("--dataset", help="data set (default: the checkpoint's)")
     add_common(e)
     e.set_defaults(func=cmd_evaluate)

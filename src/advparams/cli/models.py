@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from advparams.attacks import ATTACKS
+from advparams.backdoors import BACKDOORS
 from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.cli._common import (
     add_common,
@@ -30,6 +31,7 @@ from advparams.metrics import accuracy
 from advparams.models import MODELS, count_parameters
 from advparams.schemes import SCHEMES
 from advparams.training import TrainConfig, TrainProgress, train_from_seed
+from advparams.watermarks import WATERMARKS
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -38,14 +40,18 @@ def cmd_list(args: argparse.Namespace) -> int:
         "datasets": DATASETS.names(),
         "schemes": SCHEMES.names(),
         "attacks": ATTACKS.names(),
+        "watermarks": WATERMARKS.names(),
+        "backdoors": BACKDOORS.names(),
     }
     lines = [
-        "models:   " + ", ".join(summary["models"]),
-        "schemes:  " + ", ".join(summary["schemes"]),
-        "attacks:  " + ", ".join(summary["attacks"]),
+        "models:     " + ", ".join(summary["models"]),
+        "schemes:    " + ", ".join(summary["schemes"]),
+        "attacks:    " + ", ".join(summary["attacks"]),
+        "watermarks: " + ", ".join(summary["watermarks"]),
+        "backdoors:  " + ", ".join(summary["backdoors"]),
         "datasets:",
     ]
-    lines += [f"  {n:14s} {DATASETS.get(n).description}" for n in summary["datasets"]]
+    lines += [f"  {n:21s} {DATASETS.get(n).description}" for n in summary["datasets"]]
     emit(args, summary, lines)
     return 0
 

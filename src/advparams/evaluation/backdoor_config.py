@@ -27,25 +27,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from advparams.backdoors.measure import COMBINED
+from advparams.backdoors.measure import COMBINED, DEFAULT_TRANSFORMATIONS
 from advparams.errors import ConfigError
 from advparams.imaging import CODECS, TRANSFORMATIONS
 
 MEASURES = ("compression", "physical")
 """What a backdoor can be measured under beyond its plain ASR, PSNR and SSIM."""
-
-DEFAULT_TRANSFORMATIONS: dict[str, tuple[float, ...]] = {
-    "rotation": (5.0, 10.0, 20.0, 30.0),
-    "scale": (0.1, 0.2, 0.3),
-    "perspective": (0.05, 0.1, 0.15),
-    "blur": (0.5, 1.0, 1.5),
-    "brightness-contrast": (0.2, 0.3, 0.4),
-    "noise": (5.0, 10.0, 20.0),
-    "colour-shift": (0.1, 0.2, 0.3),
-    COMBINED: (1.0, 1.5, 2.0),
-}
-"""Held-out test conditions [inferred]: other random draws than training, and strengths
-up to three times PTB's training ranges."""
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,9 @@ Example (``configs/fashion-mnist.yaml`` is the full one)::
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,84 +35,12 @@ from advparams.attacks import ATTACKS
 from advparams.data import DATASETS
 from advparams.errors import AdvParamsError, ConfigError
 from advparams.evaluation.backdoor_config import BackdoorSection, section_from_mapping
+from advparams.evaluation.specs import AttackSpec, SchemeSpec, WatermarkSpec
 from advparams.files import LIMITS, parse_yaml, read_file
 from advparams.models import MODELS
 from advparams.registry import config_from_dict, config_to_dict
 from advparams.schemes import SCHEMES
 from advparams.training import TrainConfig
-
-
-@dataclass(frozen=True)
-class SchemeSpec:
-    """One scheme to evaluate.
-
-    Attributes:
-        name: registered scheme name.
-        options: its configuration (``seed`` is set from the run's seed).
-        match_params: lock with the same number of changed values as this other scheme
-            (listed earlier) at the same seed: the scheme's budget option is set to
-            that scheme's ``params_changed``.
-        label: how tables and plots call it (default: the name).
-    """
-
-    name: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    match_params: str | None = None
-    label: str | None = None
-
-    @property
-    def title(self) -> str:
-        """The label, or the name."""
-        return self.label or self.name
-
-
-@dataclass(frozen=True)
-class WatermarkSpec:
-    """One watermark to evaluate.
-
-    Attributes:
-        name: registered watermark name.
-        options: its configuration (``seed`` is set from the run's seed).
-        label: how tables call it (default: the name).
-    """
-
-    name: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    label: str | None = None
-
-    @property
-    def title(self) -> str:
-        """The label, or the name."""
-        return self.label or self.name
-
-
-@dataclass(frozen=True)
-class AttackSpec:
-    """One attack and the settings to run it with.
-
-    Attributes:
-        name: registered attack name.
-        options: fixed configuration for every setting (``seed`` comes from the run).
-        grid: option -> list of values; every combination is one setting.
-        cases: explicit settings, one mapping each (instead of a grid), for options that
-            go in pairs such as ``{low: 1, high: 99}``.
-    """
-
-    name: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    grid: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
-    cases: tuple[Mapping[str, Any], ...] = ()
-
-    def settings(self) -> Iterator[dict[str, Any]]:
-        """The cases, or every combination of the grid in the order written (one empty
-        setting if neither)."""
-        if self.cases:
-            for case in self.cases:
-                yield dict(case)
-            return
-        keys = list(self.grid)
-        for values in itertools.product(*(self.grid[k] for k in keys)):
-            yield dict(zip(keys, values, strict=True))
 
 
 @dataclass(frozen=True)

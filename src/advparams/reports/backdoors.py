@@ -265,7 +265,9 @@ def example_grid(config: EvalConfig, folder: Path, plt: Any, images: int = 3) ->
         return None
     seed = config.seeds[0]
     x = test.images[:images]
-    panels: list[tuple[str, torch.Tensor]] = [("clean", x)]
+    # One row per distinct trigger (backdoors that share one, e.g. PTB and no PTB, share a row).
+    labels: list[list[str]] = [["clean"]]
+    batches: list[torch.Tensor] = [x]
     for spec in section.attacks:
         cls = BACKDOORS.get(spec.name)
         backdoor = BACKDOORS.build(spec.name, with_seed(cls, dict(spec.options), seed))
@@ -273,20 +275,27 @@ def example_grid(config: EvalConfig, folder: Path, plt: Any, images: int = 3) ->
         for i in range(len(trigger)):
             t = trigger.apply(x, i)
             label = spec.title + (f" #{i}" if len(trigger) > 1 else "")
-            panels.append((label, t))
-            panels.append(("|diff| x5", ((t.float() - x.float()).abs() * 5).clamp(0, 255).to(torch.uint8)))
-    fig, axes = plt.subplots(images, len(panels), figsize=(1.1 * len(panels), 1.2 * images), squeeze=False)
-    for j, (title, batch) in enumerate(panels):
+            same = [j for j, b in enumerate(batches) if torch.equal(b, t)]
+            if same:
+                labels[same[0]].append(label)
+            else:
+                labels.append([label])
+                batches.append(t)
+    rows = len(batches)
+    fig, axes = plt.subplots(rows, 2 * images, figsize=(1.0 * 2 * images + 1.6, 1.0 * rows + 0.4), squeeze=False)
+    for r, (names, batch) in enumerate(zip(labels, batches, strict=True)):
+        diff = ((batch.float() - x.float()).abs() * 5).clamp(0, 255).to(torch.uint8)
         for i in range(images):
-            ax = axes[i][j]
-            img = batch[i].permute(1, 2, 0).numpy()
-            ax.imshow(
-                img[:, :, 0] if img.shape[2] == 1 else img, cmap="gray" if img.shape[2] == 1 else None, vmin=0, vmax=255
-            )
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(title, fontsize=5)
+            for k, shown in enumerate((batch[i], diff[i])):
+                ax = axes[r][2 * i + k]
+                img = shown.permute(1, 2, 0).numpy()
+                grey = img.shape[2] == 1
+                ax.imshow(img[:, :, 0] if grey else img, cmap="gray" if grey else None, vmin=0, vmax=255)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0:
+                    ax.set_title("image" if k == 0 else "|diff| x5", fontsize=6)
+        axes[r][0].set_ylabel("\n".join(names), fontsize=5, rotation=0, ha="right", va="center")
     fig.suptitle(f"Backdoor triggers on {config.dataset} (seed {seed})", fontsize=8)
     fig.tight_layout()
     name = "backdoor-examples.png"

@@ -132,7 +132,33 @@ def test_every_shipped_config_loads() -> None:
     assert {"hardened-fashion-mnist", "watermarks-fashion-mnist", "watermarks-fashion-mnist-vgg"} <= set(names)
     for name in names:
         cfg = load_config(CONFIGS / f"{name}.yaml")
-        assert (cfg.schemes or cfg.watermarks) and cfg.attacks
+        assert ((cfg.schemes or cfg.watermarks) and cfg.attacks) or (cfg.backdoors and cfg.backdoors.attacks)
+
+
+def test_backdoor_configs_cover_the_issue() -> None:
+    # Every backdoor and baseline; N = 3 in both DCT modes; the compression-resistant
+    # backdoor against the same trigger trained plainly, one codec held out of training;
+    # PTB against no PTB at 0.5 % and 5 %; 3 seeds; LeNet-5 and the VGG-style net.
+    from advparams.backdoors import BACKDOORS
+
+    for name, dataset, model in (
+        ("backdoors-fashion-mnist", "fashion-mnist", "lenet"),
+        ("backdoors-fashion-mnist-colour", "fashion-mnist-colour", "vgg"),
+    ):
+        cfg = load_config(CONFIGS / f"{name}.yaml")
+        section = cfg.backdoors
+        assert section is not None and (cfg.dataset, cfg.model, len(cfg.seeds)) == (dataset, model, 3)
+        assert {s.name for s in section.attacks} == set(BACKDOORS.names())
+        dct = {s.options["mode"]: s for s in section.attacks if s.name == "dct"}
+        assert set(dct) == {"n-to-n", "n-to-one"} and all(s.options["triggers"] == 3 for s in dct.values())
+        (resistant,) = [s for s in section.attacks if s.name == "compression-resistant"]
+        assert set(section.codecs) - set(resistant.options["codecs"])  # a codec held out of training
+        assert section.spec(str(resistant.compare)).name == "blend" and "compression" in section.spec("blend").measure
+        assert list(section.qualities) == [10, 30, 50, 70, 90]
+        rates = {
+            (s.options["poison_rate"], s.options.get("physical", True)) for s in section.attacks if s.name == "ptb"
+        }
+        assert rates == {(0.005, True), (0.005, False), (0.05, True), (0.05, False)}
 
 
 def test_watermark_configs_cover_the_issue() -> None:

@@ -54,3 +54,24 @@ def test_config_runs_on_tiny_official_files(name, tmp_path) -> None:
     assert attacked == {(s, a.name) for s in locks for a in cfg.attacks}
     report = write_report(tmp_path / "run", plots=False).read_text()
     assert f"data set **{name}**".lower() in report.lower()
+
+
+@pytest.mark.parametrize("name", ["cifar10", "gtsrb"])
+def test_backdoor_config_runs_on_tiny_official_files(name, tmp_path) -> None:
+    data = tmp_path / "data"
+    if name == "cifar10":
+        write_cifar_python(data, n=20)
+    else:
+        write_gtsrb(data, per_class=12)
+    raw = yaml.safe_load((CONFIGS / f"backdoors-{name}.yaml").read_text())
+    raw.update(seeds=[0], data_dir=str(data), train={"epochs": 1, "batch_size": 8}, model_options={"width": 4})
+    raw["backdoors"].update(qualities=[30], transformations={"rotation": [10.0]})
+    cfg = config_from_mapping(raw)
+    assert cfg.dataset == name and cfg.model == "vgg"
+    rows = evaluate_protection(cfg, tmp_path / "run", device="cpu")
+    got = {r.scheme: r for r in rows if r.kind == "backdoor"}
+    assert set(got) == {s.title for s in cfg.backdoors.attacks}
+    assert len(got["dct-n2n"].metrics["asr"]) == 3 and got["dct-n2n"].metrics["info"]["targets"] == [0, 1, 2]
+    assert set(got["compression-resistant"].metrics["compression"]) == {"jpeg", "jpeg2000", "webp"}
+    report = write_report(tmp_path / "run", plots=False).read_text()
+    assert "## Backdoors" in report and "**held out**" in report

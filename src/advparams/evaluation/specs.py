@@ -1,0 +1,85 @@
+"""The entries of an evaluation config's lists: one scheme, one watermark, one attack with
+its settings (each a frozen dataclass; :mod:`advparams.evaluation.config` reads them)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SchemeSpec:
+    """One scheme to evaluate.
+
+    Attributes:
+        name: registered scheme name.
+        options: its configuration (``seed`` is set from the run's seed).
+        match_params: lock with the same number of changed values as this other scheme
+            (listed earlier) at the same seed: the scheme's budget option is set to
+            that scheme's ``params_changed``.
+        label: how tables and plots call it (default: the name).
+    """
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    match_params: str | None = None
+    label: str | None = None
+
+    @property
+    def title(self) -> str:
+        """The label, or the name."""
+        return self.label or self.name
+
+
+@dataclass(frozen=True)
+class WatermarkSpec:
+    """One watermark to evaluate.
+
+    Attributes:
+        name: registered watermark name.
+        options: its configuration (``seed`` is set from the run's seed).
+        label: how tables call it (default: the name).
+    """
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    label: str | None = None
+
+    @property
+    def title(self) -> str:
+        """The label, or the name."""
+        return self.label or self.name
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack and the settings to run it with.
+
+    Attributes:
+        name: registered attack name.
+        options: fixed configuration for every setting (``seed`` comes from the run).
+        grid: option -> list of values; every combination is one setting.
+        cases: explicit settings, one mapping each (instead of a grid), for options that
+            go in pairs such as ``{low: 1, high: 99}``.
+    """
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    grid: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    cases: tuple[Mapping[str, Any], ...] = ()
+
+    def settings(self) -> Iterator[dict[str, Any]]:
+        """The cases, or every combination of the grid in the order written (one empty
+        setting if neither)."""
+        if self.cases:
+            for case in self.cases:
+                yield dict(case)
+            return
+        keys = list(self.grid)
+        for values in itertools.product(*(self.grid[k] for k in keys)):
+            yield dict(zip(keys, values, strict=True))
+
+
+__all__ = ["AttackSpec", "SchemeSpec", "WatermarkSpec"]
