@@ -32,9 +32,10 @@ def paper_figure(spec: BackdoorSpec) -> str:
     if spec.name == "compression-resistant":
         return "ASR 98.77 / 97.69 / 98.93 % after JPEG / JPEG 2000 / WEBP"
     if spec.name == "ptb":
+        rate = "" if opts.get("poison_rate", 0.005) == 0.005 else "; the paper poisons 0.5 % only"
         if opts.get("physical", True):
-            return "82 % ASR under physical conditions at 0.5 % poisoning (VGGFace)"
-        return "under 11 % ASR under physical conditions (without PTB, VGGFace)"
+            return f"82 % ASR under physical conditions at 0.5 % poisoning (VGGFace){rate}"
+        return f"under 11 % ASR under physical conditions (without PTB, VGGFace){rate}"
     return "–"
 
 
