@@ -142,9 +142,7 @@ def _compression_lines(section: Any, rows: Mapping[str, list[ResultRow]]) -> lis
         "JPEG 2000 / WEBP, the compression-resistant one 98.77 / 97.69 / 98.93 %."
     )
     out.append("")
-    trained = {
-        c for s in measured if s.name == "compression-resistant" for c in s.options.get("codecs", section.codecs)
-    }
+    trained = _trained_codecs(measured)
     titles = [s.title for s in measured]
     body = []
     for codec in section.codecs:
@@ -163,6 +161,14 @@ def _compression_lines(section: Any, rows: Mapping[str, list[ResultRow]]) -> lis
     header = ["codec", "trained on", "quality", *[f"{t} ASR %" for t in titles], "paper normal / resistant %"]
     out += [_tab(header, body), ""]
     return out
+
+
+def _trained_codecs(specs: Sequence[BackdoorSpec]) -> set[str]:
+    """The codecs the compression-resistant backdoors among ``specs`` were trained with
+    (the backdoor's default, every codec, where the options name none)."""
+    from advparams.imaging import CODECS
+
+    return {c for s in specs if s.name == "compression-resistant" for c in s.options.get("codecs", CODECS)}
 
 
 def _physical_lines(section: Any, rows: Mapping[str, list[ResultRow]]) -> list[str]:
@@ -231,7 +237,8 @@ def backdoor_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Path, 
                     else "-"
                 )
                 ax.errorbar([x for x, _ in pts], ms, yerr=ss, ls=style, marker="o", ms=3, capsize=2, label=s.title)
-            ax.set_title(key, fontsize=9)
+            held_out = grid == "compression" and key not in _trained_codecs(measured)
+            ax.set_title(key + (" (held out of training)" if held_out else ""), fontsize=9)
             ax.set_xlabel(xlabel, fontsize=8)
             ax.set_ylabel("ASR %", fontsize=8)
             ax.set_ylim(-3, 103)
