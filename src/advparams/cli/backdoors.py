@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from advparams._rng import isolated_seed
 from advparams.backdoors import BACKDOORS, implant_from_seed, is_trigger_file, load_trigger, save_trigger
 from advparams.backdoors.measure import DEFAULT_TRANSFORMATIONS, measure_backdoor
 from advparams.backdoors.ptb import PTBConfig
@@ -65,7 +66,8 @@ def cmd_implant(args: argparse.Namespace) -> int:
                 backdoor, ckpt.architecture, dict(ckpt.arguments), data, cfg, seed=seed, device=device, progress=tick
             )
         else:
-            res = backdoor.implant(ckpt.model, data, train=cfg, progress=tick)
+            with isolated_seed(seed, devices=[device] if device.type == "cuda" else []):  # dropout: reproducible
+                res = backdoor.implant(ckpt.model, data, train=cfg, progress=tick)
     finally:
         if bar is not None:
             bar.close()
