@@ -14,7 +14,9 @@ On watermarks (they also run ``finetune`` and ``prune``):
 
 * ``query-modify``: detects and rewrites key-like queries before the model sees them;
 * ``overwrite``: embeds the attacker's own watermark over the owner's;
-* ``gan-removal``: reverses a trigger per class with a generator, then fine-tunes on it.
+* ``gan-removal``: reverses a trigger per class with a generator, then fine-tunes on it;
+* ``detector-evasion``: a backdoor detector (:mod:`advparams.detectors`) in front of the
+  model answers the queries it flags with the second-ranked label.
 """
 
 from advparams.attacks.base import (
@@ -27,6 +29,7 @@ from advparams.attacks.base import (
     require_data,
 )
 from advparams.attacks.clip import Clip, ClipConfig, clip_to_percentiles
+from advparams.attacks.evasion import DetectorEvasion, DetectorEvasionConfig, EvasionWrapper, second_ranked
 from advparams.attacks.finetune import FineTune, FineTuneConfig
 from advparams.attacks.flipback import FlipBack, FlipBackConfig
 from advparams.attacks.ganremoval import GanRemoval, GanRemovalConfig, anomaly_index
@@ -51,6 +54,9 @@ __all__ = [
     "Attacked",
     "Clip",
     "ClipConfig",
+    "DetectorEvasion",
+    "DetectorEvasionConfig",
+    "EvasionWrapper",
     "FineTune",
     "FineTuneConfig",
     "FlipBack",
@@ -84,5 +90,6 @@ __all__ = [
     "reinitialised",
     "require_data",
     "retrace_suspects",
+    "second_ranked",
     "smallest_magnitude_mask",
 ]

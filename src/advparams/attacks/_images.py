@@ -1,11 +1,12 @@
-"""What the attacks on watermarks share: the attacker's images and their normalisation."""
+"""What the attacks on watermarks share: the attacker's images (and, from
+:mod:`advparams.data.base`, their normalisation)."""
 
 from __future__ import annotations
 
 import torch
 
 from advparams.attacks.base import attacker_indices
-from advparams.data.base import DataLike, ImageDataset, all_labels, gather
+from advparams.data.base import DataLike, all_labels, gather, normalisation
 from advparams.errors import AdvParamsError
 
 
@@ -24,9 +25,4 @@ def attacker_images(
     return idx, x, y
 
 
-def normalisation(data: DataLike, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel ``(mean, std)`` as ``[C, 1, 1]`` tensors: an :class:`ImageDataset`'s own,
-    or 0 and 1 for other data (its inputs are taken as [0, 1] pixels)."""
-    if isinstance(data, ImageDataset):
-        return torch.tensor(data.mean).view(-1, 1, 1), torch.tensor(data.std).view(-1, 1, 1)
-    return torch.zeros(channels, 1, 1), torch.ones(channels, 1, 1)
+__all__ = ["attacker_images", "normalisation"]

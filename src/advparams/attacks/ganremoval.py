@@ -29,6 +29,7 @@ from advparams.attacks.base import ATTACKS, Attack, Attacked, require_data
 from advparams.data.base import DataLike, iter_batches
 from advparams.devices import model_device, model_float_dtype
 from advparams.keys.key import Key
+from advparams.metrics.screening import anomaly_index
 
 
 @dataclass(frozen=True)
@@ -79,19 +80,6 @@ class TriggerGenerator(nn.Module):
     def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         h = torch.cat([z, F.one_hot(t, self.classes).to(z.dtype)], dim=1)
         return self.bound * torch.tanh(self.net(h)).view(-1, *self.shape)
-
-
-def anomaly_index(norms: torch.Tensor) -> torch.Tensor:
-    """How far below the median each value lies, in units of 1.4826 x MAD (Neural Cleanse).
-
-    Example:
-        >>> idx = anomaly_index(torch.tensor([10.0, 11.0, 9.0, 10.5, 2.0]))
-        >>> int(idx.argmax()), bool(idx.max() > 2)
-        (4, True)
-    """
-    med = norms.median()
-    mad = (norms - med).abs().median() * 1.4826
-    return (med - norms) / mad.clamp_min(1e-12)
 
 
 def _bounds(data: DataLike, channels: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -161,6 +161,21 @@ class EpochBatch:
     data: ImageDataset
 
 
+@dataclass(frozen=True)
+class Poisoned:
+    """A poisoned training set (see :meth:`Backdoor.poison_dataset`).
+
+    Attributes:
+        data: the training set with the backdoor instances in place (relabelled).
+        plan: which samples were poisoned, with which sub-trigger and label.
+        trigger: the trigger.
+    """
+
+    data: ImageDataset
+    plan: PoisonPlan
+    trigger: Trigger
+
+
 class Backdoor(Configurable[C], ABC):
     """Base class of backdoor attacks; the constructor takes the configuration only.
 
@@ -203,7 +218,7 @@ class Backdoor(Configurable[C], ABC):
                 f"target label {max(trigger.targets)} does not exist: the model has {outputs} outputs and the data "
                 f"{data.num_classes} classes"
             )
-        plan = poison_plan(data.labels, trigger.targets, poison_count(len(data), self.config.poison_rate), own)  # type: ignore[attr-defined]
+        plan = self._plan(data, trigger, own)
         gen = generator if generator is not None else torch.Generator().manual_seed(seed)
         start = time.perf_counter()
         net = self._train(model, data, trigger, plan, cfg, gen, own, progress)
@@ -216,6 +231,34 @@ class Backdoor(Configurable[C], ABC):
             "seconds": time.perf_counter() - start,
         }
         return Backdoored(net, trigger, info)
+
+    def _plan(self, data: ImageDataset, trigger: Trigger, own: torch.Generator) -> PoisonPlan:
+        return poison_plan(data.labels, trigger.targets, poison_count(len(data), self.config.poison_rate), own)  # type: ignore[attr-defined]
+
+    def poison_dataset(self, data: ImageDataset) -> Poisoned:
+        """The poisoned training set exactly as :meth:`implant` makes it for its first
+        epoch (same trigger, same samples, same draws), without training: what a defender
+        who screens a training set is handed.
+
+        Example:
+            >>> from advparams.backdoors import BACKDOORS
+            >>> from advparams.data.synthetic import make_synthetic
+            >>> data = make_synthetic(200)
+            >>> p = BACKDOORS.build("badnets", {"poison_rate": 0.1}).poison_dataset(data)
+            >>> len(p.plan), int((p.data.labels[p.plan.indices] == p.plan.labels).sum())
+            (20, 20)
+        """
+        seed = int(getattr(self.config, "seed", 0))
+        own = torch.Generator().manual_seed(seed)
+        trigger = self.make_trigger(data.input_shape, data.num_classes, own)
+        plan = self._plan(data, trigger, own)
+        images, labels = data.images.clone(), data.labels.clone()
+        labels[plan.indices] = plan.labels
+        images[plan.indices] = self._poison(data.images[plan.indices], trigger, plan, own)
+        poisoned = ImageDataset(
+            images, labels, mean=data.mean, std=data.std, num_classes=data.num_classes, name=data.name
+        )
+        return Poisoned(poisoned, plan, trigger)
 
     @abstractmethod
     def make_trigger(self, shape: tuple[int, int, int], num_classes: int, generator: torch.Generator) -> Trigger:
@@ -335,6 +378,7 @@ __all__ = [
     "Backdoored",
     "EpochBatch",
     "PoisonPlan",
+    "Poisoned",
     "apply_each",
     "implant_from_seed",
     "normalise",

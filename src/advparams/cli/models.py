@@ -24,6 +24,7 @@ from advparams.cli._common import (
     progress_bar,
 )
 from advparams.data import DATASETS
+from advparams.detectors import DETECTORS
 from advparams.devices import resolve_device
 from advparams.files import check_output
 from advparams.fingerprint import model_fingerprint
@@ -42,6 +43,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "attacks": ATTACKS.names(),
         "watermarks": WATERMARKS.names(),
         "backdoors": BACKDOORS.names(),
+        "detectors": DETECTORS.names(),
     }
     lines = [
         "models:     " + ", ".join(summary["models"]),
@@ -49,6 +51,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "attacks:    " + ", ".join(summary["attacks"]),
         "watermarks: " + ", ".join(summary["watermarks"]),
         "backdoors:  " + ", ".join(summary["backdoors"]),
+        "detectors:  " + ", ".join(summary["detectors"]),
         "datasets:",
     ]
     lines += [f"  {n:21s} {DATASETS.get(n).description}" for n in summary["datasets"]]

@@ -149,6 +149,14 @@ def all_labels(data: DataLike) -> torch.Tensor:
     return torch.stack([_to_label_tensor(data[i][1]) for i in range(len(data))]).long()  # type: ignore[arg-type]
 
 
+def normalisation(data: DataLike, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel ``(mean, std)`` as ``[C, 1, 1]`` tensors: an :class:`ImageDataset`'s own,
+    or 0 and 1 for other data (its inputs are taken as [0, 1] pixels)."""
+    if isinstance(data, ImageDataset):
+        return torch.tensor(data.mean).view(-1, 1, 1), torch.tensor(data.std).view(-1, 1, 1)
+    return torch.zeros(channels, 1, 1), torch.ones(channels, 1, 1)
+
+
 def balanced_indices(labels: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Indices of ``n`` samples drawn as evenly across classes as the data allows.
 

@@ -13,7 +13,6 @@ writes one ``backdoor`` row.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,15 +23,9 @@ from advparams.backdoors.ptb import PTBConfig
 from advparams.checkpoint import save_checkpoint
 from advparams.errors import ConfigError
 from advparams.evaluation.backdoor_config import BackdoorSection, BackdoorSpec
-from advparams.evaluation.context import RunContext, train_unit, with_seed
+from advparams.evaluation.context import RunContext, backdoor_paths, backdoor_unit, train_unit, with_seed
 from advparams.evaluation.engine import Study, Unit
 from advparams.evaluation.rows import ResultRow, row_key
-
-
-def backdoor_paths(out: Path, title: str, seed: int) -> tuple[Path, Path]:
-    """The backdoored model of backdoor ``title`` at ``seed`` in run folder ``out``, and its trigger."""
-    name = f"{title}-seed{seed}"
-    return out / "backdoors" / name, out / "backdoors" / f"{name}.trigger"
 
 
 class BackdoorsStudy(Study):
@@ -55,7 +48,7 @@ class BackdoorsStudy(Study):
             return []
         return [
             Unit(
-                f"backdoor/{spec.title}/seed{seed}",
+                backdoor_unit(spec.title, seed),
                 self.name,
                 {"seed": seed, "backdoor": spec.title},
                 (train_unit(seed),),

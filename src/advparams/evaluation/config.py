@@ -35,6 +35,7 @@ from advparams.attacks import ATTACKS
 from advparams.data import DATASETS
 from advparams.errors import AdvParamsError, ConfigError
 from advparams.evaluation.backdoor_config import BackdoorSection, section_from_mapping
+from advparams.evaluation.detection_config import DetectionSection, detection_from_mapping
 from advparams.evaluation.specs import AttackSpec, SchemeSpec, WatermarkSpec
 from advparams.files import LIMITS, parse_yaml, read_file
 from advparams.models import MODELS
@@ -72,6 +73,7 @@ class EvalConfig:
         stealth: compute KS tests, ranks and z-scores of every lock.
         histograms: keep per-layer weight histograms (first seed) for the plots.
         backdoors: the backdoors to implant and measure (None: none).
+        detection: the backdoor detectors that screen them (None: none).
     """
 
     name: str
@@ -95,6 +97,7 @@ class EvalConfig:
     stealth: bool = True
     histograms: bool = True
     backdoors: BackdoorSection | None = None
+    detection: DetectionSection | None = None
 
     def scheme(self, label: str) -> SchemeSpec:
         """The scheme with this label."""
@@ -139,6 +142,7 @@ class EvalConfig:
             "histograms": self.histograms,
             # Only when present, so that the fingerprints of earlier runs stay the same.
             **({"backdoors": self.backdoors.to_dict()} if self.backdoors is not None else {}),
+            **({"detection": self.detection.to_dict()} if self.detection is not None else {}),
         }
 
     def fingerprint(self) -> str:
@@ -258,6 +262,9 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
     backdoors = None
     if raw.get("backdoors") is not None:
         backdoors = section_from_mapping(raw["backdoors"], [x.title for x in schemes] + [x.title for x in watermarks])
+    detection = None
+    if raw.get("detection") is not None:
+        detection = detection_from_mapping(raw["detection"], [b.title for b in backdoors.attacks] if backdoors else [])
     if not schemes and not watermarks and backdoors is None:
         raise ConfigError("the config lists no schemes, no watermarks and no backdoors")
     null_models = raw.get("null_models", 5)
@@ -336,6 +343,7 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         stealth=raw.get("stealth", True),
         histograms=raw.get("histograms", True),
         backdoors=backdoors,
+        detection=detection,
     )
 
 

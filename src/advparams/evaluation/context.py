@@ -2,7 +2,8 @@
 
 A :class:`RunContext` is plain configuration (it travels to Ray workers); the data sets
 are loaded on first use in each process. Units that make an artefact several studies
-need are named here (:func:`train_unit`, :func:`null_unit`), so that a study can depend
+need are named here (:func:`train_unit`, :func:`null_unit`, :func:`backdoor_unit` with
+:func:`backdoor_paths`), so that a study can depend
 on another study's unit without importing it.
 """
 
@@ -46,9 +47,22 @@ def null_unit(seed: int) -> str:
     return f"null/seed{seed}"
 
 
+def backdoor_unit(title: str, seed: int) -> str:
+    """The id of the unit that implants backdoor ``title`` at ``seed``."""
+    return f"backdoor/{title}/seed{seed}"
+
+
+def backdoor_paths(out: Path, title: str, seed: int) -> tuple[Path, Path]:
+    """The backdoored model of backdoor ``title`` at ``seed`` in run folder ``out``, and its trigger."""
+    name = f"{title}-seed{seed}"
+    return out / "backdoors" / name, out / "backdoors" / f"{name}.trigger"
+
+
 def null_seeds(config: EvalConfig) -> list[int]:
-    """The seeds of the run's null models (none without watermarks)."""
-    return [NULL_SEED + i for i in range(config.null_models)] if config.watermarks else []
+    """The seeds of the run's null models (none without watermarks or detection: they
+    calibrate watermark thresholds and are the clean models detectors inspect)."""
+    wanted = bool(config.watermarks) or config.detection is not None
+    return [NULL_SEED + i for i in range(config.null_models)] if wanted else []
 
 
 def with_seed(cls: Any, options: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -172,6 +186,8 @@ class RunContext:
 __all__ = [
     "NULL_SEED",
     "RunContext",
+    "backdoor_paths",
+    "backdoor_unit",
     "null_seeds",
     "null_unit",
     "slim_info",

@@ -3,8 +3,9 @@
 The studies are :class:`~advparams.evaluation.models.ModelsStudy` (trained and null
 models), :class:`~advparams.evaluation.locks.LocksStudy` (locks, budget sweeps, attacks)
 , :class:`~advparams.evaluation.watermarks.WatermarksStudy` (watermarks and their
-attacks) and :class:`~advparams.evaluation.backdoors.BackdoorsStudy` (backdoors implanted
-and measured); the run folder is :mod:`advparams.evaluation.run`, the engine
+attacks), :class:`~advparams.evaluation.backdoors.BackdoorsStudy` (backdoors implanted
+and measured) and :class:`~advparams.evaluation.detection.DetectionStudy` (backdoor
+detectors against them); the run folder is :mod:`advparams.evaluation.run`, the engine
 :mod:`advparams.evaluation.engine`.
 
 Re-running with the same configuration skips every unit already done and reuses the
@@ -29,6 +30,7 @@ from advparams.errors import AdvParamsError
 from advparams.evaluation.backdoors import BackdoorsStudy
 from advparams.evaluation.config import EvalConfig
 from advparams.evaluation.context import RunContext
+from advparams.evaluation.detection import DetectionStudy
 from advparams.evaluation.engine import Executor, Runner, SerialExecutor, Study, Unit, order
 from advparams.evaluation.locks import LocksStudy
 from advparams.evaluation.models import ModelsStudy
@@ -38,7 +40,13 @@ from advparams.evaluation.watermarks import WatermarksStudy
 
 log = logging.getLogger(__name__)
 
-STUDIES: tuple[Callable[[RunContext], Study], ...] = (ModelsStudy, LocksStudy, WatermarksStudy, BackdoorsStudy)
+STUDIES: tuple[Callable[[RunContext], Study], ...] = (
+    ModelsStudy,
+    LocksStudy,
+    WatermarksStudy,
+    BackdoorsStudy,
+    DetectionStudy,
+)
 """The studies of an evaluation, each built from the run's :class:`RunContext`."""
 
 

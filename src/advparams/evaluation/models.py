@@ -1,7 +1,7 @@
 """The models study: the trained (or loaded) model of every seed, and the null models.
 
 Units: ``train/seed<S>`` (a ``clean`` row) and ``null/seed<S>`` (a ``null`` row, only
-when the run has watermarks). Both save their model in the run folder, where the other
+when the run has watermarks or detection). Both save their model in the run folder, where the other
 studies' units load it.
 """
 

@@ -42,6 +42,9 @@ KINDS = (
     "watermark",
     "wm-attack",
     "backdoor",
+    "detection",
+    "inspection",
+    "sanitise",
     "session",
 )
 

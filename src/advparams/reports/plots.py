@@ -12,6 +12,7 @@ from advparams.evaluation.config import EvalConfig
 from advparams.evaluation.rows import ResultRow
 from advparams.reports._table import mean_std
 from advparams.reports.backdoors import backdoor_plots
+from advparams.reports.detection import detection_plots
 
 
 def _pyplot():  # type: ignore[no-untyped-def]
@@ -38,7 +39,8 @@ def make_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: str | Path
     * ``finetune.png``: fine-tuned and scratch accuracy against the data fraction;
     * ``<attack>.png``: accuracy after any attack with one numeric grid option;
     * ``hist-<scheme>.png``: per-layer weight histograms, original against locked;
-    * ``backdoor-*.png``: see :func:`advparams.reports.backdoors.backdoor_plots`.
+    * ``backdoor-*.png``: see :func:`advparams.reports.backdoors.backdoor_plots`;
+    * ``detect-*.png``: see :func:`advparams.reports.detection.detection_plots`.
     """
     plt = _pyplot()
     folder = Path(folder)
@@ -132,4 +134,5 @@ def make_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: str | Path
         plt.close(fig)
         made.append(name)
     made += backdoor_plots(rows, config, folder, plt)
+    made += detection_plots(rows, config, folder, plt)
     return made

@@ -13,7 +13,7 @@ from advparams.checkpoint import load_checkpoint
 from advparams.data.synthetic import make_synthetic
 from advparams.errors import AdvParamsError
 from advparams.evaluation import config_from_mapping, evaluate_protection
-from advparams.evaluation.backdoors import backdoor_paths
+from advparams.evaluation.context import backdoor_paths
 from advparams.fingerprint import state_equal
 from advparams.metrics import accuracy
 from advparams.reports.markdown import build_report

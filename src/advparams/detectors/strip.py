@@ -1,0 +1,106 @@
+"""STRIP (Gao et al., ACSAC 2019): superimpose an input with clean images and look at the
+entropy of the model's predictions.
+
+A clean input blended with other clean images gets varied predictions (high entropy); an
+input whose trigger dominates keeps its (target) answer through the blends (low entropy).
+The score is minus the mean entropy (nats) over ``overlays`` blends, so higher is more
+suspicious. Choices [inferred]: the blend ``alpha * x + (1 - alpha) * overlay`` in pixel
+space (TrojanZoo's, alpha 0.5; Gao et al. add the two images), 64 overlays (TrojanZoo;
+Gao et al. use 100), one fixed set of overlays drawn from the clean data at fit time for
+every input, so scores do not depend on the order of the inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from advparams.detectors.base import DETECTORS, Detector, Facts, check_common
+from advparams.errors import AdvParamsError
+from advparams.metrics.accuracy import logits_of
+
+
+@dataclass(frozen=True)
+class StripConfig:
+    """Settings of :class:`Strip`.
+
+    Attributes:
+        overlays: clean images each input is superimposed with [inferred].
+        alpha: weight of the input in each blend [inferred].
+        frr: share of clean inputs the calibrated threshold rejects.
+        calibration: held-out clean samples the threshold is set on.
+        batch_size: inputs blended and scored at once.
+        seed: which clean samples calibrate and which are overlays.
+    """
+
+    overlays: int = 64
+    alpha: float = 0.5
+    frr: float = 0.05
+    calibration: int = 500
+    batch_size: int = 16
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_common(self.frr, self.calibration, self.batch_size)
+        if not 1 <= self.overlays <= 10_000:
+            raise ValueError(f"overlays must be in [1, 10000], got {self.overlays}")
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+
+
+def mean_entropy(probabilities: torch.Tensor) -> torch.Tensor:
+    """The mean Shannon entropy (nats) over the last-but-one axis of ``[N, B, K]`` probabilities.
+
+    Example:
+        >>> p = torch.full((1, 2, 4), 0.25)
+        >>> round(float(mean_entropy(p)[0]), 6) == round(float(torch.log(torch.tensor(4.0))), 6)
+        True
+    """
+    logp = probabilities.clamp_min(1e-30).log()
+    return -(probabilities * logp).sum(-1).mean(-1)
+
+
+@DETECTORS.register("strip")
+class Strip(Detector[StripConfig]):
+    """STRIP: entropy of the predictions on superimposed inputs (Gao et al. 2019)."""
+
+    name = "strip"
+    Config = StripConfig
+    tiny = {"overlays": 8, "calibration": 20}
+
+    def __init__(self, config: StripConfig | None = None) -> None:
+        super().__init__(config)
+        self.overlay_images: torch.Tensor | None = None
+
+    def _fit(
+        self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, progress: Callable[[str], None] | None
+    ) -> None:
+        k = self.config.overlays
+        if x.shape[0] < 1:
+            raise AdvParamsError("STRIP needs clean images to superimpose")
+        pick = torch.randperm(int(x.shape[0]), generator=generator)[:k]
+        if pick.numel() < k:  # fewer clean images than overlays: draw with repetition
+            pick = torch.randint(0, int(x.shape[0]), (k,), generator=generator)
+        net = self._fitted()
+        p = next((t for t in net.parameters()), None)
+        dev, dt = (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
+        self.overlay_images = x[pick].to(device=dev, dtype=dt)
+
+    def _score(self, x: torch.Tensor) -> tuple[torch.Tensor, Facts]:
+        net = self._fitted()
+        if self.overlay_images is None:
+            raise AdvParamsError("the strip detector is not fitted: call fit(model, clean_data) first")
+        a = self.config.alpha
+        ov = self.overlay_images.to(device=x.device, dtype=x.dtype)
+        # Normalisation is affine per channel, so blending normalised inputs is blending pixels.
+        blends = a * x[:, None] + (1.0 - a) * ov[None]
+        n, k = blends.shape[:2]
+        with torch.no_grad():
+            probs = logits_of(net, blends.reshape(n * k, *x.shape[1:])).softmax(1).reshape(n, k, -1)
+        entropy = mean_entropy(probs)
+        return -entropy, {"entropy": entropy}
+
+
+__all__ = ["Strip", "StripConfig", "mean_entropy"]
