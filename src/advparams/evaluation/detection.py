@@ -11,8 +11,8 @@ Units (``B`` a backdoor's label, ``S`` the seed):
 * ``inspect/seedS`` after ``train/seedS`` (and ``inspect/null/seedN`` after ``null/seedN``):
   the detectors that inspect models judge a clean model (an ``inspection`` row each), the
   reference for the anomaly indices of the backdoored ones;
-* ``sanitise/B/seedS`` after ``backdoor/B/seedS``: the poisoned training set (exactly as
-  the backdoor made it) is screened with the ``sanitise_with`` detector fitted on the
+* ``sanitise/B/D/seedS`` after ``backdoor/B/seedS``: the poisoned training set (exactly as
+  the backdoor made it) is screened with detector ``D`` (of ``sanitise_with``) fitted on the
   backdoored model, the architecture is trained again from the seed on the samples
   kept, and its clean accuracy and ASR are measured (a ``sanitise`` row).
 """
@@ -84,14 +84,15 @@ class DetectionStudy(Study):
                     )
                 )
             for title in self.section.sanitise:
-                out.append(
-                    Unit(
-                        f"sanitise/{title}/seed{seed}",
-                        self.name,
-                        {"seed": seed, "backdoor": title, "sanitise": True},
-                        (backdoor_unit(title, seed),),
+                for d in self.section.sanitisers:
+                    out.append(
+                        Unit(
+                            f"sanitise/{title}/{d.title}/seed{seed}",
+                            self.name,
+                            {"seed": seed, "backdoor": title, "sanitise": d.title},
+                            (backdoor_unit(title, seed),),
+                        )
                     )
-                )
         if self._inspectors():
             for seed in cfg.seeds:
                 out.append(Unit(f"inspect/seed{seed}", self.name, {"seed": seed, "clean": "seed"}, (train_unit(seed),)))
@@ -106,7 +107,7 @@ class DetectionStudy(Study):
         if "clean" in p:
             return all(row_key("inspection", seed, "clean", d.title) in keys for d in self._inspectors())
         if p.get("sanitise"):
-            return row_key("sanitise", seed, str(p["backdoor"]), self.section.sanitiser.title) in keys
+            return row_key("sanitise", seed, str(p["backdoor"]), str(p["sanitise"])) in keys
         return all(row_key("detection", seed, str(p["backdoor"]), d.title) in keys for d in self.section.detectors)
 
     def run(self, unit: Unit) -> list[ResultRow]:
@@ -114,7 +115,7 @@ class DetectionStudy(Study):
         if "clean" in p:
             return self._inspect_clean(seed, str(p["clean"]))
         if p.get("sanitise"):
-            return [self._sanitise(str(p["backdoor"]), seed)]
+            return [self._sanitise(str(p["backdoor"]), self.section.spec(str(p["sanitise"])), seed)]
         return self._detect(str(p["backdoor"]), seed)
 
     # -- data -----------------------------------------------------------------------
@@ -178,15 +179,14 @@ class DetectionStudy(Study):
             )
         return rows
 
-    def _sanitise(self, title: str, seed: int) -> ResultRow:
-        ctx, cfg, section = self.ctx, self.ctx.config, self.section
+    def _sanitise(self, title: str, spec: DetectorSpec, seed: int) -> ResultRow:
+        ctx, cfg = self.ctx, self.ctx.config
         assert cfg.backdoors is not None
         bspec = cfg.backdoors.spec(title)
         backdoor = BACKDOORS.build(bspec.name, with_seed(BACKDOORS.get(bspec.name), dict(bspec.options), seed))
         start = time.perf_counter()
         poisoned = backdoor.poison_dataset(ctx.train)
         model_path, _ = backdoor_paths(ctx.out, title, seed)
-        spec = section.sanitiser
         _, defender = self._split()
         det = self._fitted(spec, ctx.load(model_path), seed, defender)
         screened = sanitise(det, poisoned.data)

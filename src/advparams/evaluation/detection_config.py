@@ -13,7 +13,7 @@ Example::
       eval_samples: 500                # clean test inputs scored (and their triggered copies)
       clean_samples: 1000              # the defender's clean data (the last test images)
       sanitise: [badnets, blend]       # training-set mode for these backdoors
-      sanitise_with: adversarial
+      sanitise_with: [adversarial, neural-cleanse]   # each screens each of them
 
 The clean models that Neural Cleanse (any detector that inspects models) judges are the
 seeds' own models and the run's null models (``null_models``).
@@ -61,7 +61,7 @@ class DetectionSection:
         clean_samples: the defender's clean data, the last N test images (fit and calibration).
         sanitise: labels of the backdoors whose poisoned training set is screened and
             retrained without the flagged samples.
-        sanitise_with: the detector (label) that screens training sets.
+        sanitise_with: the detectors (labels) that screen training sets (empty: the first).
         keep_scores: scores kept per row for the ROC curves and histograms (the first N).
     """
 
@@ -71,7 +71,7 @@ class DetectionSection:
     eval_samples: int = 500
     clean_samples: int = 1000
     sanitise: tuple[str, ...] = ()
-    sanitise_with: str | None = None
+    sanitise_with: tuple[str, ...] = ()
     keep_scores: int = 2000
 
     def spec(self, title: str) -> DetectorSpec:
@@ -82,9 +82,9 @@ class DetectionSection:
         raise ConfigError(f"the config has no detector labelled {title!r}")
 
     @property
-    def sanitiser(self) -> DetectorSpec:
-        """The detector that screens training sets."""
-        return self.spec(self.sanitise_with) if self.sanitise_with else self.detectors[0]
+    def sanitisers(self) -> list[DetectorSpec]:
+        """The detectors that screen training sets."""
+        return [self.spec(t) for t in self.sanitise_with] if self.sanitise_with else [self.detectors[0]]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON/YAML-ready dict that :func:`detection_from_mapping` reads back."""
@@ -95,7 +95,7 @@ class DetectionSection:
             "eval_samples": self.eval_samples,
             "clean_samples": self.clean_samples,
             "sanitise": list(self.sanitise),
-            "sanitise_with": self.sanitise_with,
+            "sanitise_with": list(self.sanitise_with),
             "keep_scores": self.keep_scores,
         }
 
@@ -169,9 +169,8 @@ def detection_from_mapping(raw: Any, backdoors: list[str]) -> DetectionSection:
     ):
         raise ConfigError("detection.frrs must be a list of rates in (0, 0.5)")
     sanitise = _labels(raw.get("sanitise") or [], "sanitise", backdoors, "backdoor")
-    sanitise_with = raw.get("sanitise_with")
-    if sanitise_with is not None and sanitise_with not in titles:
-        raise ConfigError(f"detection.sanitise_with names {sanitise_with!r}, not a listed detector")
+    with_raw = raw.get("sanitise_with") or []
+    sanitise_with = _labels([with_raw] if isinstance(with_raw, str) else with_raw, "sanitise_with", titles, "detector")
     return DetectionSection(
         tuple(specs),
         screened,

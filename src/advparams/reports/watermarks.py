@@ -195,6 +195,7 @@ def watermark_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalConfi
                 rows.append([_setting(name, setting), *cells])
             out.append(table(["attack", *names], rows))
             out.append("")
+        out += _evasion_lines(config, attacks, wms)
         gan = [r for r in by_kind.get("wm-attack", []) if r.attack == "gan-removal"]
         if gan:
             out += [
@@ -231,6 +232,50 @@ def watermark_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalConfi
                     )
             out.append(table(["attack", *auth_names], rows))
             out.append("")
+    return out
+
+
+def _evasion_lines(
+    config: EvalConfig, attacks: Mapping[tuple[str, str, str], list[ResultRow]], wms: Mapping[str, list[ResultRow]]
+) -> list[str]:
+    """The detector-evasion table: per watermark and detector, the verification decisions
+    and the clean accuracy the wrapper costs (its false rejections)."""
+    specs = [a for a in config.attacks if a.name == "detector-evasion"]
+    if not specs:
+        return []
+    out = ["### Detector evasion", ""]
+    out.append(
+        "The stolen watermarked model behind a backdoor detector fitted on the attacker's clean share of the "
+        "data and calibrated to turn away the stated share of clean queries; flagged queries are answered with "
+        "the second-ranked label. *verified*: seeds whose wrapped model still passes verification (the "
+        "unwrapped watermarked model's count in the watermark table above); *key flagged*: the owner's key "
+        "queries the detector caught; *cost*: clean test accuracy of the watermarked model minus the wrapper's, "
+        "in points (its false rejections)."
+    )
+    out.append("")
+    body = []
+    for aspec in specs:
+        for setting in aspec.settings():
+            k = json.dumps(setting, sort_keys=True)
+            for w in [x.title for x in config.watermarks]:
+                rs = attacks.get((aspec.name, w, k), [])
+                if not rs:
+                    continue
+                marked = {r.seed: r.accuracy for r in wms.get(w, [])}
+                cost = [_cost(marked.get(r.seed), r.accuracy) for r in rs]
+                body.append(
+                    [
+                        _setting(aspec.name, setting),
+                        w,
+                        _verified(rs),
+                        fmt_pct([r.metrics["retention"] for r in rs]),
+                        _share(rs, "key_queries_flagged"),
+                        _share(rs, "test_queries_flagged"),
+                        fmt_num([c for c in cost if c is not None]),
+                    ]
+                )
+    header = ["attack", "watermark", "verified", "retention %", "key flagged %", "test flagged %", "cost (pp)"]
+    out += [table(header, body) if body else "_No rows yet._", ""]
     return out
 
 

@@ -172,3 +172,30 @@ def test_watermark_configs_cover_the_issue() -> None:
         assert sorted(w.name for w in cfg.watermarks) == WATERMARKS.names()
         assert {a.name for a in cfg.attacks} >= {"finetune", "prune", "query-modify", "overwrite", "gan-removal"}
         assert cfg.lock_with
+
+
+def test_detection_configs_cover_the_issue() -> None:
+    # Issue 14: every detector against every backdoor (BadNets and Blend too), 3 seeds, on
+    # LeNet-5 and the VGG-style net; at least 5 clean models for Neural Cleanse; the
+    # calibrated 5 % and 1 % rates; the training-set mode; detector evasion on every watermark.
+    from advparams.backdoors import BACKDOORS
+    from advparams.detectors import DETECTORS
+    from advparams.watermarks import WATERMARKS
+
+    for name, dataset, model in (
+        ("detection-fashion-mnist", "fashion-mnist", "lenet"),
+        ("detection-fashion-mnist-colour", "fashion-mnist-colour", "vgg"),
+    ):
+        cfg = load_config(CONFIGS / f"{name}.yaml")
+        assert cfg.backdoors is not None and cfg.detection is not None
+        assert (cfg.dataset, cfg.model, len(cfg.seeds)) == (dataset, model, 3)
+        assert {s.name for s in cfg.backdoors.attacks} == set(BACKDOORS.names())
+        assert {d.name for d in cfg.detection.detectors} == set(DETECTORS.names())
+        assert not cfg.detection.backdoors  # every backdoor of the config is screened
+        assert {0.05, 0.01} <= set(cfg.detection.frrs)
+        assert len(cfg.seeds) + cfg.null_models >= 5
+        assert cfg.detection.sanitise
+    cfg = load_config(CONFIGS / "evasion-fashion-mnist.yaml")
+    assert sorted(w.name for w in cfg.watermarks) == WATERMARKS.names() and len(cfg.seeds) == 3
+    (evasion,) = [a for a in cfg.attacks if a.name == "detector-evasion"]
+    assert {s["detector"] for s in evasion.settings()} == set(DETECTORS.names())

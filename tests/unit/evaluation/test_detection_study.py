@@ -32,7 +32,7 @@ TINY_DET = {
         "eval_samples": 100,
         "clean_samples": 150,
         "sanitise": ["badnets"],
-        "sanitise_with": "strip",
+        "sanitise_with": ["strip", "nc"],
         "keep_scores": 50,
     },
 }
@@ -65,7 +65,9 @@ def test_detection_rows(det_run) -> None:  # type: ignore[no-untyped-def]
             assert len(m["inspection"]["anomaly_index"]) == 10
     inspections = [r for r in rows if r.kind == "inspection"]
     assert sorted(r.seed for r in inspections) == [0, 1000] and {r.attack for r in inspections} == {"nc"}
-    (san,) = [r for r in rows if r.kind == "sanitise"]
+    sans = [r for r in rows if r.kind == "sanitise"]
+    assert sorted(r.attack for r in sans) == ["nc", "strip"]
+    san = sans[0]
     m = san.metrics
     assert m["kept"] + m["flagged"] == m["train_samples"] == 2000 and m["poisoned"] == 200
     assert 0 <= m["flagged_poisoned"] <= min(m["flagged"], m["poisoned"])
