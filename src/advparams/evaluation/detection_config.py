@@ -22,30 +22,16 @@ seeds' own models and the run's null models (``null_models``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from advparams.errors import ConfigError
+from advparams.evaluation.specs import MemberSpec
 
 
 @dataclass(frozen=True)
-class DetectorSpec:
-    """One detector of the section.
-
-    Attributes:
-        name: registered detector name.
-        options: its configuration (``seed`` is set from the run's seed).
-        label: how tables call it (default: the name).
-    """
-
-    name: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    label: str | None = None
-
-    @property
-    def title(self) -> str:
-        """The label, or the name."""
-        return self.label or self.name
+class DetectorSpec(MemberSpec):
+    """One detector of the section (``name``: a registered detector)."""
 
 
 @dataclass(frozen=True)

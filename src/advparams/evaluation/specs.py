@@ -1,5 +1,6 @@
-"""The entries of an evaluation config's lists: one scheme, one watermark, one attack with
-its settings (each a frozen dataclass; :mod:`advparams.evaluation.config` reads them)."""
+"""The entries of an evaluation config's lists: one scheme, one watermark (or any other
+family's member), one attack with its settings (each a frozen dataclass;
+:mod:`advparams.evaluation.config` reads them)."""
 
 from __future__ import annotations
 
@@ -34,11 +35,11 @@ class SchemeSpec:
 
 
 @dataclass(frozen=True)
-class WatermarkSpec:
-    """One watermark to evaluate.
+class MemberSpec:
+    """One registered member of a family, with its options and the label tables use.
 
     Attributes:
-        name: registered watermark name.
+        name: registered name.
         options: its configuration (``seed`` is set from the run's seed).
         label: how tables call it (default: the name).
     """
@@ -51,6 +52,11 @@ class WatermarkSpec:
     def title(self) -> str:
         """The label, or the name."""
         return self.label or self.name
+
+
+@dataclass(frozen=True)
+class WatermarkSpec(MemberSpec):
+    """One watermark to evaluate (``name``: a registered watermark)."""
 
 
 @dataclass(frozen=True)
@@ -82,4 +88,4 @@ class AttackSpec:
             yield dict(zip(keys, values, strict=True))
 
 
-__all__ = ["AttackSpec", "SchemeSpec", "WatermarkSpec"]
+__all__ = ["AttackSpec", "MemberSpec", "SchemeSpec", "WatermarkSpec"]
