@@ -34,6 +34,10 @@ C = TypeVar("C")
 
 DETECTORS: Registry[Any] = Registry("detector")
 
+FIT_SAMPLES = 10_000
+"""At most this many clean samples (beyond the calibration ones, drawn at random) serve a
+detector's own fitting; the rest of a large clean set is not read into memory."""
+
 Facts = dict[str, torch.Tensor]
 """Per-input facts a detector can report beside its score (``l2``, ``moved``, ...)."""
 
@@ -85,7 +89,8 @@ class Detector(Configurable[C], ABC):
         Args:
             model: the suspect classifier; it is not changed (a frozen copy is kept).
             clean_data: clean inputs the defender trusts; ``calibration`` of them (drawn
-                at random) set the threshold, the others serve the method itself.
+                at random) set the threshold, the others (at most :data:`FIT_SAMPLES`)
+                serve the method itself.
             generator: the draws (which samples calibrate, overlays, starts); default:
                 seeded from the configuration's ``seed``.
             progress: called with a line of text as the work goes on.
@@ -105,7 +110,7 @@ class Detector(Configurable[C], ABC):
                 f"(calibration) and some to fit on; it got {n}"
             )
         gen = generator if generator is not None else torch.Generator().manual_seed(int(getattr(cfg, "seed", 0)))
-        order = torch.randperm(n, generator=gen)
+        order = torch.randperm(n, generator=gen)[: cfg.calibration + FIT_SAMPLES]
         x, y = gather(clean_data, order)
         if x.dim() != 4:
             raise AdvParamsError(f"the {self.name} detector needs image inputs [N, C, H, W]")
@@ -198,4 +203,4 @@ class Detector(Configurable[C], ABC):
         return (p - self.mean) / self.std
 
 
-__all__ = ["DETECTORS", "Detector", "Facts", "check_common"]
+__all__ = ["DETECTORS", "FIT_SAMPLES", "Detector", "Facts", "check_common"]
