@@ -38,6 +38,7 @@ class DetectorEvasionConfig:
         calibration: of those, the samples the threshold is set on.
         budget: the adversarial detector's L2 budget (0: its default).
         steps: the adversarial detector's steps (0: its default).
+        mode: the adversarial detector's mode, ``universal`` or ``per-input`` (empty: its default).
         seed: seeds the samples and the detector's draws.
     """
 
@@ -47,6 +48,7 @@ class DetectorEvasionConfig:
     calibration: int = 500
     budget: float = 0.0
     steps: int = 0
+    mode: str = ""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -58,6 +60,10 @@ class DetectorEvasionConfig:
             raise ValueError(f"data_fraction must be in (0, 1], got {self.data_fraction}")
         if self.calibration < 10 or self.budget < 0 or self.steps < 0:
             raise ValueError("calibration must be at least 10; budget and steps non-negative")
+        if self.mode not in ("", "universal", "per-input"):
+            raise ValueError(f"mode must be 'universal' or 'per-input', got {self.mode!r}")
+        if (self.budget or self.steps or self.mode) and self.detector != "adversarial":
+            raise ValueError("budget, steps and mode are options of the adversarial detector only")
 
     def detector_options(self) -> dict[str, Any]:
         """The options the detector is built with."""
@@ -67,6 +73,8 @@ class DetectorEvasionConfig:
                 opts["budget"] = self.budget
             if self.steps:
                 opts["steps"] = self.steps
+            if self.mode:
+                opts["mode"] = self.mode
         return opts
 
 

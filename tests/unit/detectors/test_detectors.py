@@ -229,3 +229,15 @@ def test_sanitise_flags_poisoned_samples() -> None:
     assert torch.equal(s.data.labels, poisoned.data.labels[s.kept])
     assert s.recall(poisoned.plan.indices) > 0.9
     assert s.precision(poisoned.plan.indices) > 0.3
+
+
+@pytest.mark.parametrize(("distance", "moves"), [(0.8, True), (1.2, False)])
+def test_the_universal_perturbation_respects_its_budget(distance: float, moves: bool) -> None:
+    model, x = _linear_case(distance)
+    data = (x.repeat(60, 1, 1, 1), torch.zeros(60, dtype=torch.long))
+    det = DETECTORS.build("adversarial", {"mode": "universal", "budget": 1.0, "calibration": 20, "universal_steps": 50})
+    det.fit(model, data)
+    assert float(det.universal.norm()) <= 1.0 + 1e-5
+    score, facts = det.score_with_facts(x)
+    assert bool(facts["moved"][0]) is moves and (float(score[0]) < 0) is moves
+    assert det.natural_threshold == 0.0
