@@ -31,13 +31,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from advparams import __version__
 from advparams.backdoors.triggers import TRIGGERS, Trigger
 from advparams.errors import AdvParamsError, TriggerFileError
-from advparams.files import LIMITS, atomic_write_bytes, parse_json, read_file, safetensors_metadata, string
+from advparams.files import (
+    LIMITS,
+    atomic_write_bytes,
+    open_safetensors,
+    parse_json,
+    read_file,
+    safetensors_metadata,
+    string,
+)
 from advparams.keys.io import tagged_digest
 
 TRIGGER_FORMAT = "advparams-trigger"
@@ -90,17 +97,14 @@ def _json(meta: dict[str, str], name: str) -> Any:
 
 def trigger_from_bytes(data: bytes) -> TriggerFile:
     """Parses a trigger file, checking its format, version, digest and every field."""
-    meta = safetensors_metadata(data, what="trigger file", error=TriggerFileError)
-    if meta.get("format") != TRIGGER_FORMAT:
-        raise TriggerFileError(f"not an advparams trigger file (format {meta.get('format', '')[:40]!r})")
-    if meta.get("version") != TRIGGER_VERSION:
-        raise TriggerFileError(f"trigger file version {meta.get('version', '')[:20]!r} is not supported (this reads 1)")
-    try:
-        tensors = st_load(data)
-    except Exception as exc:  # noqa: BLE001  (safetensors raises its own error types)
-        raise TriggerFileError(f"trigger file is truncated or corrupt ({type(exc).__name__})") from None
-    if meta.get("digest") != trigger_digest(meta, tensors):
-        raise TriggerFileError("trigger file is corrupt or was edited (digest mismatch)")
+    meta, tensors = open_safetensors(
+        data,
+        what="trigger file",
+        file_format=TRIGGER_FORMAT,
+        version=TRIGGER_VERSION,
+        digest=trigger_digest,
+        error=TriggerFileError,
+    )
     kind = meta.get("kind", "")
     if kind not in TRIGGERS:
         raise TriggerFileError(f"trigger file has an unknown kind {kind[:40]!r}; known: {', '.join(TRIGGERS.names())}")

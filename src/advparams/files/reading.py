@@ -25,7 +25,7 @@ import math
 import os
 import stat
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +247,35 @@ def safetensors_metadata(data: bytes, *, what: str, error: type[AdvParamsError] 
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise _fail(error, f"not an advparams {what} (no metadata)")
     return meta
+
+
+def open_safetensors(
+    data: bytes,
+    *,
+    what: str,
+    file_format: str,
+    version: str,
+    digest: Callable[[dict[str, str], dict[str, Any]], str],
+    error: type[AdvParamsError] = AdvParamsError,
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """``(metadata, tensors)`` of one of the toolkit's safetensors files, checked in the
+    order that costs least: the bounded header (:func:`safetensors_metadata`), its
+    ``format`` and ``version``, the tensors, then the ``digest`` recomputed by ``digest``.
+    The caller checks its own fields after."""
+    from safetensors.torch import load as st_load
+
+    meta = safetensors_metadata(data, what=what, error=error)
+    if meta.get("format") != file_format:
+        raise _fail(error, f"not an advparams {what} (format {meta.get('format', '')[:40]!r})")
+    if meta.get("version") != version:
+        raise _fail(error, f"{what} version {meta.get('version', '')[:20]!r} is not supported (this reads {version})")
+    try:
+        tensors = st_load(data)
+    except Exception as exc:  # noqa: BLE001  (safetensors raises its own error types)
+        raise _fail(error, f"{what} is truncated or corrupt ({type(exc).__name__})") from None
+    if meta.get("digest") != digest(meta, tensors):
+        raise _fail(error, f"{what} is corrupt or was edited (digest mismatch)")
+    return meta, tensors
 
 
 def read_text_lines(path: Path, *, what: str, limit: int, error: type[AdvParamsError] = AdvParamsError) -> list[str]:

@@ -29,7 +29,6 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from advparams import __version__
@@ -39,6 +38,7 @@ from advparams.files import (
     atomic_write_bytes,
     integer,
     number,
+    open_safetensors,
     parse_json,
     read_file,
     safetensors_metadata,
@@ -89,17 +89,14 @@ def _floats(meta: dict[str, str], name: str, channels: int) -> tuple[float, ...]
 
 def watermark_key_from_bytes(data: bytes) -> WatermarkKey:
     """Parses a watermark key file, checking its format, version, digest and every field."""
-    meta = safetensors_metadata(data, what="watermark key file", error=KeyFileError)
-    if meta.get("format") != WM_FORMAT:
-        raise KeyFileError(f"not an advparams watermark key file (format {meta.get('format', '')[:40]!r})")
-    if meta.get("version") != WM_VERSION:
-        raise KeyFileError(f"watermark key version {meta.get('version', '')[:20]!r} is not supported (this reads 1)")
-    try:
-        tensors = st_load(data)
-    except Exception as exc:  # noqa: BLE001  (safetensors raises its own error types)
-        raise KeyFileError(f"watermark key file is truncated or corrupt ({type(exc).__name__})") from None
-    if meta.get("digest") != watermark_key_digest(meta, tensors):
-        raise KeyFileError("watermark key file is corrupt or was edited (digest mismatch)")
+    meta, tensors = open_safetensors(
+        data,
+        what="watermark key file",
+        file_format=WM_FORMAT,
+        version=WM_VERSION,
+        digest=watermark_key_digest,
+        error=KeyFileError,
+    )
     if set(tensors) != {"images", "labels"}:
         raise KeyFileError("watermark key file holds unexpected or missing tensors")
     images, labels = tensors["images"], tensors["labels"]
