@@ -83,10 +83,8 @@ class Strip(Detector[StripConfig]):
         pick = torch.randperm(int(x.shape[0]), generator=generator)[:k]
         if pick.numel() < k:  # fewer clean images than overlays: draw with repetition
             pick = torch.randint(0, int(x.shape[0]), (k,), generator=generator)
-        net = self._fitted()
-        p = next((t for t in net.parameters()), None)
-        dev, dt = (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
-        self.overlay_images = x[pick].to(device=dev, dtype=dt)
+        # The normalisation tensors already sit on the model's device, in its dtype.
+        self.overlay_images = x[pick].to(device=self.mean.device, dtype=self.mean.dtype)
 
     def _score(self, x: torch.Tensor) -> tuple[torch.Tensor, Facts]:
         net = self._fitted()
