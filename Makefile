@@ -15,6 +15,9 @@ all: test
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	# zennit (DTD rules for InFIP fingerprints) asks for torchvision, which does not import beside
+	# the pinned torch and is never used: it is installed without its dependencies.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt zennit
 	touch $(STAMP)
 
 # Real Fashion-MNIST: Debian's dataset-fashion-mnist package, installed when missing.

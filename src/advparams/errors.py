@@ -50,3 +50,7 @@ class UserTableError(AdvParamsError):
 
 class TriggerFileError(KeyFileError):
     """A backdoor trigger file is missing, malformed, tampered with or does not fit."""
+
+
+class FingerprintFileError(KeyFileError):
+    """An ownership fingerprint file is missing, unreadable, corrupt or of another format."""

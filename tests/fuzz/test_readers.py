@@ -382,6 +382,62 @@ def test_watermark_key(work, wm_bytes, kind, data) -> None:
     clean(lambda: load_watermark_key(path))
 
 
+# ----------------------------------------------------------------------------- ownership fingerprints
+
+
+@pytest.fixture(scope="module")
+def fp_bytes() -> bytes:
+    from advparams.fingerprints import Fingerprint
+    from advparams.fingerprints.fingerprintfile import fingerprint_to_bytes
+
+    g = torch.Generator().manual_seed(0)
+    fp = Fingerprint(
+        scheme="infip",
+        inputs=torch.randn(4, 1, SIZE, SIZE, generator=g),
+        labels=torch.tensor([1, 2, 3, 4]),
+        maps=torch.rand(4, 1, SIZE, SIZE, generator=g) * 2 - 1,
+        mean=(0.5,),
+        std=(0.25,),
+        num_classes=10,
+        config={"probes": 4},
+    )
+    return fingerprint_to_bytes(fp)
+
+
+@pytest.mark.parametrize("kind", ["blind", "fields"])
+@settings(max_examples=30)
+@given(data=st.data())
+def test_fingerprint_file(work, fp_bytes, kind, data) -> None:
+    from advparams.fingerprints import load_fingerprint
+    from advparams.fingerprints.fingerprintfile import fingerprint_digest
+
+    if kind == "blind":
+        blob = mutate(fp_bytes, data.draw(st.lists(mutation, min_size=1, max_size=4)))
+    else:
+        from advparams.files import safetensors_metadata
+
+        meta, tensors = dict(safetensors_metadata(fp_bytes, what="fp")), dict(st_load(fp_bytes))
+        field = data.draw(
+            st.sampled_from(["mean", "std", "num_classes", "config", "scheme", "labels", "inputs", "maps"])
+        )
+        if field == "labels":
+            tensors["labels"] = data.draw(
+                st.sampled_from([torch.tensor([-1, 0, 0, 0]), torch.tensor([99, 0, 0, 0]), torch.zeros(2, 2).long()])
+            )
+        elif field == "inputs":
+            tensors["inputs"] = data.draw(
+                st.sampled_from([torch.zeros(4, 3), torch.full((4, 1, 2, 2), float("nan")), torch.zeros(0, 1, 2, 2)])
+            )
+        elif field == "maps":
+            tensors["maps"] = data.draw(st.sampled_from([torch.full((4, 1, SIZE, SIZE), 5.0), torch.zeros(4, 2)]))
+        else:
+            meta[field] = field_text(data.draw)
+        meta["digest"] = fingerprint_digest(meta, tensors)
+        blob = st_save(tensors, metadata=meta)
+    path = write(work, "f.fingerprint", blob)
+    clean(lambda: load_fingerprint(path))
+
+
 @pytest.fixture(scope="module")
 def users_body() -> dict[str, Any]:
     t = UserTable()

@@ -17,6 +17,12 @@ On watermarks (they also run ``finetune`` and ``prune``):
 * ``gan-removal``: reverses a trigger per class with a generator, then fine-tunes on it;
 * ``detector-evasion``: a backdoor detector (:mod:`advparams.detectors`) in front of the
   model answers the queries it flags with the second-ranked label.
+
+On fingerprints (with ``finetune``, ``prune`` and ``overwrite``):
+
+* ``distill``: extraction, a fresh network trained on the stolen model's answers;
+* ``relevance-evasion``: the adaptive attack on InFIP, fine-tuning against the
+  similarity of the model's DTD maps to the stolen model's.
 """
 
 from advparams.attacks.base import (
@@ -29,6 +35,7 @@ from advparams.attacks.base import (
     require_data,
 )
 from advparams.attacks.clip import Clip, ClipConfig, clip_to_percentiles
+from advparams.attacks.distill import Distill, DistillConfig
 from advparams.attacks.evasion import DetectorEvasion, DetectorEvasionConfig, EvasionWrapper, second_ranked
 from advparams.attacks.finetune import FineTune, FineTuneConfig
 from advparams.attacks.flipback import FlipBack, FlipBackConfig
@@ -39,6 +46,7 @@ from advparams.attacks.overwrite import Overwrite, OverwriteConfig
 from advparams.attacks.prune import Prune, PruneConfig, magnitude_prune, smallest_magnitude_mask
 from advparams.attacks.querymod import QueryFilter, QueryModify, QueryModifyConfig
 from advparams.attacks.relabel import Relabel, RelabelConfig, Relabelled, majority_mapping
+from advparams.attacks.relevance import RelevanceEvasion, RelevanceEvasionConfig
 from advparams.attacks.retrace import Retrace, RetraceConfig, retrace_suspects
 
 
@@ -56,6 +64,8 @@ __all__ = [
     "ClipConfig",
     "DetectorEvasion",
     "DetectorEvasionConfig",
+    "Distill",
+    "DistillConfig",
     "EvasionWrapper",
     "FineTune",
     "FineTuneConfig",
@@ -76,6 +86,8 @@ __all__ = [
     "PruneConfig",
     "Relabel",
     "RelabelConfig",
+    "RelevanceEvasion",
+    "RelevanceEvasionConfig",
     "Relabelled",
     "Retrace",
     "RetraceConfig",

@@ -1,7 +1,8 @@
 """The ``advparams`` command line: a thin layer over the library, one module per command
 group (:mod:`~advparams.cli.models`, :mod:`~advparams.cli.locks`,
 :mod:`~advparams.cli.evaluation`, :mod:`~advparams.cli.watermarks`, :mod:`~advparams.cli.backdoors`,
-:mod:`~advparams.cli.detect`, :mod:`~advparams.cli.demo`); each parses, calls the library and prints.
+:mod:`~advparams.cli.detect`, :mod:`~advparams.cli.fingerprints`, :mod:`~advparams.cli.demo`); each
+parses, calls the library and prints.
 
 Every user error (bad files, wrong keys, missing data, unknown names) ends in one line
 on stderr, ``advparams: error: ...``, and exit status 1; usage errors exit with 2. Any
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from advparams import __version__
-from advparams.cli import backdoors, demo, detect, evaluation, locks, models, watermarks
+from advparams.cli import backdoors, demo, detect, evaluation, fingerprints, locks, models, watermarks
 from advparams.errors import AdvParamsError
 
 
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for group in (models, locks, evaluation, watermarks, backdoors, detect, demo):
+    for group in (models, locks, evaluation, watermarks, backdoors, detect, fingerprints, demo):
         group.add_parsers(sub)
     return parser
 

@@ -28,6 +28,7 @@ from advparams.detectors import DETECTORS
 from advparams.devices import resolve_device
 from advparams.files import check_output
 from advparams.fingerprint import model_fingerprint
+from advparams.fingerprints import FINGERPRINTS
 from advparams.metrics import accuracy
 from advparams.models import MODELS, count_parameters
 from advparams.schemes import SCHEMES
@@ -44,6 +45,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "watermarks": WATERMARKS.names(),
         "backdoors": BACKDOORS.names(),
         "detectors": DETECTORS.names(),
+        "fingerprints": FINGERPRINTS.names(),
     }
     lines = [
         "models:     " + ", ".join(summary["models"]),
@@ -52,6 +54,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "watermarks: " + ", ".join(summary["watermarks"]),
         "backdoors:  " + ", ".join(summary["backdoors"]),
         "detectors:  " + ", ".join(summary["detectors"]),
+        "fingerprints: " + ", ".join(summary["fingerprints"]),
         "datasets:",
     ]
     lines += [f"  {n:21s} {DATASETS.get(n).description}" for n in summary["datasets"]]

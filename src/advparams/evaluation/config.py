@@ -36,6 +36,7 @@ from advparams.data import DATASETS
 from advparams.errors import AdvParamsError, ConfigError
 from advparams.evaluation.backdoor_config import BackdoorSection, section_from_mapping
 from advparams.evaluation.detection_config import DetectionSection, detection_from_mapping
+from advparams.evaluation.fingerprint_config import FingerprintSection, fingerprints_from_mapping
 from advparams.evaluation.specs import AttackSpec, SchemeSpec, WatermarkSpec
 from advparams.files import LIMITS, parse_yaml, read_file
 from advparams.models import MODELS
@@ -74,6 +75,7 @@ class EvalConfig:
         histograms: keep per-layer weight histograms (first seed) for the plots.
         backdoors: the backdoors to implant and measure (None: none).
         detection: the backdoor detectors that screen them (None: none).
+        fingerprints: the ownership fingerprints taken of each seed's model (None: none).
     """
 
     name: str
@@ -98,6 +100,7 @@ class EvalConfig:
     histograms: bool = True
     backdoors: BackdoorSection | None = None
     detection: DetectionSection | None = None
+    fingerprints: FingerprintSection | None = None
 
     def scheme(self, label: str) -> SchemeSpec:
         """The scheme with this label."""
@@ -143,6 +146,7 @@ class EvalConfig:
             # Only when present, so that the fingerprints of earlier runs stay the same.
             **({"backdoors": self.backdoors.to_dict()} if self.backdoors is not None else {}),
             **({"detection": self.detection.to_dict()} if self.detection is not None else {}),
+            **({"fingerprints": self.fingerprints.to_dict()} if self.fingerprints is not None else {}),
         }
 
     def fingerprint(self) -> str:
@@ -265,8 +269,15 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
     detection = None
     if raw.get("detection") is not None:
         detection = detection_from_mapping(raw["detection"], [b.title for b in backdoors.attacks] if backdoors else [])
-    if not schemes and not watermarks and backdoors is None:
-        raise ConfigError("the config lists no schemes, no watermarks and no backdoors")
+    fingerprints = None
+    if raw.get("fingerprints") is not None:
+        fingerprints = fingerprints_from_mapping(raw["fingerprints"])
+        if raw["model"] in [o.title for o in fingerprints.other_models]:
+            raise ConfigError(
+                f"fingerprints.other_models: label the {raw['model']} entry, the run's model has that name"
+            )
+    if not schemes and not watermarks and backdoors is None and fingerprints is None:
+        raise ConfigError("the config lists no schemes, no watermarks, no backdoors and no fingerprints")
     null_models = raw.get("null_models", 5)
     if not _is_int(null_models) or not 1 <= null_models <= 1000:
         raise ConfigError("null_models must be an integer in [1, 1000]")
@@ -344,6 +355,7 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         histograms=raw.get("histograms", True),
         backdoors=backdoors,
         detection=detection,
+        fingerprints=fingerprints,
     )
 
 

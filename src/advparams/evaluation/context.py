@@ -59,9 +59,10 @@ def backdoor_paths(out: Path, title: str, seed: int) -> tuple[Path, Path]:
 
 
 def null_seeds(config: EvalConfig) -> list[int]:
-    """The seeds of the run's null models (none without watermarks or detection: they
-    calibrate watermark thresholds and are the clean models detectors inspect)."""
-    wanted = bool(config.watermarks) or config.detection is not None
+    """The seeds of the run's null models (none without watermarks, detection or
+    fingerprints: they calibrate watermark and fingerprint thresholds and are the clean
+    models detectors inspect)."""
+    wanted = bool(config.watermarks) or config.detection is not None or config.fingerprints is not None
     return [NULL_SEED + i for i in range(config.null_models)] if wanted else []
 
 
@@ -159,14 +160,21 @@ class RunContext:
         """A row of this run."""
         return ResultRow(self.config.name, kind, seed, scheme, **fields_)
 
-    def train_and_save(self, seed: int, path: Path) -> tuple[nn.Module, float, float]:
-        """Trains the architecture from ``seed``, saves it at ``path``; (model, accuracy, seconds)."""
+    def train_and_save(
+        self, seed: int, path: Path, *, architecture: str | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[nn.Module, float, float]:
+        """Trains the architecture (the run's, or ``architecture`` with ``options`` over
+        the data set's defaults) from ``seed``, saves it at ``path``; (model, accuracy, seconds)."""
         import time
 
         cfg = self.config
-        options = self.model_arguments()
+        arch = architecture or cfg.model
+        if architecture is None:
+            options = self.model_arguments()
+        else:
+            options = {**DATASETS.get(cfg.dataset).model_options, **dict(options or {})}
         start = time.perf_counter()
-        result = train_from_seed(cfg.model, options, self.train, cfg.train, seed=seed, device=self.device)
+        result = train_from_seed(arch, options, self.train, cfg.train, seed=seed, device=self.device)
         model = result.model.eval()
         seconds = time.perf_counter() - start
         acc = self.accuracy(model)
@@ -174,7 +182,7 @@ class RunContext:
         save_checkpoint(
             model,
             path,
-            architecture=cfg.model,
+            architecture=arch,
             arguments=options,
             dataset=cfg.dataset,
             record={"seed": seed, "test_accuracy": acc},

@@ -4,8 +4,9 @@ The studies are :class:`~advparams.evaluation.models.ModelsStudy` (trained and n
 models), :class:`~advparams.evaluation.locks.LocksStudy` (locks, budget sweeps, attacks)
 , :class:`~advparams.evaluation.watermarks.WatermarksStudy` (watermarks and their
 attacks), :class:`~advparams.evaluation.backdoors.BackdoorsStudy` (backdoors implanted
-and measured) and :class:`~advparams.evaluation.detection.DetectionStudy` (backdoor
-detectors against them); the run folder is :mod:`advparams.evaluation.run`, the engine
+and measured) :class:`~advparams.evaluation.detection.DetectionStudy` (backdoor
+detectors against them) and :class:`~advparams.evaluation.fingerprints.FingerprintsStudy`
+(ownership fingerprints against copies and strangers); the run folder is :mod:`advparams.evaluation.run`, the engine
 :mod:`advparams.evaluation.engine`.
 
 Re-running with the same configuration skips every unit already done and reuses the
@@ -32,6 +33,7 @@ from advparams.evaluation.config import EvalConfig
 from advparams.evaluation.context import RunContext
 from advparams.evaluation.detection import DetectionStudy
 from advparams.evaluation.engine import Executor, Runner, SerialExecutor, Study, Unit, order
+from advparams.evaluation.fingerprints import FingerprintsStudy
 from advparams.evaluation.locks import LocksStudy
 from advparams.evaluation.models import ModelsStudy
 from advparams.evaluation.rows import ResultRow
@@ -46,6 +48,7 @@ STUDIES: tuple[Callable[[RunContext], Study], ...] = (
     WatermarksStudy,
     BackdoorsStudy,
     DetectionStudy,
+    FingerprintsStudy,
 )
 """The studies of an evaluation, each built from the run's :class:`RunContext`."""
 

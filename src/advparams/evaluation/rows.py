@@ -13,6 +13,10 @@ Kinds of row:
 * ``watermark``: a watermark embedded in the model of a seed (clean accuracy, watermark
   accuracy, calibration, fingerprint authentication, watermark-then-lock);
 * ``wm-attack``: an attack on a watermarked model (retention, verification, accuracy);
+* ``fp-model``: an independently trained negative for the fingerprints (accuracy, time);
+* ``fingerprint``: a fingerprint taken of the model of a seed (calibration, the scores of
+  the null models and negatives, the locked and unlocked model, times);
+* ``fp-suspect``: a fingerprint's verification of a model an attack derived from it;
 * ``session``: one invocation of the harness (wall time, environment).
 """
 
@@ -45,6 +49,9 @@ KINDS = (
     "detection",
     "inspection",
     "sanitise",
+    "fp-model",
+    "fingerprint",
+    "fp-suspect",
     "session",
 )
 

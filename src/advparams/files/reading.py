@@ -39,6 +39,7 @@ LIMITS: dict[str, int] = {
     "checkpoint-weights": 16 * GiB,  # model.safetensors (memory-mapped, never read whole)
     "watermark-key": 256 * MiB,
     "trigger": 64 * MiB,  # a backdoor trigger file (a pattern the size of one image, or numbers)
+    "fingerprint": 256 * MiB,  # an ownership fingerprint file (probes and their maps)
     "user-table": 16 * MiB,
     "config": 1 * MiB,  # evaluation config (YAML)
     "passphrase": 64 * KiB,

@@ -76,17 +76,18 @@ def _gaussian_window(sigma: float, truncate: float) -> torch.Tensor:
     return torch.outer(g, g)
 
 
-def ssim(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 255.0, sigma: float = 1.5) -> float:
-    """Mean structural similarity (Wang et al., IEEE TIP 2004) of ``a`` against ``b``.
+def ssim_images(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 255.0, sigma: float = 1.5) -> torch.Tensor:
+    """Structural similarity (Wang et al., IEEE TIP 2004) of each image of ``a`` against
+    the same image of ``b``: a float64 tensor ``[N]`` (differentiable).
 
     Gaussian window of ``sigma`` (truncated at 3.5 sigma: 11x11 at 1.5), ``K1 = 0.01``,
     ``K2 = 0.03``, population covariances, every channel apart; the mean over the
-    positions where the window fits, then over channels and images. These are
-    scikit-image's ``structural_similarity(..., gaussian_weights=True, sigma=1.5,
+    positions where the window fits, then over channels. These are scikit-image's
+    ``structural_similarity(..., gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False)``, which the tests compare against.
     """
     x, y = _pair(a, b)
-    win = _gaussian_window(sigma, 3.5)
+    win = _gaussian_window(sigma, 3.5).to(x.device)
     k = win.shape[0]
     if x.shape[-1] < k or x.shape[-2] < k:
         raise AdvParamsError(f"SSIM needs images of at least {k}x{k}, got {tuple(x.shape[-2:])}")
@@ -99,7 +100,13 @@ def ssim(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 255.0, sigma: 
     cov = F.conv2d(x * y, w) - mx * my
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return float(s.flatten(1).mean(1).mean())
+    return s.flatten(1).mean(1).view(n, c).mean(1)
 
 
-__all__ = ["attack_success_rate", "psnr", "ssim"]
+def ssim(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 255.0, sigma: float = 1.5) -> float:
+    """Mean structural similarity of ``a`` against ``b``: :func:`ssim_images` averaged
+    over the images."""
+    return float(ssim_images(a, b, data_range=data_range, sigma=sigma).mean())
+
+
+__all__ = ["attack_success_rate", "psnr", "ssim", "ssim_images"]

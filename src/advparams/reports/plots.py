@@ -13,6 +13,7 @@ from advparams.evaluation.rows import ResultRow
 from advparams.reports._table import mean_std
 from advparams.reports.backdoors import backdoor_plots
 from advparams.reports.detection import detection_plots
+from advparams.reports.fingerprints import fingerprint_plots
 
 
 def _pyplot():  # type: ignore[no-untyped-def]
@@ -40,7 +41,8 @@ def make_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: str | Path
     * ``<attack>.png``: accuracy after any attack with one numeric grid option;
     * ``hist-<scheme>.png``: per-layer weight histograms, original against locked;
     * ``backdoor-*.png``: see :func:`advparams.reports.backdoors.backdoor_plots`;
-    * ``detect-*.png``: see :func:`advparams.reports.detection.detection_plots`.
+    * ``detect-*.png``: see :func:`advparams.reports.detection.detection_plots`;
+    * ``fp-*.png``: see :func:`advparams.reports.fingerprints.fingerprint_plots`.
     """
     plt = _pyplot()
     folder = Path(folder)
@@ -135,4 +137,5 @@ def make_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: str | Path
         made.append(name)
     made += backdoor_plots(rows, config, folder, plt)
     made += detection_plots(rows, config, folder, plt)
+    made += fingerprint_plots(rows, config, folder, plt)
     return made

@@ -28,26 +28,9 @@ from advparams.devices import model_device, model_float_dtype
 from advparams.errors import AdvParamsError
 from advparams.metrics.accuracy import logits_of, predict
 from advparams.registry import Configurable, Registry
+from advparams.verification import Verification
 
 C = TypeVar("C")
-
-
-@dataclass(frozen=True)
-class Verification:
-    """The outcome of verifying a watermark in a suspect model.
-
-    Attributes:
-        score: share of the key samples answered with the watermark label, in [0, 1].
-        threshold: the share at or above which the watermark counts as present.
-        p_value: chance that a model without the watermark scores at least ``score``
-            (binomial tail at the null match rate).
-        decision: ``score >= threshold``.
-    """
-
-    score: float
-    threshold: float
-    p_value: float
-    decision: bool
 
 
 def binomial_tail(k: int, n: int, p: float) -> float:

@@ -1,0 +1,146 @@
+"""``advparams fingerprint extract | verify``: ownership fingerprints of a checkpoint, and their
+verification on a suspect (a thin layer over :mod:`advparams.fingerprints`)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from advparams.checkpoint import load_checkpoint
+from advparams.cli._common import add_common, dataset_name, distinct_outputs, emit, load_split, options_help, parse_sets
+from advparams.devices import resolve_device
+from advparams.errors import ConfigError
+from advparams.files import check_output
+from advparams.fingerprints import FINGERPRINTS, calibrate_on, load_fingerprint, save_fingerprint, scheme_of
+from advparams.fingerprints.fingerprintfile import is_fingerprint_file
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    distinct_outputs(args.checkpoint, args.out)
+    check_output(args.out, force=args.force, accept=is_fingerprint_file)
+    options = parse_sets(args.set) | ({"seed": args.seed} if args.seed is not None else {})
+    scheme = FINGERPRINTS.build(args.scheme, options)
+    device = resolve_device(args.device)
+    ckpt = load_checkpoint(args.checkpoint, device=device)
+    if ckpt.meta.get("locked"):
+        raise ConfigError(f"{args.checkpoint} is locked: take the fingerprint of the unlocked model")
+    name = dataset_name(args, ckpt.meta)
+    data = load_split(name, "train", args.data_dir)
+    ckpt.check_fits(data)
+    fp = scheme.extract(ckpt.model, data)
+    self_score = scheme.score(ckpt.model, fp)
+    save_fingerprint(fp, args.out, force=args.force)
+    summary = {
+        "command": "fingerprint extract",
+        "checkpoint": args.checkpoint,
+        "out": args.out,
+        "scheme": args.scheme,
+        "options": dict(fp.config),
+        "dataset": name,
+        "probes": len(fp),
+        "self_score": self_score,
+        "seconds": time.perf_counter() - start,
+    }
+    emit(
+        args,
+        summary,
+        [
+            f"{args.scheme} fingerprint of {args.checkpoint}: {len(fp)} probes from the {name} training images, "
+            f"taken in {summary['seconds']:.1f} s (the model scores {self_score:.3f} against itself)",
+            f"fingerprint written to {args.out}: keep it secret (its probes are what a thief would tune against)",
+        ],
+    )
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    fp = load_fingerprint(args.fingerprint)
+    scheme = scheme_of(fp)
+    if len(args.null) < 2:
+        raise ConfigError("--null needs at least two null models (5 or more advised)")
+    suspect = load_checkpoint(args.suspect, device=device).model
+    nulls = [load_checkpoint(p, device=device).model for p in args.null]
+    calibration = calibrate_on(nulls, fp, args.fpr)
+    v = scheme.verify(suspect, fp, calibration)
+    summary = {
+        "command": "fingerprint verify",
+        "suspect": args.suspect,
+        "fingerprint": args.fingerprint,
+        "scheme": fp.scheme,
+        "score": v.score,
+        "threshold": v.threshold,
+        "p_value": v.p_value,
+        "decision": v.decision,
+        "fpr": args.fpr,
+        "null_scores": list(calibration.null_scores),
+    }
+    verdict = "is a copy of the fingerprinted model" if v.decision else "is not shown to be a copy"
+    emit(
+        args,
+        summary,
+        [
+            f"{args.suspect} {verdict}: {fp.scheme} score {v.score:.3f} (threshold {v.threshold:.3f} for a "
+            f"false-positive rate of {args.fpr:g}; p = {v.p_value:.3g})",
+            f"null models scored {', '.join(f'{s:.3f}' for s in calibration.null_scores)}",
+        ],
+    )
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """Adds ``fingerprint`` and its sub-commands to the CLI's sub-parsers."""
+    p = sub.add_parser(
+        "fingerprint",
+        help="ownership fingerprints that need no change to the model: extract, verify",
+        description="Passive protection without changing the model: take a fingerprint of a checkpoint "
+        "(InFIP: DTD relevance maps of secret probes; IPGuard: points near its decision boundary), and "
+        "later verify whether a suspect is a copy, at a threshold set from null models for --fpr.",
+    )
+    fsub = p.add_subparsers(dest="fingerprint_command", required=True, metavar="SUBCOMMAND")
+    e = fsub.add_parser(
+        "extract",
+        help="take a fingerprint of a checkpoint; writes a fingerprint file (keep it secret)",
+        description="Draw probes from the data set's training split and record what the model makes of them. "
+        "The model is not changed.",
+        epilog="examples:\n"
+        "  advparams fingerprint extract runs/model --out owner.fingerprint\n"
+        "  advparams fingerprint extract runs/model --scheme ipguard --set k=2 --out owner.ipguard\n\n"
+        + options_help(FINGERPRINTS),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    e.add_argument("checkpoint", help="checkpoint folder of the owner's model")
+    e.add_argument("--scheme", default="infip", choices=FINGERPRINTS.names(), help="fingerprint (default: infip)")
+    e.add_argument("--out", required=True, help="fingerprint file to write")
+    e.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="fingerprint option (repeatable; see below)"
+    )
+    e.add_argument("--seed", type=int, help="seed of the choice of probes")
+    e.add_argument("--dataset", help="data set (default: the checkpoint's)")
+    e.add_argument("--force", action="store_true", help="overwrite an existing fingerprint file at --out")
+    add_common(e)
+    e.set_defaults(func=cmd_extract)
+
+    v = fsub.add_parser(
+        "verify",
+        help="is a suspect model a copy of the fingerprinted one?",
+        description="Score the suspect against the fingerprint. The threshold is set from null models "
+        "(independently trained models of the task) for --fpr: a normal fit to their scores, never at or "
+        "below the highest of them.",
+        epilog="example:\n  advparams fingerprint verify suspect/ --fingerprint owner.fingerprint "
+        "--null null1/ null2/ null3/ null4/ null5/ --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    v.add_argument("suspect", help="checkpoint folder of the suspect model")
+    v.add_argument("--fingerprint", required=True, help="the fingerprint file")
+    v.add_argument(
+        "--null", required=True, nargs="+", help="checkpoint folders of null models (2 at least, 5 or more advised)"
+    )
+    v.add_argument("--fpr", type=float, default=0.01, help="false-positive rate of the threshold (default: 0.01)")
+    add_common(v, data=False)
+    v.set_defaults(func=cmd_verify)
+
+
+__all__ = ["add_parsers", "cmd_extract", "cmd_verify"]

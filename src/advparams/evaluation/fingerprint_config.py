@@ -1,0 +1,181 @@
+"""The ``fingerprints:`` section of an evaluation config: which ownership fingerprints are
+taken of each seed's model, and the models that are *not* copies.
+
+Example::
+
+    fingerprints:
+      schemes:
+        - name: infip                 # Xue et al. 2022
+        - name: ipguard               # Cao, Jia and Gong 2021
+      fpr: 0.01                       # the false-positive rate thresholds are set for
+      negatives: 5                    # independent models of the same architecture
+      other_models:                   # and of other architectures
+        - {model: vgg, options: {width: 16}, count: 2}
+
+The positives are the config's ``attacks:`` applied to each seed's model (fine-tuning,
+pruning, overwriting, distillation, the adaptive attack); thresholds are calibrated on
+the run's null models (``null_models``, seeds 1000, ...), and the negatives (seeds 2000, ...
+for the same architecture, 3000, ... for others) are held out from calibration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from advparams.errors import ConfigError
+from advparams.evaluation.specs import MemberSpec
+
+NEGATIVE_SEED = 2000
+"""Negatives of the run's architecture have seeds 2000, 2001, ...; never a seed of the run
+or of a null model."""
+OTHER_SEED = 3000
+"""Negatives of other architectures have seeds 3000, 3001, ..."""
+
+
+@dataclass(frozen=True)
+class FingerprintSpec(MemberSpec):
+    """One fingerprint of the section (``name``: a registered fingerprint)."""
+
+
+@dataclass(frozen=True)
+class OtherModelSpec:
+    """Independently trained negatives of another architecture.
+
+    Attributes:
+        model: a registered architecture.
+        options: its arguments (the data set's shape is filled in).
+        count: how many (seeds 3000, 3001, ...).
+        label: how tables call it (default: the architecture's name).
+    """
+
+    model: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    count: int = 2
+    label: str | None = None
+
+    @property
+    def title(self) -> str:
+        """The label, or the architecture's name."""
+        return self.label or self.model
+
+
+@dataclass(frozen=True)
+class FingerprintSection:
+    """The fingerprints of an evaluation and the negatives they are measured against.
+
+    Attributes:
+        schemes: the fingerprints, in order.
+        fpr: the false-positive rate every threshold is calibrated for on the null models.
+        negatives: independent models of the run's architecture (held out).
+        other_models: independent models of other architectures (held out).
+    """
+
+    schemes: tuple[FingerprintSpec, ...]
+    fpr: float = 0.01
+    negatives: int = 5
+    other_models: tuple[OtherModelSpec, ...] = ()
+
+    def spec(self, title: str) -> FingerprintSpec:
+        """The fingerprint labelled ``title``."""
+        for s in self.schemes:
+            if s.title == title:
+                return s
+        raise ConfigError(f"the config has no fingerprint labelled {title!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/YAML-ready dict that :func:`fingerprints_from_mapping` reads back."""
+        return {
+            "schemes": [{"name": s.name, "options": dict(s.options), "label": s.label} for s in self.schemes],
+            "fpr": self.fpr,
+            "negatives": self.negatives,
+            "other_models": [
+                {"model": o.model, "options": dict(o.options), "count": o.count, "label": o.label}
+                for o in self.other_models
+            ],
+        }
+
+
+def _int(v: Any, what: str, lo: int, hi: int) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ConfigError(f"fingerprints.{what} must be an integer in [{lo}, {hi}]")
+    return v
+
+
+def _mapping(v: Any, what: str) -> dict[str, Any]:
+    if v is None:
+        return {}
+    if not isinstance(v, Mapping):
+        raise ConfigError(f"{what} must be a mapping")
+    return dict(v)
+
+
+def fingerprints_from_mapping(raw: Any) -> FingerprintSection:
+    """Builds and validates the ``fingerprints:`` section."""
+    from advparams.fingerprints import FINGERPRINTS
+    from advparams.models import MODELS
+
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"fingerprints must be a mapping, got {type(raw).__name__}")
+    allowed = {"schemes", "fpr", "negatives", "other_models"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"fingerprints has unknown key(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}"
+        )
+    listed = raw.get("schemes") or []
+    if not isinstance(listed, list) or not listed:
+        raise ConfigError("fingerprints.schemes must be a non-empty list")
+    specs: list[FingerprintSpec] = []
+    for i, d in enumerate(listed):
+        what = f"fingerprints.schemes[{i}]"
+        d = _mapping(d, what)
+        extra = sorted(set(d) - {"name", "options", "label"})
+        if extra:
+            raise ConfigError(f"{what} has unknown key(s) {', '.join(extra)}")
+        name, label = d.get("name"), d.get("label")
+        if not isinstance(name, str) or not (label is None or isinstance(label, str)):
+            raise ConfigError(f"{what} needs a name; name and label are strings")
+        options = _mapping(d.get("options"), f"{what}.options")
+        FINGERPRINTS.build(name, options)  # validates name and options
+        spec = FingerprintSpec(name, options, label)
+        if spec.title in [s.title for s in specs]:
+            raise ConfigError(f"fingerprint {spec.title!r} is listed twice; give one a label")
+        specs.append(spec)
+    fpr = raw.get("fpr", 0.01)
+    if not isinstance(fpr, (int, float)) or isinstance(fpr, bool) or not 0.0 < float(fpr) < 0.5:
+        raise ConfigError("fingerprints.fpr must be a number in (0, 0.5)")
+    others: list[OtherModelSpec] = []
+    for i, o in enumerate(raw.get("other_models") or []):
+        what = f"fingerprints.other_models[{i}]"
+        o = _mapping(o, what)
+        extra = sorted(set(o) - {"model", "options", "count", "label"})
+        if extra:
+            raise ConfigError(f"{what} has unknown key(s) {', '.join(extra)}")
+        model, label = o.get("model"), o.get("label")
+        if not isinstance(model, str) or not (label is None or isinstance(label, str)):
+            raise ConfigError(f"{what} needs a model; model and label are strings")
+        MODELS.get(model)
+        spec_o = OtherModelSpec(
+            model,
+            _mapping(o.get("options"), f"{what}.options"),
+            _int(o.get("count", 2), f"other_models[{i}].count", 1, 100),
+            label,
+        )
+        if spec_o.title in [x.title for x in others]:
+            raise ConfigError(f"other model {spec_o.title!r} is listed twice; give one a label")
+        others.append(spec_o)
+    return FingerprintSection(
+        tuple(specs), float(fpr), _int(raw.get("negatives", 5), "negatives", 0, 1000), tuple(others)
+    )
+
+
+__all__ = [
+    "NEGATIVE_SEED",
+    "OTHER_SEED",
+    "FingerprintSection",
+    "FingerprintSpec",
+    "OtherModelSpec",
+    "fingerprints_from_mapping",
+]
