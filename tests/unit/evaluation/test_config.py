@@ -199,3 +199,26 @@ def test_detection_configs_cover_the_issue() -> None:
     assert sorted(w.name for w in cfg.watermarks) == WATERMARKS.names() and len(cfg.seeds) == 3
     (evasion,) = [a for a in cfg.attacks if a.name == "detector-evasion"]
     assert {s["detector"] for s in evasion.settings()} == set(DETECTORS.names())
+
+
+def test_fingerprint_configs_cover_the_issue() -> None:
+    # Issue 15: InFIP and IPGuard on LeNet-5 and the VGG-style net, 3 seeds; positives by
+    # fine-tuning 1/5/10 %, pruning 30/50/70 %, overwriting, distillation and the adaptive
+    # attack; negatives >= 5 of the same architecture and >= 2 of another; the locked-then-
+    # unlocked model; the additional-class watermark under the same attacks.
+    from advparams.fingerprints import FINGERPRINTS
+
+    for name, model, other in (
+        ("fingerprints-fashion-mnist", "lenet", "vgg"),
+        ("fingerprints-fashion-mnist-vgg", "vgg", "lenet"),
+    ):
+        cfg = load_config(CONFIGS / f"{name}.yaml")
+        section = cfg.fingerprints
+        assert section is not None and (cfg.dataset, cfg.model, len(cfg.seeds)) == ("fashion-mnist", model, 3)
+        assert {s.name for s in section.schemes} == set(FINGERPRINTS.names())
+        assert section.negatives >= 5 and sum(o.count for o in section.other_models if o.model == other) >= 2
+        settings = {(a.name, tuple(sorted(s.items()))) for a in cfg.attacks for s in a.settings()}
+        assert {("finetune", (("data_fraction", f),)) for f in (0.01, 0.05, 0.1)} <= settings
+        assert {("prune", (("rate", r),)) for r in (0.3, 0.5, 0.7)} <= settings
+        assert {"overwrite", "distill", "relevance-evasion"} <= {a.name for a in cfg.attacks}
+        assert cfg.lock_with and [w.name for w in cfg.watermarks] == ["additional-class"]
