@@ -395,7 +395,7 @@ def fp_bytes() -> bytes:
         scheme="infip",
         inputs=torch.randn(4, 1, SIZE, SIZE, generator=g),
         labels=torch.tensor([1, 2, 3, 4]),
-        maps=torch.rand(4, 1, SIZE, SIZE, generator=g) * 2 - 1,
+        maps=torch.rand(4, 1, SIZE, SIZE, generator=g),
         mean=(0.5,),
         std=(0.25,),
         num_classes=10,

@@ -5,11 +5,12 @@ A thief who knows that ownership is checked by comparing Deep Taylor Decompositi
 (InFIP) fine-tunes the stolen model on their own data with cross-entropy plus a term
 that rewards maps unlike the original's on those inputs:
 
-    CE(f(x), y) + weight * SSIM(D_f(x), D_orig(x))
+    CE(f(x), y) - weight * log(1.01 - SSIM(D_f(x), D_orig(x)))
 
 where ``D`` is the fingerprint image of the DTD map for the class the stolen model gave
 ``x`` (the class a verifier explains) and SSIM is the verifier's similarity. The thief does
-not know the secret probes, only the method. The map is differentiated through zennit's
+not know the secret probes, only the method. (A plain ``+ weight * SSIM`` barely moves:
+SSIM's gradient is zero where the maps are equal, which is where the attack starts.) The map is differentiated through zennit's
 rules (``create_graph``); BatchNorm is not merged for that (the merge writes weights in
 place), so on a BatchNorm network the attack follows the map of the unmerged network, a
 surrogate of the one verified [inferred].
@@ -107,12 +108,18 @@ class RelevanceEvasion(Attack[RelevanceEvasionConfig]):
                 xr = x[: cfg.relevance_samples]
                 with torch.no_grad():
                     explained = logits_of(model.eval(), xr).argmax(1)
-                original = fingerprint_images(dtd_relevance(model, xr, explained, low=low, high=high))
+                # The stolen model's map as the attack's own is made (BatchNorm not merged),
+                # so that the term compares like with like.
+                original = fingerprint_images(
+                    dtd_relevance(model, xr, explained, low=low, high=high, merge_batch_norm=False)
+                )
                 net.train()
                 ce = F.cross_entropy(logits_of(net, x), y)
                 mine = fingerprint_images(dtd_relevance(net, xr, explained, low=low, high=high, create_graph=True))
-                similar = ssim_images(mine, original, data_range=2.0, sigma=cfg.sigma).mean()
-                loss = ce + cfg.weight * similar.to(ce.dtype)
+                similar = ssim_images(mine, original, data_range=1.0, sigma=cfg.sigma).mean()
+                # -log(1.01 - SSIM): SSIM's gradient vanishes where the maps are equal (its
+                # maximum), so the log's steep slope there is what moves them apart at first.
+                loss = ce - cfg.weight * torch.log(1.01 - similar.to(ce.dtype))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

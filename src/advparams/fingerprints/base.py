@@ -78,8 +78,8 @@ class Fingerprint:
                 raise AdvParamsError(
                     f"fingerprint images must be float32 [N, 1, H, W] of the probes' size, got {tuple(m.shape)}"
                 )
-            if not bool(torch.isfinite(m).all()) or float(m.abs().max()) > 1.0 + 1e-5:
-                raise AdvParamsError("fingerprint images must be finite values in [-1, 1]")
+            if not bool(torch.isfinite(m).all()) or float(m.min()) < -1e-5 or float(m.max()) > 1.0 + 1e-5:
+                raise AdvParamsError("fingerprint images must be finite values in [0, 1]")
         if len(self.mean) != x.shape[1] or len(self.std) != x.shape[1] or min(self.std) <= 0:
             raise AdvParamsError("a fingerprint needs one mean and one positive std per input channel")
 

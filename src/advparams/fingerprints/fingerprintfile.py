@@ -4,7 +4,7 @@
 A fingerprint file is a safetensors file with the tensors ``"inputs"`` (float32
 ``[N, C, H, W]``: the probes as model inputs), ``"labels"`` (int64 ``[N]``: the owner
 model's answers) and, for InFIP, ``"maps"`` (float32 ``[N, 1, H, W]``: the fingerprint
-images, in [-1, 1]), and string metadata:
+images, in [0, 1]), and string metadata:
 
 =======================  =======================================================
 ``format``               ``"advparams-fingerprint"``

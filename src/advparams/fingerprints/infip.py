@@ -139,7 +139,7 @@ class InFIP(FingerprintScheme[InFIPConfig]):
             )
         low, high = fingerprint.box()
         maps = relevance_images(suspect, fingerprint.inputs, labels, low, high, batch_size=cfg.batch_size)
-        return ssim_images(maps, fingerprint.maps, data_range=2.0, sigma=cfg.sigma)
+        return ssim_images(maps, fingerprint.maps, data_range=1.0, sigma=cfg.sigma)
 
     def score(self, suspect: nn.Module, fingerprint: Fingerprint) -> float:
         """The aggregated SSIM (``aggregation``) of the suspect's maps against the owner's."""

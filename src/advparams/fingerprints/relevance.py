@@ -122,6 +122,7 @@ def dtd_relevance(
     low: torch.Tensor | float,
     high: torch.Tensor | float,
     create_graph: bool = False,
+    merge_batch_norm: bool | None = None,
 ) -> torch.Tensor:
     """The DTD relevance of each input for its label: a tensor of the inputs' shape.
 
@@ -137,6 +138,9 @@ def dtd_relevance(
         create_graph: keep the graph, so the map can be differentiated (the adaptive
             attack); BatchNorm is then not merged (the merge writes the weights in place),
             and the map is only that of the unmerged network.
+        merge_batch_norm: merge BatchNorm before the rules (default: unless
+            ``create_graph``); ``False`` gives the unmerged network's map, to compare with
+            one made with ``create_graph``.
 
     Raises:
         AdvParamsError: zennit is missing, or the labels do not fit the scores.
@@ -148,7 +152,10 @@ def dtd_relevance(
     x = inputs.detach().clone().requires_grad_(True)
     lo = torch.as_tensor(low, dtype=x.dtype, device=x.device)
     hi = torch.as_tensor(high, dtype=x.dtype, device=x.device)
-    composite = _composite(lo, hi, merge_batch_norm=not create_graph)
+    merge = (not create_graph) if merge_batch_norm is None else merge_batch_norm
+    if merge and create_graph:
+        raise AdvParamsError("BatchNorm cannot be merged for a differentiable map (the merge writes weights in place)")
+    composite = _composite(lo, hi, merge_batch_norm=merge)
     labels = labels.to(x.device).long()
 
     def explained(scores: torch.Tensor) -> torch.Tensor:
@@ -168,14 +175,18 @@ def dtd_relevance(
 
 
 def fingerprint_images(relevance: torch.Tensor) -> torch.Tensor:
-    """Relevance maps ``[N, C, H, W]`` as fingerprint images ``[N, 1, H, W]`` in [-1, 1]:
-    summed over channels and divided by each map's largest magnitude [inferred]
-    (a map that is zero everywhere stays zero). Differentiable."""
+    """Relevance maps ``[N, C, H, W]`` as fingerprint images ``[N, 1, H, W]`` in [0, 1]:
+    summed over channels, divided by each map's largest magnitude and shifted so that no
+    relevance is 0.5 (a heat map: positive above, negative below) [inferred]. Differentiable.
+
+    The shift matters for SSIM: on signed maps of mean near zero, SSIM's luminance and
+    structure terms both turn negative for an inverted map, and their product is positive;
+    on the shifted image an inverted map has a negative SSIM, as it should."""
     if relevance.dim() != 4:
         raise AdvParamsError(f"relevance maps must be [N, C, H, W], got {tuple(relevance.shape)}")
     maps = relevance.sum(1, keepdim=True)
     scale = maps.abs().flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
-    return maps / scale
+    return 0.5 + 0.5 * maps / scale
 
 
 __all__ = ["dtd_relevance", "fingerprint_images", "zennit_modules"]

@@ -30,10 +30,10 @@ def test_relevance_evasion_pushes_maps_away_at_a_cost_the_weight_sets(trained) -
     model, data = trained
     fp = FINGERPRINTS.build("infip", {"probes": 16, "pool": 16, "sigma": 0.5}).extract(model, data)
     scheme = FINGERPRINTS.build("infip", {"sigma": 0.5})
-    options = {"epochs": 4, "lr": 3e-3, "data_fraction": 0.5, "relevance_samples": 16, "sigma": 0.5}
+    options = {"epochs": 4, "lr": 1e-2, "data_fraction": 0.5, "relevance_samples": 16, "sigma": 0.5}
     plain = ATTACKS.build("relevance-evasion", {**options, "weight": 0.0}).run(model, data)
     pushed = ATTACKS.build("relevance-evasion", {**options, "weight": 20.0}).run(model, data)
-    assert scheme.score(pushed.model, fp) < scheme.score(plain.model, fp) - 0.05
+    assert scheme.score(pushed.model, fp) < scheme.score(plain.model, fp) - 0.2
     assert pushed.info["ssim_last_batch"] < pushed.info["ssim_first_batch"]
 
 

@@ -98,8 +98,18 @@ def test_fingerprint_images_are_scaled_maps() -> None:
     r[0, 0, 1, 1], r[0, 2, 1, 1], r[0, 1, 0, 0] = 2.0, 2.0, -1.0
     img = fingerprint_images(r)
     assert img.shape == (2, 1, 4, 4)
-    assert float(img[0, 0, 1, 1]) == 1.0 and float(img[0, 0, 0, 0]) == -0.25
-    assert float(img[1].abs().max()) == 0.0
+    assert float(img[0, 0, 1, 1]) == 1.0 and float(img[0, 0, 0, 0]) == 0.5 - 0.125
+    assert float(img[0, 0, 3, 3]) == 0.5 and torch.equal(img[1], torch.full((1, 4, 4), 0.5))
+
+
+def test_an_inverted_map_scores_below_zero_and_a_copy_one() -> None:
+    """Why the images are shifted to [0, 1]: SSIM must punish a map that is turned over."""
+    from advparams.metrics.backdoor import ssim_images
+
+    r = torch.randn(3, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    a, inverted = fingerprint_images(r), fingerprint_images(-r)
+    assert ssim_images(a, a, data_range=1.0, sigma=1.5).tolist() == pytest.approx([1.0] * 3)
+    assert float(ssim_images(a, inverted, data_range=1.0, sigma=1.5).max()) < 0.0
 
 
 def test_bad_labels_are_one_clear_error() -> None:

@@ -64,3 +64,29 @@ def test_ssim_matches_scikit_image(channels: int) -> None:
     assert ssim(a, a) == pytest.approx(1.0)
     with pytest.raises(AdvParamsError, match="at least 11x11"):
         ssim(a[:, :, :8, :8], b[:, :, :8, :8])
+
+
+def test_ssim_per_image_of_signed_maps_matches_scikit_image() -> None:
+    """Signed maps (data range 2), one SSIM per image: SSIM's terms on zero-mean signed data
+    both turn negative for an inverted map, so it scores high (why InFIP's fingerprint
+    images are shifted to [0, 1] first; see tests/unit/fingerprints)."""
+    from advparams.metrics.backdoor import ssim_images
+
+    g = torch.Generator().manual_seed(5)
+    a = torch.rand(4, 1, 28, 28, generator=g) * 2 - 1
+    b = (a + 0.3 * torch.randn(a.shape, generator=g)).clamp(-1, 1)
+    b[2] = -a[2]  # an inverted map: SSIM well below zero
+    got = ssim_images(a, b, data_range=2.0)
+    ref = [
+        structural_similarity(
+            a[i, 0].numpy().astype(np.float64),
+            b[i, 0].numpy().astype(np.float64),
+            data_range=2.0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+        for i in range(4)
+    ]
+    assert got.shape == (4,) and got.tolist() == pytest.approx(ref, abs=1e-9)
+    assert float(got[2]) > 0.3  # inverted, yet similar
