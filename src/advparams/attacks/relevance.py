@@ -11,9 +11,9 @@ where ``D`` is the fingerprint image of the DTD map for the class the stolen mod
 ``x`` (the class a verifier explains) and SSIM is the verifier's similarity. The thief does
 not know the secret probes, only the method. (A plain ``+ weight * SSIM`` barely moves:
 SSIM's gradient is zero where the maps are equal, which is where the attack starts.) The
-map is differentiated through zennit's rules (``create_graph``); BatchNorm is not merged for that (the merge writes weights in
-place), so on a BatchNorm network the attack follows the map of the unmerged network, a
-surrogate of the one verified [inferred].
+map is differentiated through zennit's rules (``create_graph``); BatchNorm is not merged
+for that (the merge writes weights in place), so on a BatchNorm network the attack follows
+the map of the unmerged network, a surrogate of the one verified [inferred].
 """
 
 from __future__ import annotations
