@@ -219,8 +219,9 @@ def fingerprint_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalCon
 
 
 def fingerprint_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Path, plt: Any) -> list[str]:
-    """``fp-scores.png`` (every score by suspect, against the negatives and the threshold)
-    and ``fp-roc.png`` (ROC per fingerprint, one curve per kind of positive, seeds pooled)."""
+    """``fp-scores.png`` (every score by suspect, against the negatives and the threshold),
+    ``fp-hist.png`` (histograms of the positives by attack against the negatives) and
+    ``fp-roc.png`` (ROC per fingerprint, one curve per kind of positive, seeds pooled)."""
     section = config.fingerprints
     if section is None:
         return []
@@ -260,6 +261,32 @@ def fingerprint_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Pat
     fig.savefig(folder / "fp-scores.png", dpi=110)
     plt.close(fig)
     made.append("fp-scores.png")
+
+    fig, axes = plt.subplots(1, len(titles), figsize=(4.2 * len(titles), 3.2), squeeze=False)
+    for ax, t in zip(axes[0], titles, strict=True):
+        _, entries = _negatives(fp_rows.get(t, []), config.model)
+        by_attack: dict[str, list[float]] = defaultdict(list)
+        for name, vals in pos[t].items():
+            by_attack[name.split(" ")[0] if name != "owner's model" else name] += vals
+        every = [e["score"] for e in entries] + [v for vals in by_attack.values() for v in vals]
+        if not every:
+            ax.axis("off")
+            continue
+        lo, hi = min(every), max(every)
+        bins = [lo + (hi - lo) * k / 24 for k in range(25)] if hi > lo else 10
+        names = list(by_attack)
+        ax.hist([by_attack[n] for n in names], bins=bins, stacked=True, label=names, alpha=0.85)
+        ax.hist([e["score"] for e in entries], bins=bins, color="black", histtype="step", lw=1.2, label="negatives")
+        for th in {round(float(r.metrics["threshold"]), 4) for r in fp_rows.get(t, [])}:
+            ax.axvline(th, color="tab:red", lw=0.7, ls="--")
+        ax.set_title(f"{t}: positives by attack (stacked), negatives (black)", fontsize=8)
+        ax.set_xlabel(f"{t} score", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=5)
+    fig.tight_layout()
+    fig.savefig(folder / "fp-hist.png", dpi=110)
+    plt.close(fig)
+    made.append("fp-hist.png")
 
     fig, axes = plt.subplots(1, len(titles), figsize=(3.6 * len(titles), 3.3), squeeze=False)
     for ax, t in zip(axes[0], titles, strict=True):
