@@ -306,3 +306,17 @@ def parse_yaml(data: bytes, *, what: str, error: type[AdvParamsError] = AdvParam
         raise _fail(error, f"{what} holds a value YAML cannot represent ({str(exc)[:80]})") from None
     check_tree(value, what=what, error=error)
     return value
+
+
+def normalisation_field(
+    meta: Mapping[str, str], name: str, channels: int, *, what: str, error: type[AdvParamsError] = AdvParamsError
+) -> tuple[float, ...]:
+    """A ``mean`` or ``std`` metadata field: a JSON list of one finite number per channel
+    (a ``std`` positive), as the watermark key and fingerprint files store them."""
+    from advparams.files.values import number
+
+    values = parse_json(meta.get(name, ""), what=f"{what} field {name!r}", error=error)
+    if not isinstance(values, list) or len(values) != channels:
+        raise _fail(error, f"{what} is corrupt ({name!r} is not a list of {channels} numbers)")
+    lo = 1e-12 if name == "std" else -1e6
+    return tuple(number(v, what=f"{what} {name}", lo=lo, hi=1e6, error=error) for v in values)

@@ -40,7 +40,7 @@ from advparams.files import (
     LIMITS,
     atomic_write_bytes,
     integer,
-    number,
+    normalisation_field,
     open_safetensors,
     parse_json,
     read_file,
@@ -83,11 +83,7 @@ def fingerprint_to_bytes(fp: Fingerprint) -> bytes:
 
 
 def _floats(meta: dict[str, str], name: str, channels: int) -> tuple[float, ...]:
-    values = parse_json(meta.get(name, ""), what=f"{WHAT} field {name!r}", error=FingerprintFileError)
-    if not isinstance(values, list) or len(values) != channels:
-        raise FingerprintFileError(f"{WHAT} is corrupt ({name!r} is not a list of {channels} numbers)")
-    lo = 1e-12 if name == "std" else -1e6
-    return tuple(number(v, what=f"fingerprint {name}", lo=lo, hi=1e6, error=FingerprintFileError) for v in values)
+    return normalisation_field(meta, name, channels, what="fingerprint file", error=FingerprintFileError)
 
 
 def fingerprint_from_bytes(data: bytes) -> Fingerprint:

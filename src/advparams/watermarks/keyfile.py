@@ -37,7 +37,7 @@ from advparams.files import (
     LIMITS,
     atomic_write_bytes,
     integer,
-    number,
+    normalisation_field,
     open_safetensors,
     parse_json,
     read_file,
@@ -80,11 +80,7 @@ MAX_CLASSES = 100_000
 
 
 def _floats(meta: dict[str, str], name: str, channels: int) -> tuple[float, ...]:
-    values = parse_json(meta.get(name, ""), what=f"watermark key field {name!r}", error=KeyFileError)
-    if not isinstance(values, list) or len(values) != channels:
-        raise KeyFileError(f"watermark key file is corrupt ({name!r} is not a list of {channels} numbers)")
-    lo = 1e-12 if name == "std" else -1e6
-    return tuple(number(v, what=f"watermark key {name}", lo=lo, hi=1e6, error=KeyFileError) for v in values)
+    return normalisation_field(meta, name, channels, what="watermark key file", error=KeyFileError)
 
 
 def watermark_key_from_bytes(data: bytes) -> WatermarkKey:
