@@ -233,11 +233,11 @@ def fingerprint_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Pat
     if not fp_rows:
         return []
     pos: dict[str, dict[str, list[float]]] = {t: defaultdict(list) for t in titles}
+    for t in titles:  # the owner's own model first
+        pos[t]["owner's model"] = [float(r.metrics["score"]) for r in fp_rows.get(t, [])]
     for r in rows:
         if r.kind == "fp-suspect" and str(r.scheme) in pos:
             pos[str(r.scheme)][suspect_label(r.attack, r.setting)].append(float(r.metrics["score"]))
-    for t in titles:
-        pos[t]["owner's model"] = [float(r.metrics["score"]) for r in fp_rows.get(t, [])]
     made = []
     fig, axes = plt.subplots(len(titles), 1, figsize=(9, 2.8 * len(titles)), squeeze=False)
     for ax, t in zip(axes[:, 0], titles, strict=True):
