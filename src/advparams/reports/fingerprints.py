@@ -49,6 +49,16 @@ def _auc(pos: Mapping[int, list[float]], neg: Mapping[int, list[float]]) -> list
     return [roc_auc(neg[s], pos[s]) for s in sorted(pos) if pos[s] and neg.get(s)]
 
 
+def _verification_cells(rs: Sequence[ResultRow], negatives: Mapping[int, list[float]]) -> list[str]:
+    """Score, seeds verified and ROC-AUC against ``negatives`` of one kind of suspect."""
+    pos = {r.seed: [float(r.metrics["score"])] for r in rs}
+    return [
+        fmt_num([r.metrics["score"] for r in rs], 3),
+        _count([r.metrics["verified"] for r in rs]),
+        fmt_num(_auc(pos, negatives), 3),
+    ]
+
+
 def fingerprint_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalConfig) -> list[str]:
     """The Markdown lines of the fingerprint sections (none without a ``fingerprints`` section)."""
     section = config.fingerprints
@@ -92,24 +102,14 @@ def fingerprint_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalCon
         row = ["owner's model", fmt_pct([r.accuracy for r in owners])]
         for t in titles:
             rs = fp_rows.get(t, [])
-            pos = {r.seed: [float(r.metrics["score"])] for r in rs}
-            row += [
-                fmt_num([r.metrics["score"] for r in rs], 3),
-                _count([r.metrics["verified"] for r in rs]),
-                fmt_num(_auc(pos, neg_by_scheme[t][0]), 3),
-            ]
+            row += _verification_cells(rs, neg_by_scheme[t][0])
         body.append(row)
     for kind in kinds:
         first = next((suspects[(t, kind)] for t in titles if suspects.get((t, kind))), [])
         row = [kind, fmt_pct([r.accuracy for r in first])]
         for t in titles:
             rs = suspects.get((t, kind), [])
-            pos = {r.seed: [float(r.metrics["score"])] for r in rs}
-            row += [
-                fmt_num([r.metrics["score"] for r in rs], 3),
-                _count([r.metrics["verified"] for r in rs]),
-                fmt_num(_auc(pos, neg_by_scheme[t][0]), 3),
-            ]
+            row += _verification_cells(rs, neg_by_scheme[t][0])
         body.append(row)
     models = defaultdict(list)
     for r in by_kind.get("fp-model", []):
