@@ -62,17 +62,20 @@ class Checkpoint:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def check_fits(self, data: ImageDataset) -> None:
-        """Refuses a data set whose shape or classes differ from the model's arguments.
+        """Refuses a data set whose shape differs from the model's arguments, or that has
+        more classes than the model has outputs. A model with *more* outputs fits (the
+        additional-class watermark adds one: its extra output is never a data label, so
+        answering it counts as wrong).
 
         Raises:
-            ConfigError: channels, input size or class count differ.
+            ConfigError: channels or input size differ, or the model has too few outputs.
         """
         c, h, _ = data.input_shape
         args = self.arguments
         if (
             args.get("in_channels", c) != c
             or args.get("input_size", h) != h
-            or args.get("num_classes", data.num_classes) != data.num_classes
+            or args.get("num_classes", data.num_classes) < data.num_classes
         ):
             raise ConfigError(
                 f"the model ({self.architecture} {args}) does not fit data set {data.name} "

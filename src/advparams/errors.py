@@ -54,3 +54,10 @@ class TriggerFileError(KeyFileError):
 
 class FingerprintFileError(KeyFileError):
     """An ownership fingerprint file is missing, unreadable, corrupt or of another format."""
+
+
+class LockIncompleteError(AdvParamsError):
+    """A lock missed its target accuracy (the command line exits with 4 and writes
+    nothing unless ``--allow-partial`` is given)."""
+
+    exit_code = 4

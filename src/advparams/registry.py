@@ -26,6 +26,7 @@ class Registry(Generic[T]):
 
     Args:
         family: the family's name, used in error messages ("model", "scheme", ...).
+        hint: added to the error for an unknown name (how to register one of your own).
 
     Example:
         >>> MODELS = Registry("model")
@@ -38,8 +39,9 @@ class Registry(Generic[T]):
         3
     """
 
-    def __init__(self, family: str) -> None:
+    def __init__(self, family: str, *, hint: str = "") -> None:
         self.family = family
+        self.hint = hint
         self._items: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -59,7 +61,8 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             known = ", ".join(sorted(self._items)) or "none"
-            raise UnknownNameError(f"unknown {self.family} {name!r}; known: {known}") from None
+            hint = f"; {self.hint}" if self.hint else ""
+            raise UnknownNameError(f"unknown {self.family} {str(name)[:100]!r}; known: {known}{hint}") from None
 
     def names(self) -> list[str]:
         """Registered names, sorted."""
@@ -159,8 +162,69 @@ def _type_problem(v: Any, hint: Any) -> str:
     if hint is str:
         return "" if isinstance(v, str) else "a string"
     if origin is tuple:
-        return "" if isinstance(v, tuple) else "a list"
+        element = args[0] if len(args) == 2 and args[1] is Ellipsis else None
+        if element is str and isinstance(v, str):
+            return f'a list of strings, such as ["{v}"] (a bare string would be read letter by letter)'
+        if not isinstance(v, tuple):
+            return "a list"
+        if element is not None:
+            bad = [x for x in v if _type_problem(x, element)]
+            if bad:
+                return f"a list of which every item is {_type_problem(bad[0], element)}"
+        return ""
     return ""
+
+
+def check_config(config: Any) -> None:
+    """Checks every field of a config dataclass against its annotation (scalars,
+    optionals, literals, tuples and their items), naming the option, the value and what
+    is allowed.
+
+    Raises:
+        ConfigError: a field holds a value of the wrong type.
+    """
+    hints = _field_types(type(config))
+    for f in dataclasses.fields(config):
+        problem = _type_problem(getattr(config, f.name), hints.get(f.name))
+        if problem:
+            raise ConfigError(
+                f"{type(config).__name__} option {f.name} must be {problem}, got {_short(getattr(config, f.name))}"
+            )
+
+
+def validated(cls: type[T]) -> type[T]:
+    """Class decorator, placed *under* ``@dataclass(frozen=True)``: the config checks
+    its fields' types (:func:`check_config`) when it is built, before the class's own
+    ``__post_init__`` checks ranges, and a ``ValueError``/``TypeError`` of those checks
+    becomes a :class:`ConfigError` (still a ``ValueError``). So a config is valid
+    however it was made: from YAML, ``--set`` or Python.
+
+    Example:
+        >>> @dataclasses.dataclass(frozen=True)
+        ... @validated
+        ... class C:
+        ...     rate: float = 0.3
+        >>> C(rate="high")
+        Traceback (most recent call last):
+        ...
+        advparams.errors.ConfigError: C option rate must be a finite number, got 'high'
+    """
+    own = cls.__dict__.get("__post_init__")
+
+    def __post_init__(self: Any) -> None:
+        check_config(self)
+        after = own or getattr(super(cls, self), "__post_init__", None)  # type: ignore[arg-type]
+        if after is None:
+            return
+        try:
+            after(self) if own else after()
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{type(self).__name__}: {exc}") from None
+
+    cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
+    return cls
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,11 +285,31 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return out
 
 
+def resolve_config(config_cls: type[C], config: Any, options: Mapping[str, Any], *, what: str) -> C:
+    """A config of ``config_cls`` from a config object, a mapping or keyword options (a
+    mapping and options are merged; options given beside an object replace its fields)."""
+    if isinstance(config, config_cls):
+        if not options:
+            return config
+        return config_from_dict(config_cls, config_to_dict(config) | dict(options), what=what)
+    if config is None:
+        return config_from_dict(config_cls, dict(options), what=what)
+    if isinstance(config, Mapping):
+        return config_from_dict(config_cls, dict(config) | dict(options), what=what)
+    raise ConfigError(
+        f"{what} takes its config ({config_cls.__name__}), a mapping of options or keyword options; "
+        f"got {type(config).__name__}"
+    )
+
+
 class Configurable(Generic[C]):
     """Base of every registered method family (schemes, attacks, ...).
 
-    The constructor takes the configuration only (a frozen dataclass, ``cls.Config()`` by
-    default), so an object can be built from a name and a dict, printed and compared.
+    The constructor takes the configuration only, so an object can be built from a name
+    and a dict, printed and compared: a ``Config`` object, a mapping of options or
+    keyword options (``AdvParams(max_params=5)``, ``AdvParams({"max_params": 5})`` and
+    ``AdvParams(AdvParamsConfig(max_params=5))`` are the same); every value is checked
+    when the config is built.
     """
 
     name: ClassVar[str]
@@ -235,8 +319,8 @@ class Configurable(Generic[C]):
     nets, 1x16x16 synthetic data): what contract tests build every registered member with,
     so a new member is tested at a small size the moment it is registered."""
 
-    def __init__(self, config: C | None = None) -> None:
-        self.config: C = config if config is not None else self.Config()
+    def __init__(self, config: C | Mapping[str, Any] | None = None, /, **options: Any) -> None:
+        self.config: C = resolve_config(self.Config, config, options, what=getattr(self, "name", type(self).__name__))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"

@@ -16,9 +16,12 @@ from advparams._rng import isolated_seed
 from advparams.data.base import DataLike, iter_batches, num_examples
 from advparams.devices import model_device
 from advparams.metrics import accuracy
+from advparams.metrics.accuracy import logits_of
+from advparams.registry import validated
 
 
 @dataclass(frozen=True)
+@validated
 class TrainConfig:
     """Training hyper-parameters.
 
@@ -113,7 +116,7 @@ def train(
         for step, (x, y) in enumerate(iter_batches(data, cfg.batch_size, shuffle=True, generator=generator), 1):
             x, y = x.to(device), y.to(device)
             opt.zero_grad(set_to_none=True)
-            out = net(x)
+            out = logits_of(net, x)
             loss = F.cross_entropy(out, y)
             loss.backward()
             opt.step()

@@ -99,6 +99,7 @@ def test_cli_lock_unlock_on_real_data(capsys, checkpoints, tmp_path) -> None:
                 str(tmp_path / "key"),
                 "--out",
                 str(tmp_path / "restored"),
+                "--eval",
                 "--json",
             ]
         )

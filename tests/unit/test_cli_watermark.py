@@ -53,11 +53,11 @@ def test_embed_verify_and_users(models, capsys) -> None:
         capsys, "watermark", "verify", out, "--key", key, "--null", null1, null2, "--fpr", "1e-3", "--json"
     )
     v = json.loads(stdout)
-    assert code == 0 and v["decision"] is True and v["threshold"] > max(v["null_scores"])
+    assert code == 0 and v["verified"] is True and v["threshold"] > max(v["null_scores"])
     code, stdout, _ = run(
         capsys, "watermark", "verify", null1, "--key", key, "--null", null2, "--fpr", "1e-3", "--json"
     )
-    assert json.loads(stdout)["decision"] is False
+    assert code == 3 and json.loads(stdout)["verified"] is False  # exit 3: not verified
 
     table = work / "users.json"
     assert run(capsys, "watermark", "users", "create", table)[0] == 0

@@ -22,10 +22,12 @@ from advparams.devices import model_device, model_float_dtype
 from advparams.errors import AdvParamsError
 from advparams.keys.key import Key
 from advparams.metrics.accuracy import logits_of
+from advparams.registry import validated
 from advparams.training import TrainConfig, make_optimizer, train
 
 
 @dataclass(frozen=True)
+@validated
 class DistillConfig:
     """Settings of :class:`Distill`.
 

@@ -24,9 +24,11 @@ from advparams.data.base import DataLike, ImageDataset
 from advparams.detectors import DETECTORS, Detector
 from advparams.keys.key import Key
 from advparams.metrics.accuracy import logits_of
+from advparams.registry import validated
 
 
 @dataclass(frozen=True)
+@validated
 class DetectorEvasionConfig:
     """Settings of :class:`DetectorEvasion`.
 

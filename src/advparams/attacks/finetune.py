@@ -18,10 +18,12 @@ from torch import nn
 from advparams.attacks.base import ATTACKS, Attack, Attacked, attacker_indices, reinitialised, require_data
 from advparams.data.base import DataLike, ImageDataset, all_labels, gather
 from advparams.keys.key import Key
+from advparams.registry import validated
 from advparams.training import TrainConfig, train
 
 
 @dataclass(frozen=True)
+@validated
 class FineTuneConfig:
     """Settings of :class:`FineTune` (the attacker's resources).
 

@@ -24,10 +24,12 @@ from advparams.data.base import DataLike
 from advparams.devices import model_device
 from advparams.keys.key import Key
 from advparams.metrics.accuracy import logits_of
+from advparams.registry import validated
 from advparams.schemes.locking import candidate_parameters
 
 
 @dataclass(frozen=True)
+@validated
 class FlipBackConfig:
     """Settings of :class:`FlipBack`.
 

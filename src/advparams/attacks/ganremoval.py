@@ -29,10 +29,13 @@ from advparams.attacks.base import ATTACKS, Attack, Attacked, require_data
 from advparams.data.base import DataLike, iter_batches
 from advparams.devices import model_device, model_float_dtype
 from advparams.keys.key import Key
+from advparams.metrics.accuracy import logits_of
 from advparams.metrics.screening import anomaly_index
+from advparams.registry import validated
 
 
 @dataclass(frozen=True)
+@validated
 class GanRemovalConfig:
     """Settings of :class:`GanRemoval`.
 
@@ -107,7 +110,7 @@ class GanRemoval(Attack[GanRemovalConfig]):
         for p in net.parameters():
             p.requires_grad_(False)
         with torch.no_grad():
-            classes = int(net(x[:1].to(device=device, dtype=dtype)).shape[1])
+            classes = int(logits_of(net, x[:1].to(device=device, dtype=dtype)).shape[1])
         with isolated_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator))):
             gen_net = TriggerGenerator(cfg.noise_dim, classes, tuple(x.shape[1:]), float((hi - lo).max()))
         gen_net = gen_net.to(device=device, dtype=dtype)

@@ -20,9 +20,11 @@ from advparams.attacks.base import ATTACKS, Attack, Attacked
 from advparams.data.base import DataLike
 from advparams.errors import AdvParamsError
 from advparams.keys.key import Key, KeyEntry
+from advparams.registry import validated
 
 
 @dataclass(frozen=True)
+@validated
 class KeyLeakConfig:
     """Settings of :class:`KeyLeak`.
 

@@ -29,9 +29,11 @@ from advparams.attacks.retrace import reset_values_
 from advparams.data.base import DataLike
 from advparams.devices import model_device
 from advparams.keys.key import Key
+from advparams.registry import validated
 
 
 @dataclass(frozen=True)
+@validated
 class OutlierResetConfig:
     """Settings of :class:`OutlierReset`.
 

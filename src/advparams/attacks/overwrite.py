@@ -12,9 +12,11 @@ from advparams.attacks.base import ATTACKS, Attack, Attacked, attacker_indices, 
 from advparams.data.base import DataLike, ImageDataset, all_labels
 from advparams.errors import AdvParamsError
 from advparams.keys.key import Key
+from advparams.registry import validated
 
 
 @dataclass(frozen=True)
+@validated
 class OverwriteConfig:
     """Settings of :class:`Overwrite`.
 

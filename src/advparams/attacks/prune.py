@@ -19,9 +19,11 @@ from torch import nn
 from advparams.attacks.base import ATTACKS, Attack, Attacked
 from advparams.data.base import DataLike
 from advparams.keys.key import Key
+from advparams.registry import validated
 
 
 @dataclass(frozen=True)
+@validated
 class PruneConfig:
     """Settings of :class:`Prune`.
 

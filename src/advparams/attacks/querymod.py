@@ -29,9 +29,11 @@ from advparams.data.base import DataLike, iter_batches
 from advparams.devices import model_device, model_float_dtype
 from advparams.errors import AdvParamsError
 from advparams.keys.key import Key
+from advparams.registry import validated
 
 
 @dataclass(frozen=True)
+@validated
 class QueryModifyConfig:
     """Settings of :class:`QueryModify`.
 

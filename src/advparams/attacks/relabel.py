@@ -20,6 +20,7 @@ from advparams.data.base import DataLike
 from advparams.devices import model_device, model_float_dtype
 from advparams.keys.key import Key
 from advparams.metrics.accuracy import logits_of
+from advparams.registry import validated
 
 
 class Relabelled(nn.Module):
@@ -59,6 +60,7 @@ def majority_mapping(predicted: torch.Tensor, labels: torch.Tensor, num_classes:
 
 
 @dataclass(frozen=True)
+@validated
 class RelabelConfig:
     """Settings of :class:`Relabel`.
 

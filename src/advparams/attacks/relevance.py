@@ -34,10 +34,12 @@ from advparams.fingerprints.relevance import dtd_relevance, fingerprint_images
 from advparams.keys.key import Key
 from advparams.metrics.accuracy import logits_of
 from advparams.metrics.backdoor import ssim_images
+from advparams.registry import validated
 from advparams.training import TrainConfig, make_optimizer
 
 
 @dataclass(frozen=True)
+@validated
 class RelevanceEvasionConfig:
     """Settings of :class:`RelevanceEvasion`.
 

@@ -27,11 +27,13 @@ from advparams.data.base import DataLike
 from advparams.devices import model_device
 from advparams.keys.key import Key
 from advparams.metrics.accuracy import logits_of
+from advparams.registry import validated
 from advparams.schemes.advparams import move_scores
 from advparams.schemes.locking import candidate_parameters
 
 
 @dataclass(frozen=True)
+@validated
 class RetraceConfig:
     """Settings of :class:`Retrace` (the attacker's resources and guesses).
 

@@ -15,9 +15,11 @@ import torch
 
 from advparams.backdoors.base import BACKDOORS, Backdoor, BackdoorOptions
 from advparams.backdoors.triggers import PatchTrigger
+from advparams.registry import validated
 
 
 @dataclass(frozen=True)
+@validated
 class BadNetsConfig(BackdoorOptions):
     """Settings of BadNets (and the shared :class:`BackdoorOptions`).
 

@@ -31,7 +31,7 @@ from advparams.data.base import DataLike, ImageDataset
 from advparams.devices import model_device, model_float_dtype
 from advparams.errors import AdvParamsError
 from advparams.metrics.accuracy import logits_of
-from advparams.registry import Configurable, Registry
+from advparams.registry import Configurable, Registry, validated
 from advparams.training import TrainConfig, TrainProgress, make_optimizer
 
 C = TypeVar("C")
@@ -40,6 +40,7 @@ BACKDOORS: Registry[Any] = Registry("backdoor")
 
 
 @dataclass(frozen=True)
+@validated
 class BackdoorOptions:
     """Options every backdoor has.
 
@@ -275,7 +276,7 @@ class Backdoor(Configurable[C], ABC):
 
     def _loss(self, net: nn.Module, batch: EpochBatch) -> torch.Tensor:
         """The training loss of one step: cross-entropy on the (poisoned) batch."""
-        return F.cross_entropy(net(batch.x), batch.y)
+        return F.cross_entropy(logits_of(net, batch.x), batch.y)
 
     def _train(
         self,

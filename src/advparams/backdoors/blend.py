@@ -14,9 +14,11 @@ import torch
 
 from advparams.backdoors.base import BACKDOORS, Backdoor, BackdoorOptions
 from advparams.backdoors.triggers import BlendTrigger
+from advparams.registry import validated
 
 
 @dataclass(frozen=True)
+@validated
 class BlendConfig(BackdoorOptions):
     """Settings of Blend (and the shared :class:`BackdoorOptions`).
 

@@ -30,9 +30,12 @@ from advparams.backdoors.blend import noise_blend
 from advparams.backdoors.triggers import PatchTrigger, Trigger
 from advparams.errors import AdvParamsError
 from advparams.imaging import CODECS, compress
+from advparams.metrics.accuracy import logits_of
+from advparams.registry import validated
 
 
 @dataclass(frozen=True)
+@validated
 class CompressionResistantConfig(BackdoorOptions):
     """Settings of the compression-resistant backdoor (and :class:`BackdoorOptions`).
 
@@ -123,7 +126,7 @@ class CompressionResistant(Backdoor[CompressionResistantConfig]):
     def _loss(self, net: nn.Module, batch: EpochBatch) -> torch.Tensor:
         sel = batch.slot >= 0
         if not bool(sel.any()):
-            return F.cross_entropy(net(batch.x), batch.y)
+            return F.cross_entropy(logits_of(net, batch.x), batch.y)
         xc = normalise(batch.extra[batch.slot[sel]], batch.data).to(device=batch.x.device, dtype=batch.x.dtype)
         feats: list[torch.Tensor] = []
         hook = feature_module(net, self.config.feature_layer).register_forward_hook(

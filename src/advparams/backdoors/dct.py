@@ -22,9 +22,11 @@ import torch
 from advparams.backdoors.base import BACKDOORS, Backdoor, BackdoorOptions
 from advparams.backdoors.triggers import DCTTrigger
 from advparams.errors import AdvParamsError
+from advparams.registry import validated
 
 
 @dataclass(frozen=True)
+@validated
 class DCTConfig(BackdoorOptions):
     """Settings of the DCT-steganography backdoor (and the shared :class:`BackdoorOptions`).
 

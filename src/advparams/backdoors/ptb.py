@@ -22,12 +22,14 @@ import torch
 from advparams.backdoors.base import BACKDOORS, Backdoor, BackdoorOptions, PoisonPlan, apply_each
 from advparams.backdoors.triggers import PatchTrigger, Trigger
 from advparams.imaging import random_physical
+from advparams.registry import validated
 
 STICKER_RGB = (255, 210, 0)
 """The sticker's colour on colour images (yellow; white on grey images) [inferred]."""
 
 
 @dataclass(frozen=True)
+@validated
 class PTBConfig(BackdoorOptions):
     """Settings of PTB (and :class:`BackdoorOptions`); each transformation's training range
     is the largest strength drawn (see :mod:`advparams.imaging` for the units).

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,51 +19,161 @@ from advparams.errors import AdvParamsError, ConfigError, PassphraseError
 from advparams.files import LIMITS, read_file
 from advparams.keys.seal import Passphrase
 from advparams.registry import option_docs
-from advparams.schemes import SCHEMES
 
 PASSPHRASE_ENV = "ADVPARAMS_PASSPHRASE"
 
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NO = 3
+"""A yes/no command's "no": not verified, nobody identified, a backdoor found."""
+EXIT_PARTIAL = 4
+"""A lock that missed its target (and ``--allow-partial`` was not given)."""
+JSON_SCHEMA = 1
+"""Version of the ``--json`` objects' conventions (``docs/cli.md``)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser; with ``--json`` on the line a usage error is also one JSON
+    object on stdout (exit 2 as always)."""
+
+    json_errors = False
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        if Parser.json_errors:
+            emit_error(self.prog.removeprefix("advparams").strip() or None, message, EXIT_USAGE)
+        super().error(message)
+
+
+def add_import_option(p: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """``--import MODULE_OR_FILE``: read before parsing by :func:`advparams.cli.main`;
+    declared here so that it is accepted and documented everywhere."""
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        metavar="MODULE_OR_FILE",
+        default=[] if top else argparse.SUPPRESS,
+        help="import a module or .py file first, e.g. one that registers your own model "
+        "architecture (repeatable; also $ADVPARAMS_IMPORT; this runs that code: see docs/models.md)",
+    )
+
 
 def add_common(p: argparse.ArgumentParser, *, device: bool = True, data: bool = True) -> None:
-    """The options every command has: ``--json``, ``--debug``, and ``--device``/``--data-dir``."""
-    p.add_argument("--json", action="store_true", help="print one machine-readable JSON summary to stdout")
+    """The options every command has: ``--json``, ``--debug``, ``--import`` and
+    ``--device``/``--data-dir``."""
+    p.set_defaults(command_name=p.prog.removeprefix("advparams").strip())
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object to stdout (errors too; conventions in docs/cli.md) and no progress bars",
+    )
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print a traceback on errors")
+    add_import_option(p)
     if device:
         p.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: CUDA when present)")
+        p.add_argument(
+            "--model-output",
+            default="auto",
+            metavar="HOW",
+            help="how the model's output becomes class scores: auto (a tensor; else .logits, ['logits'] or "
+            "the first element), logits, first, key:NAME or index:N (default: auto)",
+        )
     if data:
         p.add_argument("--data-dir", help="folder holding the data set (required for cifar10 and gtsrb)")
 
 
-def progress_bar(total: int, desc: str) -> Any:
+def progress_bar(total: int | None, desc: str, *, quiet: bool = False, unit: str = "it") -> Any:
+    """A progress bar on stderr, shown only on a terminal and never with ``--json``
+    (``quiet``); ``total=None`` counts without an end."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=None, leave=False, dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        desc=desc,
+        file=sys.stderr,
+        disable=True if quiet else None,
+        leave=False,
+        dynamic_ncols=True,
+        unit=unit,
+    )
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` in the ``--json`` conventions: floats to 6 significant digits (no
+    float32 noise), NaN and infinities as null, tuples as lists, paths as strings."""
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return float(f"{value:.6g}") if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return json_ready(value.item())
+    return str(value)
 
 
 def emit(args: argparse.Namespace, summary: dict[str, Any], lines: Sequence[str]) -> None:
+    """Prints ``lines``, or with ``--json`` the summary as one JSON object with
+    ``schema`` and ``ok: true`` added (``docs/cli.md``)."""
     if args.json:
-        print(json.dumps(summary, sort_keys=True))
+        command = summary.get("command") or getattr(args, "command_name", None)
+        obj = {"schema": JSON_SCHEMA, "ok": True, **summary, "command": command}
+        print(json.dumps(json_ready(obj), sort_keys=True))
     else:
         for line in lines:
             print(line)
+
+
+def emit_error(command: str | None, message: str, code: int) -> None:
+    """The ``--json`` object of a failed command."""
+    obj = {"schema": JSON_SCHEMA, "ok": False, "command": command, "error": message, "exit_code": code}
+    print(json.dumps(obj, sort_keys=True))
+
+
+def exit_status(code: int | None) -> int:
+    return EXIT_OK if code is None else int(code)
 
 
 def pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
-def options_help(registry: Any) -> str:
-    """Every registered member's ``--set`` options, with defaults and descriptions."""
+def plain(text: str) -> str:
+    """Docstring text without reStructuredText markup: ````x```` -> x,
+    ``:class:`~a.b.C``` -> C, ``:func:`f``` -> f."""
+    text = re.sub(r":\w+:`~?(?:[\w.]+\.)?([^`<]+?)`", r"\1", text)
+    text = re.sub(r"``([^`]+)``", r"\1", text)
+    return re.sub(r"`([^`]+)`", r"\1", text)
+
+
+def summary_line(obj: Any) -> str:
+    """The first line of an object's docstring, without markup (its one-line description)."""
+    doc = getattr(obj, "description", None)
+    if not isinstance(doc, str):
+        doc = (obj.__doc__ or "").strip().split("\n\n", 1)[0]
+    return plain(" ".join(doc.split()))
+
+
+def member_summaries(registry: Any) -> list[tuple[str, str]]:
+    """``(name, one-line description)`` of every member of a registry."""
+    return [(name, summary_line(registry.get(name))) for name in registry.names()]
+
+
+def options_help(registry: Any, *, only: str | None = None) -> str:
+    """Registered members' ``--set`` options (all, or ``only`` one), with defaults and
+    descriptions, without markup."""
     parts = []
-    for name in registry.names():
-        parts.append(f"options of {registry.family} {name!r} (--set KEY=VALUE):")
-        parts += [f"  {o.name} (default {o.default!r}): {o.doc}" for o in option_docs(registry.get(name).Config)]
+    for name in [only] if only else registry.names():
+        member = registry.get(name)
+        parts.append(f"{name}: {summary_line(member)}")
+        parts.append(f"options of {registry.family} {name!r} (--set KEY=VALUE; lists and objects as JSON):")
+        parts += [f"  {o.name} (default {o.default!r}): {plain(o.doc)}" for o in option_docs(member.Config)]
     return "\n".join(parts)
-
-
-def scheme_help() -> str:
-    """The lock command's epilog: every scheme's options."""
-    return options_help(SCHEMES)
 
 
 def parse_sets(items: Sequence[str]) -> dict[str, Any]:

@@ -11,7 +11,16 @@ import torch
 
 from advparams.backdoors import load_trigger, normalise
 from advparams.checkpoint import load_checkpoint
-from advparams.cli._common import add_common, dataset_name, emit, load_split, options_help, parse_sets, pct
+from advparams.cli._common import (
+    add_common,
+    dataset_name,
+    emit,
+    load_split,
+    options_help,
+    parse_sets,
+    pct,
+    progress_bar,
+)
 from advparams.detectors import DETECTORS
 from advparams.detectors.measure import measure_detector
 from advparams.devices import resolve_device
@@ -44,7 +53,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
             f"{what} {args.clean_samples} need {scored + args.clean_samples} {name} test images (disjoint); it has {n}"
         )
     defender = test.subset(torch.arange(n - args.clean_samples, n))
-    detector.fit(ckpt.model, defender)
+    bar = progress_bar(None, f"fit {args.detector}", quiet=args.json, unit="step")
+
+    def on_fit(stage: str) -> None:
+        bar.update(1)
+        bar.set_postfix_str(stage[-60:])
+
+    detector.fit(ckpt.model, defender, progress=on_fit)
+    bar.close()
     summary: dict[str, Any] = {
         "command": COMMAND,
         "checkpoint": args.checkpoint,

@@ -30,7 +30,7 @@ def cmd_evaluate_protection(args: argparse.Namespace) -> int:
     if not args.no_plots:
         require_matplotlib()
     start = time.perf_counter()
-    bar = progress_bar(0, f"evaluate {config.name}")
+    bar = progress_bar(0, f"evaluate {config.name}", quiet=args.json, unit="unit")
 
     def on_progress(p: Any) -> None:
         bar.total = p.total
@@ -46,7 +46,7 @@ def cmd_evaluate_protection(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     locks = [r for r in rows if r.kind == "lock"]
     summary = {
-        "run": str(out),
+        "out": str(out),
         "report": str(report),
         "rows": len(rows),
         "seconds": seconds,
@@ -63,7 +63,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not args.no_plots:
         require_matplotlib()
     report = write_report(args.run, args.report_dir, command=args.made_with, plots=not args.no_plots)
-    emit(args, {"report": str(report)}, [f"report: {report}"])
+    emit(args, {"run": str(args.run), "report": str(report)}, [f"report: {report}"])
     return 0
 
 

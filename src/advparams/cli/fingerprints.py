@@ -8,7 +8,17 @@ import time
 from typing import Any
 
 from advparams.checkpoint import load_checkpoint
-from advparams.cli._common import add_common, dataset_name, distinct_outputs, emit, load_split, options_help, parse_sets
+from advparams.cli._common import (
+    EXIT_NO,
+    EXIT_OK,
+    add_common,
+    dataset_name,
+    distinct_outputs,
+    emit,
+    load_split,
+    options_help,
+    parse_sets,
+)
 from advparams.devices import resolve_device
 from advparams.errors import ConfigError
 from advparams.files import check_output
@@ -66,14 +76,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     calibration = calibrate_on(nulls, fp, args.fpr)
     v = scheme.verify(suspect, fp, calibration)
     summary = {
-        "command": "fingerprint verify",
-        "suspect": args.suspect,
+        "checkpoint": args.suspect,
         "fingerprint": args.fingerprint,
         "scheme": fp.scheme,
         "score": v.score,
         "threshold": v.threshold,
         "p_value": v.p_value,
-        "decision": v.decision,
+        "verified": v.decision,
         "fpr": args.fpr,
         "null_scores": list(calibration.null_scores),
     }
@@ -87,7 +96,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"null models scored {', '.join(f'{s:.3f}' for s in calibration.null_scores)}",
         ],
     )
-    return 0
+    return EXIT_OK if v.decision else EXIT_NO
 
 
 def add_parsers(sub: Any) -> None:
@@ -128,7 +137,7 @@ def add_parsers(sub: Any) -> None:
         help="is a suspect model a copy of the fingerprinted one?",
         description="Score the suspect against the fingerprint. The threshold is set from null models "
         "(independently trained models of the task) for --fpr: a normal fit to their scores, never at or "
-        "below the highest of them.",
+        "below the highest of them. Exit code: 0 verified (a copy), 3 not verified, 1 an error.",
         epilog="example:\n  advparams fingerprint verify suspect/ --fingerprint owner.fingerprint "
         "--null null1/ null2/ null3/ null4/ null5/ --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,

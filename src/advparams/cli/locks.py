@@ -15,15 +15,16 @@ from advparams.cli._common import (
     distinct_outputs,
     emit,
     load_split,
+    member_summaries,
+    options_help,
     parse_sets,
     pct,
     progress_bar,
     read_passphrase,
-    scheme_help,
 )
 from advparams.data import DATASETS
 from advparams.devices import resolve_device
-from advparams.errors import ConfigError, PassphraseError
+from advparams.errors import ConfigError, LockIncompleteError, PassphraseError
 from advparams.files import check_output
 from advparams.fingerprint import short
 from advparams.keys import key_is_sealed, load_key, unlock
@@ -31,9 +32,54 @@ from advparams.locked import check_locked_outputs, save_locked
 from advparams.metrics import accuracy
 from advparams.schemes import SCHEMES, LockProgress
 
+DEFAULT_SCHEME = "advparams"
+
+
+class LockBar:
+    """The lock's progress on a terminal: how far the lock-sample accuracy has come down
+    towards the target, in points (what the lock waits for), with the changed values."""
+
+    def __init__(self, scheme: str, *, quiet: bool) -> None:
+        self.bar = progress_bar(None, f"lock ({scheme})", quiet=quiet, unit="pt")
+
+    def update(self, p: LockProgress) -> None:
+        if p.start_accuracy is not None and self.bar.total is None:
+            self.bar.total = max(round(100 * (p.start_accuracy - p.target_accuracy), 1), 0.1)
+        if self.bar.total is not None and p.start_accuracy is not None:
+            self.bar.n = min(max(round(100 * (p.start_accuracy - p.lock_accuracy), 1), 0.0), self.bar.total)
+        self.bar.set_postfix_str(
+            f"accuracy {pct(p.lock_accuracy)} -> target {pct(p.target_accuracy)}, {p.params_changed} values changed"
+        )
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def scheme_list() -> str:
+    """The lock command's epilog: the schemes in one line each."""
+    lines = ["schemes (advparams lock --scheme NAME --help shows a scheme's options):"]
+    lines += [f"  {name:11s} {text}" for name, text in member_summaries(SCHEMES)]
+    return "\n".join(lines)
+
+
+class SchemeHelp(argparse.Action):
+    """``--help``: with ``--scheme NAME`` given before it, the scheme's options too."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option: Any = None) -> None:
+        name = getattr(namespace, "scheme", None)
+        if name is not None:
+            parser.epilog = options_help(SCHEMES, only=name)
+        parser.print_help()
+        parser.exit()
+
 
 def cmd_lock(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    args.scheme = args.scheme or DEFAULT_SCHEME
     check_locked_outputs(args.out, args.key, force=args.force, source=args.checkpoint)
     scheme = SCHEMES.build(args.scheme, parse_sets(args.set) | ({"seed": args.seed} if args.seed is not None else {}))
     passphrase = None
@@ -51,17 +97,18 @@ def cmd_lock(args: argparse.Namespace) -> int:
     lock_data = load_split(name, "train", args.data_dir)
     ckpt.check_fits(lock_data)
     test_data = None if args.no_eval else load_split(name, "test", args.data_dir)
-    cfg = scheme.config
-    bar = progress_bar(getattr(cfg, "max_params", 0), f"lock ({args.scheme})")
-
-    def on_round(p: LockProgress) -> None:
-        bar.n = p.params_changed
-        bar.set_postfix(acc=pct(p.lock_accuracy), target=pct(p.target_accuracy))
-        bar.refresh()
-
-    result = scheme.lock(ckpt.model, lock_data, progress=on_round)
+    bar = LockBar(args.scheme, quiet=args.json)
+    result = scheme.lock(ckpt.model, lock_data, progress=bar.update)
     bar.close()
     rep = result.report
+    problem = rep.problem()
+    if problem and not args.allow_partial:
+        advice = (
+            "check the checkpoint and --dataset"
+            if rep.lock_accuracy_before <= rep.target_accuracy
+            else "raise the budget (--set max_params=N) or lower the target"
+        )
+        raise LockIncompleteError(f"{problem}; nothing was written: {advice}, or accept it with --allow-partial")
     acc_before = acc_locked = None
     if test_data is not None:
         acc_before, acc_locked = accuracy(ckpt.model, test_data), accuracy(result.model, test_data)
@@ -84,7 +131,6 @@ def cmd_lock(args: argparse.Namespace) -> int:
         force=args.force,
     )
     summary = {
-        "command": "lock",
         "checkpoint": args.checkpoint,
         "out": args.out,
         "key": args.key,
@@ -101,6 +147,9 @@ def cmd_lock(args: argparse.Namespace) -> int:
         "params_total": rep.params_total,
         "proportion_percent": rep.proportion_percent,
         "stopped": rep.stopped,
+        "target_met": rep.target_met,
+        "partial": problem is not None,
+        "lock_rounds": rep.rounds,
         "lock_seconds": rep.seconds,
         "seconds": time.perf_counter() - start,
     }
@@ -111,6 +160,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
             f"locked {args.checkpoint} with {args.scheme}: {rep.params_changed} of {rep.params_total} "
             f"parameters changed ({rep.proportion_percent:.6f}%) in {rep.seconds:.2f} s (stopped: {rep.stopped})",
             f"{name} test accuracy: before {pct(acc_before)}, locked {pct(acc_locked)}",
+            *([f"PARTIAL LOCK (accepted with --allow-partial): {problem}"] if problem else []),
             f"locked model written to {args.out}",
             f"key written to {args.key}{' (sealed)' if passphrase else ''}: keep it secret",
         ],
@@ -133,8 +183,10 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     restored = unlock(ckpt.model, key)  # checks both fingerprints
     acc_locked = acc_unlocked = None
     name = args.dataset or ckpt.meta.get("dataset")
-    if not args.no_eval and name:
-        data = load_split(dataset_name(args, ckpt.meta), "test", args.data_dir)
+    if args.eval:
+        name = dataset_name(args, ckpt.meta)
+        data = load_split(name, "test", args.data_dir)
+        ckpt.check_fits(data)
         acc_locked, acc_unlocked = accuracy(ckpt.model, data), accuracy(restored, data)
     record = {"unlocked_from": str(args.locked), "key_created": key.created}
     save_checkpoint(
@@ -149,8 +201,7 @@ def cmd_unlock(args: argparse.Namespace) -> int:
         made_by="unlock",
     )
     summary = {
-        "command": "unlock",
-        "locked": args.locked,
+        "checkpoint": args.locked,
         "key": args.key,
         "out": args.out,
         "params_restored": key.num_changed,
@@ -167,7 +218,7 @@ def cmd_unlock(args: argparse.Namespace) -> int:
         [
             f"unlocked {args.locked}: {key.num_changed} parameters restored; weights equal the original "
             f"({short(key.original_fingerprint)})",
-            f"test accuracy: locked {pct(acc_locked)}, unlocked {pct(acc_unlocked)}",
+            *([f"{name} test accuracy: locked {pct(acc_locked)}, unlocked {pct(acc_unlocked)}"] if args.eval else []),
             f"restored model written to {args.out}",
         ],
     )
@@ -181,7 +232,6 @@ def cmd_key_info(args: argparse.Namespace) -> int:
         raise PassphraseError(f"key file {args.key} is sealed: pass --passphrase-file or set ${PASSPHRASE_ENV}")
     key = load_key(args.key, passphrase=passphrase)
     summary = {
-        "command": "key-info",
         "key": args.key,
         "sealed": sealed,
         "scheme": key.scheme,
@@ -213,22 +263,36 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "lock",
         help="lock a checkpoint; writes the locked model and its secret key",
-        description="Lock a trained checkpoint: a few parameters are adversarially perturbed so "
-        "the model is useless without the key. Lock samples come from the data set's "
-        "training split; accuracies are measured on its test split.",
-        epilog=scheme_help(),
+        description="Lock a trained checkpoint so that the model is useless without the key. "
+        "Lock samples come from the data set's training split; accuracies are measured on its "
+        "test split. A lock that misses its target accuracy writes nothing and exits 4 unless "
+        "--allow-partial is given.",
+        epilog=scheme_list(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
+    )
+    p.add_argument(
+        "-h",
+        "--help",
+        action=SchemeHelp,
+        help="show this help; with --scheme NAME before it, that scheme's options too",
     )
     p.add_argument("checkpoint", help="checkpoint folder of the trained model")
     p.add_argument("--out", required=True, help="checkpoint folder to write the locked model to")
     p.add_argument("--key", required=True, help="key file to write (safetensors; keep it secret)")
-    p.add_argument("--scheme", default="advparams", choices=SCHEMES.names(), help="locking scheme (default: advparams)")
+    p.add_argument(
+        "--scheme",
+        default=None,
+        choices=SCHEMES.names(),
+        help="locking scheme (default: advparams; see 'which lock' in the README)",
+    )
     p.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="scheme option, e.g. --set max_params=30 (repeatable; see below)",
+        help="scheme option, e.g. --set max_params=30; lists as JSON, e.g. --set 'include=[\"fc*\"]' "
+        "(repeatable; 'advparams lock --scheme NAME --help' lists them)",
     )
     p.add_argument("--seed", type=int, help="seed of the lock-sample choice (scheme option 'seed')")
     p.add_argument("--dataset", choices=DATASETS.names(), help="data set (default: the checkpoint's)")
@@ -239,6 +303,11 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--passphrase-file", help="file whose first line is the passphrase (implies --seal)")
     p.add_argument("--no-eval", action="store_true", help="skip measuring test accuracy")
+    p.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="write a lock that missed its target accuracy (reported as partial) instead of exiting 4",
+    )
     p.add_argument("--force", action="store_true", help="overwrite existing --out and --key")
     add_common(p)
     p.set_defaults(func=cmd_lock)
@@ -247,16 +316,21 @@ def add_parsers(sub: Any) -> None:
         "unlock",
         help="restore the original model from a locked one and its key",
         description="Restore the original model bit-exactly. The key's fingerprints must match "
-        "the locked model, and the result is checked against the original's.",
+        "the locked model, and the result is checked against the original's. Needs only the "
+        "locked model and the key (no data set) unless --eval is given.",
     )
     p.add_argument("locked", help="checkpoint folder of the locked model")
     p.add_argument("--key", required=True, help="the key file written by 'advparams lock'")
     p.add_argument("--out", required=True, help="checkpoint folder to write the restored model to")
     p.add_argument("--passphrase-file", help=f"passphrase of a sealed key (else ${PASSPHRASE_ENV} or a prompt)")
     p.add_argument(
-        "--dataset", choices=DATASETS.names(), help="data set for the accuracy check (default: the checkpoint's)"
+        "--eval",
+        action="store_true",
+        help="also measure test accuracy of the locked and the unlocked model (needs the data set; "
+        "without it, unlock needs only the model and the key)",
     )
-    p.add_argument("--no-eval", action="store_true", help="skip measuring test accuracy")
+    p.add_argument("--dataset", choices=DATASETS.names(), help="data set for --eval (default: the checkpoint's)")
+    p.add_argument("--no-eval", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
     add_common(p)
     p.set_defaults(func=cmd_unlock)

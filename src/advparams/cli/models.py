@@ -19,6 +19,7 @@ from advparams.cli._common import (
     dataset_name,
     emit,
     load_split,
+    member_summaries,
     parse_sets,
     pct,
     progress_bar,
@@ -26,6 +27,7 @@ from advparams.cli._common import (
 from advparams.data import DATASETS
 from advparams.detectors import DETECTORS
 from advparams.devices import resolve_device
+from advparams.errors import ConfigError
 from advparams.files import check_output
 from advparams.fingerprint import model_fingerprint
 from advparams.fingerprints import FINGERPRINTS
@@ -35,29 +37,33 @@ from advparams.schemes import SCHEMES
 from advparams.training import TrainConfig, TrainProgress, train_from_seed
 from advparams.watermarks import WATERMARKS
 
+REGISTRIES = {
+    "schemes": (SCHEMES, "advparams lock --scheme NAME"),
+    "attacks": (ATTACKS, "evaluation configs: attacks: [{name: NAME}]"),
+    "watermarks": (WATERMARKS, "advparams watermark embed --scheme NAME"),
+    "backdoors": (BACKDOORS, "advparams backdoor implant --backdoor NAME"),
+    "detectors": (DETECTORS, "advparams detect --detector NAME"),
+    "fingerprints": (FINGERPRINTS, "advparams fingerprint extract --scheme NAME"),
+    "models": (MODELS, "advparams train --model NAME"),
+    "datasets": (DATASETS, "--dataset NAME"),
+}
+"""Every registry ``advparams list`` shows, with where its names are used."""
+
 
 def cmd_list(args: argparse.Namespace) -> int:
-    summary = {
-        "models": MODELS.names(),
-        "datasets": DATASETS.names(),
-        "schemes": SCHEMES.names(),
-        "attacks": ATTACKS.names(),
-        "watermarks": WATERMARKS.names(),
-        "backdoors": BACKDOORS.names(),
-        "detectors": DETECTORS.names(),
-        "fingerprints": FINGERPRINTS.names(),
-    }
-    lines = [
-        "models:     " + ", ".join(summary["models"]),
-        "schemes:    " + ", ".join(summary["schemes"]),
-        "attacks:    " + ", ".join(summary["attacks"]),
-        "watermarks: " + ", ".join(summary["watermarks"]),
-        "backdoors:  " + ", ".join(summary["backdoors"]),
-        "detectors:  " + ", ".join(summary["detectors"]),
-        "fingerprints: " + ", ".join(summary["fingerprints"]),
-        "datasets:",
-    ]
-    lines += [f"  {n:21s} {DATASETS.get(n).description}" for n in summary["datasets"]]
+    families = args.family or list(REGISTRIES)
+    unknown = [f for f in families if f not in REGISTRIES]
+    if unknown:
+        raise ConfigError(f"unknown family {unknown[0][:40]!r}; known: {', '.join(REGISTRIES)}")
+    summary: dict[str, Any] = {}
+    lines: list[str] = []
+    for family in families:
+        registry, used = REGISTRIES[family]
+        members = member_summaries(registry)
+        summary[family] = [{"name": n, "description": d} for n, d in members]
+        lines.append(f"{family} ({used}):")
+        width = max((len(n) for n, _ in members), default=0)
+        lines += [f"  {n:{width}s}  {d}" for n, d in members]
     emit(args, summary, lines)
     return 0
 
@@ -77,12 +83,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_data = train_data.subset(torch.randperm(len(train_data), generator=g)[: args.train_samples])
     options = {**spec.model_options, **parse_sets(args.set)}
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer)
-    bar = progress_bar(cfg.epochs * -(-len(train_data) // cfg.batch_size), f"train {args.model}")
+    bar = progress_bar(cfg.epochs * -(-len(train_data) // cfg.batch_size), f"train {args.model}", quiet=args.json)
 
     def on_step(p: TrainProgress) -> None:
         bar.update(1)
         bar.set_postfix(epoch=f"{p.epoch}/{p.epochs}", loss=f"{p.loss:.3f}")
-        if p.record is not None:
+        if p.record is not None and not args.json:
             bar.write(
                 f"epoch {p.epoch}/{p.epochs}: loss {p.record.loss:.4f}, train {pct(p.record.train_accuracy)}, "
                 f"test {pct(p.record.eval_accuracy)} ({p.record.seconds:.1f} s)",
@@ -113,8 +119,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         made_by="train",
     )
     summary = {
-        "command": "train",
-        "checkpoint": out,
+        "out": out,
         "model": args.model,
         "dataset": args.dataset,
         "accuracy": test_acc,
@@ -139,7 +144,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ckpt.check_fits(data)
     acc = accuracy(ckpt.model, data)
     summary = {
-        "command": "evaluate",
         "checkpoint": args.checkpoint,
         "dataset": name,
         "split": args.split,
@@ -156,7 +160,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """Registers these commands on the top-level parser's subparsers."""
-    p = sub.add_parser("list", help="list registered models, data sets and schemes")
+    p = sub.add_parser(
+        "list",
+        help="list every registered scheme, attack, watermark, backdoor, detector, fingerprint, model and data set",
+        description="Every registry's members with a one-line description; name families to list only those.",
+    )
+    p.add_argument("family", nargs="*", help=f"families to list: {', '.join(REGISTRIES)} (default: all)")
     add_common(p, device=False, data=False)
     p.set_defaults(func=cmd_list)
 

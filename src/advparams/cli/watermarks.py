@@ -10,6 +10,8 @@ from typing import Any
 
 from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.cli._common import (
+    EXIT_NO,
+    EXIT_OK,
     add_common,
     dataset_name,
     distinct_outputs,
@@ -18,6 +20,7 @@ from advparams.cli._common import (
     options_help,
     parse_sets,
     pct,
+    progress_bar,
 )
 from advparams.devices import resolve_device
 from advparams.errors import ConfigError, UserTableError
@@ -57,7 +60,14 @@ def cmd_embed(args: argparse.Namespace) -> int:
     data = load_split(name, "train", args.data_dir)
     ckpt.check_fits(data)
     test = None if args.no_eval else load_split(name, "test", args.data_dir)
-    res = wm.embed(ckpt.model, data)
+    bar = progress_bar(None, f"embed {args.scheme}", quiet=args.json, unit="batch")
+
+    def on_step(step: int, steps: int) -> None:
+        bar.total = steps
+        bar.update(step - bar.n)
+
+    res = wm.embed(ckpt.model, data, progress=on_step)
+    bar.close()
     arguments = dict(ckpt.arguments)
     if type(wm).extra_class:
         arguments["num_classes"] = res.key.num_classes
@@ -77,7 +87,6 @@ def cmd_embed(args: argparse.Namespace) -> int:
         made_by=EMBED_COMMAND,
     )
     summary = {
-        "command": "watermark embed",
         "checkpoint": args.checkpoint,
         "out": args.out,
         "key": args.key,
@@ -113,13 +122,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     calibration = calibrate_on(nulls, key, args.fpr)
     v = verify(suspect, key, calibration)
     summary = {
-        "command": "watermark verify",
-        "suspect": args.suspect,
+        "checkpoint": args.suspect,
         "key": args.key,
         "score": v.score,
         "threshold": v.threshold,
         "p_value": v.p_value,
-        "decision": v.decision,
+        "verified": v.decision,
         "fpr": args.fpr,
         "null_scores": list(calibration.null_scores),
     }
@@ -133,7 +141,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"null models scored {', '.join(pct(s) for s in calibration.null_scores)}",
         ],
     )
-    return 0
+    return EXIT_OK if v.decision else EXIT_NO
 
 
 def cmd_users(args: argparse.Namespace) -> int:
@@ -203,7 +211,7 @@ def cmd_users(args: argparse.Namespace) -> int:
         summary["model_recognises"] = key.score(model)
         lines.append(f"{args.model} answers {pct(key.score(model))} of them with the watermark label")
     emit(args, summary, lines)
-    return 0 if user else 3
+    return EXIT_OK if user else EXIT_NO
 
 
 def add_parsers(sub: Any) -> None:
@@ -246,7 +254,8 @@ def add_parsers(sub: Any) -> None:
         help="does a suspect model carry the watermark?",
         description="Query the suspect with the key samples. The threshold is set from null models "
         "(independently trained models of the task that never saw the watermark) for --fpr: "
-        "the smallest share of the key a null model reaches with at most that probability.",
+        "the smallest share of the key a null model reaches with at most that probability. "
+        "Exit code: 0 the watermark is there, 3 it is not, 1 an error.",
     )
     v.add_argument("suspect", help="checkpoint folder of the suspect model")
     v.add_argument("--key", required=True, help="the watermark key file")
@@ -258,7 +267,8 @@ def add_parsers(sub: Any) -> None:
     u = wsub.add_parser(
         "users",
         help="user table: create, add, list, issue key images, identify",
-        description="create TABLE: a new empty table. add TABLE NAME...: register users (random 256-bit "
+        description="Exit code of identify: 0 a registered user named, 3 nobody, 1 an error. "
+        "create TABLE: a new empty table. add TABLE NAME...: register users (random 256-bit "
         "fingerprints). list TABLE. issue TABLE --key K --user U --out F: U's copy of the key images, "
         "their fingerprint in the LSB plane. identify TABLE --key F [--model M]: whose fingerprint the "
         "key images carry (exit 3 when nobody's), and whether model M recognises them.",

@@ -28,18 +28,20 @@ The calibrated threshold at ``frr`` is the default decision; both rules are repo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
 from advparams.detectors.base import DETECTORS, Detector, Facts, check_common
 from advparams.metrics.accuracy import logits_of
+from advparams.registry import validated
 
 
 @dataclass(frozen=True)
+@validated
 class AdversarialConfig:
     """Settings of :class:`AdversarialPerturbation`.
 
@@ -167,8 +169,8 @@ class AdversarialPerturbation(Detector[AdversarialConfig]):
         cfg = self.config
         return cfg.step_size or 2.5 * cfg.budget / cfg.steps
 
-    def __init__(self, config: AdversarialConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: AdversarialConfig | Mapping[str, Any] | None = None, /, **options: Any) -> None:
+        super().__init__(config, **options)
         self.universal: torch.Tensor | None = None
 
     @property

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import torch
@@ -66,8 +66,8 @@ class Detector(Configurable[C], ABC):
 
     inspects_model: ClassVar[bool] = False
 
-    def __init__(self, config: C | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: C | Mapping[str, Any] | None = None, /, **options: Any) -> None:
+        super().__init__(config, **options)
         self.model: nn.Module | None = None
         self.threshold: float | None = None
         self.calibration_scores: torch.Tensor | None = None

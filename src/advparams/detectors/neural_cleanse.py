@@ -24,7 +24,7 @@ largest possible norm ``H x W``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +36,11 @@ from advparams.backdoors.compression import feature_module
 from advparams.detectors.base import DETECTORS, Detector, Facts, check_common
 from advparams.metrics.accuracy import logits_of
 from advparams.metrics.screening import anomaly_index
+from advparams.registry import validated
 
 
 @dataclass(frozen=True)
+@validated
 class NeuralCleanseConfig:
     """Settings of :class:`NeuralCleanse`.
 
@@ -119,8 +121,8 @@ class NeuralCleanse(Detector[NeuralCleanseConfig]):
     inspects_model = True
     tiny = {"steps": 20, "calibration": 20, "patience": 5}
 
-    def __init__(self, config: NeuralCleanseConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: NeuralCleanseConfig | Mapping[str, Any] | None = None, /, **options: Any) -> None:
+        super().__init__(config, **options)
         self.triggers: list[ReversedTrigger] = []
         self.watched: torch.Tensor | None = None
         self._inspection: dict[str, Any] = {}

@@ -12,17 +12,20 @@ every input, so scores do not depend on the order of the inputs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from advparams.detectors.base import DETECTORS, Detector, Facts, check_common
 from advparams.errors import AdvParamsError
 from advparams.metrics.accuracy import logits_of
+from advparams.registry import validated
 
 
 @dataclass(frozen=True)
+@validated
 class StripConfig:
     """Settings of :class:`Strip`.
 
@@ -70,8 +73,8 @@ class Strip(Detector[StripConfig]):
     Config = StripConfig
     tiny = {"overlays": 8, "calibration": 20}
 
-    def __init__(self, config: StripConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: StripConfig | Mapping[str, Any] | None = None, /, **options: Any) -> None:
+        super().__init__(config, **options)
         self.overlay_images: torch.Tensor | None = None
 
     def _fit(

@@ -39,7 +39,9 @@ from advparams.evaluation.detection_config import DetectionSection, detection_fr
 from advparams.evaluation.fingerprint_config import FingerprintSection, fingerprints_from_mapping
 from advparams.evaluation.specs import AttackSpec, SchemeSpec, WatermarkSpec
 from advparams.files import LIMITS, parse_yaml, read_file
+from advparams.metrics.accuracy import check_output_adapter
 from advparams.models import MODELS
+from advparams.plugins import load_plugins, resolve_spec
 from advparams.registry import config_from_dict, config_to_dict
 from advparams.schemes import SCHEMES
 from advparams.training import TrainConfig
@@ -76,6 +78,11 @@ class EvalConfig:
         backdoors: the backdoors to implant and measure (None: none).
         detection: the backdoor detectors that screen them (None: none).
         fingerprints: the ownership fingerprints taken of each seed's model (None: none).
+        imports: modules or ``.py`` files imported first, in the driver and in every
+            worker (your own architecture's registration; files relative to the config
+            file's folder; see :mod:`advparams.plugins`).
+        model_output: how model outputs become class scores (``auto``, ``logits``,
+            ``first``, ``key:NAME``, ``index:N``; see :func:`advparams.metrics.model_output`).
     """
 
     name: str
@@ -101,6 +108,8 @@ class EvalConfig:
     backdoors: BackdoorSection | None = None
     detection: DetectionSection | None = None
     fingerprints: FingerprintSection | None = None
+    imports: tuple[str, ...] = ()
+    model_output: str = "auto"
 
     def scheme(self, label: str) -> SchemeSpec:
         """The scheme with this label."""
@@ -147,6 +156,8 @@ class EvalConfig:
             **({"backdoors": self.backdoors.to_dict()} if self.backdoors is not None else {}),
             **({"detection": self.detection.to_dict()} if self.detection is not None else {}),
             **({"fingerprints": self.fingerprints.to_dict()} if self.fingerprints is not None else {}),
+            **({"imports": list(self.imports)} if self.imports else {}),
+            **({"model_output": self.model_output} if self.model_output != "auto" else {}),
         }
 
     def fingerprint(self) -> str:
@@ -216,6 +227,15 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         raise ConfigError(
             f"name {raw['name'][:40]!r} must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
         )
+    imports = raw.get("imports") or []
+    if not isinstance(imports, list) or not all(isinstance(s, str) and s.strip() for s in imports):
+        raise ConfigError("imports must be a list of module names or .py files")
+    imports = [resolve_spec(s) for s in imports]
+    load_plugins(imports, environment=False, entry_points=False)
+    model_output = raw.get("model_output", "auto")
+    if not isinstance(model_output, str):
+        raise ConfigError("model_output must be a string (auto, logits, first, key:NAME or index:N)")
+    check_output_adapter(model_output)
     DATASETS.get(raw["dataset"])
     MODELS.get(raw["model"])
     _optional_str(raw.get("data_dir"), "data_dir")
@@ -356,6 +376,8 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         backdoors=backdoors,
         detection=detection,
         fingerprints=fingerprints,
+        imports=tuple(imports),
+        model_output=model_output,
     )
 
 
@@ -374,4 +396,7 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     )
     if not isinstance(raw, Mapping):
         raise ConfigError(f"config file {p} must hold a mapping at the top level")
-    return config_from_mapping({**raw, **dict(overrides or {})})
+    raw = {**raw, **dict(overrides or {})}
+    if isinstance(raw.get("imports"), list):  # files relative to the config's folder
+        raw["imports"] = [resolve_spec(s, p.parent) if isinstance(s, str) else s for s in raw["imports"]]
+    return config_from_mapping(raw)

@@ -116,19 +116,27 @@ def order(units: Sequence[Unit]) -> list[Unit]:
 class Runner:
     """Runs a unit with the study it names (what an executor sends to its workers)."""
 
-    def __init__(self, studies: Iterable[Study]) -> None:
+    def __init__(self, studies: Iterable[Study], *, imports: Sequence[str] = (), model_output: str = "auto") -> None:
         self.studies = {s.name: s for s in studies}
+        self.imports = tuple(imports)
+        self.model_output = model_output
 
     def __call__(self, unit: Unit) -> list[ResultRow]:
         import torch
 
         from advparams._rng import isolated_seed
         from advparams.devices import reproducible_numerics
+        from advparams.metrics.accuracy import model_output
+        from advparams.plugins import import_user_code
 
+        for spec in self.imports:  # a worker process registers the user's code first
+            import_user_code(spec)
         if unit.study not in self.studies:
             raise ConfigError(f"unit {unit.id!r} names study {unit.study!r}, which is not in this run")
         gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-        with reproducible_numerics(), isolated_seed(unit_seed(unit.id), [torch.device("cuda", i) for i in gpus]):
+        seed = unit_seed(unit.id)
+        cuda = [torch.device("cuda", i) for i in gpus]
+        with reproducible_numerics(), isolated_seed(seed, cuda), model_output(self.model_output):
             return self.studies[unit.study].run(unit)
 
 

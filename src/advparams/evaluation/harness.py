@@ -140,7 +140,7 @@ def evaluate_protection(
         tick(unit, False)
 
     executor = executor or SerialExecutor()
-    executor.run(units, Runner(studies), on_done, done=done)
+    executor.run(units, Runner(studies, imports=config.imports, model_output=config.model_output), on_done, done=done)
     session = ResultRow(
         config.name,
         "session",

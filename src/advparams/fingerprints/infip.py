@@ -33,9 +33,11 @@ from advparams.fingerprints.base import (
 )
 from advparams.fingerprints.relevance import dtd_relevance, fingerprint_images
 from advparams.metrics.backdoor import ssim_images
+from advparams.registry import validated
 
 
 @dataclass(frozen=True)
+@validated
 class InFIPConfig:
     """Settings of :class:`InFIP`.
 

@@ -31,9 +31,11 @@ from advparams.devices import model_device, model_float_dtype
 from advparams.fingerprint import model_fingerprint
 from advparams.fingerprints.base import FINGERPRINTS, Fingerprint, FingerprintScheme, box_of, scores_of
 from advparams.metrics.accuracy import logits_of
+from advparams.registry import validated
 
 
 @dataclass(frozen=True)
+@validated
 class IPGuardConfig:
     """Settings of :class:`IPGuard`.
 

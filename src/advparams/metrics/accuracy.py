@@ -2,20 +2,111 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator, Mapping
+from typing import Any
+
 import torch
 from torch import nn
 
 from advparams.data.base import DataLike, iter_batches
 from advparams.devices import model_device, model_float_dtype
-from advparams.errors import AdvParamsError
+from advparams.errors import AdvParamsError, ConfigError
+
+OUTPUT_ADAPTERS = ("auto", "tensor", "logits", "first")
+"""How a model's output becomes class scores (``model_output``; also ``key:NAME`` and
+``index:N``): ``auto`` takes a tensor as it is, an object's ``logits`` attribute (Hugging
+Face outputs), a mapping's ``"logits"`` entry, or the first element of a tuple or list;
+``tensor`` accepts tensors only; ``logits`` the attribute or entry ``logits``; ``first``
+element 0; ``key:NAME`` the mapping entry or attribute NAME; ``index:N`` element N."""
+
+_OUTPUT: contextvars.ContextVar[str] = contextvars.ContextVar("advparams_model_output", default="auto")
+
+
+def check_output_adapter(how: str) -> str:
+    """``how`` if it names an output adapter (see :data:`OUTPUT_ADAPTERS`).
+
+    Raises:
+        ConfigError: it does not.
+    """
+    if how in OUTPUT_ADAPTERS or (how.startswith("key:") and len(how) > 4):
+        return how
+    if how.startswith("index:") and how[6:].isdigit():
+        return how
+    raise ConfigError(f"unknown model output {how[:40]!r}; known: {', '.join(OUTPUT_ADAPTERS)}, key:NAME, index:N")
+
+
+@contextlib.contextmanager
+def model_output(how: str) -> Iterator[None]:
+    """Within this block every class-score read (locks, accuracy, training, studies)
+    turns model outputs into scores by ``how`` (default everywhere: ``"auto"``). The model
+    itself is not wrapped, so parameter names, and hence keys, stay the module's own.
+
+    Example:
+        >>> class Net(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.fc = nn.Linear(3, 2)
+        ...     def forward(self, x):
+        ...         return {"scores": self.fc(x), "features": x}
+        >>> with model_output("key:scores"):
+        ...     logits_of(Net(), torch.zeros(4, 3)).shape
+        torch.Size([4, 2])
+    """
+    token = _OUTPUT.set(check_output_adapter(how))
+    try:
+        yield
+    finally:
+        _OUTPUT.reset(token)
+
+
+def select_logits(out: Any, how: str | None = None) -> Any:
+    """The class scores inside a model's output ``out``, by ``how`` (default: the one
+    :func:`model_output` set, else ``"auto"``)."""
+    how = how or _OUTPUT.get()
+    if isinstance(out, torch.Tensor) or how == "tensor":
+        return out
+    if how in ("auto", "logits"):
+        if isinstance(out, Mapping) and "logits" in out:
+            return out["logits"]
+        if not isinstance(out, Mapping) and getattr(out, "logits", None) is not None:
+            return out.logits
+        if how == "auto" and isinstance(out, (tuple, list)) and out:
+            return out[0]
+        return out
+    if how == "first":
+        return out[0] if isinstance(out, (tuple, list)) and out else out
+    if how.startswith("key:"):
+        name = how[4:]
+        return out[name] if isinstance(out, Mapping) and name in out else getattr(out, name, out)
+    if how.startswith("index:"):
+        i = int(how[6:])
+        return out[i] if isinstance(out, (tuple, list)) and len(out) > i else out
+    return out
+
+
+def model_input(x: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` moved to ``device``; floating inputs (images) cast to the model's ``dtype``,
+    integer inputs (token ids) kept as they are."""
+    return x.to(device=device, dtype=dtype) if x.is_floating_point() else x.to(device)
 
 
 def logits_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Runs ``model`` on ``x`` and checks that it returns ``[N, C]`` class scores."""
-    out = model(x)
+    """Runs ``model`` on ``x`` and returns its ``[N, C]`` class scores: the output itself,
+    or the scores inside a tuple, dict or output object (:func:`select_logits`).
+
+    Raises:
+        AdvParamsError: the output holds no ``[N, C]`` scores (the message names what it was).
+    """
+    raw = model(x)
+    out = select_logits(raw)
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != x.shape[0]:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise AdvParamsError(f"the model must return class scores of shape [N, C]; it returned {shape}")
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(raw).__name__
+        raise AdvParamsError(
+            f"the model must return class scores of shape [N, C] (a tensor, or a tuple, dict or object holding "
+            f"them: see --model-output); it returned {shape} (model output {_OUTPUT.get()!r})"
+        )
     return out
 
 
@@ -30,8 +121,7 @@ def predict(model: nn.Module, data: DataLike, *, batch_size: int = 1000) -> torc
     model.eval()
     try:
         preds = [
-            logits_of(model, x.to(device=device, dtype=dtype)).argmax(1).cpu()
-            for x, _ in iter_batches(data, batch_size)
+            logits_of(model, model_input(x, device, dtype)).argmax(1).cpu() for x, _ in iter_batches(data, batch_size)
         ]
     finally:
         model.train(was_training)

@@ -16,7 +16,12 @@ from torch import nn
 from advparams._rng import isolated_seed
 from advparams.registry import Registry
 
-MODELS: Registry[Any] = Registry("model")
+MODELS: Registry[Any] = Registry(
+    "model",
+    hint="for an architecture of your own, register it with @advparams.models.MODELS.register(NAME) "
+    "in a module or .py file and pass --import MODULE_OR_FILE (or set ADVPARAMS_IMPORT, or declare an "
+    "'advparams.models' entry point); see docs/models.md",
+)
 
 from advparams.models import lenet, resnet, vgg  # noqa: E402,F401  (registers the models)
 

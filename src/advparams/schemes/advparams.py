@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from advparams.devices import model_device
+from advparams.registry import validated
 from advparams.schemes.base import SCHEMES, LockProgress
 from advparams.schemes.locking import (
     LockSetup,
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+@validated
 class AdvParamsConfig:
     """Settings of :class:`AdvParams`; the defaults need no tuning.
 
@@ -197,7 +199,7 @@ class AdvParams(ParameterScheme[AdvParamsConfig]):
                 changed.append((name, index))
                 loss, acc = new_loss, new_acc
             if progress is not None:
-                progress(LockProgress(rounds, len(changed), cfg.max_params, acc, target, loss))
+                progress(LockProgress(rounds, len(changed), cfg.max_params, acc, target, loss, acc_before))
             log.debug("round %d: %s[%d] gain=%s loss=%.4f acc=%.4f", rounds, name, index, gain, loss, acc)
 
         positions = {

@@ -33,9 +33,13 @@ class LockReport:
         target_accuracy: the stopping target on the lock samples.
         num_samples: number of lock samples.
         rounds: gradient evaluations made.
-        stopped: why it stopped: ``"target"``, ``"budget"``, ``"exhausted"`` or ``"rounds"``.
+        stopped: why it stopped: ``"target"`` (reached), ``"budget"`` (the most values
+            it may change were changed), ``"exhausted"`` (no value left that raises the
+            loss), ``"rounds"`` (round limit), ``"iterations"`` (NNSplitter's limit) or
+            ``"shuffled"`` (the hardened lock's one shuffle).
         seconds: wall-clock time of the lock.
         changed_per_tensor: values changed in each tensor.
+        target_met: ``lock_accuracy_after <= target_accuracy``.
     """
 
     scheme: str
@@ -50,6 +54,23 @@ class LockReport:
     stopped: str
     seconds: float
     changed_per_tensor: dict[str, int] = field(default_factory=dict)
+    target_met: bool = False
+
+    def problem(self) -> str | None:
+        """What is wrong with this lock, as one sentence, or None: nothing to lock (the
+        model was at or below the target before), or the target missed."""
+        before, after, target = self.lock_accuracy_before, self.lock_accuracy_after, self.target_accuracy
+        if before <= target:
+            return (
+                f"nothing to lock: the model's accuracy on the lock samples is already {100 * before:.2f} %, "
+                f"at or below the target {100 * target:.2f} % (is it trained, and for this data set?)"
+            )
+        if not self.target_met:
+            return (
+                f"the lock missed its target: {100 * after:.2f} % on the lock samples, target {100 * target:.2f} % "
+                f"(stopped: {self.stopped} after {self.params_changed} changed values)"
+            )
+        return None
 
 
 @dataclass
@@ -71,6 +92,8 @@ class LockProgress:
     lock_accuracy: float
     target_accuracy: float
     loss: float
+    start_accuracy: float | None = None
+    """Accuracy on the lock samples before the lock (None where a scheme does not say)."""
 
 
 class Scheme(Configurable[C], ABC):

@@ -41,6 +41,7 @@ from advparams.fingerprint import state_fingerprint
 from advparams.keys.key import Key, Shuffle
 from advparams.keys.shuffle import SECRET_BYTES, apply_shuffle_
 from advparams.models import count_parameters
+from advparams.registry import validated
 from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
 from advparams.schemes.locking import check_lock_options, lock_report, prepare_lock
 
@@ -53,6 +54,7 @@ INSECURE = (
 
 
 @dataclass(frozen=True)
+@validated
 class HardenedConfig:
     """Settings of :class:`Hardened`.
 
@@ -130,7 +132,8 @@ class Hardened(Scheme[HardenedConfig]):
         work = copy.deepcopy(locked).float()
         loss, after = setup.samples.loss_accuracy(work)
         if progress is not None:
-            progress(LockProgress(1, sum(s.count for s in shuffles), sum(s.count for s in shuffles), after, 0.0, loss))
+            n = sum(s.count for s in shuffles)
+            progress(LockProgress(1, n, n, after, setup.target, loss, before))
         total = count_parameters(model)
         info: dict[str, Any] = {
             "params_total": total,
@@ -162,6 +165,6 @@ class Hardened(Scheme[HardenedConfig]):
             target=setup.target,
             num_samples=setup.samples.n,
             rounds=1,
-            stopped="budget",
+            stopped="shuffled",
         )
         return LockResult(locked, key, report)

@@ -26,7 +26,7 @@ from advparams.data.base import DataLike, all_labels, balanced_indices, gather
 from advparams.devices import model_device
 from advparams.errors import AdvParamsError, ConfigError
 from advparams.keys.key import Key
-from advparams.metrics.accuracy import logits_of
+from advparams.metrics.accuracy import logits_of, model_input
 from advparams.models import count_parameters
 from advparams.schemes.base import LockProgress, LockReport, LockResult, Scheme
 
@@ -110,7 +110,7 @@ class LockBatches:
     ) -> None:
         idx = balanced_indices(all_labels(data), num_samples, generator)
         x, y = gather(data, idx)
-        x, y = x.to(device=device, dtype=torch.float32), y.to(device)
+        x, y = model_input(x, device, torch.float32), y.to(device)
         self.batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(y), batch_size)]
         self.n = len(y)
 
@@ -302,6 +302,7 @@ def lock_report(
         stopped=stopped,
         seconds=time.perf_counter() - start,
         changed_per_tensor=key.counts(),
+        target_met=accuracy_after <= target,
     )
 
 

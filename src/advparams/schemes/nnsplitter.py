@@ -24,6 +24,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from advparams.registry import validated
 from advparams.schemes.base import SCHEMES, LockProgress
 from advparams.schemes.locking import (
     LockSetup,
@@ -35,6 +36,7 @@ from advparams.schemes.locking import (
 
 
 @dataclass(frozen=True)
+@validated
 class NNSplitterConfig:
     """Settings of :class:`NNSplitter`.
 
@@ -164,7 +166,7 @@ class NNSplitter(ParameterScheme[NNSplitterConfig]):
                     flat[idx] = (flat[idx] + cfg.step * r * gi.sign()).clamp(lo, hi)
             loss, acc = samples.loss_accuracy(work, cfg.objective, cfg.loss_cap)
             if progress is not None:
-                progress(LockProgress(it, k, cfg.max_params, acc, target, loss))
+                progress(LockProgress(it, k, cfg.max_params, acc, target, loss, before))
         if acc <= target:
             stopped = "target"
         return Search(

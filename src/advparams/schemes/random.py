@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from advparams.registry import validated
 from advparams.schemes.base import SCHEMES, LockProgress
 from advparams.schemes.locking import (
     LockSetup,
@@ -26,6 +27,7 @@ from advparams.schemes.locking import (
 
 
 @dataclass(frozen=True)
+@validated
 class RandomPerturbationConfig:
     """Settings of :class:`RandomPerturbation`.
 
@@ -91,7 +93,7 @@ class RandomPerturbation(ParameterScheme[RandomPerturbationConfig]):
                 positions[name] = inside.sort().values
         _, after = samples.loss_accuracy(work)
         if progress is not None:
-            progress(LockProgress(1, int(picks.numel()), cfg.max_params, after, setup.target, 0.0))
+            progress(LockProgress(1, int(picks.numel()), cfg.max_params, after, setup.target, 0.0, before))
         return Search(
             positions,
             accuracy_before=before,

@@ -19,6 +19,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from advparams.registry import validated
 from advparams.schemes.base import SCHEMES, LockProgress
 from advparams.schemes.locking import (
     LockSetup,
@@ -30,6 +31,7 @@ from advparams.schemes.locking import (
 
 
 @dataclass(frozen=True)
+@validated
 class SFGEConfig:
     """Settings of :class:`SFGE`.
 
@@ -103,7 +105,7 @@ class SFGE(ParameterScheme[SFGEConfig]):
         loss, after = samples.loss_accuracy(work, cfg.objective, cfg.loss_cap)
         if progress is not None:
             changed = sum(int(i.numel()) for i in positions.values())
-            progress(LockProgress(1, changed, cfg.per_layer * len(cands), after, setup.target, loss))
+            progress(LockProgress(1, changed, cfg.per_layer * len(cands), after, setup.target, loss, before))
         return Search(
             positions,
             accuracy_before=before,

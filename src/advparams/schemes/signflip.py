@@ -21,11 +21,13 @@ from typing import Literal
 import torch
 from torch import nn
 
+from advparams.registry import validated
 from advparams.schemes.base import SCHEMES, LockProgress
 from advparams.schemes.locking import LockSetup, ParameterScheme, Search, check_lock_options
 
 
 @dataclass(frozen=True)
+@validated
 class SignFlipConfig:
     """Settings of :class:`SignFlip`.
 
@@ -117,7 +119,7 @@ class SignFlip(ParameterScheme[SignFlipConfig]):
             flipped += int(keep.numel())
             loss, acc = samples.loss_accuracy(work, cfg.objective, cfg.loss_cap)
             if progress is not None:
-                progress(LockProgress(rounds, flipped, cfg.max_params, acc, target, loss))
+                progress(LockProgress(rounds, flipped, cfg.max_params, acc, target, loss, before))
         if acc <= target:
             stopped = "target"
         positions = {n: torch.nonzero(m).reshape(-1) for n, m in chosen.items() if bool(m.any())}

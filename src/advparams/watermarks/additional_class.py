@@ -33,11 +33,12 @@ from advparams.data.base import ImageDataset
 from advparams.errors import AdvParamsError
 from advparams.fingerprint import model_fingerprint
 from advparams.metrics.accuracy import predict
-from advparams.registry import config_to_dict
+from advparams.registry import config_to_dict, validated
 from advparams.watermarks._images import block_shuffle, with_extra_class
 from advparams.watermarks.base import (
     WATERMARKS,
     Calibration,
+    StepProgress,
     Verification,
     Watermark,
     Watermarked,
@@ -52,6 +53,7 @@ from advparams.watermarks.users import Authentication, UserTable
 
 
 @dataclass(frozen=True)
+@validated
 class AdditionalClassConfig(WatermarkOptions):
     """Settings of :class:`AdditionalClass` (and the shared :class:`WatermarkOptions`).
 
@@ -99,14 +101,16 @@ class AdditionalClass(Watermark[AdditionalClassConfig]):
     tiny = {"num_keys": 20, "epochs": 5, "lr": 3e-3, "batch_size": 32}
     extra_class = True
 
-    def _embed(self, model: nn.Module, data: ImageDataset, generator: torch.Generator) -> Watermarked:
+    def _embed(
+        self, model: nn.Module, data: ImageDataset, generator: torch.Generator, progress: StepProgress = None
+    ) -> Watermarked:
         cfg = self.config
         classes = num_outputs(model, data.tensors(torch.arange(1))[0])
         images = carrier_images(data, cfg, generator)
         labels = torch.full((cfg.num_keys,), classes, dtype=torch.long)
         net = with_extra_class(model, generator)
         key = WatermarkKey(self.name, images, labels, data.mean, data.std, classes + 1, config=config_to_dict(cfg))
-        net = train_with_key(net, data, key.inputs(), labels, cfg.embed_config(), generator)
+        net = train_with_key(net, data, key.inputs(), labels, cfg.embed_config(), generator, progress)
         key = WatermarkKey(
             self.name, images, labels, data.mean, data.std, classes + 1, model_fingerprint(net), config_to_dict(cfg)
         )

@@ -16,7 +16,7 @@ import dataclasses
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -27,7 +27,7 @@ from advparams.data.base import DataLike, ImageDataset, iter_batches
 from advparams.devices import model_device, model_float_dtype
 from advparams.errors import AdvParamsError
 from advparams.metrics.accuracy import logits_of, predict
-from advparams.registry import Configurable, Registry
+from advparams.registry import Configurable, Registry, validated
 from advparams.verification import Verification
 
 C = TypeVar("C")
@@ -208,6 +208,7 @@ class Watermarked:
 
 
 @dataclass(frozen=True)
+@validated
 class EmbedConfig:
     """How a watermark is trained into a model: fine-tuning on the clean data with the
     key samples mixed into every batch (shared by every scheme of the family).
@@ -231,6 +232,10 @@ class EmbedConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
 
 
+StepProgress = Callable[[int, int], None] | None
+"""``progress(step, steps)``, called after every training step (None: no calls)."""
+
+
 def train_with_key(
     model: nn.Module,
     data: DataLike,
@@ -238,9 +243,11 @@ def train_with_key(
     key_y: torch.Tensor,
     cfg: EmbedConfig,
     generator: torch.Generator,
+    progress: StepProgress = None,
 ) -> nn.Module:
     """A copy of ``model`` fine-tuned on ``data`` with ``key_per_batch`` key samples
-    (cycled in a random order) appended to every batch; ``model`` is not changed."""
+    (cycled in a random order) appended to every batch; ``model`` is not changed.
+    ``progress(step, steps)`` is called after every batch."""
     import torch.nn.functional as F
 
     net = copy.deepcopy(model)
@@ -251,6 +258,7 @@ def train_with_key(
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     order = torch.randperm(len(key_y), generator=generator)
     cursor = 0
+    steps, step = cfg.epochs * -(-len(data) // cfg.batch_size), 0  # type: ignore[arg-type]
     for _ in range(cfg.epochs):
         net.train()
         for x, y in iter_batches(data, cfg.batch_size, shuffle=True, generator=generator):
@@ -262,9 +270,12 @@ def train_with_key(
             xb = torch.cat([x, kx]).to(device=device, dtype=dtype)
             yb = torch.cat([y, ky]).to(device)
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(net(xb), yb)
+            loss = F.cross_entropy(logits_of(net, xb), yb)
             loss.backward()
             opt.step()
+            step += 1
+            if progress is not None:
+                progress(step, steps)
     net.eval()
     return net
 
@@ -302,7 +313,14 @@ class Watermark(Configurable[C], ABC):
 
     extra_class: ClassVar[bool] = False
 
-    def embed(self, model: nn.Module, data: DataLike, *, generator: torch.Generator | None = None) -> Watermarked:
+    def embed(
+        self,
+        model: nn.Module,
+        data: DataLike,
+        *,
+        generator: torch.Generator | None = None,
+        progress: StepProgress = None,
+    ) -> Watermarked:
         """Returns a watermarked copy of ``model`` and its key; ``model`` is not changed.
 
         Args:
@@ -310,18 +328,21 @@ class Watermark(Configurable[C], ABC):
             data: its clean training data (an :class:`ImageDataset`): key images are
                 built from it and the watermark is trained in beside it.
             generator: randomness; default: seeded from the configuration's ``seed``.
+            progress: ``progress(step, steps)`` after every training batch.
         """
         images = require_images(data, f"the {self.name} watermark")
         gen = (
             generator if generator is not None else torch.Generator().manual_seed(int(getattr(self.config, "seed", 0)))
         )
         start = time.perf_counter()
-        out = self._embed(model, images, gen)
+        out = self._embed(model, images, gen, progress)
         out.info["seconds"] = time.perf_counter() - start
         return out
 
     @abstractmethod
-    def _embed(self, model: nn.Module, data: ImageDataset, generator: torch.Generator) -> Watermarked:
+    def _embed(
+        self, model: nn.Module, data: ImageDataset, generator: torch.Generator, progress: StepProgress = None
+    ) -> Watermarked:
         """The scheme itself (see :meth:`embed`)."""
 
     def verify(self, model: nn.Module, key: WatermarkKey, calibration: Calibration) -> Verification:

@@ -25,12 +25,22 @@ from advparams.data.base import ImageDataset
 from advparams.devices import model_device, model_float_dtype
 from advparams.errors import AdvParamsError
 from advparams.fingerprint import model_fingerprint
-from advparams.registry import config_to_dict
-from advparams.watermarks.base import WATERMARKS, Watermark, Watermarked, WatermarkKey, num_outputs, train_with_key
+from advparams.metrics.accuracy import logits_of
+from advparams.registry import config_to_dict, validated
+from advparams.watermarks.base import (
+    WATERMARKS,
+    StepProgress,
+    Watermark,
+    Watermarked,
+    WatermarkKey,
+    num_outputs,
+    train_with_key,
+)
 from advparams.watermarks.options import WatermarkOptions
 
 
 @dataclass(frozen=True)
+@validated
 class FrontierStitchingConfig(WatermarkOptions):
     """Settings of :class:`FrontierStitching` (and the shared :class:`WatermarkOptions`).
 
@@ -59,7 +69,7 @@ def fgsm_images(model: nn.Module, data: ImageDataset, idx: torch.Tensor, eps: fl
     was = model.training
     model.eval()
     try:
-        loss = F.cross_entropy(model(x), y.to(device))
+        loss = F.cross_entropy(logits_of(model, x), y.to(device))
         (grad,) = torch.autograd.grad(loss, x)
     finally:
         model.train(was)
@@ -77,7 +87,9 @@ class FrontierStitching(Watermark[FrontierStitchingConfig]):
     Config = FrontierStitchingConfig
     tiny = {"num_keys": 20, "epochs": 5, "lr": 3e-3, "batch_size": 32, "eps": 0.05, "candidates": 600}
 
-    def _embed(self, model: nn.Module, data: ImageDataset, generator: torch.Generator) -> Watermarked:
+    def _embed(
+        self, model: nn.Module, data: ImageDataset, generator: torch.Generator, progress: StepProgress = None
+    ) -> Watermarked:
         cfg = self.config
         classes = num_outputs(model, data.tensors(torch.arange(1))[0])
         idx = torch.randperm(len(data), generator=generator)[: cfg.candidates]
@@ -98,7 +110,7 @@ class FrontierStitching(Watermark[FrontierStitchingConfig]):
             )
         pick = torch.cat([true_adv[: cfg.num_keys - half], false_adv[:half]])
         images, key_labels = adv[pick], labels[pick]
-        net = train_with_key(model, data, probe.inputs(images), key_labels, cfg.embed_config(), generator)
+        net = train_with_key(model, data, probe.inputs(images), key_labels, cfg.embed_config(), generator, progress)
         key = WatermarkKey(
             self.name, images, key_labels, data.mean, data.std, classes, model_fingerprint(net), config_to_dict(cfg)
         )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from advparams.registry import validated
 from advparams.watermarks.base import EmbedConfig
 
 
 @dataclass(frozen=True)
+@validated
 class WatermarkOptions:
     """Options shared by every watermark of the family.
 

@@ -23,13 +23,22 @@ from torch import nn
 from advparams.data.base import ImageDataset
 from advparams.errors import AdvParamsError
 from advparams.fingerprint import model_fingerprint
-from advparams.registry import config_to_dict
+from advparams.registry import config_to_dict, validated
 from advparams.watermarks._images import glyph_images, stamp, text_mask
-from advparams.watermarks.base import WATERMARKS, Watermark, Watermarked, WatermarkKey, num_outputs, train_with_key
+from advparams.watermarks.base import (
+    WATERMARKS,
+    StepProgress,
+    Watermark,
+    Watermarked,
+    WatermarkKey,
+    num_outputs,
+    train_with_key,
+)
 from advparams.watermarks.options import WatermarkOptions
 
 
 @dataclass(frozen=True)
+@validated
 class ZhangConfig(WatermarkOptions):
     """Settings of the Zhang et al. watermarks (and the shared :class:`WatermarkOptions`).
 
@@ -64,7 +73,9 @@ class _Zhang(Watermark[ZhangConfig]):
     def _keys(self, data: ImageDataset, target: int, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
-    def _embed(self, model: nn.Module, data: ImageDataset, generator: torch.Generator) -> Watermarked:
+    def _embed(
+        self, model: nn.Module, data: ImageDataset, generator: torch.Generator, progress: StepProgress = None
+    ) -> Watermarked:
         cfg = self.config
         classes = num_outputs(model, data.tensors(torch.arange(1))[0])
         target = int(torch.randint(0, classes, (1,), generator=generator)) if cfg.target is None else cfg.target
@@ -73,7 +84,7 @@ class _Zhang(Watermark[ZhangConfig]):
         images = self._keys(data, target, generator)
         labels = torch.full((cfg.num_keys,), target, dtype=torch.long)
         key = WatermarkKey(self.name, images, labels, data.mean, data.std, classes)
-        net = train_with_key(model, data, key.inputs(), labels, cfg.embed_config(), generator)
+        net = train_with_key(model, data, key.inputs(), labels, cfg.embed_config(), generator, progress)
         key = WatermarkKey(
             self.name, images, labels, data.mean, data.std, classes, model_fingerprint(net), config_to_dict(cfg)
         )

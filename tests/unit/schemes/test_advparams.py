@@ -73,7 +73,7 @@ def test_non_classifier_output_is_a_clear_error() -> None:
             self.lin = torch.nn.Linear(3, 2)
 
         def forward(self, x):
-            return (self.lin(x),)
+            return {"features": self.lin(x)}  # no "logits": no adapter finds scores in it
 
     with pytest.raises(AdvParamsError, match=r"class scores of shape \[N, C\]"):
         AdvParams().lock(Bad(), (torch.zeros(4, 3), torch.zeros(4).long()))

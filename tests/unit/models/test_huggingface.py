@@ -1,0 +1,90 @@
+"""A real Hugging Face ``transformers`` sequence classifier (built from a small config,
+randomly initialised, trained briefly on a synthetic token task: nothing downloaded)
+locked, sealed and unlocked bit-exactly through the library's own API, its output object
+(``SequenceClassifierOutput``) read by the detected adapter and its parameter names kept
+(the key refers to the user's own module, not to a wrapper)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+transformers = pytest.importorskip("transformers", reason="transformers is installed by make (the test extra)")
+
+from advparams.keys import load_key, save_key  # noqa: E402
+from advparams.metrics import accuracy  # noqa: E402
+from advparams.metrics.accuracy import logits_of  # noqa: E402
+from advparams.schemes import SCHEMES  # noqa: E402
+
+VOCAB, LENGTH, LABELS = 32, 8, 4
+
+
+def token_task(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids whose label is the first token's id modulo 4 (learnt in a few steps)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(4, VOCAB, (n, LENGTH), generator=g)
+    return x, x[:, 0] % LABELS
+
+
+@pytest.fixture(scope="module")
+def classifier() -> torch.nn.Module:
+    config = transformers.BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=LENGTH,
+        num_labels=LABELS,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(config)
+    x, y = token_task(2048, seed=1)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(120):
+        i = torch.arange(step * 64, step * 64 + 64) % len(y)
+        opt.zero_grad()
+        F.cross_entropy(model(x[i]).logits, y[i]).backward()
+        opt.step()
+    return model.eval()
+
+
+def test_the_output_object_is_read_by_the_detected_adapter(classifier: torch.nn.Module) -> None:
+    x, _ = token_task(5, seed=2)
+    raw = classifier(x)
+    assert not isinstance(raw, torch.Tensor)  # a SequenceClassifierOutput
+    assert torch.equal(logits_of(classifier, x), raw.logits)
+
+
+@pytest.mark.parametrize("scheme", ["advparams", "hardened"])
+def test_a_hugging_face_classifier_is_locked_sealed_and_unlocked_bit_exactly(
+    classifier: torch.nn.Module, scheme: str, tmp_path: object
+) -> None:
+    test = token_task(512, seed=3)
+    before = accuracy(classifier, test)
+    assert before > 0.9, f"the tiny classifier did not learn its task ({before:.3f})"
+    original = {k: v.clone() for k, v in classifier.state_dict().items()}
+
+    options = {"num_samples": 256, "max_params": 200} if scheme == "advparams" else {"num_samples": 256}
+    result = SCHEMES.build(scheme, options).lock(classifier, token_task(1024, seed=4))
+    assert all(torch.equal(v, original[k]) for k, v in classifier.state_dict().items())  # input untouched
+    locked_acc = accuracy(result.model, test)
+    assert locked_acc < before - 0.5, f"{scheme} left {locked_acc:.3f} of {before:.3f}"
+    if scheme == "advparams":
+        assert result.report.target_met and result.report.params_changed > 0
+        names = set(classifier.state_dict())
+        assert {e.name for e in result.key.entries} <= names  # the module's own names, no wrapper prefix
+        assert any(e.name.startswith(("bert.", "classifier.")) for e in result.key.entries)
+
+    path = tmp_path / "hf.key"  # type: ignore[operator]
+    save_key(result.key, path, passphrase=b"correct horse")
+    with pytest.raises(Exception, match="passphrase"):
+        load_key(path)
+    key = load_key(path, passphrase=b"correct horse")
+    restored = SCHEMES.get(scheme)().unlock(result.model, key)
+    assert all(torch.equal(v, original[k]) for k, v in restored.state_dict().items())
+    assert accuracy(restored, test) == before
