@@ -1,0 +1,79 @@
+"""The documentation runs as written: docs/cli.md's command reference is the parser's own
+``--help``, its walk-through's commands exit as their comments say, and the README's
+Python example runs on a saved checkpoint (twice, as a user would)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from advparams.cli import main
+from advparams.cli.reference import render
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_command_reference_in_docs_cli_md_is_up_to_date() -> None:
+    page = (ROOT / "docs" / "cli.md").read_text()
+    assert render(page) == page, "run: python -m advparams.cli.reference docs/cli.md"
+
+
+def walkthrough() -> list[tuple[str, int]]:
+    page = (ROOT / "docs" / "cli.md").read_text()
+    block = page.split("<!-- walkthrough -->", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    steps = []
+    for line in block.strip().splitlines():
+        command, _, comment = line.partition("#")
+        steps.append((command.strip(), int(re.fullmatch(r"\s*exit (\d+)\s*", comment).group(1))))  # type: ignore[union-attr]
+    return steps
+
+
+def test_the_walkthrough_in_docs_cli_md_runs_with_the_exit_codes_it_states(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    steps = walkthrough()
+    assert len(steps) >= 10
+    for command, expected in steps:
+        argv = shlex.split(command)
+        assert argv[0] == "advparams"
+        code = main(argv[1:])
+        out, err = capsys.readouterr()
+        assert code == expected, f"{command}: exit {code}, expected {expected}\n{err}"
+
+
+def readme_example() -> str:
+    text = (ROOT / "README.md").read_text()
+    return text.split("<!-- api-example -->", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_api_example_runs_as_written_twice(tmp_path, monkeypatch, capsys) -> None:
+    example = readme_example()
+    checkpoint = re.search(r'load_checkpoint\("([^"]+)"\)', example)
+    assert checkpoint, "the example starts from a saved checkpoint"
+    monkeypatch.chdir(tmp_path)
+    # the checkpoint the README assumes, trained as its command line section says (on the
+    # synthetic data set here, so that the test needs no download)
+    argv = ["train", "--model", "lenet", "--dataset", "synthetic", "--epochs", "2", "--out", checkpoint.group(1)]
+    assert main(argv) == 0
+    source = example.replace('"fashion-mnist"', '"synthetic"')
+    for _ in range(2):  # a second run must not fail on the files the first one wrote
+        namespace: dict[str, object] = {}
+        exec(compile(source, "README.md", "exec"), namespace)  # noqa: S102  (our own README)
+        assert namespace["result"].report.target_met  # type: ignore[attr-defined]
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/cli.md", "docs/models.md"])
+def test_no_page_says_usage_errors_exit_1(page: str) -> None:
+    text = (ROOT / page).read_text()
+    assert not re.search(r"usage errors? (exit|exits|exiting) (with )?1", text)
+
+
+def test_10_documented_exit_codes_are_the_ones_used() -> None:
+    readme = (ROOT / "README.md").read_text()
+    cli = (ROOT / "docs" / "cli.md").read_text()
+    assert "exits 1" in readme and "usage error" in readme and "exit 2" in readme.replace("exits 2", "exit 2")
+    for code, meaning in ((0, "success"), (1, "error"), (2, "usage"), (3, "not verified"), (4, "missed")):
+        assert re.search(rf"\|\s*{code}\s*\|[^\n]*{meaning}", cli), (code, meaning)
