@@ -485,3 +485,21 @@ def test_finite_json_values() -> None:
 
 def test_user_module_text_is_valid_python() -> None:
     compile(textwrap.dedent(USER_MODULE), "user_module", "exec")
+
+
+def test_3_an_evaluation_runs_the_users_dict_returning_model_from_its_config(capsys, tmp_path) -> None:
+    user_module(tmp_path, "owners-net-e", key="scores")
+    cfg = tmp_path / "own.yaml"
+    cfg.write_text(
+        "name: own\ndataset: synthetic\nmodel: owners-net-e\nimports: [owners_net_e.py]\nmodel_output: key:scores\n"
+        "seeds: [0]\ntrain: {epochs: 3}\ntest_samples: 100\nstealth: false\nhistograms: false\n"
+        "schemes: [{name: advparams}]\nattacks: [{name: prune, grid: {rate: [0.5]}}]\n"
+    )
+    out = tmp_path / "run"
+    args = ["evaluate-protection", "--config", cfg, "--out", out, "--report-dir", tmp_path / "rep", "--no-plots"]
+    code, _, err = run(capsys, *args, "--json")
+    assert code == 0, err
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    clean = [r for r in rows if r["kind"] == "clean"]
+    lock = [r for r in rows if r["kind"] == "lock"]
+    assert clean and clean[0]["accuracy"] > 0.5 and lock and lock[0]["accuracy"] <= 0.2

@@ -19,7 +19,7 @@ from advparams.attacks.base import ATTACKS, Attack, Attacked, require_data
 from advparams.data.base import DataLike
 from advparams.devices import model_device, model_float_dtype
 from advparams.keys.key import Key
-from advparams.metrics.accuracy import logits_of
+from advparams.metrics.accuracy import logits_of, select_logits
 from advparams.registry import validated
 
 
@@ -37,7 +37,7 @@ class Relabelled(nn.Module):
         self.register_buffer("mapping", mapping.clone().long())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scores = self.model(x)
+        scores = select_logits(self.model(x))
         out = torch.full_like(scores, float("-inf"))
         mapping = self.get_buffer("mapping")
         index = mapping.to(scores.device).expand_as(scores)
