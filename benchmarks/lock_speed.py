@@ -1,14 +1,23 @@
-"""Benchmark: how long AdvParams takes to lock, how much memory, how many parameters.
+"""Benchmark: what a lock costs, measured against one forward+backward pass over the
+same lock samples, for the batched search (the default) and the old greedy one.
+
+Per model and seed, in one run: the lock's seconds, the seconds of one forward+backward
+pass over the same lock samples (median of 3, the same code path the lock uses), their
+ratio, the passes the lock counted, the values changed, locked test accuracy, peak
+resident memory (each lock runs in a fresh subprocess so its peak is its own) and
+bit-exact unlocking. Both searches run on the same trained models.
 
 LeNet-5 runs on Fashion-MNIST (1x28x28). The VGG-style net and ResNet-18 run on 3x32x32
 inputs: CIFAR-10 cannot be had on the project's machines, so they are trained briefly on
-Fashion-MNIST zero-padded to 32x32 with the grey channel repeated three times (a real
-task of CIFAR's input shape). Trained models are cached under --cache. Each lock runs in
-a fresh subprocess so its peak resident memory is its own.
+Fashion-MNIST zero-padded to 32x32 with the grey channel repeated (a real task of
+CIFAR's input shape). ``large`` is ResNet-18 at width 96 (25.1 M parameters) on 3x224x224
+inputs, untrained: it shows how the cost grows, for timing only (a fixed budget of
+values, no accuracy target). Trained models are cached under --cache.
 
-    python benchmarks/lock_speed.py --out docs/benchmarks/lock_speed.jsonl
+    python benchmarks/lock_speed.py --models lenet vgg --seeds 0 1 2 --out docs/benchmarks/lock_speed_v2.jsonl
+    python benchmarks/lock_speed.py --models resnet18 large --seeds 0 --out docs/benchmarks/lock_speed_v2.jsonl
 
-Prints a Markdown table; appends one JSON line per model to --out.
+Prints a Markdown table; appends one JSON line per model, seed and search to --out.
 """
 
 from __future__ import annotations
@@ -28,84 +37,129 @@ from _common import append_jsonl, environment, fashion_mnist, log  # noqa: E402
 
 from advparams import AdvParams, AdvParamsConfig, accuracy, load_checkpoint, save_checkpoint, unlock  # noqa: E402
 from advparams.devices import resolve_device  # noqa: E402
-from advparams.models import count_parameters  # noqa: E402
+from advparams.models import build_model, count_parameters  # noqa: E402
 from advparams.registry import config_to_dict  # noqa: E402
+from advparams.schemes.locking import LockBatches, candidate_parameters, float_work_copy  # noqa: E402
 from advparams.testing import state_equal  # noqa: E402
 from advparams.training import TrainConfig, train_from_seed  # noqa: E402
 
 SETUPS = {
-    # name: (input channels, size, training samples, epochs)
-    "lenet": (1, 28, 60000, 10),
-    "vgg": (3, 32, 10000, 2),
-    "resnet18": (3, 32, 10000, 1),
+    # name: (architecture, options, input channels, size, training samples, epochs, lock samples)
+    "lenet": ("lenet", {}, 1, 28, 60000, 10, 1000),
+    "vgg": ("vgg", {}, 3, 32, 10000, 2, 1000),
+    "resnet18": ("resnet18", {}, 3, 32, 10000, 1, 256),
+    "large": ("resnet18", {"width": 96}, 3, 224, 0, 0, 8),
 }
+SEARCHES = {
+    "batched": {},  # the default
+    "greedy": {"search": "greedy", "holdout": 0.0},  # the old search and stop rule
+}
+LARGE_BUDGET = {"batched": 32, "greedy": 4}  # untrained: a fixed budget, no target
 
 
-def checkpoint_path(model_name: str, cache: Path) -> Path:
-    # LeNet-5 is the seed-0 model of lock_fmnist_seeds.py (same recipe), so it is shared.
-    return cache / ("lenet-fashion-mnist-seed0" if model_name == "lenet" else f"{model_name}-bench")
+def checkpoint_path(name: str, seed: int, cache: Path) -> Path:
+    if name == "lenet":  # shared with lock_fmnist_seeds.py (same recipe)
+        return cache / f"lenet-fashion-mnist-seed{seed}"
+    return cache / (f"{name}-bench" if seed == 0 else f"{name}-bench-seed{seed}")
 
 
-def prepare(model_name: str, cache: Path, device: torch.device) -> Path:
-    path = checkpoint_path(model_name, cache)
+def prepare(name: str, seed: int, cache: Path, device: torch.device) -> Path | None:
+    arch, options, channels, size, n_train, epochs, _ = SETUPS[name]
+    if name == "large":
+        return None
+    path = checkpoint_path(name, seed, cache)
     if (path / "model.json").exists():
         return path
-    channels, size, n_train, epochs = SETUPS[model_name]
     train_data = fashion_mnist("train", size, channels)
     train_data = train_data.subset(
-        torch.randperm(len(train_data), generator=torch.Generator().manual_seed(0))[:n_train]
+        torch.randperm(len(train_data), generator=torch.Generator().manual_seed(seed))[:n_train]
     )
-    args = {"num_classes": 10, "in_channels": channels, "input_size": size}
-    log(f"training {model_name} on {n_train} samples for {epochs} epochs ...")
+    args = {"num_classes": 10, "in_channels": channels, "input_size": size, **options}
+    log(f"training {name} seed {seed} on {n_train} samples for {epochs} epochs ...")
     start = time.perf_counter()
-    # seed 0, as lock_fmnist_seeds.py
-    trained = train_from_seed(model_name, args, train_data, TrainConfig(epochs=epochs), seed=0, device=device).model
+    trained = train_from_seed(arch, args, train_data, TrainConfig(epochs=epochs), seed=seed, device=device).model
     cache.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
         trained,
         path,
-        architecture=model_name,
+        architecture=arch,
         arguments=args,
-        dataset=None,
-        record={"train_samples": n_train, "epochs": epochs, "seconds": time.perf_counter() - start},
+        dataset="fashion-mnist" if name == "lenet" else None,
+        record={"train_samples": n_train, "epochs": epochs, "seed": seed, "seconds": time.perf_counter() - start},
     )
     return path
 
 
-def child(model_name: str, ckpt: Path, device: torch.device, repeats: int, overrides: dict) -> dict:
-    channels, size, _, _ = SETUPS[model_name]
-    model = load_checkpoint(ckpt, device=device).model
-    train_data, test_data = fashion_mnist("train", size, channels), fashion_mnist("test", size, channels)
+def pass_seconds(model: torch.nn.Module, data: object, cfg: AdvParamsConfig, device: torch.device) -> float:
+    """Median of 3 forward+backward passes over the lock samples, as the lock draws them."""
+    work = float_work_copy(model)
+    cands = candidate_parameters(work)
+    samples = LockBatches(data, cfg.num_samples, cfg.batch_size, torch.Generator().manual_seed(cfg.seed), device)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        samples.gradients(work, cands, cfg.objective, cfg.loss_cap)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[1]
+
+
+def child(name: str, seed: int, search: str, cache: Path, device: torch.device) -> dict:
+    arch, options, channels, size, _, _, num_samples = SETUPS[name]
+    overrides: dict = {"num_samples": num_samples, "seed": seed, **SEARCHES[search]}
+    if name == "large":
+        torch.manual_seed(seed)
+        model = build_model(arch, {"num_classes": 10, "in_channels": 3, "input_size": size, **options}, seed=seed)
+        model = model.to(device).eval()
+        base = fashion_mnist("test", 32, 3)
+        idx = torch.arange(256)
+        images = torch.nn.functional.interpolate(base.images[idx].float(), size=size).round().to(torch.uint8)
+        from advparams.data import ImageDataset
+
+        train_data = test_data = ImageDataset(images, base.labels[idx], mean=base.mean, std=base.std, num_classes=10)
+        overrides |= {"target_accuracy": 0.0, "max_params": LARGE_BUDGET[search], "batch_size": num_samples}
+    else:
+        model = load_checkpoint(checkpoint_path(name, seed, cache), device=device).model
+        train_data, test_data = fashion_mnist("train", size, channels), fashion_mnist("test", size, channels)
     cfg = AdvParamsConfig(**overrides)
+    one_pass = pass_seconds(model, train_data, cfg, device)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times, result = [], None
-    for _ in range(repeats):
-        result = AdvParams(cfg).lock(model, train_data)
-        times.append(result.report.seconds)
-    assert result is not None
+    result = AdvParams(cfg).lock(model, train_data)
+    rep = result.report
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    exact = state_equal(unlock(result.model, result.key), model)
     row = {
-        "benchmark": "lock_speed",
-        "model": model_name,
+        "benchmark": "lock_speed_v2",
+        "model": name,
+        "architecture": arch,
+        "seed": seed,
+        "search": search,
         "input": f"{channels}x{size}x{size}",
         "params_total": count_parameters(model),
-        "params_changed": result.report.params_changed,
-        "proportion_percent": result.report.proportion_percent,
-        "num_samples": result.report.num_samples,
-        "rounds": result.report.rounds,
-        "stopped": result.report.stopped,
-        "lock_seconds": times,
-        "lock_seconds_median": sorted(times)[len(times) // 2],
-        "accuracy_clean": accuracy(model, test_data),
-        "accuracy_locked": accuracy(result.model, test_data),
-        "unlock_exact": exact,
+        "params_changed": rep.params_changed,
+        "num_samples": rep.num_samples,
+        "holdout_samples": rep.holdout_samples,
+        "rounds": rep.rounds,
+        "stopped": rep.stopped,
+        "target_met": rep.target_met,
+        "lock_seconds": rep.seconds,
+        "pass_seconds": one_pass,
+        "ratio": rep.seconds / one_pass,
+        "forward_passes": rep.forward_passes,
+        "backward_passes": rep.backward_passes,
+        "lock_accuracy_before": rep.lock_accuracy_before,
+        "lock_accuracy_after": rep.lock_accuracy_after,
+        "search_accuracy_after": rep.search_accuracy_after,
+        "holdout_accuracy_after": rep.holdout_accuracy_after,
+        "accuracy_clean": accuracy(model, test_data) if name != "large" else None,
+        "accuracy_locked": accuracy(result.model, test_data) if name != "large" else None,
+        "unlock_exact": state_equal(unlock(result.model, result.key), model),
         "peak_rss_mib": rss_after,
         "rss_before_lock_mib": rss_before,
         "config": config_to_dict(cfg),
-        **{"env": environment(device)},
+        "env": environment(device),
     }
     if device.type == "cuda":
         row["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -115,53 +169,43 @@ def child(model_name: str, ckpt: Path, device: torch.device, repeats: int, overr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--searches", nargs="+", default=list(SEARCHES), choices=list(SEARCHES))
     parser.add_argument("--cache", default="runs/bench", help="where trained models are cached")
     parser.add_argument("--out", help="JSON-lines file to append results to")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--repeats", type=int, default=3, help="locks per model (timing spread)")
-    parser.add_argument("--num-samples", type=int, help="override AdvParams' num_samples")
-    parser.add_argument("--objective", choices=("capped-ce", "ce"), help="override AdvParams' objective")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, metavar=("MODEL", "SEED", "SEARCH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = resolve_device(args.device)
-    overrides = {k: v for k, v in (("num_samples", args.num_samples), ("objective", args.objective)) if v is not None}
     if args.child:
-        print(
-            json.dumps(
-                child(args.child, checkpoint_path(args.child, Path(args.cache)), device, args.repeats, overrides)
-            )
-        )
+        name, seed, search = args.child
+        print(json.dumps(child(name, int(seed), search, Path(args.cache), device)))
         return
     rows = []
     for name in args.models:
-        prepare(name, Path(args.cache), device)
-        log(f"locking {name} ({args.repeats}x) ...")
-        cmd = [
-            sys.executable,
-            __file__,
-            "--child",
-            name,
-            "--cache",
-            args.cache,
-            "--device",
-            args.device,
-            "--repeats",
-            str(args.repeats),
-        ] + [f"--{k.replace('_', '-')}={v}" for k, v in overrides.items()]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        append_jsonl(args.out, rows[-1:])
+        for seed in args.seeds:
+            prepare(name, seed, Path(args.cache), device)
+            for search in args.searches:
+                log(f"locking {name} seed {seed} ({search}) ...")
+                cmd = [sys.executable, __file__, "--child", name, str(seed), search, "--cache", args.cache]
+                proc = subprocess.run([*cmd, "--device", args.device], capture_output=True, text=True, check=True)
+                rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                append_jsonl(args.out, rows[-1:])
+                r = rows[-1]
+                log(f"  {r['lock_seconds']:.1f} s = {r['ratio']:.2f} passes of {r['pass_seconds']:.2f} s, "
+                    f"{r['params_changed']} values, locked {r['accuracy_locked']}")  # fmt: skip
     print(
-        "| model | input | params | changed | share % | lock samples | lock s (median of runs) | "
-        "clean acc | locked acc | exact | peak RSS MiB |"
+        "| model | seed | search | params | changed | lock s | pass s | ratio | fwd / bwd passes | "
+        "locked test acc % | held-out acc % | exact | peak RSS MiB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        runs = ", ".join(f"{t:.2f}" for t in r["lock_seconds"])
+        acc = "n/a" if r["accuracy_locked"] is None else f"{100 * r['accuracy_locked']:.2f}"
+        held = "n/a" if r["holdout_accuracy_after"] is None else f"{100 * r['holdout_accuracy_after']:.2f}"
         print(
-            f"| {r['model']} | {r['input']} | {r['params_total']:,} | {r['params_changed']} | "
-            f"{r['proportion_percent']:.6f} | {r['num_samples']} | {r['lock_seconds_median']:.2f} ({runs}) | "
-            f"{100 * r['accuracy_clean']:.2f} | {100 * r['accuracy_locked']:.2f} | {r['unlock_exact']} | "
+            f"| {r['model']} | {r['seed']} | {r['search']} | {r['params_total']:,} | {r['params_changed']} | "
+            f"{r['lock_seconds']:.2f} | {r['pass_seconds']:.2f} | {r['ratio']:.2f} | "
+            f"{r['forward_passes']:.2f} / {r['backward_passes']:.2f} | {acc} | {held} | {r['unlock_exact']} | "
             f"{r['peak_rss_mib']:.0f} |"
         )
 

@@ -132,7 +132,9 @@ def test_2_a_user_module_registered_by_import_is_trained_locked_and_unlocked_fro
     assert exc.value.code == EXIT_USAGE and "invalid choice: 'owners-net-a'" in capsys.readouterr().err
     # ... with it, every command knows the architecture
     assert run(capsys, "--import", module, *train, "--json")[0] == 0
-    code, out, err = run(capsys, "lock", "m", "--out", "L", "--key", "k.key", "--import", module, "--json")
+    # the tiny two-layer net on the synthetic templates needs more values than the default budget
+    lock = ["lock", "m", "--out", "L", "--key", "k.key", "--set", "max_params=400"]
+    code, out, err = run(capsys, *lock, "--import", module, "--json")
     assert code == 0, err
     summary = json.loads(out)
     assert summary["accuracy_locked"] <= 0.2 and summary["target_met"] is True
@@ -493,7 +495,7 @@ def test_3_an_evaluation_runs_the_users_dict_returning_model_from_its_config(cap
     cfg.write_text(
         "name: own\ndataset: synthetic\nmodel: owners-net-e\nimports: [owners_net_e.py]\nmodel_output: key:scores\n"
         "seeds: [0]\ntrain: {epochs: 3}\ntest_samples: 100\nstealth: false\nhistograms: false\n"
-        "schemes: [{name: advparams}]\nattacks: [{name: prune, grid: {rate: [0.5]}}]\n"
+        "schemes: [{name: advparams, options: {max_params: 400}}]\nattacks: [{name: prune, grid: {rate: [0.5]}}]\n"
     )
     out = tmp_path / "run"
     args = ["evaluate-protection", "--config", cfg, "--out", out, "--report-dir", tmp_path / "rep", "--no-plots"]

@@ -4,8 +4,11 @@ Python example runs on a saved checkpoint (twice, as a user would)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +20,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_command_reference_in_docs_cli_md_is_up_to_date() -> None:
-    page = (ROOT / "docs" / "cli.md").read_text()
-    assert render(page) == page, "run: python -m advparams.cli.reference docs/cli.md"
+    # in a fresh process: other tests register models of their own in this one
+    proc = subprocess.run(
+        [sys.executable, "-m", "advparams.cli.reference", str(ROOT / "docs" / "cli.md"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "ADVPARAMS_IMPORT": ""},
+    )
+    assert proc.returncode == 0, proc.stderr + "run: python -m advparams.cli.reference docs/cli.md"
+
+
+def test_the_reference_renders_every_command() -> None:
+    text = render("intro\n")
+    assert text.startswith("intro\n") and "### `advparams lock`" in text and "### `advparams watermark verify`" in text
 
 
 def walkthrough() -> list[tuple[str, int]]:

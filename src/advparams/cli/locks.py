@@ -150,6 +150,9 @@ def cmd_lock(args: argparse.Namespace) -> int:
         "target_met": rep.target_met,
         "partial": problem is not None,
         "lock_rounds": rep.rounds,
+        "lock_forward_passes": rep.forward_passes,
+        "lock_backward_passes": rep.backward_passes,
+        "holdout_accuracy_after": rep.holdout_accuracy_after,
         "lock_seconds": rep.seconds,
         "seconds": time.perf_counter() - start,
     }

@@ -40,6 +40,14 @@ class LockReport:
         seconds: wall-clock time of the lock.
         changed_per_tensor: values changed in each tensor.
         target_met: ``lock_accuracy_after <= target_accuracy``.
+        forward_passes: forward computation spent, in passes over all the lock samples
+            (a forward over a quarter of them counts 0.25).
+        backward_passes: backward computation spent, likewise.
+        search_accuracy_after: accuracy on the samples the search computed its
+            gradients on, where a share was held out; None where nothing was.
+        holdout_accuracy_after: accuracy on the held-out share of the lock samples,
+            which the stop rule requires at the target too; None where nothing was.
+        holdout_samples: lock samples held out for the stop rule (0: none).
     """
 
     scheme: str
@@ -55,6 +63,11 @@ class LockReport:
     seconds: float
     changed_per_tensor: dict[str, int] = field(default_factory=dict)
     target_met: bool = False
+    forward_passes: float = 0.0
+    backward_passes: float = 0.0
+    search_accuracy_after: float | None = None
+    holdout_accuracy_after: float | None = None
+    holdout_samples: int = 0
 
     def problem(self) -> str | None:
         """What is wrong with this lock, as one sentence, or None: nothing to lock (the

@@ -110,9 +110,19 @@ class LockBatches:
     ) -> None:
         idx = balanced_indices(all_labels(data), num_samples, generator)
         x, y = gather(data, idx)
-        x, y = model_input(x, device, torch.float32), y.to(device)
+        self._set(model_input(x, device, torch.float32), y.to(device), batch_size)
+
+    def _set(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> None:
+        self.x, self.y, self.batch_size = x, y, batch_size
         self.batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(y), batch_size)]
         self.n = len(y)
+
+    def part(self, start: int, stop: int) -> LockBatches:
+        """Samples ``start:stop`` as a set of their own (the draw is class-balanced in
+        round-robin order, so a contiguous part is balanced too)."""
+        out = LockBatches.__new__(LockBatches)
+        out._set(self.x[start:stop], self.y[start:stop], self.batch_size)
+        return out
 
     def num_classes(self, model: nn.Module) -> int:
         """Number of class scores ``model`` returns."""
@@ -128,6 +138,17 @@ class LockBatches:
                 loss += float(lock_objective(out, yb, objective, cap))
                 correct += int((out.argmax(1) == yb).sum())
         return loss / self.n, correct / self.n
+
+    def loss_accuracy_predictions(self, model: nn.Module) -> tuple[float, float, torch.Tensor]:
+        """Mean cross-entropy, accuracy and predicted labels of ``model`` on the lock samples."""
+        loss, preds = 0.0, []
+        with torch.no_grad():
+            for xb, yb in self.batches:
+                out = logits_of(model, xb)
+                loss += float(lock_objective(out, yb, "ce", 0.0))
+                preds.append(out.argmax(1))
+        pred = torch.cat(preds)
+        return loss / self.n, float((pred == self.y).float().mean()), pred
 
     def gradients(
         self, model: nn.Module, params: Mapping[str, nn.Parameter], objective: str = "ce", cap: float = 4.6
@@ -213,6 +234,10 @@ def finish_lock(
     rounds: int,
     stopped: str,
     extra_info: Mapping[str, object] | None = None,
+    passes: tuple[float, float] = (0.0, 0.0),
+    search_accuracy: float | None = None,
+    holdout: int = 0,
+    holdout_accuracy: float | None = None,
 ) -> LockResult:
     """Writes the values of ``work`` at ``positions`` into a copy of ``model`` and keys it.
 
@@ -230,6 +255,10 @@ def finish_lock(
         rounds: gradient evaluations made.
         stopped: why the search stopped.
         extra_info: more JSON-ready facts for the key's ``info``.
+        passes: forward and backward passes spent, in passes over all lock samples.
+        search_accuracy: accuracy on the samples searched on, where some were held out.
+        holdout: lock samples held out for the stop rule.
+        holdout_accuracy: accuracy on them.
 
     Values are rounded to each tensor's own dtype; a value that rounds back to the
     original is not a change and is not in the key.
@@ -271,6 +300,10 @@ def finish_lock(
         num_samples=num_samples,
         rounds=rounds,
         stopped=stopped,
+        passes=passes,
+        search_accuracy=search_accuracy,
+        holdout=holdout,
+        holdout_accuracy=holdout_accuracy,
     )
     return LockResult(locked, key, report)
 
@@ -287,6 +320,10 @@ def lock_report(
     num_samples: int,
     rounds: int,
     stopped: str,
+    passes: tuple[float, float] = (0.0, 0.0),
+    search_accuracy: float | None = None,
+    holdout: int = 0,
+    holdout_accuracy: float | None = None,
 ) -> LockReport:
     """The :class:`LockReport` of a finished lock; sizes come from ``key``, the time from ``start``."""
     return LockReport(
@@ -302,7 +339,12 @@ def lock_report(
         stopped=stopped,
         seconds=time.perf_counter() - start,
         changed_per_tensor=key.counts(),
-        target_met=accuracy_after <= target,
+        target_met=accuracy_after <= target and (holdout_accuracy is None or holdout_accuracy <= target),
+        forward_passes=passes[0],
+        backward_passes=passes[1],
+        search_accuracy_after=search_accuracy,
+        holdout_accuracy_after=holdout_accuracy,
+        holdout_samples=holdout,
     )
 
 
@@ -318,6 +360,11 @@ class Search:
         stopped: why the search stopped.
         exact: every position is a real change, so the key must hold exactly as many
             entries (checked; False where a value may round back to the original).
+        passes: forward and backward passes spent, in passes over all lock samples.
+        search_accuracy: accuracy on the samples the gradients were computed on, where
+            some were held out (``accuracy_after`` is over all lock samples).
+        holdout: lock samples held out for the stop rule.
+        holdout_accuracy: accuracy on them.
     """
 
     positions: Mapping[str, torch.Tensor]
@@ -326,6 +373,10 @@ class Search:
     rounds: int
     stopped: str
     exact: bool = False
+    passes: tuple[float, float] = (0.0, 0.0)
+    search_accuracy: float | None = None
+    holdout: int = 0
+    holdout_accuracy: float | None = None
 
 
 class ParameterScheme(Scheme[C]):
@@ -360,6 +411,10 @@ class ParameterScheme(Scheme[C]):
             num_samples=setup.samples.n,
             rounds=found.rounds,
             stopped=found.stopped,
+            passes=found.passes,
+            search_accuracy=found.search_accuracy,
+            holdout=found.holdout,
+            holdout_accuracy=found.holdout_accuracy,
         )
         expected = sum(int(i.numel()) for i in found.positions.values())
         if found.exact and result.key.num_changed != expected:

@@ -62,7 +62,7 @@ def test_selection_gradient_also_locks(trained) -> None:
 def test_model_already_at_chance_changes_nothing() -> None:
     model = ConstantClassifier(num_classes=10, label=0)
     x, y = torch.zeros(100, 3), torch.arange(100) % 10
-    res = AdvParams(AdvParamsConfig(include_1d=True)).lock(model, (x, y))
+    res = AdvParams(AdvParamsConfig(include_1d=True, holdout=0.0, search_samples=100)).lock(model, (x, y))
     assert res.report.params_changed == 0 and res.report.stopped == "target"
 
 
@@ -131,3 +131,39 @@ def test_reaches_the_target_on_several_architectures(arch) -> None:
     res = AdvParams().lock(model, data)
     assert res.report.stopped == "target"
     assert accuracy(res.model, data) <= res.report.target_accuracy + 1e-6
+
+
+def test_batched_search_counts_its_passes_and_holds_out_what_its_gradients_do_not_use(trained) -> None:
+    model, data = trained
+    res = AdvParams(num_samples=400, search_samples=100).lock(model, data)
+    rep = res.report
+    assert rep.stopped == "target" and rep.target_met
+    assert rep.holdout_samples == 300  # every sample the gradients do not use
+    assert rep.holdout_accuracy_after is not None and rep.holdout_accuracy_after <= rep.target_accuracy
+    assert rep.search_accuracy_after is not None and rep.search_accuracy_after <= rep.target_accuracy
+    # one forward+backward over 100 of 400 samples per round, forwards over the held-out 300 for checks
+    assert rep.backward_passes == pytest.approx(0.25 * rep.rounds)
+    assert rep.forward_passes >= rep.backward_passes + 0.75
+    overall = (100 * rep.search_accuracy_after + 300 * rep.holdout_accuracy_after) / 400
+    assert rep.lock_accuracy_after == pytest.approx(overall)
+
+
+def test_greedy_search_without_holdout_is_the_old_search(trained) -> None:
+    model, data = trained
+    res = AdvParams(search="greedy", holdout=0.0).lock(model, data)
+    rep = res.report
+    assert rep.holdout_samples == 0 and rep.holdout_accuracy_after is None
+    assert rep.rounds >= rep.params_changed  # one scalar per gradient
+    assert rep.backward_passes == pytest.approx(rep.rounds)  # each gradient over every lock sample
+    assert rep.forward_passes > rep.backward_passes  # plus the line searches' forward passes
+
+
+def test_the_held_out_check_asks_for_a_margin_of_standard_errors() -> None:
+    from advparams.schemes.locking import LockBatches
+
+    held = LockBatches.__new__(LockBatches)
+    held._set(torch.zeros(100, 1), torch.zeros(100).long(), 100)
+    se = (0.12 * 0.88 / 100) ** 0.5
+    assert AdvParams(confidence=0.0)._held_target(0.12, held) == pytest.approx(0.12)
+    assert AdvParams(confidence=1.0)._held_target(0.12, held) == pytest.approx(0.12 - se)
+    assert AdvParams()._held_target(0.12, None) == 0.12

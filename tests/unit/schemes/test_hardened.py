@@ -42,7 +42,29 @@ def test_secret_is_random_unless_reproducible(trained) -> None:
     a, b = Hardened().lock(model, data), Hardened().lock(model, data)
     assert a.key.secret != b.key.secret and not state_equal(a.model, b.model)
     c = Hardened(HardenedConfig(seed=4, reproducible=True)).lock(model, data)
-    assert c.key.secret == research_secret(4) and c.key.info["reproducible_secret"] is True
+    assert c.key.secret in {research_secret(4, d) for d in range(8)} and c.key.info["reproducible_secret"] is True
+    one = Hardened(HardenedConfig(seed=4, reproducible=True, draws=1)).lock(model, data)
+    assert one.key.secret == research_secret(4)  # draw 0: the secret of earlier versions
+
+
+def test_the_least_informative_of_several_draws_is_kept(trained) -> None:
+    from advparams.schemes.hardened import informativeness
+    from advparams.schemes.locking import prepare_lock
+
+    model, data = trained
+    cfg = HardenedConfig(seed=4, reproducible=True, draws=6)
+    kept = Hardened(cfg).lock(model, data)
+    # each draw scored on its own, on the same lock samples: the kept one scores lowest
+    setup = prepare_lock(model, data, cfg, None)
+    scores = []
+    for d in range(6):
+        locked, _ = Hardened(cfg)._shuffled(model, setup.candidates, research_secret(4, d))
+        _, _, preds = setup.samples.loss_accuracy_predictions(locked.float())
+        scores.append((informativeness(preds, setup.samples.y, 10), research_secret(4, d)))
+    assert len({s for _, s in scores}) == 6  # six different secrets
+    assert kept.key.secret == min(scores)[1]
+    assert kept.key.info["relabelled_lock_accuracy"] == min(scores)[0][0]
+    assert kept.report.lock_accuracy_after == pytest.approx(min(scores)[0][1])
 
 
 def test_key_stays_small_however_large_the_model() -> None:
