@@ -43,7 +43,9 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
 bench: $(STAMP) data
-	$(PY) benchmarks/lock_speed.py --out docs/benchmarks/lock_speed.jsonl
+	$(PY) benchmarks/lock_speed.py --models lenet vgg --seeds 0 1 2 --out docs/benchmarks/lock_speed_v2.jsonl
+	$(PY) benchmarks/lock_speed.py --models resnet18 large --seeds 0 --out docs/benchmarks/lock_speed_v2.jsonl
+	$(PY) benchmarks/lock_targets.py --out docs/benchmarks/lock_targets.jsonl
 	$(PY) benchmarks/lock_fmnist_seeds.py --out docs/benchmarks/lock_fmnist_seeds.jsonl
 
 lint: $(STAMP)

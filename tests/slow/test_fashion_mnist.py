@@ -64,6 +64,9 @@ def checkpoints(tmp_path_factory):
     return paths
 
 
+MAX_CHANGED = 45
+
+
 def test_real_files_are_complete(data) -> None:
     train, test = data
     assert len(train) == 60000 and len(test) == 10000 and train.input_shape == (1, 28, 28)
@@ -78,7 +81,9 @@ def test_lenet_accuracy_and_lock_claims(checkpoints, data, seed) -> None:
     assert clean >= 0.89, f"LeNet-5 seed {seed} reached only {clean:.4f}"
     result = AdvParams(AdvParamsConfig(seed=seed)).lock(model, train)
     locked = accuracy(result.model, test)
-    assert result.report.params_changed <= 30, result.report
+    # A handful of values: 30 for the greedy search before issue 16, which allows the batched
+    # default 1.5 times as many (measured 9-30 on three such models, docs/advparams.md).
+    assert result.report.params_changed <= MAX_CHANGED, result.report
     assert locked <= 0.12, f"seed {seed}: locked test accuracy {locked:.4f} with {result.report.params_changed} changes"
     restored = unlock(result.model, result.key)
     assert state_equal(restored, model)
@@ -89,7 +94,7 @@ def test_cli_lock_unlock_on_real_data(capsys, checkpoints, tmp_path) -> None:
     ckpt = checkpoints[0]
     assert main(["lock", str(ckpt), "--out", str(tmp_path / "locked"), "--key", str(tmp_path / "key"), "--json"]) == 0
     lock = json.loads(capsys.readouterr().out)
-    assert lock["accuracy_before"] >= 0.89 and lock["accuracy_locked"] <= 0.12 and lock["params_changed"] <= 30
+    assert lock["accuracy_before"] >= 0.89 and lock["accuracy_locked"] <= 0.12 and lock["params_changed"] <= MAX_CHANGED
     assert (
         main(
             [

@@ -163,6 +163,15 @@ def cmd_lock(args: argparse.Namespace) -> int:
             f"locked {args.checkpoint} with {args.scheme}: {rep.params_changed} of {rep.params_total} "
             f"parameters changed ({rep.proportion_percent:.6f}%) in {rep.seconds:.2f} s (stopped: {rep.stopped})",
             f"{name} test accuracy: before {pct(acc_before)}, locked {pct(acc_locked)}",
+            *(
+                [
+                    f"lock samples: {pct(rep.lock_accuracy_after)} locked; {pct(rep.holdout_accuracy_after)} on the "
+                    f"{rep.holdout_samples} the search did not see (target {pct(rep.target_accuracy)}); "
+                    f"{rep.forward_passes:.1f} forward and {rep.backward_passes:.1f} backward passes"
+                ]
+                if rep.holdout_samples
+                else []
+            ),
             *([f"PARTIAL LOCK (accepted with --allow-partial): {problem}"] if problem else []),
             f"locked model written to {args.out}",
             f"key written to {args.key}{' (sealed)' if passphrase else ''}: keep it secret",
