@@ -180,7 +180,11 @@ def main() -> None:
     parser.add_argument("--out", help="JSON-lines file to append results to")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "SEED", "SEARCH"), help=argparse.SUPPRESS)
+    parser.add_argument("--table", metavar="ROWS", help="only print the table of a JSON-lines file of rows")
     args = parser.parse_args()
+    if args.table:
+        print_table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()])
+        return
     device = resolve_device(args.device)
     if args.child:
         name, seed, search = args.child
@@ -199,19 +203,28 @@ def main() -> None:
                 r = rows[-1]
                 log(f"  {r['lock_seconds']:.1f} s = {r['ratio']:.2f} passes of {r['pass_seconds']:.2f} s, "
                     f"{r['params_changed']} values, locked {r['accuracy_locked']}")  # fmt: skip
+    print_table(rows)
+
+
+NAMES = {"lenet": "LeNet-5", "vgg": "VGG-style", "resnet18": "ResNet-18", "large": "ResNet-18 w96, 224x224"}
+
+
+def print_table(rows: list[dict]) -> None:
+    """The Markdown table of docs/advparams.md ("Locking at scale")."""
     print(
-        "| model | seed | search | params | changed | lock s | pass s | ratio | fwd / bwd passes | "
-        "locked test acc % | held-out acc % | exact | peak RSS MiB |"
+        "| model | seed | search | params | values changed | lock s | pass s | ratio | forward / backward passes | "
+        "locked test acc % | held-out acc % | bit-exact | peak RSS MiB |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         acc = "n/a" if r["accuracy_locked"] is None else f"{100 * r['accuracy_locked']:.2f}"
         held = "n/a" if r["holdout_accuracy_after"] is None else f"{100 * r['holdout_accuracy_after']:.2f}"
+        search = "batched (default)" if r["search"] == "batched" else "greedy (old)"
         print(
-            f"| {r['model']} | {r['seed']} | {r['search']} | {r['params_total']:,} | {r['params_changed']} | "
-            f"{r['lock_seconds']:.2f} | {r['pass_seconds']:.2f} | {r['ratio']:.2f} | "
-            f"{r['forward_passes']:.2f} / {r['backward_passes']:.2f} | {acc} | {held} | {r['unlock_exact']} | "
-            f"{r['peak_rss_mib']:.0f} |"
+            f"| {NAMES.get(r['model'], r['model'])} | {r['seed']} | {search} | {r['params_total']:,} | "
+            f"{r['params_changed']} | {r['lock_seconds']:.2f} | {r['pass_seconds']:.2f} | {r['ratio']:.2f} | "
+            f"{r['forward_passes']:.2f} / {r['backward_passes']:.2f} | {acc} | {held} | "
+            f"{'yes' if r['unlock_exact'] else 'NO'} | {r['peak_rss_mib']:.0f} |"
         )
 
 
