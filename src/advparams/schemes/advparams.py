@@ -312,22 +312,7 @@ class AdvParams(ParameterScheme[AdvParamsConfig]):
             hold_acc = held_accuracy()
         # accuracy over all lock samples: the batch's and the held-out's
         correct = acc * batch.n + (hold_acc * held.n if held is not None and hold_acc is not None else 0.0)
-        positions = {
-            name: torch.tensor([i for nm, i in changed if nm == name], dtype=torch.long)
-            for name in {nm for nm, _ in changed}
-        }
-        return Search(
-            positions,
-            acc_before,
-            round(correct) / n,
-            rounds,
-            stopped,
-            exact=True,
-            passes=(passes[0], passes[1]),
-            search_accuracy=acc if held is not None else None,
-            holdout=held.n if held is not None else 0,
-            holdout_accuracy=hold_acc if held is not None else None,
-        )
+        return _found(changed, acc_before, round(correct) / n, rounds, stopped, passes, acc, held, hold_acc)
 
     def _trim(
         self,
@@ -490,23 +475,8 @@ class AdvParams(ParameterScheme[AdvParamsConfig]):
         if held is not None and hold_acc is None:
             passes[0] += held.n / setup.samples.n
             hold_acc = held.loss_accuracy(work, cfg.objective, cfg.loss_cap)[1]
-        positions = {
-            name: torch.tensor([i for nm, i in changed if nm == name], dtype=torch.long)
-            for name in {nm for nm, _ in changed}
-        }
         overall = (acc * samples.n + hold_acc * held.n) / setup.samples.n if held and hold_acc is not None else acc
-        return Search(
-            positions,
-            acc_before,
-            overall,
-            rounds,
-            stopped,
-            exact=True,
-            passes=(passes[0], passes[1]),
-            search_accuracy=acc if held is not None else None,
-            holdout=held.n if held is not None else 0,
-            holdout_accuracy=hold_acc if held is not None else None,
-        )
+        return _found(changed, acc_before, overall, rounds, stopped, passes, acc, held, hold_acc)
 
     def _line_search(
         self,
@@ -547,3 +517,33 @@ class AdvParams(ParameterScheme[AdvParamsConfig]):
         if best_v == v0:
             return False, loss, -1.0
         return True, best_loss, best_acc
+
+
+def _found(
+    changed: list[tuple[str, int]],
+    accuracy_before: float,
+    accuracy_after: float,
+    rounds: int,
+    stopped: str,
+    passes: list[float],
+    search_accuracy: float,
+    held: LockBatches | None,
+    held_accuracy: float | None,
+) -> Search:
+    """What either search found, as a :class:`Search` (positions grouped by tensor)."""
+    positions = {
+        name: torch.tensor([i for nm, i in changed if nm == name], dtype=torch.long)
+        for name in {nm for nm, _ in changed}
+    }
+    return Search(
+        positions,
+        accuracy_before,
+        accuracy_after,
+        rounds,
+        stopped,
+        exact=True,
+        passes=(passes[0], passes[1]),
+        search_accuracy=search_accuracy if held is not None else None,
+        holdout=held.n if held is not None else 0,
+        holdout_accuracy=held_accuracy if held is not None else None,
+    )
