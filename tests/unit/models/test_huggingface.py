@@ -69,7 +69,9 @@ def test_a_hugging_face_classifier_is_locked_sealed_and_unlocked_bit_exactly(
     assert before > 0.9, f"the tiny classifier did not learn its task ({before:.3f})"
     original = {k: v.clone() for k, v in classifier.state_dict().items()}
 
-    options = {"num_samples": 256, "max_params": 200} if scheme == "advparams" else {"num_samples": 256}
+    # the greedy search: on this BERT the batched default needed 590 values where it needs 43 (docs/models.md)
+    options = {"num_samples": 256, "max_params": 200, "search": "greedy"} if scheme == "advparams" else {}
+    options["num_samples"] = 256
     result = SCHEMES.build(scheme, options).lock(classifier, token_task(1024, seed=4))
     assert all(torch.equal(v, original[k]) for k, v in classifier.state_dict().items())  # input untouched
     locked_acc = accuracy(result.model, test)
