@@ -188,6 +188,7 @@ class LockSetup:
     samples: LockBatches
     target: float
     generator: torch.Generator  # the one the samples were drawn with, for any later draws
+    num_classes: int = 0  # class scores the model returns (0: not known)
 
 
 def prepare_lock(model: nn.Module, data: DataLike, config: Any, generator: torch.Generator | None) -> LockSetup:
@@ -205,8 +206,9 @@ def prepare_lock(model: nn.Module, data: DataLike, config: Any, generator: torch
         include_1d=getattr(config, "include_1d", False),
     )
     samples = LockBatches(data, config.num_samples, config.batch_size, gen, model_device(model))
-    target = default_target(getattr(config, "target_accuracy", None), samples.num_classes(work))
-    return LockSetup(start, work, cands, samples, target, gen)
+    num_classes = samples.num_classes(work)
+    target = default_target(getattr(config, "target_accuracy", None), num_classes)
+    return LockSetup(start, work, cands, samples, target, gen, num_classes)
 
 
 def tensor_bounds(params: Mapping[str, torch.Tensor], margin: float) -> dict[str, tuple[float, float, float]]:

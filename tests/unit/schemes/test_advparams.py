@@ -1,10 +1,11 @@
 import pytest
 import torch
+from torch import nn
 
-from advparams import AdvParams, AdvParamsConfig
+from advparams import AdvParams, AdvParamsConfig, unlock
 from advparams.errors import AdvParamsError, ConfigError
 from advparams.schemes.advparams import move_scores, select_candidates
-from advparams.testing import ConstantClassifier, TinyConvNet
+from advparams.testing import ConstantClassifier, TinyConvNet, state_equal
 
 
 def test_move_scores_by_hand() -> None:
@@ -135,7 +136,7 @@ def test_reaches_the_target_on_several_architectures(arch) -> None:
 
 def test_batched_search_counts_its_passes_and_holds_out_what_its_gradients_do_not_use(trained) -> None:
     model, data = trained
-    res = AdvParams(num_samples=400, search_samples=100).lock(model, data)
+    res = AdvParams(num_samples=400, search_samples=100, prune=False).lock(model, data)
     rep = res.report
     assert rep.stopped == "target" and rep.target_met
     assert rep.holdout_samples == 300  # every sample the gradients do not use
@@ -148,6 +149,18 @@ def test_batched_search_counts_its_passes_and_holds_out_what_its_gradients_do_no
     assert rep.lock_accuracy_after == pytest.approx(overall)
 
 
+def test_pruning_undoes_changes_the_lock_does_not_need_and_keeps_the_stop_rule(trained) -> None:
+    model, data = trained
+    plain = AdvParams(num_samples=400, search_samples=100, prune=False).lock(model, data).report
+    pruned_lock = AdvParams(num_samples=400, search_samples=100).lock(model, data)
+    pruned = pruned_lock.report
+    assert pruned.target_met and pruned.stopped == "target"
+    assert 1 <= pruned.params_changed <= plain.params_changed
+    # one more gradient, at the locked state, ranks the changes
+    assert pruned.backward_passes == pytest.approx(0.25 * (pruned.rounds + 1))
+    assert state_equal(unlock(pruned_lock.model, pruned_lock.key), model)
+
+
 def test_greedy_search_without_holdout_is_the_old_search(trained) -> None:
     model, data = trained
     res = AdvParams(search="greedy", holdout=0.0).lock(model, data)
@@ -158,12 +171,23 @@ def test_greedy_search_without_holdout_is_the_old_search(trained) -> None:
     assert rep.forward_passes > rep.backward_passes  # plus the line searches' forward passes
 
 
-def test_the_held_out_check_asks_for_a_margin_of_standard_errors() -> None:
-    from advparams.schemes.locking import LockBatches
+def test_the_held_out_check_asks_for_a_margin_of_standard_errors_but_never_below_half_way_to_chance() -> None:
+    from advparams.schemes.advparams_search import holdout_target
+    from advparams.schemes.locking import LockBatches, LockSetup
 
-    held = LockBatches.__new__(LockBatches)
-    held._set(torch.zeros(100, 1), torch.zeros(100).long(), 100)
-    se = (0.12 * 0.88 / 100) ** 0.5
-    assert AdvParams(confidence=0.0)._held_target(0.12, held) == pytest.approx(0.12)
-    assert AdvParams(confidence=1.0)._held_target(0.12, held) == pytest.approx(0.12 - se)
-    assert AdvParams()._held_target(0.12, None) == 0.12
+    def held(n: int) -> LockBatches:
+        batches = LockBatches.__new__(LockBatches)
+        batches._set(torch.zeros(n, 1), torch.zeros(n).long(), n)
+        return batches
+
+    setup = LockSetup(0.0, nn.Identity(), {}, held(10), 0.12, torch.Generator(), num_classes=10)
+    se = (0.12 * 0.88 / 5000) ** 0.5
+    assert holdout_target(AdvParamsConfig(confidence=0.0), setup, held(5000)) == pytest.approx(0.12)
+    assert holdout_target(AdvParamsConfig(confidence=1.0), setup, held(5000)) == pytest.approx(0.12 - se)
+    assert holdout_target(AdvParamsConfig(), setup, None) == 0.12
+    # 192 held-out samples: 1.5 standard errors would ask for 8.5 %, below chance (10 %):
+    # the floor is half way from chance to the target
+    assert holdout_target(AdvParamsConfig(confidence=1.5), setup, held(192)) == pytest.approx(0.11)
+    # a target the owner set below chance is kept as it is
+    low = LockSetup(0.0, nn.Identity(), {}, held(10), 0.05, torch.Generator(), num_classes=10)
+    assert holdout_target(AdvParamsConfig(confidence=1.5), low, held(192)) == pytest.approx(0.05)

@@ -1,0 +1,430 @@
+"""The two searches of :class:`~advparams.schemes.advparams.AdvParams`: the batched one
+(the default, ours) and the greedy one (the reconstruction of the paper's), with the
+held-out stop rule they share (``docs/advparams.md``, "Locking at scale")."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from advparams.devices import model_device
+from advparams.metrics.accuracy import logits_of
+from advparams.schemes.base import LockProgress
+from advparams.schemes.locking import LockBatches, LockSetup, Search, lock_objective, tensor_bounds
+
+if TYPE_CHECKING:
+    from advparams.schemes.advparams import AdvParamsConfig
+
+__all__ = ["batched_search", "greedy_search", "holdout_target", "move_scores", "split_samples"]
+
+log = logging.getLogger(__name__)
+
+
+def move_scores(
+    grad: torch.Tensor, value: torch.Tensor, lo: float, hi: float, reach: float, selection: str
+) -> torch.Tensor:
+    """Score of moving each scalar against the loss gradient within ``[lo, hi]``.
+
+    ``room`` is how far a value can move in the ascent direction ``sign(grad)`` before it
+    hits the bound; a scalar with no room scores 0. With ``selection="gain"`` the score is
+    the first-order loss increase ``|grad| * min(room, reach)``; with ``"gradient"`` it
+    is ``|grad|`` wherever ``room > 0``.
+    """
+    room = torch.where(grad > 0, hi - value, value - lo).clamp(min=0.0)
+    if selection == "gain":
+        return grad.abs() * room.clamp(max=reach)
+    return torch.where(room > 0, grad.abs(), torch.zeros_like(grad))
+
+
+def holdout_target(cfg: AdvParamsConfig, setup: LockSetup, held: LockBatches | None) -> float:
+    """The accuracy the held-out samples must reach: the target ``t`` less ``confidence``
+    binomial standard errors ``sqrt(t (1 - t) / n_held)``, but never below the midpoint of
+    chance and ``t`` (nor above ``t``) [inferred; ours]. With few held-out samples the
+    margin alone would ask for a model worse than chance: a locked model near chance
+    answers each class about as often as the held-out samples hold it, so it would go on
+    changing values to fit the held-out sample's class counts."""
+    target = setup.target
+    if held is None:
+        return target
+    margin = target - cfg.confidence * math.sqrt(max(target * (1.0 - target), 0.0) / held.n)
+    chance = 1.0 / setup.num_classes if setup.num_classes > 0 else 0.0
+    return min(target, max(margin, (chance + target) / 2))
+
+
+def split_samples(
+    cfg: AdvParamsConfig, setup: LockSetup, searched: int | None = None
+) -> tuple[LockBatches, LockBatches | None]:
+    """The searched samples (the first ``searched``, at most all but the ``holdout``
+    share) and the held-out rest (None when nothing is held out)."""
+    n = setup.samples.n
+    keep = n - (round(cfg.holdout * n) if n >= 2 else 0)
+    if searched is not None:
+        keep = max(1, min(keep, searched))
+    if keep >= n:
+        return setup.samples, None
+    return setup.samples.part(0, keep), setup.samples.part(keep, n)
+
+
+def batched_search(
+    cfg: AdvParamsConfig, model: nn.Module, setup: LockSetup, progress: Callable[[LockProgress], None] | None
+) -> Search:
+    """Several scalars per gradient, the check's forward pass reused for the next one."""
+    device = model_device(model)
+    work, cands, target, n = setup.work, setup.candidates, setup.target, setup.samples.n
+    orig_dtypes = {name: p.dtype for name, p in model.named_parameters()}
+    size = cfg.search_samples if cfg.search_samples is not None else max(1, min(128, n // 4))
+    batch, held = split_samples(cfg, setup, size)
+    bounds = tensor_bounds(cands, cfg.margin)
+    chosen = {name: torch.zeros(p.numel(), dtype=torch.bool, device=device) for name, p in cands.items()}
+    passes = [0.0, 0.0]
+
+    def forward() -> tuple[list[torch.Tensor], float, float]:
+        """The objective (graph kept for a backward) and accuracy on ``batch``."""
+        for p in cands.values():
+            p.requires_grad_(True)
+            p.grad = None
+        losses, correct = [], 0
+        for xb, yb in batch.batches:
+            out = logits_of(work, xb)
+            losses.append(lock_objective(out, yb, cfg.objective, cfg.loss_cap) / batch.n)
+            correct += int((out.detach().argmax(1) == yb).sum())
+        passes[0] += batch.n / n
+        return losses, float(sum(float(v.detach()) for v in losses)), correct / batch.n
+
+    def backward(losses: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        sum(losses).backward()  # type: ignore[union-attr]
+        passes[1] += batch.n / n
+        grads = {k: p.grad.detach().reshape(-1).clone() if p.grad is not None else torch.zeros(p.numel(),
+                 device=p.device) for k, p in cands.items()}  # fmt: skip
+        release()
+        return grads
+
+    def release() -> None:
+        for p in cands.values():
+            p.requires_grad_(False)
+            p.grad = None
+
+    def held_accuracy() -> float:
+        assert held is not None
+        passes[0] += held.n / n
+        return held.loss_accuracy(work, cfg.objective, cfg.loss_cap)[1]
+
+    losses, loss, acc = forward()
+    acc_before = acc
+    changed: list[tuple[str, int]] = []
+    rounds, k, stopped = 0, cfg.first_batch, "target"
+    hold_acc: float | None = None
+    held_target = holdout_target(cfg, setup, held)
+    max_rounds = 4 * cfg.max_params
+    last: list[tuple[str, int, float, float]] = []
+    moves: dict[tuple[str, int], tuple[float, float]] = {}
+    while True:
+        hold_acc = None
+        if acc <= target:
+            hold_acc = held_accuracy() if held is not None else acc
+            if hold_acc <= held_target:
+                stopped = "target"
+                break
+        if len(changed) >= cfg.max_params:
+            stopped = "budget"
+            break
+        if rounds >= max_rounds:
+            stopped = "rounds"
+            break
+        grads = backward(losses)
+        rounds += 1
+        picks = pick_round(cfg, grads, cands, bounds, chosen, min(k, cfg.max_params - len(changed)))
+        if not picks:
+            stopped = "exhausted"
+            break
+        last = []  # this round's changes, in the order of their scores: (name, index, old, new)
+        with torch.no_grad():
+            for name, index in picks:
+                chosen[name][index] = True
+                flat = cands[name].data.view(-1)
+                lo, hi, r = bounds[name]
+                v0 = float(flat[index])
+                step = cfg.max_steps * cfg.step * r * (1.0 if float(grads[name][index]) > 0 else -1.0)
+                q = float(torch.tensor(min(max(v0 + step, lo), hi), dtype=orig_dtypes[name]).float())
+                if q != v0:
+                    flat[index] = q
+                    changed.append((name, index))
+                    last.append((name, index, v0, q))
+                    moves[(name, index)] = (v0, q)
+        before = acc
+        losses, loss, acc = forward()
+        # how far there is to go: on the searched batch, or (once it is at the target)
+        # on the held-out samples, where the last check fell short
+        gap = acc - target if acc > target else (hold_acc - held_target if hold_acc is not None else 0.0)
+        drop_per_value = (before - acc) / len(picks) if before > acc else 0.0
+        if drop_per_value > 0 and gap > 0:
+            k = max(1, min(math.ceil(cfg.growth * len(picks)), math.ceil(gap / drop_per_value)))
+        else:
+            k = max(1, math.ceil(cfg.growth * len(picks)) if gap > 0 else len(picks))
+        if progress is not None:
+            progress(LockProgress(rounds, len(changed), cfg.max_params, acc, target, loss, acc_before))
+        log.debug("round %d: %d values, loss=%.4f acc=%.4f", rounds, len(picks), loss, acc)
+    release()
+    if stopped == "target" and cfg.prune and len(changed) > 1:
+        # undo what the lock does not need: rank every change by its first-order share of
+        # the objective at the locked state, g * (new - old), and keep the shortest
+        # prefix of that ranking that still meets the stop rule (bisection)
+        grads = backward(forward()[0])
+        ranked = sorted(
+            ((name, index, *moves[(name, index)]) for name, index in changed),
+            key=lambda m: -float(grads[m[0]][m[1]]) * (m[3] - m[2]),
+        )
+        kept, acc, hold_acc = trim_round(cfg, work, ranked, cands, batch, held, (target, held_target), passes, n)
+        keep = {(name, index) for name, index, _, _ in ranked[:kept]}
+        changed = [c for c in changed if c in keep]
+    elif stopped == "target" and len(last) > 1:
+        # the last round may have changed more values than the target needed: keep the
+        # shortest prefix of it (by score) that still meets the stop rule (bisection)
+        kept, acc, hold_acc = trim_round(cfg, work, last, cands, batch, held, (target, held_target), passes, n)
+        drop = {(name, index) for name, index, _, _ in last[kept:]}
+        changed = [c for c in changed if c not in drop]
+    if held is not None and hold_acc is None:
+        hold_acc = held_accuracy()
+    # accuracy over all lock samples: the batch's and the held-out's
+    correct = acc * batch.n + (hold_acc * held.n if held is not None and hold_acc is not None else 0.0)
+    return found_search(changed, acc_before, round(correct) / n, rounds, stopped, passes, acc, held, hold_acc)
+
+
+def trim_round(
+    cfg: AdvParamsConfig,
+    work: nn.Module,
+    last: list[tuple[str, int, float, float]],
+    cands: dict[str, nn.Parameter],
+    batch: LockBatches,
+    held: LockBatches | None,
+    targets: tuple[float, float],
+    passes: list[float],
+    n: int,
+) -> tuple[int, float, float | None]:
+    """Bisects for the fewest of the last round's changes (a prefix, by score) that meet
+    the stop rule; returns how many are kept and the batch's and held-out accuracy."""
+    target, held_target = targets
+
+    def set_prefix(m: int) -> None:
+        with torch.no_grad():
+            for i, (name, index, old, new) in enumerate(last):
+                cands[name].data.view(-1)[index] = new if i < m else old
+
+    def check() -> tuple[bool, float, float | None]:
+        passes[0] += batch.n / n
+        acc = batch.loss_accuracy(work, cfg.objective, cfg.loss_cap)[1]
+        if acc > target:
+            return False, acc, None
+        if held is None:
+            return True, acc, acc
+        passes[0] += held.n / n
+        h = held.loss_accuracy(work, cfg.objective, cfg.loss_cap)[1]
+        return h <= held_target, acc, h
+
+    lo, hi = 0, len(last)  # the state before the round failed the rule, all of it passed
+    best: tuple[float, float | None] | None = None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        set_prefix(mid)
+        ok, acc, h = check()
+        if ok:
+            hi, best = mid, (acc, h)
+        else:
+            lo = mid
+    set_prefix(hi)
+    if best is None:  # nothing removed: measure the full round's state again
+        _, acc, h = check()
+        best = (acc, h)
+    return hi, best[0], best[1]
+
+
+def pick_round(
+    cfg: AdvParamsConfig,
+    grads: dict[str, torch.Tensor],
+    cands: dict[str, nn.Parameter],
+    bounds: dict[str, tuple[float, float, float]],
+    chosen: dict[str, torch.Tensor],
+    k: int,
+) -> list[tuple[str, int]]:
+    """Up to ``k`` scalars by score, at most one per output row (the first axis) of a
+    tensor and at most half of them (rounded up) in one tensor, so that the moves of a
+    round do not interact much."""
+    pool: list[tuple[float, str, int]] = []
+    for name, p in cands.items():
+        lo, hi, r = bounds[name]
+        score = move_scores(grads[name], p.detach().reshape(-1), lo, hi, cfg.max_steps * cfg.step * r, cfg.selection)
+        score = score.masked_fill(chosen[name], 0.0)
+        top = torch.topk(score, min(int(score.numel()), 4 * k))
+        pool += [(float(v), name, int(i)) for v, i in zip(top.values, top.indices, strict=True) if float(v) > 0]
+    pool.sort(key=lambda t: -t[0])
+    per_tensor_cap = max(1, math.ceil(k / 2))
+    picks: list[tuple[str, int]] = []
+    rows: set[tuple[str, int]] = set()
+    count: dict[str, int] = {}
+    for _, name, index in pool:
+        row_size = max(1, cands[name].numel() // max(1, cands[name].shape[0]))
+        row = (name, index // row_size)
+        if row in rows or count.get(name, 0) >= per_tensor_cap:
+            continue
+        picks.append((name, index))
+        rows.add(row)
+        count[name] = count.get(name, 0) + 1
+        if len(picks) == k:
+            break
+    return picks
+
+
+def greedy_search(
+    cfg: AdvParamsConfig, model: nn.Module, setup: LockSetup, progress: Callable[[LockProgress], None] | None
+) -> Search:
+    """Greedy adversarial perturbation, one scalar per round."""
+    device = model_device(model)
+    work, cands, target = setup.work, setup.candidates, setup.target
+    samples, held = split_samples(cfg, setup)
+    orig_dtypes = {n: p.dtype for n, p in model.named_parameters()}
+    share = samples.n / setup.samples.n
+    passes = [0.0, 0.0]
+
+    def loss_acc() -> tuple[float, float]:
+        passes[0] += share
+        return samples.loss_accuracy(work, cfg.objective, cfg.loss_cap)
+
+    bounds = tensor_bounds(cands, cfg.margin)
+    chosen = {name: torch.zeros(p.shape, dtype=torch.bool, device=device) for name, p in cands.items()}
+
+    loss, acc = loss_acc()
+    acc_before = acc
+    changed: list[tuple[str, int]] = []
+    rounds, stopped = 0, "target"
+    max_rounds = 4 * cfg.max_params
+    hold_acc: float | None = None
+    held_target = holdout_target(cfg, setup, held)
+    while True:
+        hold_acc = None
+        if acc <= target:
+            if held is not None:
+                passes[0] += held.n / setup.samples.n
+            hold_acc = held.loss_accuracy(work, cfg.objective, cfg.loss_cap)[1] if held is not None else acc
+            if hold_acc <= held_target:
+                stopped = "target"
+                break
+        if len(changed) >= cfg.max_params:
+            stopped = "budget"
+            break
+        if rounds >= max_rounds:
+            stopped = "rounds"
+            break
+        rounds += 1
+        grads = samples.gradients(work, cands, cfg.objective, cfg.loss_cap)
+        passes[0] += share
+        passes[1] += share
+        best_score, best = 0.0, None
+        for name, p in cands.items():
+            lo, hi, r = bounds[name]
+            score = move_scores(grads[name], p.detach(), lo, hi, cfg.max_steps * cfg.step * r, cfg.selection)
+            score = score.masked_fill(chosen[name], 0.0)
+            top_score, top_index = score.reshape(-1).max(0)
+            if float(top_score) > best_score:
+                best_score, best = float(top_score), (name, int(top_index))
+        if best is None:
+            stopped = "exhausted"
+            break
+        name, index = best
+        chosen[name].view(-1)[index] = True
+        gain, new_loss, new_acc = line_search(
+            cfg,
+            cands[name],
+            index,
+            float(grads[name].reshape(-1)[index]),
+            bounds[name],
+            orig_dtypes[name],
+            loss,
+            loss_acc,
+        )
+        if gain:
+            changed.append((name, index))
+            loss, acc = new_loss, new_acc
+        if progress is not None:
+            progress(LockProgress(rounds, len(changed), cfg.max_params, acc, target, loss, acc_before))
+        log.debug("round %d: %s[%d] gain=%s loss=%.4f acc=%.4f", rounds, name, index, gain, loss, acc)
+
+    if held is not None and hold_acc is None:
+        passes[0] += held.n / setup.samples.n
+        hold_acc = held.loss_accuracy(work, cfg.objective, cfg.loss_cap)[1]
+    overall = (acc * samples.n + hold_acc * held.n) / setup.samples.n if held and hold_acc is not None else acc
+    return found_search(changed, acc_before, overall, rounds, stopped, passes, acc, held, hold_acc)
+
+
+def line_search(
+    cfg: AdvParamsConfig,
+    param: nn.Parameter,
+    index: int,
+    grad: float,
+    bounds: tuple[float, float, float],
+    dtype: torch.dtype,
+    loss: float,
+    loss_acc: Callable[[], tuple[float, float]],
+) -> tuple[bool, float, float]:
+    """Iterative sign steps on one scalar while the loss rises (research note §2.2).
+
+    Returns whether the scalar was changed, and the loss and accuracy after.
+    """
+    lo, hi, r = bounds
+    flat = param.data.view(-1)
+    v0 = float(flat[index])
+    best_v, best_loss, best_acc = v0, loss, -1.0
+    direction = 1.0 if grad > 0 else -1.0
+    v = v0
+    for _ in range(cfg.max_steps):
+        v = min(max(v + direction * cfg.step * r, lo), hi)
+        # Round to the model's dtype so the search sees exactly the values the locked
+        # model will hold. Rounding to nearest cannot leave the original [min, max]:
+        # both ends are values of that dtype.
+        q = float(torch.tensor(v, dtype=dtype).float())
+        if q == best_v:
+            break
+        flat[index] = q
+        new_loss, new_acc = loss_acc()
+        if new_loss > best_loss:
+            best_v, best_loss, best_acc = q, new_loss, new_acc
+        else:
+            break
+    flat[index] = best_v
+    if best_v == v0:
+        return False, loss, -1.0
+    return True, best_loss, best_acc
+
+
+def found_search(
+    changed: list[tuple[str, int]],
+    accuracy_before: float,
+    accuracy_after: float,
+    rounds: int,
+    stopped: str,
+    passes: list[float],
+    search_accuracy: float,
+    held: LockBatches | None,
+    held_accuracy: float | None,
+) -> Search:
+    """What either search found, as a :class:`Search` (positions grouped by tensor)."""
+    positions = {
+        name: torch.tensor([i for nm, i in changed if nm == name], dtype=torch.long)
+        for name in {nm for nm, _ in changed}
+    }
+    return Search(
+        positions,
+        accuracy_before,
+        accuracy_after,
+        rounds,
+        stopped,
+        exact=True,
+        passes=(passes[0], passes[1]),
+        search_accuracy=search_accuracy if held is not None else None,
+        holdout=held.n if held is not None else 0,
+        holdout_accuracy=held_accuracy if held is not None else None,
+    )
