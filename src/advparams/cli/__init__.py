@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from advparams import __version__
-from advparams.cli import backdoors, demo, detect, evaluation, fingerprints, locks, models, watermarks
+from advparams.cli import backdoors, demo, detect, evaluation, fingerprints, locks, models, tracing, watermarks
 from advparams.cli._common import EXIT_ERROR, EXIT_USAGE, Parser, add_import_option, emit_error, exit_status
 from advparams.errors import AdvParamsError
 
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_import_option(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
-    for group in (models, locks, evaluation, watermarks, backdoors, detect, fingerprints, demo):
+    for group in (models, locks, tracing, evaluation, watermarks, backdoors, detect, fingerprints, demo):
         group.add_parsers(sub)
     return parser
 

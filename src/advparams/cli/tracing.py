@@ -1,0 +1,162 @@
+"""``advparams keys users|issue`` and ``advparams trace``: per-user keys whose unlocked
+copies name their holder (a thin layer over :mod:`advparams.tracing`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from advparams.checkpoint import load_checkpoint
+from advparams.cli._common import EXIT_NO, EXIT_OK, PASSPHRASE_ENV, add_common, emit, parse_sets, read_passphrase
+from advparams.devices import resolve_device
+from advparams.errors import ConfigError, PassphraseError, UserTableError
+from advparams.files import check_output
+from advparams.keys import Key, key_is_sealed, load_key, unlock
+from advparams.keys.io import is_key_file, save_key
+from advparams.registry import config_from_dict
+from advparams.tracing import MarkConfig, issue_user_key, trace_weights, user_plan
+from advparams.tracing.roster import Roster
+
+__all__ = ["add_parsers", "cmd_issue", "cmd_trace", "cmd_users"]
+
+
+def _owner_key(args: argparse.Namespace) -> Key:
+    passphrase = None
+    if key_is_sealed(args.key):
+        passphrase = read_passphrase(args, confirm=False)
+        if passphrase is None:
+            raise PassphraseError(f"key file {args.key} is sealed: pass --passphrase-file or set ${PASSPHRASE_ENV}")
+    return load_key(args.key, passphrase=passphrase)
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    if args.action == "create":
+        mark = config_from_dict(MarkConfig, parse_sets(args.set), what="mark")
+        roster = Roster(mark).add(*args.users)
+        roster.save(args.roster, force=args.force)
+        lines = [f"roster of {len(roster.users)} users written to {args.roster} ({mark.positions} marked values each)"]
+    else:
+        if args.set:
+            raise ConfigError("--set applies to create only: the mark's settings stay fixed once keys are issued")
+        roster = Roster.load(args.roster)
+        if args.action == "add":
+            if not args.users:
+                raise UserTableError("name at least one user to add")
+            roster = roster.add(*args.users)
+            roster.save(args.roster, force=True)  # updated in place, atomically
+            lines = [f"added {', '.join(args.users)} to {args.roster} ({len(roster.users)} users)"]
+        else:
+            lines = list(roster.users) or ["(no users)"]
+    emit(args, {"roster": args.roster, "users": list(roster.users)}, lines)
+    return EXIT_OK
+
+
+def cmd_issue(args: argparse.Namespace) -> int:
+    check_output(args.out, force=args.force, accept=is_key_file)
+    roster = Roster.load(args.users)
+    roster.require(args.user)
+    owner = _owner_key(args)
+    locked = load_checkpoint(args.locked, device=resolve_device(args.device))
+    key = issue_user_key(locked.model, owner, args.user, roster.mark)
+    save_key(key, args.out, force=args.force)
+    emit(
+        args,
+        {"checkpoint": args.locked, "user": args.user, "out": args.out, "marked_values": roster.mark.positions},
+        [
+            f"key for {args.user} written to {args.out}: it unlocks {args.locked} into {args.user}'s copy "
+            f"({roster.mark.positions} values marked)",
+            "give it to that user only; the owner key stays with you",
+        ],
+    )
+    return EXIT_OK
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    roster = Roster.load(args.users)
+    if not roster.users:
+        raise UserTableError(f"the roster {args.users} lists no users")
+    owner = _owner_key(args)
+    device = resolve_device(args.device)
+    locked = load_checkpoint(args.locked, device=device).model
+    suspect = load_checkpoint(args.checkpoint, device=device).model
+    original = unlock(locked, owner)
+    plan = user_plan(owner, original, roster.mark)
+    result = trace_weights(suspect, original, plan, roster.users, args.rate)
+    top = sorted(zip(result.users, result.scores, strict=True), key=lambda t: -t[1])[: args.show]
+    summary = {
+        "checkpoint": args.checkpoint,
+        "accused": list(result.accused),
+        "named": bool(result.accused),
+        "threshold": result.threshold,
+        "rate": result.rate,
+        "users": len(result.users),
+        "top": [{"user": u, "score": s} for u, s in top],
+        "observed": result.observed,
+    }
+    who = ", ".join(result.accused) if result.accused else "nobody"
+    lines = [
+        f"{args.checkpoint} names {who} (threshold {result.threshold:.1f} for a {args.rate:g} chance of "
+        f"accusing any of the {len(result.users)} users wrongly)",
+        *(f"  {u}: score {s:.1f}" for u, s in top),
+    ]
+    emit(args, summary, lines)
+    return EXIT_OK if result.accused else EXIT_NO
+
+
+def add_parsers(sub: Any) -> None:
+    """Adds ``keys`` and ``trace`` to the CLI's sub-parsers."""
+    p = sub.add_parser(
+        "keys",
+        help="per-user keys: a roster of users, and a key per user whose copy names its holder",
+        description="Traceable keys (docs/tracing.md): lock once with the hardened scheme, list your "
+        "users in a roster, and issue each one a key; each key unlocks a copy that carries that "
+        "user's mark, so a leaked copy names who leaked it (advparams trace).",
+    )
+    ksub = p.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
+    u = ksub.add_parser(
+        "users",
+        help="the roster of users: create, add, list",
+        description="create ROSTER [USER...] [--set positions=N ...]: a new roster with the mark's "
+        "settings (positions, strength, colluders, false_accusation, include, exclude). "
+        "add ROSTER USER...: list more users. list ROSTER.",
+    )
+    u.add_argument("action", choices=("create", "add", "list"))
+    u.add_argument("roster", help="roster file (JSON)")
+    u.add_argument("users", nargs="*", help="user ids (create, add)")
+    u.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="create: a mark setting")
+    u.add_argument("--force", action="store_true", help="create: replace an existing roster")
+    add_common(u, device=False, data=False)
+    u.set_defaults(func=cmd_users)
+
+    i = ksub.add_parser(
+        "issue",
+        help="write one user's key",
+        description="Write the key that unlocks LOCKED into USER's marked copy. The owner key must be "
+        "a hardened lock's (its keyed shuffle hides the marks); USER must be in the roster.",
+    )
+    i.add_argument("locked", help="checkpoint folder of the locked model (the one every user gets)")
+    i.add_argument("--key", required=True, help="the owner key written by 'advparams lock'")
+    i.add_argument("--users", required=True, help="the roster (advparams keys users create)")
+    i.add_argument("--user", required=True, help="the user to issue the key to")
+    i.add_argument("--out", required=True, help="user key file to write (keep it between you and the user)")
+    i.add_argument("--passphrase-file", help=f"passphrase of a sealed owner key (else ${PASSPHRASE_ENV})")
+    i.add_argument("--force", action="store_true", help="overwrite an existing key file at --out")
+    add_common(i, data=False)
+    i.set_defaults(func=cmd_issue)
+
+    t = sub.add_parser(
+        "trace",
+        help="name the user a leaked copy came from (white-box, from its weights)",
+        description="Score every user of the roster against the marks in CHECKPOINT's weights and "
+        "accuse those above a threshold calibrated so that the chance of accusing any innocent user "
+        "is at most --rate. Exit code: 0 someone named, 3 nobody, 1 an error.",
+    )
+    t.add_argument("checkpoint", help="checkpoint folder of the suspect copy")
+    t.add_argument("--key", required=True, help="the owner key")
+    t.add_argument("--locked", required=True, help="checkpoint folder of the locked model the keys unlock")
+    t.add_argument("--users", required=True, help="the roster the keys were issued from")
+    t.add_argument("--rate", type=float, default=1e-3, help="chance of accusing any innocent user (default: 0.001)")
+    t.add_argument("--show", type=int, default=5, help="how many top scores to show (default: 5)")
+    t.add_argument("--passphrase-file", help=f"passphrase of a sealed owner key (else ${PASSPHRASE_ENV})")
+    add_common(t, data=False)
+    t.set_defaults(func=cmd_trace)

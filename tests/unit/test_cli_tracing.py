@@ -1,0 +1,88 @@
+"""Traceable keys from the CLI: roster, one key per user, unlock, trace; and the refusals."""
+
+import json
+
+import pytest
+
+from advparams.checkpoint import load_checkpoint
+from advparams.cli import main
+from advparams.fingerprint import model_fingerprint
+from advparams.testing import state_equal
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code, err, match):
+    lines = [line for line in err.strip().splitlines() if line]
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("advparams: error: "), err
+    assert match in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def owner(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tracing")
+    args = ["--dataset", "synthetic", "--device", "cpu", "--json"]
+    assert main(["train", "--model", "lenet", "--epochs", "2", "--out", str(d / "model"), *args]) == 0
+    lock = ["lock", str(d / "model"), "--scheme", "hardened", "--out", str(d / "locked"), "--key", str(d / "owner.key")]
+    assert main([*lock, "--device", "cpu", "--json", "--allow-partial"]) == 0
+    return d
+
+
+def test_roster_issue_unlock_and_trace(capsys, owner) -> None:
+    d = owner
+    users = [f"user{i:02d}" for i in range(20)]
+    code, out, _ = run(
+        capsys, "keys", "users", "create", d / "users.json", *users[:10], "--set", "positions=2048", "--json"
+    )
+    assert code == 0 and json.loads(out)["users"] == users[:10]
+    code, out, _ = run(capsys, "keys", "users", "add", d / "users.json", *users[10:], "--json")
+    assert code == 0 and len(json.loads(out)["users"]) == 20
+    issue = ["keys", "issue", d / "locked", "--key", d / "owner.key", "--users", d / "users.json"]
+    code, out, _ = run(capsys, *issue, "--user", "user07", "--out", d / "user07.key", "--json")
+    assert code == 0 and json.loads(out)["user"] == "user07"
+    text = (d / "user07.key").read_bytes()
+    assert b"secret" not in text.split(b"}")[0]  # no shuffle secret in a user's key
+    code, out, _ = run(capsys, "unlock", d / "locked", "--key", d / "user07.key", "--out", d / "copy07", "--json")
+    assert code == 0
+    copy07 = load_checkpoint(d / "copy07").model
+    assert model_fingerprint(copy07) == json.loads(out)["fingerprint"]
+    assert not state_equal(copy07, load_checkpoint(d / "model").model)
+    trace = ["trace", "--key", d / "owner.key", "--locked", d / "locked", "--users", d / "users.json", "--json"]
+    code, out, _ = run(capsys, *trace[:1], d / "copy07", *trace[1:])
+    s = json.loads(out)
+    assert code == 0 and s["accused"] == ["user07"] and s["top"][0]["user"] == "user07"
+    # the original names nobody: exit 3
+    code, out, _ = run(capsys, *trace[:1], d / "model", *trace[1:])
+    assert code == 3 and json.loads(out)["accused"] == []
+    # the owner key still restores the original
+    assert run(capsys, "unlock", d / "locked", "--key", d / "owner.key", "--out", d / "orig")[0] == 0
+    assert state_equal(load_checkpoint(d / "orig").model, load_checkpoint(d / "model").model)
+
+
+def test_refusals_are_one_line(capsys, owner) -> None:
+    d = owner
+    assert run(capsys, "keys", "users", "create", d / "r.json", "alice")[0] == 0
+    issue = ["keys", "issue", d / "locked", "--key", d / "owner.key", "--users", d / "r.json"]
+    code, _, err = run(capsys, *issue, "--user", "mallory", "--out", d / "m.key")
+    one_line_error(code, err, "not in the roster")
+    assert not (d / "m.key").exists()
+    code, _, err = run(capsys, "keys", "users", "add", d / "r.json", "alice")
+    one_line_error(code, err, "already in the roster")
+    code, _, err = run(capsys, "keys", "users", "create", d / "r.json", "bob")
+    assert code == 1 and "exists" in err
+    edited = d / "r.json"
+    edited.write_text(edited.read_text().replace('"alice"', '"alicf"'))
+    code, _, err = run(capsys, *issue, "--user", "alice", "--out", d / "a.key")
+    one_line_error(code, err, "digest")
+    # an AdvParams (sparse) owner key cannot hide the marks
+    assert main(["lock", str(d / "model"), "--out", str(d / "sparse"), "--key", str(d / "sparse.key"),
+                 "--device", "cpu", "--allow-partial"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert run(capsys, "keys", "users", "create", d / "s.json", "alice")[0] == 0
+    code, _, err = run(capsys, "keys", "issue", d / "sparse", "--key", d / "sparse.key", "--users", d / "s.json",
+                       "--user", "alice", "--out", d / "s.key")  # fmt: skip
+    one_line_error(code, err, "hardened")
