@@ -41,7 +41,7 @@ def move_scores(
     return torch.where(room > 0, grad.abs(), torch.zeros_like(grad))
 
 
-def holdout_target(cfg: AdvParamsConfig, setup: LockSetup, held: LockBatches | None) -> float:
+def holdout_target(confidence: float, setup: LockSetup, held: LockBatches | None) -> float:
     """The accuracy the held-out samples must reach: the target ``t`` less ``confidence``
     binomial standard errors ``sqrt(t (1 - t) / n_held)``, but never below the midpoint of
     chance and ``t`` (nor above ``t``) [inferred; ours]. With few held-out samples the
@@ -51,7 +51,7 @@ def holdout_target(cfg: AdvParamsConfig, setup: LockSetup, held: LockBatches | N
     target = setup.target
     if held is None:
         return target
-    margin = target - cfg.confidence * math.sqrt(max(target * (1.0 - target), 0.0) / held.n)
+    margin = target - confidence * math.sqrt(max(target * (1.0 - target), 0.0) / held.n)
     chance = 1.0 / setup.num_classes if setup.num_classes > 0 else 0.0
     return min(target, max(margin, (chance + target) / 2))
 
@@ -119,7 +119,7 @@ def batched_search(
     changed: list[tuple[str, int]] = []
     rounds, k, stopped = 0, cfg.first_batch, "target"
     hold_acc: float | None = None
-    held_target = holdout_target(cfg, setup, held)
+    held_target = holdout_target(cfg.confidence, setup, held)
     max_rounds = 4 * cfg.max_params
     last: list[tuple[str, int, float, float]] = []
     moves: dict[tuple[str, int], tuple[float, float]] = {}
@@ -303,7 +303,7 @@ def greedy_search(
     rounds, stopped = 0, "target"
     max_rounds = 4 * cfg.max_params
     hold_acc: float | None = None
-    held_target = holdout_target(cfg, setup, held)
+    held_target = holdout_target(cfg.confidence, setup, held)
     while True:
         hold_acc = None
         if acc <= target:

@@ -42,6 +42,7 @@ from advparams.keys.key import Key, Shuffle
 from advparams.keys.shuffle import SECRET_BYTES, apply_shuffle_
 from advparams.models import count_parameters
 from advparams.registry import validated
+from advparams.schemes.advparams_search import holdout_target
 from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
 from advparams.schemes.locking import check_lock_options, lock_report, prepare_lock
 
@@ -68,11 +69,20 @@ class HardenedConfig:
         seed: seeds the lock samples; with ``reproducible``, the secret too.
         reproducible: derive the secret from ``seed`` instead of ``os.urandom`` (research
             runs only: whoever guesses the seed can unlock the model).
-        draws: secrets drawn (each from ``os.urandom``); the lock keeps the one whose
-            locked model is closest to uninformative on the lock samples: the lowest
-            accuracy that a majority-vote relabelling of its answers reaches (which is at
-            least its plain accuracy and also catches a model that answers consistently
-            wrong), ties broken by plain accuracy [inferred; ours]. 1: the first secret.
+        draws: secrets drawn (each from ``os.urandom``); the lock keeps, among those
+            whose lock-sample accuracy meets the target with ``confidence`` standard
+            errors to spare, the one whose locked model is closest to uninformative: the
+            lowest accuracy that a majority-vote relabelling of its answers reaches
+            (which is at least its plain accuracy and also catches a model that answers
+            consistently wrong), ties broken by plain accuracy [inferred; ours]. 1: the
+            first secret.
+        max_draws: when none of the first ``draws`` meets the target, more secrets are
+            drawn, up to this many in all, until one does [ours].
+        confidence: z of the target check: the lock-sample accuracy must be at most the
+            target less ``z`` binomial standard errors (never less than half way from
+            chance to the target), as AdvParams' held-out check [inferred; ours]. The
+            shuffle is not fitted to the lock samples, so their accuracy estimates the
+            accuracy on unseen data.
     """
 
     fraction: float = 1.0
@@ -84,12 +94,18 @@ class HardenedConfig:
     seed: int = 0
     reproducible: bool = False
     draws: int = 8
+    max_draws: int = 64
+    confidence: float = 1.5
 
     def __post_init__(self) -> None:
         if not 0.0 < self.fraction <= 1.0:
             raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
         if not 1 <= self.draws <= 1000:
             raise ValueError(f"draws must be in [1, 1000], got {self.draws}")
+        if not self.draws <= self.max_draws <= 1000:
+            raise ValueError(f"max_draws must be in [draws, 1000], got {self.max_draws}")
+        if not 0.0 <= self.confidence <= 5.0:
+            raise ValueError(f"confidence must be in [0, 5], got {self.confidence}")
         check_lock_options(self)
 
 
@@ -139,19 +155,23 @@ class Hardened(Scheme[HardenedConfig]):
         if cfg.reproducible:
             logger.warning(INSECURE)
         num_classes = setup.samples.num_classes(setup.work)
-        best: tuple[tuple[float, float], bytes, nn.Module, list[Shuffle], float, float] | None = None
-        for draw in range(cfg.draws):
-            secret = research_secret(cfg.seed, draw) if cfg.reproducible else os.urandom(SECRET_BYTES)
+        needed = holdout_target(cfg.confidence, setup, setup.samples)
+        best: tuple[tuple[bool, float, float], bytes, nn.Module, list[Shuffle], float, float] | None = None
+        drawn = 0
+        while drawn < cfg.draws or (drawn < cfg.max_draws and best is not None and best[0][0]):
+            secret = research_secret(cfg.seed, drawn) if cfg.reproducible else os.urandom(SECRET_BYTES)
             assert len(secret) == SECRET_BYTES
+            drawn += 1
             locked, shuffles = self._shuffled(model, setup.candidates, secret)
             work = copy.deepcopy(locked).float()
             loss, after, preds = setup.samples.loss_accuracy_predictions(work)
-            score = informativeness(preds, setup.samples.y, num_classes)
+            relabelled, plain = informativeness(preds, setup.samples.y, num_classes)
+            score = (after > needed, relabelled, plain)
             if best is None or score < best[0]:
                 best = (score, secret, locked, shuffles, loss, after)
             del work
         assert best is not None
-        score, secret, locked, shuffles, loss, after = best
+        (_, relabelled, _), secret, locked, shuffles, loss, after = best
         if progress is not None:
             n = sum(s.count for s in shuffles)
             progress(LockProgress(1, n, n, after, setup.target, loss, before))
@@ -165,8 +185,8 @@ class Hardened(Scheme[HardenedConfig]):
         }
         if cfg.reproducible:
             info["insecure"] = INSECURE
-        info["draws"] = cfg.draws
-        info["relabelled_lock_accuracy"] = score[0]
+        info["draws"] = drawn
+        info["relabelled_lock_accuracy"] = relabelled
         key = Key(
             entries=(),
             original_fingerprint=state_fingerprint(model.state_dict()),

@@ -182,12 +182,12 @@ def test_the_held_out_check_asks_for_a_margin_of_standard_errors_but_never_below
 
     setup = LockSetup(0.0, nn.Identity(), {}, held(10), 0.12, torch.Generator(), num_classes=10)
     se = (0.12 * 0.88 / 5000) ** 0.5
-    assert holdout_target(AdvParamsConfig(confidence=0.0), setup, held(5000)) == pytest.approx(0.12)
-    assert holdout_target(AdvParamsConfig(confidence=1.0), setup, held(5000)) == pytest.approx(0.12 - se)
-    assert holdout_target(AdvParamsConfig(), setup, None) == 0.12
+    assert holdout_target(0.0, setup, held(5000)) == pytest.approx(0.12)
+    assert holdout_target(1.0, setup, held(5000)) == pytest.approx(0.12 - se)
+    assert holdout_target(1.5, setup, None) == 0.12
     # 192 held-out samples: 1.5 standard errors would ask for 8.5 %, below chance (10 %):
     # the floor is half way from chance to the target
-    assert holdout_target(AdvParamsConfig(confidence=1.5), setup, held(192)) == pytest.approx(0.11)
+    assert holdout_target(1.5, setup, held(192)) == pytest.approx(0.11)
     # a target the owner set below chance is kept as it is
     low = LockSetup(0.0, nn.Identity(), {}, held(10), 0.05, torch.Generator(), num_classes=10)
-    assert holdout_target(AdvParamsConfig(confidence=1.5), low, held(192)) == pytest.approx(0.05)
+    assert holdout_target(1.5, low, held(192)) == pytest.approx(0.05)
