@@ -12,6 +12,7 @@ Prints a Markdown table; appends one JSON line per lock to --out.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -34,7 +35,7 @@ CASES = [
         for n in (256, 512, 1000)
     ],
     ("hardened (8 draws)", "hardened", {}, ("lenet", "vgg")),
-    ("hardened (1 draw)", "hardened", {"draws": 1}, ("lenet", "vgg")),
+    ("hardened (1 draw)", "hardened", {"draws": 1, "max_draws": 1}, ("lenet", "vgg")),
 ]
 
 
@@ -45,7 +46,12 @@ def main() -> None:
     parser.add_argument("--cache", default="runs/bench")
     parser.add_argument("--out", help="JSON-lines file to append results to")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--cases", nargs="+", metavar="PREFIX", help="only the cases whose label starts so")
+    parser.add_argument("--table", metavar="ROWS", help="only print the table of a JSON-lines file of rows")
     args = parser.parse_args()
+    if args.table:
+        print_table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()])
+        return
     device = resolve_device(args.device)
     rows = []
     for name in args.models:
@@ -56,7 +62,7 @@ def main() -> None:
             model = load_checkpoint(checkpoint_path(name, seed, Path(args.cache)), device=device).model
             clean = accuracy(model, test)
             for label, scheme, options, models in CASES:
-                if name not in models:
+                if name not in models or (args.cases and not any(label.startswith(c) for c in args.cases)):
                     continue
                 log(f"{name} seed {seed}: {label} ...")
                 res = SCHEMES.build(scheme, {**options, "seed": seed}).lock(model, train)
@@ -83,6 +89,11 @@ def main() -> None:
                 rows.append(row)
                 append_jsonl(args.out, [row])
                 torch.cuda.empty_cache() if device.type == "cuda" else None
+    print_table(rows)
+
+
+def print_table(rows: list[dict]) -> None:
+    """The Markdown table of docs/advparams.md ("the target on unseen data")."""
     print("| model | case | seed 0 | seed 1 | seed 2 | worst | changed | at most 12 % on every seed |")
     print("|---|---|---|---|---|---|---|---|")
     keys = sorted({(r["model"], r["case"]) for r in rows}, key=lambda k: (k[0], [c[0] for c in CASES].index(k[1])))

@@ -56,6 +56,30 @@ def holdout_target(confidence: float, setup: LockSetup, held: LockBatches | None
     return min(target, max(margin, (chance + target) / 2))
 
 
+def stop_reason(
+    cfg: AdvParamsConfig,
+    accuracy: float,
+    targets: tuple[float, float],
+    held_accuracy: Callable[[], float],
+    changed: int,
+    rounds: int,
+) -> tuple[str | None, float | None]:
+    """Why a search stops now (None: it goes on), and the held-out accuracy when it was
+    measured: the searched samples at the target and the held-out ones at theirs
+    (``"target"``), the budget of values spent, or ``4 * max_params`` rounds run."""
+    target, held_target = targets
+    held = None
+    if accuracy <= target:
+        held = held_accuracy()
+        if held <= held_target:
+            return "target", held
+    if changed >= cfg.max_params:
+        return "budget", held
+    if rounds >= 4 * cfg.max_params:
+        return "rounds", held
+    return None, held
+
+
 def split_samples(
     cfg: AdvParamsConfig, setup: LockSetup, searched: int | None = None
 ) -> tuple[LockBatches, LockBatches | None]:
@@ -110,7 +134,8 @@ def batched_search(
             p.grad = None
 
     def held_accuracy() -> float:
-        assert held is not None
+        if held is None:
+            return acc
         passes[0] += held.n / n
         return held.loss_accuracy(work, cfg.objective, cfg.loss_cap)[1]
 
@@ -120,21 +145,12 @@ def batched_search(
     rounds, k, stopped = 0, cfg.first_batch, "target"
     hold_acc: float | None = None
     held_target = holdout_target(cfg.confidence, setup, held)
-    max_rounds = 4 * cfg.max_params
     last: list[tuple[str, int, float, float]] = []
     moves: dict[tuple[str, int], tuple[float, float]] = {}
     while True:
-        hold_acc = None
-        if acc <= target:
-            hold_acc = held_accuracy() if held is not None else acc
-            if hold_acc <= held_target:
-                stopped = "target"
-                break
-        if len(changed) >= cfg.max_params:
-            stopped = "budget"
-            break
-        if rounds >= max_rounds:
-            stopped = "rounds"
+        reason, hold_acc = stop_reason(cfg, acc, (target, held_target), held_accuracy, len(changed), rounds)
+        if reason is not None:
+            stopped = reason
             break
         grads = backward(losses)
         rounds += 1
@@ -301,23 +317,19 @@ def greedy_search(
     acc_before = acc
     changed: list[tuple[str, int]] = []
     rounds, stopped = 0, "target"
-    max_rounds = 4 * cfg.max_params
     hold_acc: float | None = None
     held_target = holdout_target(cfg.confidence, setup, held)
+
+    def held_accuracy() -> float:
+        if held is None:
+            return acc
+        passes[0] += held.n / setup.samples.n
+        return held.loss_accuracy(work, cfg.objective, cfg.loss_cap)[1]
+
     while True:
-        hold_acc = None
-        if acc <= target:
-            if held is not None:
-                passes[0] += held.n / setup.samples.n
-            hold_acc = held.loss_accuracy(work, cfg.objective, cfg.loss_cap)[1] if held is not None else acc
-            if hold_acc <= held_target:
-                stopped = "target"
-                break
-        if len(changed) >= cfg.max_params:
-            stopped = "budget"
-            break
-        if rounds >= max_rounds:
-            stopped = "rounds"
+        reason, hold_acc = stop_reason(cfg, acc, (target, held_target), held_accuracy, len(changed), rounds)
+        if reason is not None:
+            stopped = reason
             break
         rounds += 1
         grads = samples.gradients(work, cands, cfg.objective, cfg.loss_cap)
