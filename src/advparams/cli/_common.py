@@ -17,6 +17,7 @@ from typing import Any
 from advparams.data import DATASETS, ImageDataset, load_dataset
 from advparams.errors import AdvParamsError, ConfigError, PassphraseError
 from advparams.files import LIMITS, read_file
+from advparams.keys import Key, key_is_sealed, load_key
 from advparams.keys.seal import Passphrase
 from advparams.registry import option_docs
 
@@ -187,6 +188,17 @@ def parse_sets(items: Sequence[str]) -> dict[str, Any]:
         except ValueError:
             out[k.strip().replace("-", "_")] = v
     return out
+
+
+def read_key(args: argparse.Namespace) -> Key:
+    """The key file ``args.key``, unsealed with the passphrase of :func:`read_passphrase`
+    when it is sealed (one clear error when no passphrase is given)."""
+    passphrase = None
+    if key_is_sealed(args.key):
+        passphrase = read_passphrase(args, confirm=False)
+        if passphrase is None:
+            raise PassphraseError(f"key file {args.key} is sealed: pass --passphrase-file or set ${PASSPHRASE_ENV}")
+    return load_key(args.key, passphrase=passphrase)
 
 
 def read_passphrase(args: argparse.Namespace, *, confirm: bool) -> Passphrase | None:

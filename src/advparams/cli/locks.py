@@ -20,6 +20,7 @@ from advparams.cli._common import (
     parse_sets,
     pct,
     progress_bar,
+    read_key,
     read_passphrase,
 )
 from advparams.data import DATASETS
@@ -27,7 +28,7 @@ from advparams.devices import resolve_device
 from advparams.errors import ConfigError, LockIncompleteError, PassphraseError
 from advparams.files import check_output
 from advparams.fingerprint import short
-from advparams.keys import key_is_sealed, load_key, unlock
+from advparams.keys import key_is_sealed, unlock
 from advparams.locked import check_locked_outputs, save_locked
 from advparams.metrics import accuracy
 from advparams.schemes import SCHEMES, LockProgress
@@ -184,12 +185,7 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     distinct_outputs(args.locked, args.out)
     check_output(args.out, force=args.force, made_by="unlock")
-    passphrase = None
-    if key_is_sealed(args.key):
-        passphrase = read_passphrase(args, confirm=False)
-        if passphrase is None:
-            raise PassphraseError(f"key file {args.key} is sealed: pass --passphrase-file or set ${PASSPHRASE_ENV}")
-    key = load_key(args.key, passphrase=passphrase)
+    key = read_key(args)
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.locked, device=device)
     restored = unlock(ckpt.model, key)  # checks both fingerprints
@@ -239,10 +235,7 @@ def cmd_unlock(args: argparse.Namespace) -> int:
 
 def cmd_key_info(args: argparse.Namespace) -> int:
     sealed = key_is_sealed(args.key)
-    passphrase = read_passphrase(args, confirm=False) if sealed else None
-    if sealed and passphrase is None:
-        raise PassphraseError(f"key file {args.key} is sealed: pass --passphrase-file or set ${PASSPHRASE_ENV}")
-    key = load_key(args.key, passphrase=passphrase)
+    key = read_key(args)
     summary = {
         "key": args.key,
         "sealed": sealed,

@@ -7,26 +7,17 @@ import argparse
 from typing import Any
 
 from advparams.checkpoint import load_checkpoint
-from advparams.cli._common import EXIT_NO, EXIT_OK, PASSPHRASE_ENV, add_common, emit, parse_sets, read_passphrase
+from advparams.cli._common import EXIT_NO, EXIT_OK, PASSPHRASE_ENV, add_common, emit, parse_sets, read_key
 from advparams.devices import resolve_device
-from advparams.errors import ConfigError, PassphraseError, UserTableError
+from advparams.errors import ConfigError, UserTableError
 from advparams.files import check_output
-from advparams.keys import Key, key_is_sealed, load_key, unlock
+from advparams.keys import unlock
 from advparams.keys.io import is_key_file, save_key
 from advparams.registry import config_from_dict
 from advparams.tracing import MarkConfig, issue_user_key, trace_weights, user_plan
 from advparams.tracing.roster import Roster
 
 __all__ = ["add_parsers", "cmd_issue", "cmd_trace", "cmd_users"]
-
-
-def _owner_key(args: argparse.Namespace) -> Key:
-    passphrase = None
-    if key_is_sealed(args.key):
-        passphrase = read_passphrase(args, confirm=False)
-        if passphrase is None:
-            raise PassphraseError(f"key file {args.key} is sealed: pass --passphrase-file or set ${PASSPHRASE_ENV}")
-    return load_key(args.key, passphrase=passphrase)
 
 
 def cmd_users(args: argparse.Namespace) -> int:
@@ -55,7 +46,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
     check_output(args.out, force=args.force, accept=is_key_file)
     roster = Roster.load(args.users)
     roster.require(args.user)
-    owner = _owner_key(args)
+    owner = read_key(args)
     locked = load_checkpoint(args.locked, device=resolve_device(args.device))
     key = issue_user_key(locked.model, owner, args.user, roster.mark)
     save_key(key, args.out, force=args.force)
@@ -75,7 +66,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     roster = Roster.load(args.users)
     if not roster.users:
         raise UserTableError(f"the roster {args.users} lists no users")
-    owner = _owner_key(args)
+    owner = read_key(args)
     device = resolve_device(args.device)
     locked = load_checkpoint(args.locked, device=device).model
     suspect = load_checkpoint(args.checkpoint, device=device).model

@@ -34,7 +34,8 @@ from typing import Literal
 from torch import nn
 
 from advparams.registry import validated
-from advparams.schemes.advparams_search import batched_search, greedy_search, move_scores
+from advparams.schemes.advparams_greedy import greedy_search
+from advparams.schemes.advparams_search import batched_search, move_scores
 from advparams.schemes.base import SCHEMES, LockProgress
 from advparams.schemes.locking import (
     LockSetup,
