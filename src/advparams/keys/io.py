@@ -49,7 +49,7 @@ from advparams.keys.shuffle import SECRET_BYTES
 
 KEY_FORMAT = "advparams-key"
 KEY_VERSION = 2
-_READS = ("1", "2")
+_READS = ("1", "2", "3")
 
 
 def key_file_digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
@@ -70,6 +70,13 @@ def tagged_digest(tag: bytes, meta: dict[str, str], tensors: dict[str, torch.Ten
     return "sha256:" + h.hexdigest()
 
 
+def _version(key: Key) -> str:
+    """1: entries only; 2: shuffles; 3: dithered shuffles (older versions cannot read them)."""
+    if any(sh.dither for sh in key.shuffles):
+        return "3"
+    return "2" if key.shuffles else "1"
+
+
 def key_to_bytes(key: Key) -> bytes:
     """Serialises ``key`` as a plain (unsealed) key file."""
     tensors: dict[str, torch.Tensor] = {}
@@ -81,7 +88,7 @@ def key_to_bytes(key: Key) -> bytes:
         tensors["secret"] = torch.frombuffer(bytearray(key.secret), dtype=torch.uint8).clone()
     meta = {
         "format": KEY_FORMAT,
-        "version": "2" if key.shuffles else "1",
+        "version": _version(key),
         "names": json.dumps([e.name for e in key.entries]),
         "scheme": key.scheme,
         "config": json.dumps(dict(key.config), sort_keys=True),
@@ -92,7 +99,9 @@ def key_to_bytes(key: Key) -> bytes:
         "advparams_version": __version__,
     }
     if key.shuffles:
-        meta["shuffles"] = json.dumps([[sh.name, sh.numel, sh.count] for sh in key.shuffles])
+        meta["shuffles"] = json.dumps(
+            [[sh.name, sh.numel, sh.count] + ([sh.dither] if sh.dither else []) for sh in key.shuffles]
+        )
     meta["digest"] = key_file_digest(meta, tensors)
     return st_save(tensors, metadata=meta)
 
@@ -125,14 +134,22 @@ def _fingerprint_field(meta: dict[str, str], name: str) -> str:
 
 def _shuffles(meta: dict[str, str]) -> tuple[Shuffle, ...]:
     raw = _json_field(meta, "shuffles", list) if "shuffles" in meta else []
+    sizes = (3, 4) if meta.get("version") == "3" else (3,)
     out = []
     for i, item in enumerate(raw):
-        if not isinstance(item, list) or len(item) != 3:
-            raise KeyFileError(f"key file is corrupt (shuffle {i} is not [name, numel, count])")
+        if not isinstance(item, list) or len(item) not in sizes:
+            raise KeyFileError(
+                f"key file is corrupt (shuffle {i} is not [name, numel, count{', dither' * (len(sizes) - 1)}])"
+            )
         name = string(item[0], what=f"key file shuffle {i} name", error=KeyFileError)
         numel = integer(item[1], what=f"key file shuffle {i} size", lo=2, hi=MAX_NUMEL, error=KeyFileError)
         count = integer(item[2], what=f"key file shuffle {i} count", lo=2, hi=numel, error=KeyFileError)
-        out.append(Shuffle(name, numel, count))
+        dither = (
+            integer(item[3], what=f"key file shuffle {i} dither", lo=1, hi=52, error=KeyFileError)
+            if len(item) == 4
+            else 0
+        )
+        out.append(Shuffle(name, numel, count, dither))
     return tuple(out)
 
 
@@ -160,8 +177,10 @@ def key_from_bytes(data: bytes) -> Key:
     if len(set(names)) != len(names):
         raise KeyFileError("key file is corrupt (a tensor is listed twice)")
     shuffles = _shuffles(meta)
-    if shuffles and meta.get("version") != "2":
+    if shuffles and meta.get("version") == "1":
         raise KeyFileError("key file is corrupt (shuffles in a version-1 file)")
+    if meta.get("version") == "3" and not any(sh.dither for sh in shuffles):
+        raise KeyFileError("key file is corrupt (a version-3 file without dithered shuffles)")
     expected = {f"{i}.{part}" for i in range(len(names)) for part in ("index", "original", "locked")}
     if shuffles:
         expected.add("secret")

@@ -30,7 +30,14 @@ from torch import nn
 
 from advparams.errors import KeyFileError, KeyMismatchError
 from advparams.fingerprint import model_fingerprint, short, state_fingerprint
-from advparams.keys.shuffle import SECRET_BYTES, apply_shuffle_, shuffle_positions, undo_shuffle_
+from advparams.keys.shuffle import (
+    SECRET_BYTES,
+    apply_shuffle_,
+    dither_masks,
+    shuffle_positions,
+    undo_shuffle_,
+    xor_dither_,
+)
 
 _INT_VIEW = {
     torch.float64: torch.int64,
@@ -79,19 +86,37 @@ class Shuffle:
         name: the tensor's ``state_dict`` name.
         numel: its number of values (the draw depends on it).
         count: how many of its values move.
+        dither: low mantissa bits of every moved value XORed with a keyed stream (0: none).
     """
 
     name: str
     numel: int
     count: int
+    dither: int = 0
 
     def __post_init__(self) -> None:
         if self.numel < 0 or not 2 <= self.count <= self.numel:
             raise KeyFileError(f"shuffle of {self.name!r}: cannot move {self.count} of {self.numel} values")
+        if not 0 <= self.dither <= 52:
+            raise KeyFileError(f"shuffle of {self.name!r}: cannot dither {self.dither} bits")
 
     def positions(self, secret: bytes) -> torch.Tensor:
         """The moved flat positions, in cycle order."""
         return shuffle_positions(secret, self.name, self.numel, self.count)
+
+    def lock_(self, flat: torch.Tensor, secret: bytes) -> None:
+        """Locks ``flat`` (the tensor's values, 1-d) in place: the move, then the dither."""
+        p = self.positions(secret)
+        apply_shuffle_(flat, p)
+        if self.dither:
+            xor_dither_(flat, p, dither_masks(secret, self.name, self.count, flat.dtype, self.dither))
+
+    def unlock_(self, flat: torch.Tensor, secret: bytes) -> None:
+        """The exact inverse of :meth:`lock_`."""
+        p = self.positions(secret)
+        if self.dither:
+            xor_dither_(flat, p, dither_masks(secret, self.name, self.count, flat.dtype, self.dither))
+        undo_shuffle_(flat, p)
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,10 +192,9 @@ class Key:
         for s in self.shuffles:
             t = _shuffled_tensor(state, s)
             flat = t.detach().reshape(-1).cpu()
-            p = s.positions(self.secret)
             restored = flat.clone()
-            undo_shuffle_(restored, p)
-            idx = p.sort().values
+            s.unlock_(restored, self.secret)
+            idx = s.positions(self.secret).sort().values
             spelled.append(KeyEntry(s.name, idx, restored[idx].clone(), flat[idx].clone()))
         return tuple(spelled) + self.entries
 
@@ -228,7 +252,7 @@ def _shuffle(state: Mapping[str, torch.Tensor], key: Key, *, undo: bool) -> None
         t = _shuffled_tensor(state, s)
         with torch.no_grad():
             flat = t.detach().reshape(-1).clone()
-            (undo_shuffle_ if undo else apply_shuffle_)(flat, s.positions(key.secret))
+            (s.unlock_ if undo else s.lock_)(flat, key.secret)
             t.copy_(flat.view_as(t))
 
 

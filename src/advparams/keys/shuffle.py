@@ -16,6 +16,20 @@ unlocks under any future torch or Python version:
    ``p[i + 1]`` to ``p[i]`` (indices mod ``count``): one cycle through all of them, so no
    value stays where it was (values equal by chance excepted).
 
+A shuffle may also *dither* [ours]: after the move, the low ``dither`` mantissa bits of
+every moved value (at most the dtype's mantissa: 52 / 23 / 10 / 7 bits for float64 /
+float32 / float16 / bfloat16) are XORed with a keyed stream, so the locked tensor no
+longer holds the original's values, only their signs and binades; unlocking XORs again
+before moving the values back, so it stays bit-exact:
+
+4. ``masks = SHAKE-256(b"advparams-dither-v1\\0" + secret + name.encode("utf-8"))``, read
+   as ``count`` little-endian unsigned 64-bit integers, each ANDed with ``2**bits - 1``;
+   the value now at ``p[i]`` has its bit pattern XORed with ``masks[i]``.
+
+Without dither the locked tensor is a permutation of the original's values: anyone who
+holds the locked model and one other version of the weights (a traced user's copy) can
+tell which of that version's values are not among the original's.
+
 Example:
     >>> import torch
     >>> x = torch.arange(6.0)
@@ -36,6 +50,15 @@ import torch
 
 SECRET_BYTES = 32
 _DOMAIN = b"advparams-shuffle-v1\0"
+_DITHER = b"advparams-dither-v1\0"
+#: Mantissa bits and the integer view of each floating dtype a shuffle may dither.
+MANTISSA_BITS = {torch.float64: 52, torch.float32: 23, torch.float16: 10, torch.bfloat16: 7}
+_INT_VIEW = {
+    torch.float64: torch.int64,
+    torch.float32: torch.int32,
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+}
 
 
 def shuffle_positions(secret: bytes, name: str, numel: int, count: int) -> torch.Tensor:
@@ -66,3 +89,24 @@ def undo_shuffle_(flat: torch.Tensor, positions: torch.Tensor) -> None:
         return
     p = positions.to(flat.device)
     flat[p.roll(-1)] = flat[p].clone()
+
+
+def dither_masks(secret: bytes, name: str, count: int, dtype: torch.dtype, bits: int) -> torch.Tensor:
+    """The XOR masks of a dithered shuffle of ``count`` values of tensor ``name`` (in the
+    integer dtype of ``dtype``'s width, on the CPU; step 4 of the module docstring)."""
+    if dtype not in MANTISSA_BITS:
+        raise ValueError(f"cannot dither a {dtype} tensor (floating dtypes only)")
+    width = min(bits, MANTISSA_BITS[dtype])
+    stream = hashlib.shake_256(_DITHER + secret + name.encode("utf-8")).digest(8 * count)
+    words = np.frombuffer(stream, dtype="<u8") & np.uint64((1 << width) - 1)
+    return torch.from_numpy(words.astype(np.int64)).to(_INT_VIEW[dtype])
+
+
+def xor_dither_(flat: torch.Tensor, positions: torch.Tensor, masks: torch.Tensor) -> None:
+    """XORs the bit patterns of ``flat[positions[i]]`` with ``masks[i]`` in place (its own
+    inverse)."""
+    if positions.numel() == 0:
+        return
+    bits = flat.view(_INT_VIEW[flat.dtype])
+    p = positions.to(flat.device)
+    bits[p] = bits[p] ^ masks.to(flat.device)

@@ -39,7 +39,7 @@ from torch import nn
 from advparams.data.base import DataLike
 from advparams.fingerprint import state_fingerprint
 from advparams.keys.key import Key, Shuffle
-from advparams.keys.shuffle import SECRET_BYTES, apply_shuffle_
+from advparams.keys.shuffle import SECRET_BYTES
 from advparams.models import count_parameters
 from advparams.registry import validated
 from advparams.schemes.advparams_search import holdout_target
@@ -83,6 +83,11 @@ class HardenedConfig:
             chance to the target), as AdvParams' held-out check [inferred; ours]. The
             shuffle is not fitted to the lock samples, so their accuracy estimates the
             accuracy on unseen data.
+        dither: low mantissa bits of every moved value XORed with a keyed stream after the
+            move (:mod:`advparams.keys.shuffle`; capped at each dtype's mantissa, 23 for
+            float32). 0: the locked tensors hold the original's values, only moved, which
+            anyone holding the locked model and one other version of the weights can
+            compare; per-user keys (``docs/tracing.md``) need 23 [ours].
     """
 
     fraction: float = 1.0
@@ -96,6 +101,7 @@ class HardenedConfig:
     draws: int = 8
     max_draws: int = 64
     confidence: float = 1.5
+    dither: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.fraction <= 1.0:
@@ -106,6 +112,8 @@ class HardenedConfig:
             raise ValueError(f"max_draws must be in [draws, 1000], got {self.max_draws}")
         if not 0.0 <= self.confidence <= 5.0:
             raise ValueError(f"confidence must be in [0, 5], got {self.confidence}")
+        if not 0 <= self.dither <= 52:
+            raise ValueError(f"dither must be in [0, 52] mantissa bits, got {self.dither}")
         check_lock_options(self)
 
 
@@ -222,10 +230,10 @@ class Hardened(Scheme[HardenedConfig]):
             count = round(self.config.fraction * p.numel())
             if count < 2:
                 continue
-            s = Shuffle(name, p.numel(), count)
+            s = Shuffle(name, p.numel(), count, self.config.dither)
             with torch.no_grad():
                 flat = p.detach().reshape(-1).clone()
-                apply_shuffle_(flat, s.positions(secret))
+                s.lock_(flat, secret)
                 p.copy_(flat.view_as(p))
             shuffles.append(s)
         return locked, shuffles
