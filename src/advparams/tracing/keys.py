@@ -25,6 +25,7 @@ from torch import nn
 
 from advparams.errors import KeyMismatchError
 from advparams.keys.key import Key, unlock
+from advparams.keys.shuffle import MANTISSA_BITS
 from advparams.registry import config_to_dict
 from advparams.tracing.mark import MarkConfig, MarkPlan, mark_copy, mark_plan
 
@@ -44,8 +45,22 @@ def code_secret(owner_key: Key) -> bytes:
 
 
 def user_plan(owner_key: Key, original: nn.Module, config: MarkConfig | None = None) -> MarkPlan:
-    """Where the users' marks go in ``original`` (the model ``owner_key`` restores)."""
+    """Where the users' marks go in ``original`` (the model ``owner_key`` restores).
+
+    Raises:
+        KeyMismatchError: the owner key's lock is not a hardened one, or it leaves a weight
+            tensor's values undithered (see the module docstring).
+    """
     secret = code_secret(owner_key)
+    state = original.state_dict()
+    for s in owner_key.shuffles:
+        t = state.get(s.name)
+        if t is not None and t.dim() >= 2 and t.dtype in MANTISSA_BITS and s.dither < MANTISSA_BITS[t.dtype]:
+            raise KeyMismatchError(
+                f"per-user keys need a lock that dithers every moved value's mantissa ({s.name!r} is {t.dtype}: "
+                f"lock with --scheme hardened --set dither={MANTISSA_BITS[t.dtype]}); without it a user who "
+                "compares his copy with the locked model finds every mark"
+            )
     within = {s.name: s.positions(owner_key.secret) for s in owner_key.shuffles}
     exclude = {e.name: e.indices for e in owner_key.entries}  # values set by entry, not hidden
     return mark_plan(original, secret, config, exclude=exclude, within=within)

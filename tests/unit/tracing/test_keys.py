@@ -16,7 +16,7 @@ MARK = MarkConfig(positions=1024)
 @pytest.fixture(scope="module")
 def locked():
     model, data = tiny_trained_classifier(seed=0)
-    result = Hardened(reproducible=True, draws=1).lock(model, data)
+    result = Hardened(reproducible=True, draws=1, dither=23).lock(model, data)
     return model, data, result
 
 
@@ -53,7 +53,7 @@ def test_tampered_and_foreign_user_keys_are_refused(locked) -> None:
     raw[-5] ^= 0x01
     with pytest.raises(KeyFileError, match="digest|corrupt"):
         key_from_bytes(bytes(raw))
-    other = Hardened(reproducible=True, draws=1, seed=1).lock(model, data)
+    other = Hardened(reproducible=True, draws=1, seed=1, dither=23).lock(model, data)
     foreign = issue_user_key(other.model, other.key, "user001", MARK)
     with pytest.raises(KeyMismatchError):
         unlock(result.model, foreign)
