@@ -56,6 +56,11 @@ class FingerprintFileError(KeyFileError):
     """An ownership fingerprint file is missing, unreadable, corrupt or of another format."""
 
 
+class QueryFileError(KeyFileError):
+    """A tracing query file or a file of answers is missing, malformed, tampered with or
+    does not fit."""
+
+
 class LockIncompleteError(AdvParamsError):
     """A lock missed its target accuracy (the command line exits with 4 and writes
     nothing unless ``--allow-partial`` is given)."""

@@ -41,6 +41,8 @@ LIMITS: dict[str, int] = {
     "trigger": 64 * MiB,  # a backdoor trigger file (a pattern the size of one image, or numbers)
     "fingerprint": 256 * MiB,  # an ownership fingerprint file (probes and their maps)
     "user-table": 16 * MiB,
+    "trace-queries": 256 * MiB,  # a tracing query file (a batch of inputs)
+    "trace-answers": 16 * MiB,  # a suspect's answers to the queries (JSON)
     "config": 1 * MiB,  # evaluation config (YAML)
     "passphrase": 64 * KiB,
     "cifar-batch": 64 * MiB,  # the official batches are 30-31 MB

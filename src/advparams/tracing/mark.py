@@ -38,6 +38,7 @@ from advparams.tracing.code import TardosCode, accusation_threshold, scores
 __all__ = [
     "MarkConfig",
     "MarkPlan",
+    "MarkWriter",
     "TraceResult",
     "mark_copy",
     "mark_plan",
@@ -177,23 +178,46 @@ def mark_plan(
     )
 
 
+class MarkWriter:
+    """One working copy of ``model`` into which any codeword's marks can be written in
+    turn (to evaluate many users' or reference copies without a copy each); ``model`` is
+    not changed. :meth:`write` gives exactly :func:`mark_copy`'s weights."""
+
+    def __init__(self, model: nn.Module, plan: MarkPlan) -> None:
+        self.model = copy.deepcopy(model)
+        self.plan = plan
+        state = self.model.state_dict()
+        self._slots = []
+        for name, js in plan.groups().items():
+            t = state[name]
+            idx = plan.indices[js]
+            base = t.detach().reshape(-1)[idx.to(t.device)].double().cpu()
+            self._slots.append((t, js, idx, base))
+
+    def write(self, bits: torch.Tensor) -> nn.Module:
+        """Sets the marks of codeword ``bits`` (bool, one per position); returns the model."""
+        return self.write_signs(bits.to(torch.float64) * 2.0 - 1.0)
+
+    def write_signs(self, signs: torch.Tensor) -> nn.Module:
+        """Sets ``signs[j] * a_j`` at every position (float64; +-1 for a codeword, the
+        expected mark ``2 p_j - 1`` for the centre model); returns the model."""
+        with torch.no_grad():
+            for t, js, idx, base in self._slots:
+                moved = (base + signs[js] * self.plan.amplitudes[js]).to(t.dtype).to(t.device)
+                if t.is_contiguous():
+                    t.view(-1)[idx.to(t.device)] = moved
+                else:
+                    flat = t.detach().reshape(-1).clone()
+                    flat[idx.to(flat.device)] = moved
+                    t.copy_(flat.view_as(t))
+        return self.model
+
+
 def mark_copy(model: nn.Module, plan: MarkPlan, user: str) -> nn.Module:
     """User ``user``'s copy of ``model``: a deep copy with ``+-a_j`` added at the plan's
     positions by the user's codeword, rounded to each tensor's dtype (``model`` is not
     changed)."""
-    bits = plan.code.codeword(user)
-    signs = bits.to(torch.float64) * 2.0 - 1.0
-    out = copy.deepcopy(model)
-    state = out.state_dict()
-    with torch.no_grad():
-        for name, js in plan.groups().items():
-            t = state[name]
-            flat = t.detach().reshape(-1).clone()
-            idx = plan.indices[js].to(flat.device)
-            moved = flat[idx].double() + (signs[js] * plan.amplitudes[js]).to(flat.device)
-            flat[idx] = moved.to(flat.dtype)
-            t.copy_(flat.view_as(t))
-    return out
+    return MarkWriter(model, plan).write(plan.code.codeword(user))
 
 
 def observe(suspect: nn.Module, original: nn.Module, plan: MarkPlan) -> torch.Tensor:
@@ -222,7 +246,9 @@ class TraceResult:
         threshold: the score above which a user is accused.
         accused: the users whose score passes it, highest first.
         rate: the allowed chance of accusing any innocent user.
-        observed: the size of the observation, ``sqrt(sum y_j**2)`` (0: no mark left).
+        observed: white-box: the size of the observation, ``sqrt(sum y_j**2)`` (0: no
+            mark left); black-box: the standard deviation of an innocent user's score.
+        queries: black-box: the queries that counted (0: white-box).
     """
 
     users: tuple[str, ...]
@@ -231,6 +257,7 @@ class TraceResult:
     accused: tuple[str, ...]
     rate: float
     observed: float
+    queries: int = 0
 
     @property
     def top(self) -> str | None:

@@ -1,0 +1,150 @@
+"""Query files: the owner's secret black-box queries, pickle-free (``docs/formats.md``).
+
+A query file is a safetensors file holding one float32 tensor, ``inputs`` (the queries,
+in the order they are asked), and string metadata:
+
+======================  ==========================================================
+``format``              ``"advparams-trace-queries"``
+``version``             ``"1"``
+``code``                the public name of the users' code (:func:`query_code_id`)
+``original``            the fingerprint of the original model the queries were made on
+``mark``                the roster's mark settings (JSON)
+``config``              the :class:`QueryConfig` (JSON)
+``created``             ISO-8601 UTC time
+``advparams_version``   the version that wrote it
+``digest``              SHA-256 over all other metadata and the tensor
+======================  ==========================================================
+
+It holds no secret of the code, but it is the owner's: whoever knows the queries can
+tell them from ordinary inputs. Tracing refuses a query file made for another code or
+another original model.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save as st_save
+
+from advparams import __version__
+from advparams.errors import QueryFileError
+from advparams.files import (
+    LIMITS,
+    atomic_write_bytes,
+    open_safetensors,
+    parse_json,
+    read_file,
+    safetensors_metadata,
+)
+from advparams.keys.io import tagged_digest
+from advparams.registry import config_from_dict, config_to_dict
+from advparams.tracing.mark import MarkConfig
+from advparams.tracing.queries import QueryConfig
+
+__all__ = ["QUERY_FORMAT", "QuerySet", "is_query_file", "load_queries", "save_queries"]
+
+QUERY_FORMAT = "advparams-trace-queries"
+QUERY_VERSION = "1"
+_FINGERPRINT_LEN = 71  # "sha256:" + 64 hex digits
+
+
+@dataclass(frozen=True, eq=False)
+class QuerySet:
+    """Secret queries and what they were made for.
+
+    Attributes:
+        inputs: the queries (float32, one per row).
+        code: the public name of the users' code.
+        original: the fingerprint of the original model.
+        mark: the roster's mark settings.
+        config: the settings the queries were made with.
+    """
+
+    inputs: torch.Tensor
+    code: str
+    original: str
+    mark: MarkConfig
+    config: QueryConfig
+
+
+def _digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
+    return tagged_digest(b"advparams-trace-queries-digest-v1\0", meta, tensors)
+
+
+def queries_to_bytes(q: QuerySet) -> bytes:
+    """Serialises a query set."""
+    tensors = {"inputs": q.inputs.detach().cpu().float().contiguous()}
+    meta = {
+        "format": QUERY_FORMAT,
+        "version": QUERY_VERSION,
+        "code": q.code,
+        "original": q.original,
+        "mark": json.dumps(config_to_dict(q.mark), sort_keys=True),
+        "config": json.dumps(config_to_dict(q.config), sort_keys=True),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "advparams_version": __version__,
+    }
+    meta["digest"] = _digest(meta, tensors)
+    return st_save(tensors, metadata=meta)
+
+
+def _json(meta: dict[str, str], name: str) -> Any:
+    value = parse_json(meta.get(name, ""), what=f"query file field {name!r}", error=QueryFileError)
+    if not isinstance(value, dict):
+        raise QueryFileError(f"query file is corrupt ({name!r} is not a JSON object)")
+    return value
+
+
+def queries_from_bytes(data: bytes) -> QuerySet:
+    """Parses a query file, checking its format, version, digest and every field."""
+    meta, tensors = open_safetensors(
+        data, what="query file", file_format=QUERY_FORMAT, version=QUERY_VERSION, digest=_digest, error=QueryFileError
+    )
+    if set(tensors) != {"inputs"}:
+        raise QueryFileError("query file holds unexpected or missing tensors")
+    inputs = tensors["inputs"]
+    if inputs.dtype != torch.float32 or inputs.dim() < 2 or len(inputs) < 1:
+        raise QueryFileError("query file is corrupt ('inputs' is not a float32 batch)")
+    if not bool(torch.isfinite(inputs).all()):
+        raise QueryFileError("query file is corrupt (an input is not finite)")
+    for name in ("code", "original"):
+        v = meta.get(name, "")
+        if not v.startswith("sha256:") or len(v) != _FINGERPRINT_LEN:
+            raise QueryFileError(f"query file is corrupt ({name!r} is not a sha256 name)")
+    try:
+        mark = config_from_dict(MarkConfig, _json(meta, "mark"), what="query file mark")
+        config = config_from_dict(QueryConfig, _json(meta, "config"), what="query file config")
+    except QueryFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (a config error names the field)
+        raise QueryFileError(f"query file is corrupt ({exc})") from None
+    if config.queries != len(inputs):
+        raise QueryFileError("query file is corrupt (the number of inputs does not match its config)")
+    return QuerySet(inputs, meta["code"], meta["original"], mark, config)
+
+
+def is_query_file(path: Path) -> bool:
+    """Whether ``path`` holds a query file (what ``--force`` may replace)."""
+    try:
+        data = read_file(path, what="query file", limit=LIMITS["trace-queries"], error=QueryFileError)
+        return safetensors_metadata(data, what="query file", error=QueryFileError).get("format") == QUERY_FORMAT
+    except QueryFileError:
+        return False
+
+
+def save_queries(q: QuerySet, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Writes a query file atomically (owner-only permissions); with ``force`` it replaces
+    only an existing query file."""
+    return atomic_write_bytes(path, queries_to_bytes(q), force=force, private=True, accept=is_query_file)
+
+
+def load_queries(path: str | os.PathLike[str]) -> QuerySet:
+    """Reads a query file (a regular file, at most ``LIMITS["trace-queries"]`` bytes)."""
+    data = read_file(Path(path), what="query file", limit=LIMITS["trace-queries"], error=QueryFileError)
+    return queries_from_bytes(data)
