@@ -27,7 +27,18 @@ def owner(tmp_path_factory):
     d = tmp_path_factory.mktemp("tracing")
     args = ["--dataset", "synthetic", "--device", "cpu", "--json"]
     assert main(["train", "--model", "lenet", "--epochs", "2", "--out", str(d / "model"), *args]) == 0
-    lock = ["lock", str(d / "model"), "--scheme", "hardened", "--out", str(d / "locked"), "--key", str(d / "owner.key")]
+    lock = [
+        "lock",
+        str(d / "model"),
+        "--scheme",
+        "hardened",
+        "--set",
+        "dither=23",
+        "--out",
+        str(d / "locked"),
+        "--key",
+        str(d / "owner.key"),
+    ]
     assert main([*lock, "--device", "cpu", "--json", "--allow-partial"]) == 0
     return d
 
@@ -86,3 +97,55 @@ def test_refusals_are_one_line(capsys, owner) -> None:
     code, _, err = run(capsys, "keys", "issue", d / "sparse", "--key", d / "sparse.key", "--users", d / "s.json",
                        "--user", "alice", "--out", d / "s.key")  # fmt: skip
     one_line_error(code, err, "hardened")
+
+
+def test_black_box_tracing_from_the_command_line(capsys, owner) -> None:
+    d = owner
+    users = [f"u{i:02d}" for i in range(12)]
+    assert run(capsys, "keys", "users", "create", d / "bb.json", *users)[0] == 0
+    issue = ["keys", "issue", d / "locked", "--key", d / "owner.key", "--users", d / "bb.json"]
+    assert run(capsys, *issue, "--user", "u03", "--out", d / "u03.key")[0] == 0
+    assert run(capsys, "unlock", d / "locked", "--key", d / "u03.key", "--out", d / "copy03")[0] == 0
+    make = ["keys", "queries", d / "locked", "--key", d / "owner.key", "--users", d / "bb.json",
+            "--out", d / "q.safetensors", "--pool", "300", "--json"]  # fmt: skip
+    code, out, _ = run(capsys, *make, "--set", "queries=1024")
+    assert code == 0 and json.loads(out)["queries"] == 1024
+    code, _, err = run(capsys, *make)  # never over an existing file without --force
+    one_line_error(code, err, "exists")
+    trace = ["--key", d / "owner.key", "--locked", d / "locked", "--users", d / "bb.json", "--queries",
+             d / "q.safetensors", "--queries-only", "--json"]  # fmt: skip
+    code, out, _ = run(capsys, "trace", d / "copy03", *trace)
+    s = json.loads(out)
+    assert code == 0 and s["accused"] == ["u03"] and s["mode"] == "black-box" and s["queries"] == 1024
+    # the same from a file of answers, as an API would give them
+    from advparams.tracing import answer_queries, load_queries
+
+    labels = answer_queries(load_checkpoint(d / "copy03").model, load_queries(d / "q.safetensors").inputs)
+    (d / "answers.json").write_text(json.dumps(labels.tolist()))
+    code, out, _ = run(capsys, "trace", d / "answers.json", *trace)
+    assert code == 0 and json.loads(out)["accused"] == ["u03"]
+    code, out, _ = run(capsys, "trace", d / "model", *trace)
+    assert code == 3 and json.loads(out)["accused"] == []
+    # refusals, one line each
+    (d / "short.json").write_text(json.dumps(labels.tolist()[:5]))
+    code, _, err = run(capsys, "trace", d / "short.json", *trace[:-1])
+    one_line_error(code, err, "one per query")
+    code, _, err = run(capsys, "trace", d / "copy03", *trace[:-2])
+    one_line_error(code, err, "--queries-only")
+    code, _, err = run(capsys, "trace", d / "copy03", *trace[:6], "--queries-only")
+    one_line_error(code, err, "--queries FILE")
+    (d / "q-edit.safetensors").write_bytes((d / "q.safetensors").read_bytes()[:-3] + b"xyz")
+    code, _, err = run(capsys, "trace", d / "copy03", *trace[:7], d / "q-edit.safetensors", "--queries-only")
+    one_line_error(code, err, "digest")
+
+
+def test_a_hardened_lock_without_dither_is_refused(capsys, owner) -> None:
+    d = owner
+    lock = ["lock", str(d / "model"), "--scheme", "hardened", "--out", str(d / "plain"), "--key", str(d / "plain.key")]
+    assert main([*lock, "--device", "cpu", "--allow-partial"]) == 0
+    capsys.readouterr()
+    assert run(capsys, "keys", "users", "create", d / "p.json", "alice")[0] == 0
+    code, _, err = run(capsys, "keys", "issue", d / "plain", "--key", d / "plain.key", "--users", d / "p.json",
+                       "--user", "alice", "--out", d / "p.key")  # fmt: skip
+    one_line_error(code, err, "dither=23")
+    assert not (d / "p.key").exists()

@@ -4,20 +4,45 @@ copies name their holder (a thin layer over :mod:`advparams.tracing`)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from advparams.checkpoint import load_checkpoint
-from advparams.cli._common import EXIT_NO, EXIT_OK, PASSPHRASE_ENV, add_common, emit, parse_sets, read_key
+from advparams.cli._common import (
+    EXIT_NO,
+    EXIT_OK,
+    PASSPHRASE_ENV,
+    add_common,
+    dataset_name,
+    emit,
+    load_split,
+    parse_sets,
+    read_key,
+)
 from advparams.devices import resolve_device
 from advparams.errors import ConfigError, UserTableError
 from advparams.files import check_output
 from advparams.keys import unlock
 from advparams.keys.io import is_key_file, save_key
 from advparams.registry import config_from_dict
-from advparams.tracing import MarkConfig, issue_user_key, trace_weights, user_plan
+from advparams.tracing import (
+    MarkConfig,
+    QueryConfig,
+    TraceResult,
+    answer_queries,
+    issue_user_key,
+    load_queries,
+    owner_queries,
+    read_answers,
+    save_queries,
+    trace_answers,
+    trace_weights,
+    user_plan,
+)
+from advparams.tracing.queryfile import is_query_file
 from advparams.tracing.roster import Roster
 
-__all__ = ["add_parsers", "cmd_issue", "cmd_trace", "cmd_users"]
+__all__ = ["add_parsers", "cmd_issue", "cmd_queries", "cmd_trace", "cmd_users"]
 
 
 def cmd_users(args: argparse.Namespace) -> int:
@@ -62,36 +87,82 @@ def cmd_issue(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_queries(args: argparse.Namespace) -> int:
+    check_output(args.out, force=args.force, accept=is_query_file)
+    roster = Roster.load(args.users)
+    owner = read_key(args)
+    ckpt = load_checkpoint(args.locked, device=resolve_device(args.device))
+    data = load_split(dataset_name(args, ckpt.meta), args.split, args.data_dir)
+    ckpt.check_fits(data)
+    config = config_from_dict(QueryConfig, parse_sets(args.set), what="queries")
+    pool = data.tensors()[0][: args.pool]
+    qs = owner_queries(ckpt.model, owner, roster.mark, pool, config)
+    save_queries(qs, args.out, force=args.force)
+    emit(
+        args,
+        {"checkpoint": args.locked, "out": args.out, "queries": len(qs.inputs), "pool": len(pool)},
+        [
+            f"{len(qs.inputs)} secret queries written to {args.out} (from {len(pool)} {args.split} images)",
+            "keep them to yourself: whoever knows them can tell them from ordinary inputs",
+        ],
+    )
+    return EXIT_OK
+
+
 def cmd_trace(args: argparse.Namespace) -> int:
     roster = Roster.load(args.users)
     if not roster.users:
         raise UserTableError(f"the roster {args.users} lists no users")
+    if args.queries_only and not args.queries:
+        raise ConfigError("--queries-only traces from the answers to secret queries: pass --queries FILE")
+    if args.queries and not args.queries_only:
+        raise ConfigError("--queries is for black-box tracing: add --queries-only")
     owner = read_key(args)
     device = resolve_device(args.device)
     locked = load_checkpoint(args.locked, device=device).model
-    suspect = load_checkpoint(args.checkpoint, device=device).model
-    original = unlock(locked, owner)
-    plan = user_plan(owner, original, roster.mark)
-    result = trace_weights(suspect, original, plan, roster.users, args.rate)
-    top = sorted(zip(result.users, result.scores, strict=True), key=lambda t: -t[1])[: args.show]
-    summary = {
-        "checkpoint": args.checkpoint,
+    if args.queries_only:
+        qs = load_queries(args.queries)
+        if Path(args.suspect).is_dir():  # a model: only its answers are used
+            answers: Any = answer_queries(load_checkpoint(args.suspect, device=device).model, qs.inputs)
+        else:
+            answers = read_answers(args.suspect, len(qs.inputs))
+        result = trace_answers(answers, qs, locked, owner, roster.users, args.rate, limit=args.limit)
+    else:
+        suspect = load_checkpoint(args.suspect, device=device).model
+        original = unlock(locked, owner)
+        plan = user_plan(owner, original, roster.mark)
+        result = trace_weights(suspect, original, plan, roster.users, args.rate)
+    emit(args, _summary(args, result), _lines(args, result))
+    return EXIT_OK if result.accused else EXIT_NO
+
+
+def _top(args: argparse.Namespace, result: TraceResult) -> list[tuple[str, float]]:
+    return sorted(zip(result.users, result.scores, strict=True), key=lambda t: -t[1])[: args.show]
+
+
+def _summary(args: argparse.Namespace, result: TraceResult) -> dict[str, Any]:
+    return {
+        "suspect": args.suspect,
+        "mode": "black-box" if args.queries_only else "white-box",
         "accused": list(result.accused),
         "named": bool(result.accused),
         "threshold": result.threshold,
         "rate": result.rate,
         "users": len(result.users),
-        "top": [{"user": u, "score": s} for u, s in top],
+        "top": [{"user": u, "score": s} for u, s in _top(args, result)],
         "observed": result.observed,
+        **({"queries": result.queries} if args.queries_only else {}),
     }
+
+
+def _lines(args: argparse.Namespace, result: TraceResult) -> list[str]:
     who = ", ".join(result.accused) if result.accused else "nobody"
-    lines = [
-        f"{args.checkpoint} names {who} (threshold {result.threshold:.1f} for a {args.rate:g} chance of "
+    how = f"from its answers to {result.queries} queries" if args.queries_only else "from its weights"
+    return [
+        f"{args.suspect} names {who} {how} (threshold {result.threshold:.1f} for a {args.rate:g} chance of "
         f"accusing any of the {len(result.users)} users wrongly)",
-        *(f"  {u}: score {s:.1f}" for u, s in top),
+        *(f"  {u}: score {s:.1f}" for u, s in _top(args, result)),
     ]
-    emit(args, summary, lines)
-    return EXIT_OK if result.accused else EXIT_NO
 
 
 def add_parsers(sub: Any) -> None:
@@ -135,19 +206,47 @@ def add_parsers(sub: Any) -> None:
     add_common(i, data=False)
     i.set_defaults(func=cmd_issue)
 
+    q = ksub.add_parser(
+        "queries",
+        help="make the secret queries for black-box tracing",
+        description="Write secret queries for the roster's users (docs/tracing.md): inputs on the "
+        "decision boundary of the original with every mark at its expected value, made from the "
+        "first --pool images of the data set. Each user's copy answers them by its own mark, so "
+        "'advparams trace SUSPECT --queries FILE --queries-only' names a copy from its labels alone. "
+        "--set queries=N, whitening=N, calibration=N, shrinkage=X, steps=N.",
+    )
+    q.add_argument("locked", help="checkpoint folder of the locked model the keys unlock")
+    q.add_argument("--key", required=True, help="the owner key")
+    q.add_argument("--users", required=True, help="the roster the keys were issued from")
+    q.add_argument("--out", required=True, help="query file to write (keep it to yourself)")
+    q.add_argument("--dataset", help="data set of the images the queries are made from (default: the checkpoint's)")
+    q.add_argument("--split", default="train", choices=("train", "test"), help="its split (default: train)")
+    q.add_argument("--pool", type=int, default=5000, help="images of it to use (default: 5000)")
+    q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a query setting")
+    q.add_argument("--passphrase-file", help=f"passphrase of a sealed owner key (else ${PASSPHRASE_ENV})")
+    q.add_argument("--force", action="store_true", help="overwrite an existing query file at --out")
+    add_common(q)
+    q.set_defaults(func=cmd_queries)
+
     t = sub.add_parser(
         "trace",
-        help="name the user a leaked copy came from (white-box, from its weights)",
-        description="Score every user of the roster against the marks in CHECKPOINT's weights and "
-        "accuse those above a threshold calibrated so that the chance of accusing any innocent user "
-        "is at most --rate. Exit code: 0 someone named, 3 nobody, 1 an error.",
+        help="name the user a leaked copy came from (from its weights, or its answers to secret queries)",
+        description="Score every user of the roster against the marks in SUSPECT's weights (white-box) "
+        "or, with --queries FILE --queries-only, against SUSPECT's answers to the secret queries "
+        "(black-box: SUSPECT is a checkpoint folder, of which only the answers are used, or a JSON "
+        "file of answers, a list of class indices one per query), and accuse those above a threshold "
+        "calibrated so that the chance of accusing any innocent user is at most --rate. Exit code: "
+        "0 someone named, 3 nobody, 1 an error.",
     )
-    t.add_argument("checkpoint", help="checkpoint folder of the suspect copy")
+    t.add_argument("suspect", help="checkpoint folder of the suspect copy, or (black-box) a JSON file of its answers")
     t.add_argument("--key", required=True, help="the owner key")
     t.add_argument("--locked", required=True, help="checkpoint folder of the locked model the keys unlock")
     t.add_argument("--users", required=True, help="the roster the keys were issued from")
     t.add_argument("--rate", type=float, default=1e-3, help="chance of accusing any innocent user (default: 0.001)")
     t.add_argument("--show", type=int, default=5, help="how many top scores to show (default: 5)")
+    t.add_argument("--queries", help="query file written by 'advparams keys queries'")
+    t.add_argument("--queries-only", action="store_true", help="trace from SUSPECT's answers to --queries only")
+    t.add_argument("--limit", type=int, help="black-box: use the first N queries only")
     t.add_argument("--passphrase-file", help=f"passphrase of a sealed owner key (else ${PASSPHRASE_ENV})")
     add_common(t, data=False)
     t.set_defaults(func=cmd_trace)
