@@ -38,6 +38,7 @@ from advparams.evaluation.backdoor_config import BackdoorSection, section_from_m
 from advparams.evaluation.detection_config import DetectionSection, detection_from_mapping
 from advparams.evaluation.fingerprint_config import FingerprintSection, fingerprints_from_mapping
 from advparams.evaluation.specs import AttackSpec, SchemeSpec, WatermarkSpec
+from advparams.evaluation.tracing_config import TracingSection, tracing_from_mapping
 from advparams.files import LIMITS, parse_yaml, read_file
 from advparams.metrics.accuracy import check_output_adapter
 from advparams.models import MODELS
@@ -78,6 +79,7 @@ class EvalConfig:
         backdoors: the backdoors to implant and measure (None: none).
         detection: the backdoor detectors that screen them (None: none).
         fingerprints: the ownership fingerprints taken of each seed's model (None: none).
+        tracing: traceable keys issued to a roster of users, their copies traced (None: none).
         imports: modules or ``.py`` files imported first, in the driver and in every
             worker (your own architecture's registration; files relative to the config
             file's folder; see :mod:`advparams.plugins`).
@@ -108,6 +110,7 @@ class EvalConfig:
     backdoors: BackdoorSection | None = None
     detection: DetectionSection | None = None
     fingerprints: FingerprintSection | None = None
+    tracing: TracingSection | None = None
     imports: tuple[str, ...] = ()
     model_output: str = "auto"
 
@@ -156,6 +159,7 @@ class EvalConfig:
             **({"backdoors": self.backdoors.to_dict()} if self.backdoors is not None else {}),
             **({"detection": self.detection.to_dict()} if self.detection is not None else {}),
             **({"fingerprints": self.fingerprints.to_dict()} if self.fingerprints is not None else {}),
+            **({"tracing": self.tracing.to_dict()} if self.tracing is not None else {}),
             **({"imports": list(self.imports)} if self.imports else {}),
             **({"model_output": self.model_output} if self.model_output != "auto" else {}),
         }
@@ -296,8 +300,9 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
             raise ConfigError(
                 f"fingerprints.other_models: label the {raw['model']} entry, the run's model has that name"
             )
-    if not schemes and not watermarks and backdoors is None and fingerprints is None:
-        raise ConfigError("the config lists no schemes, no watermarks, no backdoors and no fingerprints")
+    tracing = None if raw.get("tracing") is None else tracing_from_mapping(raw["tracing"], str(raw["model"]))
+    if not schemes and not watermarks and backdoors is None and fingerprints is None and tracing is None:
+        raise ConfigError("the config lists no schemes, no watermarks, no backdoors, no fingerprints and no tracing")
     null_models = raw.get("null_models", 5)
     if not _is_int(null_models) or not 1 <= null_models <= 1000:
         raise ConfigError("null_models must be an integer in [1, 1000]")
@@ -376,6 +381,7 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         backdoors=backdoors,
         detection=detection,
         fingerprints=fingerprints,
+        tracing=tracing,
         imports=tuple(imports),
         model_output=model_output,
     )

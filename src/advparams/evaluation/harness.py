@@ -38,6 +38,7 @@ from advparams.evaluation.locks import LocksStudy
 from advparams.evaluation.models import ModelsStudy
 from advparams.evaluation.rows import ResultRow
 from advparams.evaluation.run import RunFolder
+from advparams.evaluation.tracing import TracingStudy
 from advparams.evaluation.watermarks import WatermarksStudy
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ STUDIES: tuple[Callable[[RunContext], Study], ...] = (
     BackdoorsStudy,
     DetectionStudy,
     FingerprintsStudy,
+    TracingStudy,
 )
 """The studies of an evaluation, each built from the run's :class:`RunContext`."""
 

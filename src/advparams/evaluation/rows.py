@@ -17,6 +17,10 @@ Kinds of row:
 * ``fingerprint``: a fingerprint taken of the model of a seed (calibration, the scores of
   the null models and negatives, the locked and unlocked model, times);
 * ``fp-suspect``: a fingerprint's verification of a model an attack derived from it;
+* ``trace-lock``: a traceable lock of a model (the locked model, the queries' cost);
+* ``trace-copy``: one user's copy of it (accuracy, label agreement, white- and black-box
+  tracing);
+* ``trace-attack``: an attacked or colluders' copy, traced both ways;
 * ``session``: one invocation of the harness (wall time, environment).
 """
 
@@ -52,6 +56,9 @@ KINDS = (
     "fp-model",
     "fingerprint",
     "fp-suspect",
+    "trace-lock",
+    "trace-copy",
+    "trace-attack",
     "session",
 )
 

@@ -14,6 +14,7 @@ from advparams.reports._table import table as _table
 from advparams.reports.backdoors import backdoor_sections
 from advparams.reports.detection import detection_sections
 from advparams.reports.fingerprints import fingerprint_sections
+from advparams.reports.tracing import tracing_sections
 from advparams.reports.watermarks import watermark_sections
 
 MARKER = "<!-- advparams evaluation report: rebuilt from results.jsonl; edits are overwritten -->"
@@ -257,6 +258,7 @@ def build_report(
     out += backdoor_sections(by_kind, config)
     out += detection_sections(by_kind, config)
     out += fingerprint_sections(by_kind, config)
+    out += tracing_sections(by_kind, config)
 
     if plots:
         out += ["## Plots", ""]

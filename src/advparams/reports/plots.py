@@ -14,6 +14,7 @@ from advparams.reports._table import mean_std
 from advparams.reports.backdoors import backdoor_plots
 from advparams.reports.detection import detection_plots
 from advparams.reports.fingerprints import fingerprint_plots
+from advparams.reports.tracing import tracing_plots
 
 
 def _pyplot():  # type: ignore[no-untyped-def]
@@ -42,7 +43,8 @@ def make_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: str | Path
     * ``hist-<scheme>.png``: per-layer weight histograms, original against locked;
     * ``backdoor-*.png``: see :func:`advparams.reports.backdoors.backdoor_plots`;
     * ``detect-*.png``: see :func:`advparams.reports.detection.detection_plots`;
-    * ``fp-*.png``: see :func:`advparams.reports.fingerprints.fingerprint_plots`.
+    * ``fp-*.png``: see :func:`advparams.reports.fingerprints.fingerprint_plots`;
+    * ``trace-queries.png``: see :func:`advparams.reports.tracing.tracing_plots`.
     """
     plt = _pyplot()
     folder = Path(folder)
@@ -138,4 +140,5 @@ def make_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: str | Path
     made += backdoor_plots(rows, config, folder, plt)
     made += detection_plots(rows, config, folder, plt)
     made += fingerprint_plots(rows, config, folder, plt)
+    made += tracing_plots(rows, config, folder, plt)
     return made

@@ -95,7 +95,7 @@ def test_report_has_the_watermark_sections(wm_run) -> None:
     ("change", "match"),
     [
         ({"watermarks": [{"name": "nope"}]}, "unknown watermark"),
-        ({"watermarks": []}, "no schemes, no watermarks, no backdoors and no fingerprints"),
+        ({"watermarks": []}, "no schemes, no watermarks, no backdoors, no fingerprints and no tracing"),
         ({"fpr": 2}, "fpr"),
         ({"null_models": 0}, "null_models"),
         ({"watermarks": [{"name": "zhang-noise"}, {"name": "zhang-noise"}]}, "twice"),

@@ -1,0 +1,393 @@
+"""The tracing study: traceable keys (``docs/tracing.md``) issued to a roster of users,
+every user's copy measured and traced, and leaked copies attacked and traced again.
+
+Units, for the run's model and every ``tracing.models`` architecture (label ``M``) at
+every seed ``S``:
+
+* ``trace-model/M/seedS`` (extra architectures only): trains it;
+* ``trace-lock/M/seedS``: locks it with the hardened scheme (``dither=23``), issues the
+  roster's keys, measures every user's copy (test accuracy, label agreement with the
+  original) and traces it white-box (weights) and black-box (answers to the secret
+  queries, made here); one ``trace-lock`` row and one ``trace-copy`` row per user;
+* ``trace-attack/M/A/SETTING/seedS``: attack ``A`` on the first ``attacked_users``
+  copies, each traced both ways (``trace-attack`` rows);
+* ``trace-collude/M/K/seedS``: ``coalitions`` disjoint coalitions of ``K`` users average
+  their copies (``trace-attack`` rows, attack ``collude``).
+
+Black-box tracing is scored with the first ``n`` queries for every ``n`` of
+``tracing.limits`` and with all of them; "queries needed" is the least ``n`` at which the
+right user (a colluder, for a coalition) is named and no innocent one. Rows hold user
+ids, scores and thresholds, never codewords, positions or the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from advparams.attacks import ATTACKS
+from advparams.checkpoint import save_checkpoint
+from advparams.errors import ConfigError
+from advparams.evaluation.context import RunContext, train_unit, with_seed
+from advparams.evaluation.engine import Study, Unit
+from advparams.evaluation.rows import ResultRow, row_key
+from advparams.evaluation.tracing_config import TracingSection
+from advparams.files import atomic_write_bytes, read_file
+from advparams.keys import unlock
+from advparams.keys.io import load_key, save_key
+from advparams.registry import config_from_dict
+from advparams.schemes import SCHEMES
+from advparams.schemes.hardened import Hardened
+from advparams.tracing import (
+    MarkConfig,
+    QueryConfig,
+    QueryTracer,
+    TraceResult,
+    answer_queries,
+    issue_user_key,
+    make_queries,
+    mark_copy,
+    trace_weights,
+    user_plan,
+)
+from advparams.tracing.attacks import average_copies, unmark_by_values, weight_noise
+from advparams.training import train_from_seed
+
+STATE_LIMIT = 4 << 30
+"""Largest tracer state read back (the gradients at 4,096 queries of 4,096 marks: 64 MiB)."""
+
+
+def user_ids(count: int) -> list[str]:
+    """The roster of a study: ``user000``, ``user001``, ..."""
+    return [f"user{i:03d}" for i in range(count)]
+
+
+def tracing_folder(out: Path, label: str, seed: int) -> Path:
+    """Where a model's tracing artefacts live in the run folder."""
+    return out / "tracing" / f"{label}-seed{seed}"
+
+
+def named(result: TraceResult, guilty: set[str]) -> dict[str, Any]:
+    """How a trace went: someone named, only guilty ones, innocents accused."""
+    accused = set(result.accused)
+    return {
+        "named_right": bool(accused) and accused <= guilty,
+        "innocents": len(accused - guilty),
+        "guilty_named": len(accused & guilty),
+        "top_guilty": max((s for u, s in zip(result.users, result.scores, strict=True) if u in guilty), default=None),
+        "top_innocent": max(
+            (s for u, s in zip(result.users, result.scores, strict=True) if u not in guilty), default=None
+        ),
+        "threshold": result.threshold,
+    }
+
+
+class TracingStudy(Study):
+    """Traceable keys on the config's models (see the module docstring)."""
+
+    name = "tracing"
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+
+    @property
+    def section(self) -> TracingSection:
+        section = self.ctx.config.tracing
+        if section is None:
+            raise ConfigError("the config has no tracing section")
+        return section
+
+    def labels(self) -> list[str]:
+        """The traced models' labels: the run's model first."""
+        return [self.ctx.config.model] + [m.title for m in self.section.models]
+
+    def units(self) -> list[Unit]:
+        cfg = self.ctx.config
+        if cfg.tracing is None:
+            return []
+        out = []
+        for label in self.labels():
+            for seed in cfg.seeds:
+                extra = self.section.model(label) is not None
+                train = f"trace-model/{label}/seed{seed}" if extra else train_unit(seed)
+                if extra:
+                    out.append(Unit(train, self.name, {"label": label, "seed": seed, "step": "train"}))
+                lock = f"trace-lock/{label}/seed{seed}"
+                out.append(Unit(lock, self.name, {"label": label, "seed": seed, "step": "lock"}, (train,)))
+                for a, spec in enumerate(self.section.attacks):
+                    for setting in spec.settings():
+                        sid = json.dumps(setting, sort_keys=True, separators=(",", ":"))
+                        out.append(
+                            Unit(
+                                f"trace-attack/{label}/{spec.name}/{sid}/seed{seed}",
+                                self.name,
+                                {"label": label, "seed": seed, "step": "attack", "attack": a, "setting": setting},
+                                (lock,),
+                            )
+                        )
+                for size in self.section.colluders:
+                    out.append(
+                        Unit(
+                            f"trace-collude/{label}/{size}/seed{seed}",
+                            self.name,
+                            {"label": label, "seed": seed, "step": "collude", "size": size},
+                            (lock,),
+                        )
+                    )
+        return out
+
+    def done_by_rows(self, unit: Unit, keys: set[tuple[Any, ...]]) -> bool:
+        p = unit.params
+        if p["step"] == "lock":
+            return row_key("trace-lock", int(p["seed"]), str(p["label"])) in keys
+        return False
+
+    def run(self, unit: Unit) -> list[ResultRow]:
+        p = unit.params
+        label, seed = str(p["label"]), int(p["seed"])
+        if p["step"] == "train":
+            self._train(label, seed)
+            return []
+        if p["step"] == "lock":
+            return self._lock(label, seed)
+        if p["step"] == "attack":
+            spec = self.section.attacks[int(p["attack"])]
+            return self._attack(
+                label, seed, spec.name, {**dict(spec.options), **dict(p["setting"])}, dict(p["setting"])
+            )
+        return self._collude(label, seed, int(p["size"]))
+
+    # -- artefacts ---------------------------------------------------------------------
+
+    def _model_path(self, label: str, seed: int) -> Path:
+        if self.section.model(label) is None:
+            return Path(self.ctx.config.checkpoints.get(seed) or self.ctx.run.model_path(seed))
+        return self.ctx.out / "tracing" / "models" / f"{label}-seed{seed}"
+
+    def _arguments(self, label: str) -> dict[str, Any]:
+        extra = self.section.model(label)
+        base = self.ctx.model_arguments()
+        if extra is None:
+            return base
+        from advparams.data import DATASETS
+
+        return {**DATASETS.get(self.ctx.config.dataset).model_options, **dict(extra.options)}
+
+    def _train(self, label: str, seed: int) -> None:
+        extra = self.section.model(label)
+        assert extra is not None
+        ctx = self.ctx
+        train_cfg = dataclasses.replace(ctx.config.train, **dict(extra.train))
+        data = ctx.train
+        if extra.train_samples is not None and extra.train_samples < len(data):
+            data = data.subset(
+                torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[: extra.train_samples]
+            )
+        result = train_from_seed(extra.model, self._arguments(label), data, train_cfg, seed=seed, device=ctx.device)
+        model = result.model.eval()
+        path = self._model_path(label, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(
+            model,
+            path,
+            architecture=extra.model,
+            arguments=self._arguments(label),
+            dataset=ctx.config.dataset,
+            record={"seed": seed, "test_accuracy": ctx.accuracy(model)},
+            force=True,
+        )
+
+    def _mark(self) -> MarkConfig:
+        return config_from_dict(MarkConfig, dict(self.section.mark), what="tracing.mark")
+
+    def _query_config(self) -> QueryConfig:
+        return config_from_dict(QueryConfig, dict(self.section.queries), what="tracing.queries")
+
+    def _setup(self, label: str, seed: int) -> tuple[nn.Module, nn.Module, Any, Any, QueryTracer]:
+        """(original, locked, owner key, plan, tracer) of a locked model, from the run folder."""
+        folder = tracing_folder(self.ctx.out, label, seed)
+        locked = self.ctx.load(folder / "locked")
+        key = load_key(folder / "owner.key")
+        original = unlock(locked, key)
+        plan = user_plan(key, original, self._mark())
+        data = read_file(folder / "tracer.safetensors", what="tracing state", limit=STATE_LIMIT)
+        tracer = QueryTracer.from_state(st_load(data), plan, user_ids(self.section.users), self._query_config())
+        return original, locked, key, plan, tracer
+
+    # -- units -------------------------------------------------------------------------
+
+    def _lock(self, label: str, seed: int) -> list[ResultRow]:
+        ctx, section = self.ctx, self.section
+        original = ctx.load(self._model_path(label, seed))
+        mark = self._mark()
+        users = user_ids(section.users)
+        start = time.perf_counter()
+        options = with_seed(Hardened, {**dict(section.lock), "dither": 23}, seed)
+        locked = Hardened(**options).lock(original, ctx.train)
+        lock_seconds = time.perf_counter() - start
+        folder = tracing_folder(ctx.out, label, seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        arch = self.section.model(label).model if self.section.model(label) else ctx.config.model  # type: ignore[union-attr]
+        save_key(locked.key, folder / "owner.key", force=True)
+        save_checkpoint(locked.model, folder / "locked", architecture=arch, arguments=self._arguments(label),
+                        dataset=ctx.config.dataset, force=True)  # fmt: skip
+        plan = user_plan(locked.key, original, mark)
+        # The copy a user's key unlocks is the one the plan writes, bit for bit.
+        issued = unlock(locked.model, issue_user_key(locked.model, locked.key, users[0], mark))
+        reproduced = _same_weights(issued, mark_copy(original, plan, users[0]))
+        x, y = ctx.test.tensors()
+        reference = answer_queries(original, x)
+        start = time.perf_counter()
+        pool = ctx.train.tensors()[0][: section.query_pool]
+        qcfg = self._query_config()
+        queries = make_queries(original, plan, pool, qcfg, generator=torch.Generator().manual_seed(seed))
+        state = QueryTracer(original, plan, queries, users, qcfg).state()
+        state["gradients"] = state["gradients"].float()  # half the file; every unit reads the same
+        query_seconds = time.perf_counter() - start
+        atomic_write_bytes(folder / "tracer.safetensors", st_save(state), force=True)
+        tracer = QueryTracer.from_state(state, plan, users, qcfg)
+        rows = []
+        for user in users:
+            copy_ = mark_copy(original, plan, user)
+            rows.append(self._case_row(label, seed, "trace-copy", None, {"user": user}, copy_, {user}, original,
+                                       plan, tracer, x, y, reference))  # fmt: skip
+        rows.insert(
+            0,
+            ctx.row(
+                "trace-lock",
+                seed,
+                label,
+                accuracy=float((reference == y).double().mean()),
+                seconds=lock_seconds,
+                metrics={
+                    "locked_accuracy": ctx.accuracy(locked.model),
+                    "copy_reproduced": reproduced,
+                    "users": len(users),
+                    "positions": mark.positions,
+                    "strength": mark.strength,
+                    "queries": len(queries),
+                    "query_seconds": query_seconds,
+                    "rate": mark.false_accusation,
+                    "draws": locked.key.info.get("draws"),
+                },
+            ),
+        )
+        return rows
+
+    def _case_row(
+        self,
+        label: str,
+        seed: int,
+        kind: str,
+        attack: str | None,
+        setting: dict[str, Any],
+        suspect: nn.Module,
+        guilty: set[str],
+        original: nn.Module,
+        plan: Any,
+        tracer: QueryTracer,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        reference: torch.Tensor,
+        extra: dict[str, Any] | None = None,
+    ) -> ResultRow:
+        rate = self._mark().false_accusation
+        preds = answer_queries(suspect, x)
+        start = time.perf_counter()
+        white = trace_weights(suspect, original, plan, tracer.users, rate)
+        answers = answer_queries(suspect, tracer.queries)
+        black = {n: named(tracer.trace(answers, rate, n), guilty) for n in self.section.limits}
+        full = named(tracer.trace(answers, rate), guilty)
+        needed = next((n for n in sorted(black) if black[n]["named_right"]), None)
+        if needed is None and full["named_right"]:
+            needed = len(tracer.queries)
+        metrics = {
+            "agreement": float((preds == reference).double().mean()),
+            "accuracy_original": float((reference == y).double().mean()),
+            "white": named(white, guilty),
+            "black": full,
+            "black_by_queries": {str(n): v for n, v in black.items()},
+            "queries_needed": needed,
+            "guilty": len(guilty),
+            **(extra or {}),
+        }
+        return self.ctx.row(
+            kind,
+            seed,
+            label,
+            attack=attack,
+            setting=setting,
+            accuracy=float((preds == y).double().mean()),
+            metrics=metrics,
+            seconds=time.perf_counter() - start,
+        )
+
+    def _attack(
+        self, label: str, seed: int, name: str, options: dict[str, Any], setting: dict[str, Any]
+    ) -> list[ResultRow]:
+        ctx, section = self.ctx, self.section
+        original, locked, _, plan, tracer = self._setup(label, seed)
+        x, y = ctx.test.tensors()
+        reference = answer_queries(original, x)
+        rows = []
+        for i, user in enumerate(user_ids(section.users)[: section.attacked_users]):
+            copy_ = mark_copy(original, plan, user)
+            start = time.perf_counter()
+            suspect, extra = self._attacked(copy_, locked, name, options, seed * 1000 + i)
+            extra["attack_seconds"] = time.perf_counter() - start
+            rows.append(self._case_row(label, seed, "trace-attack", name, {**setting, "user": user}, suspect, {user},
+                                       original, plan, tracer, x, y, reference, extra))  # fmt: skip
+        return rows
+
+    def _attacked(
+        self, copy_: nn.Module, locked: nn.Module, name: str, options: dict[str, Any], seed: int
+    ) -> tuple[nn.Module, dict[str, Any]]:
+        ctx = self.ctx
+        if name in ("finetune", "prune"):
+            attack = ATTACKS.build(
+                name,
+                with_seed(ATTACKS.get(name), {**options, **({"scratch": False} if name == "finetune" else {})}, seed),
+            )
+            return attack.run(copy_, ctx.train).model, {}
+        if name == "noise":
+            return weight_noise(copy_, float(options["scale"]), seed), {}
+        if name == "relock":
+            scheme = SCHEMES.build(str(options["scheme"]), with_seed(SCHEMES.get(str(options["scheme"])), {}, seed))
+            attacker = ctx.train.subset(torch.arange(min(2000, len(ctx.train))))
+            result = scheme.lock(copy_, attacker)
+            return result.model, {"relocked_values": result.key.num_changed}
+        strength = self._mark().strength
+        u = unmark_by_values(copy_, locked, strength)
+        return u.model, {"found": u.found, "changed": u.changed, "skipped": u.skipped}
+
+    def _collude(self, label: str, seed: int, size: int) -> list[ResultRow]:
+        ctx, section = self.ctx, self.section
+        original, _, _, plan, tracer = self._setup(label, seed)
+        x, y = ctx.test.tensors()
+        reference = answer_queries(original, x)
+        users = user_ids(section.users)
+        first = section.attacked_users + section.coalitions * sum(c for c in section.colluders if c < size)
+        rows = []
+        for c in range(section.coalitions):
+            members = users[first + c * size : first + (c + 1) * size]
+            suspect = average_copies([mark_copy(original, plan, u) for u in members])
+            rows.append(self._case_row(label, seed, "trace-attack", "collude", {"colluders": size, "coalition": c},
+                                       suspect, set(members), original, plan, tracer, x, y, reference,
+                                       {"members": members}))  # fmt: skip
+        return rows
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return list(sa) == list(sb) and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+__all__ = ["TracingStudy", "named", "tracing_folder", "user_ids"]

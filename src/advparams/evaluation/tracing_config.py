@@ -1,0 +1,276 @@
+"""The ``tracing:`` section of an evaluation config: traceable keys (``docs/tracing.md``),
+the users, the models, and the attacks on leaked copies.
+
+Example::
+
+    tracing:
+      users: 100                      # roster size; every user's copy is measured and traced
+      models:                         # architectures besides the run's model
+        - {model: vgg, options: {width: 16}, train: {epochs: 4}, train_samples: 10000}
+      lock: {draws: 1}                # hardened options (dither is always 23)
+      mark: {strength: 0.05}          # MarkConfig
+      queries: {queries: 4096}        # QueryConfig
+      query_pool: 5000                # the owner's training images the queries are made from
+      attacked_users: 3               # users whose copies every attack is run on
+      coalitions: 3                   # coalitions of each size
+      colluders: [2, 3]
+      attacks:
+        - {name: finetune, options: {epochs: 5}, grid: {data_fraction: [0.01, 0.05, 0.1]}}
+        - {name: prune, grid: {rate: [0.3, 0.5]}}
+        - {name: noise, grid: {scale: [0.025, 0.05]}}
+        - {name: relock, grid: {scheme: [advparams, hardened]}}
+        - {name: adaptive}
+
+``finetune`` and ``prune`` are the registered attacks; ``noise`` (Gaussian, ``scale`` of
+each weight tensor's standard deviation), ``relock`` (the leaker locks his copy with
+``scheme`` and ships the locked model) and ``adaptive`` (the single-copy attacker of
+:func:`advparams.tracing.attacks.unmark_by_values`) are tracing's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from advparams.errors import ConfigError
+from advparams.evaluation.specs import AttackSpec
+
+OWN_ATTACKS = ("noise", "relock", "adaptive")
+"""Attacks on leaked copies that only tracing runs (the others are registered attacks)."""
+REGISTERED = ("finetune", "prune")
+RELOCK_SCHEMES = ("advparams", "hardened")
+DEFAULT_LIMITS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+MODEL_SEED = 0
+"""Extra architectures train from the run's seeds (their own units and folders)."""
+
+
+@dataclass(frozen=True)
+class TracedModel:
+    """An architecture traced besides the run's model.
+
+    Attributes:
+        model: a registered architecture.
+        options: its arguments (the data set's shape is filled in).
+        train: training options over the run's (``epochs``, ``lr``, ...).
+        train_samples: its training images (a fixed subset; None: the run's).
+        label: how tables call it (default: the architecture's name).
+    """
+
+    model: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[str, Any] = field(default_factory=dict)
+    train_samples: int | None = None
+    label: str | None = None
+
+    @property
+    def title(self) -> str:
+        """The label, or the architecture's name."""
+        return self.label or self.model
+
+
+@dataclass(frozen=True)
+class TracingSection:
+    """Traceable keys in an evaluation (see the module docstring).
+
+    Attributes:
+        users: users in each roster.
+        models: architectures traced besides the run's model.
+        lock: the hardened lock's options (``dither`` is set to 23).
+        mark: the marks' options (:class:`advparams.tracing.MarkConfig`).
+        queries: the black-box queries' options (:class:`advparams.tracing.QueryConfig`).
+        query_pool: training images the queries are made from (the first N of the run's).
+        attacked_users: users whose copies each attack is run on (the first N).
+        coalitions: coalitions of each size (disjoint users, after the attacked ones).
+        colluders: coalition sizes.
+        attacks: attacks on a leaked copy.
+        limits: query counts at which black-box tracing is also scored (queries needed).
+    """
+
+    users: int = 100
+    models: tuple[TracedModel, ...] = ()
+    lock: Mapping[str, Any] = field(default_factory=dict)
+    mark: Mapping[str, Any] = field(default_factory=dict)
+    queries: Mapping[str, Any] = field(default_factory=dict)
+    query_pool: int = 5000
+    attacked_users: int = 3
+    coalitions: int = 3
+    colluders: tuple[int, ...] = (2, 3)
+    attacks: tuple[AttackSpec, ...] = ()
+    limits: tuple[int, ...] = DEFAULT_LIMITS
+
+    def model(self, title: str) -> TracedModel | None:
+        """The extra architecture labelled ``title`` (None: the run's model)."""
+        for m in self.models:
+            if m.title == title:
+                return m
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/YAML-ready dict that :func:`tracing_from_mapping` reads back."""
+        return {
+            "users": self.users,
+            "models": [
+                {
+                    "model": m.model,
+                    "options": dict(m.options),
+                    "train": dict(m.train),
+                    "train_samples": m.train_samples,
+                    "label": m.label,
+                }
+                for m in self.models
+            ],
+            "lock": dict(self.lock),
+            "mark": dict(self.mark),
+            "queries": dict(self.queries),
+            "query_pool": self.query_pool,
+            "attacked_users": self.attacked_users,
+            "coalitions": self.coalitions,
+            "colluders": list(self.colluders),
+            "attacks": [
+                {
+                    "name": a.name,
+                    "options": dict(a.options),
+                    "grid": {k: list(v) for k, v in a.grid.items()},
+                    "cases": [dict(c) for c in a.cases],
+                }
+                for a in self.attacks
+            ],
+            "limits": list(self.limits),
+        }
+
+
+def _int(v: Any, what: str, lo: int, hi: int) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ConfigError(f"tracing.{what} must be an integer in [{lo}, {hi}]")
+    return v
+
+
+def _mapping(v: Any, what: str) -> dict[str, Any]:
+    if v is None:
+        return {}
+    if not isinstance(v, Mapping):
+        raise ConfigError(f"tracing.{what} must be a mapping")
+    return dict(v)
+
+
+def _keys(raw: Mapping[str, Any], allowed: set[str], what: str) -> None:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"{what} has unknown key(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}")
+
+
+def _attack(raw: Any, i: int) -> AttackSpec:
+    from advparams.attacks import ATTACKS
+
+    what = f"tracing.attacks[{i}]"
+    a = _mapping(raw, f"attacks[{i}]")
+    _keys(a, {"name", "options", "grid", "cases"}, what)
+    name = a.get("name")
+    if name not in (*REGISTERED, *OWN_ATTACKS):
+        raise ConfigError(f"{what}.name must be one of {', '.join((*REGISTERED, *OWN_ATTACKS))}, got {name!r}")
+    options = _mapping(a.get("options"), f"attacks[{i}].options")
+    grid = {}
+    for k, v in _mapping(a.get("grid"), f"attacks[{i}].grid").items():
+        values = v if isinstance(v, list) else [v]
+        if not values:
+            raise ConfigError(f"{what}.grid.{k} is empty")
+        grid[k] = tuple(values)
+    cases_raw = a.get("cases") or []
+    if not isinstance(cases_raw, list):
+        raise ConfigError(f"{what}.cases must be a list of mappings")
+    cases = tuple(_mapping(c, f"attacks[{i}].cases[{j}]") for j, c in enumerate(cases_raw))
+    if cases and grid:
+        raise ConfigError(f"{what} has both grid and cases; use one")
+    spec = AttackSpec(name, options, grid, cases)
+    for setting in spec.settings():
+        merged = {**options, **setting}
+        if name in REGISTERED:
+            ATTACKS.build(name, merged)  # validates the setting now
+        elif name == "noise":
+            scale = merged.get("scale")
+            if set(merged) != {"scale"} or not isinstance(scale, (int, float)) or not 0 < scale <= 10:
+                raise ConfigError(f"{what}: noise takes one option, scale, in (0, 10]")
+        elif name == "relock":
+            if set(merged) != {"scheme"} or merged.get("scheme") not in RELOCK_SCHEMES:
+                raise ConfigError(f"{what}: relock takes one option, scheme, one of {', '.join(RELOCK_SCHEMES)}")
+        elif merged:
+            raise ConfigError(f"{what}: adaptive takes no options")
+    return spec
+
+
+def tracing_from_mapping(raw: Any, run_model: str) -> TracingSection:
+    """Builds and validates the ``tracing:`` section (``run_model``: the run's architecture)."""
+    from advparams.models import MODELS
+    from advparams.registry import config_from_dict
+    from advparams.schemes.hardened import HardenedConfig
+    from advparams.tracing import MarkConfig, QueryConfig
+    from advparams.training import TrainConfig
+
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"tracing must be a mapping, got {type(raw).__name__}")
+    allowed = {f for f in TracingSection.__dataclass_fields__}
+    _keys(raw, allowed, "tracing")
+    models = []
+    for i, m_raw in enumerate(raw.get("models") or []):
+        m = _mapping(m_raw, f"models[{i}]")
+        _keys(m, {"model", "options", "train", "train_samples", "label"}, f"tracing.models[{i}]")
+        if m.get("model") not in MODELS.names():
+            raise ConfigError(f"tracing.models[{i}].model must be one of {', '.join(MODELS.names())}")
+        label = m.get("label")
+        if label is not None and not isinstance(label, str):
+            raise ConfigError(f"tracing.models[{i}].label must be a string")
+        train = _mapping(m.get("train"), f"models[{i}].train")
+        config_from_dict(TrainConfig, train, what=f"tracing.models[{i}].train")
+        samples = m.get("train_samples")
+        if samples is not None:
+            _int(samples, f"models[{i}].train_samples", 1, 10**8)
+        models.append(
+            TracedModel(m["model"], _mapping(m.get("options"), f"models[{i}].options"), train, samples, label)
+        )
+    titles = [run_model] + [m.title for m in models]
+    if len(set(titles)) != len(titles):
+        raise ConfigError(
+            "tracing.models: every model needs its own label (the run's model is " + repr(run_model) + ")"
+        )
+    lock = _mapping(raw.get("lock"), "lock")
+    config_from_dict(HardenedConfig, {**lock, "dither": 23}, what="tracing.lock")
+    mark = _mapping(raw.get("mark"), "mark")
+    config_from_dict(MarkConfig, mark, what="tracing.mark")
+    queries = _mapping(raw.get("queries"), "queries")
+    qcfg = config_from_dict(QueryConfig, queries, what="tracing.queries")
+    colluders = raw.get("colluders", [2, 3])
+    if not isinstance(colluders, list) or not all(
+        isinstance(c, int) and not isinstance(c, bool) and 2 <= c <= 50 for c in colluders
+    ):
+        raise ConfigError("tracing.colluders must be a list of coalition sizes in [2, 50]")
+    limits = raw.get("limits", list(DEFAULT_LIMITS))
+    if (
+        not isinstance(limits, list)
+        or not limits
+        or not all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= qcfg.queries for n in limits)
+    ):
+        raise ConfigError(f"tracing.limits must be a list of query counts in [1, {qcfg.queries}]")
+    section = TracingSection(
+        users=_int(raw.get("users", 100), "users", 1, 100_000),
+        models=tuple(models),
+        lock=lock,
+        mark=mark,
+        queries=queries,
+        query_pool=_int(raw.get("query_pool", 5000), "query_pool", 2, 10**7),
+        attacked_users=_int(raw.get("attacked_users", 3), "attacked_users", 0, 100_000),
+        coalitions=_int(raw.get("coalitions", 3), "coalitions", 0, 10_000),
+        colluders=tuple(colluders),
+        attacks=tuple(_attack(a, i) for i, a in enumerate(raw.get("attacks") or [])),
+        limits=tuple(sorted(set(limits))),
+    )
+    need = section.attacked_users + section.coalitions * sum(section.colluders)
+    if need > section.users:
+        raise ConfigError(
+            f"tracing needs {need} users for {section.attacked_users} attacked copies and the coalitions, "
+            f"but lists {section.users}"
+        )
+    return section
+
+
+__all__ = ["OWN_ATTACKS", "TracedModel", "TracingSection", "tracing_from_mapping"]
