@@ -13,12 +13,7 @@ from advparams.checkpoint import load_checkpoint
 from advparams.cli import main
 from advparams.schemes import SCHEMES
 from advparams.testing import state_equal
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.unit.cli_helpers import run
 
 
 def assert_one_line_error(code, err, match):

@@ -10,12 +10,7 @@ from advparams.backdoors import load_trigger
 from advparams.cli import main
 from advparams.data.synthetic import make_synthetic
 from advparams.imaging import png_bytes
-
-
-def run(capsys, *argv):  # type: ignore[no-untyped-def]
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.unit.cli_helpers import run
 
 
 @pytest.fixture(scope="module")

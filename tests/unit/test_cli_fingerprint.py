@@ -9,12 +9,7 @@ import stat
 import pytest
 
 from advparams.cli import main
-
-
-def run(capsys, *argv):  # type: ignore[no-untyped-def]
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.unit.cli_helpers import run
 
 
 @pytest.fixture(scope="module")

@@ -20,14 +20,9 @@ from advparams.errors import ConfigError, UnknownNameError
 from advparams.keys import load_key
 from advparams.models import MODELS, build_model
 from advparams.schemes import SCHEMES, AdvParams, AdvParamsConfig, LockProgress
+from tests.unit.cli_helpers import run
 
 ARGS = {"num_classes": 10, "in_channels": 1, "input_size": 16}
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line(err: str) -> str:

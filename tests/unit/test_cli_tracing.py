@@ -8,18 +8,7 @@ from advparams.checkpoint import load_checkpoint
 from advparams.cli import main
 from advparams.fingerprint import model_fingerprint
 from advparams.testing import state_equal
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code, err, match):
-    lines = [line for line in err.strip().splitlines() if line]
-    assert code == 1 and len(lines) == 1 and lines[0].startswith("advparams: error: "), err
-    assert match in lines[0], lines[0]
+from tests.unit.cli_helpers import one_line_error, run
 
 
 @pytest.fixture(scope="module")

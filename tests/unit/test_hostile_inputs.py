@@ -17,7 +17,6 @@ import pytest
 import torch
 
 from advparams.checkpoint import load_checkpoint, save_checkpoint
-from advparams.cli import main
 from advparams.data.synthetic import SIZE
 from advparams.errors import AdvParamsError, CheckpointError, ConfigError, DataError, KeyFileError, UserTableError
 from advparams.evaluation import load_config
@@ -25,15 +24,10 @@ from advparams.fingerprint import model_fingerprint
 from advparams.keys import load_key, unlock
 from advparams.models import build_model
 from advparams.watermarks import UserTable
+from tests.unit.cli_helpers import run
 
 ARGS = {"num_classes": 10, "in_channels": 1, "input_size": SIZE}
 CONFIG = Path(__file__).parents[2] / "configs" / "fashion-mnist.yaml"
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_error(capsys, *argv, match: str = "") -> str:
