@@ -37,7 +37,7 @@ from advparams.errors import AdvParamsError, ConfigError
 from advparams.evaluation.backdoor_config import BackdoorSection, section_from_mapping
 from advparams.evaluation.detection_config import DetectionSection, detection_from_mapping
 from advparams.evaluation.fingerprint_config import FingerprintSection, fingerprints_from_mapping
-from advparams.evaluation.specs import AttackSpec, SchemeSpec, WatermarkSpec
+from advparams.evaluation.specs import AttackSpec, SchemeSpec, WatermarkSpec, attack_spec_from_mapping
 from advparams.evaluation.tracing_config import TracingSection, tracing_from_mapping
 from advparams.files import LIMITS, parse_yaml, read_file
 from advparams.metrics.accuracy import check_output_adapter
@@ -319,28 +319,9 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
 
     attacks: list[AttackSpec] = []
     for i, a_raw in enumerate(raw.get("attacks") or []):
-        a = _mapping(a_raw, f"attacks[{i}]")
-        _keys(a, {"name", "options", "grid", "cases"}, f"attacks[{i}]")
-        if "name" not in a:
-            raise ConfigError(f"attacks[{i}] needs a name")
-        _optional_str(a["name"], f"attacks[{i}].name")
-        opts = _mapping(a.get("options"), f"attacks[{i}].options")
-        grid_raw = _mapping(a.get("grid"), f"attacks[{i}].grid")
-        grid = {}
-        for k, v in grid_raw.items():
-            values = v if isinstance(v, list) else [v]
-            if not values:
-                raise ConfigError(f"attacks[{i}].grid.{k} is empty")
-            grid[k] = tuple(values)
-        cases_raw = a.get("cases") or []
-        if not isinstance(cases_raw, list):
-            raise ConfigError(f"attacks[{i}].cases must be a list of mappings")
-        cases = tuple(_mapping(c, f"attacks[{i}].cases[{j}]") for j, c in enumerate(cases_raw))
-        if cases and grid:
-            raise ConfigError(f"attacks[{i}] has both grid and cases; use one")
-        aspec = AttackSpec(a["name"], opts, grid, cases)
+        aspec = attack_spec_from_mapping(a_raw, f"attacks[{i}]")
         for setting in aspec.settings():
-            ATTACKS.build(aspec.name, {**opts, **setting})  # validates every setting now
+            ATTACKS.build(aspec.name, {**aspec.options, **setting})  # validates every setting now
         attacks.append(aspec)
 
     budgets = raw.get("budgets") or []

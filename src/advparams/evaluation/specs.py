@@ -88,4 +88,42 @@ class AttackSpec:
             yield dict(zip(keys, values, strict=True))
 
 
-__all__ = ["AttackSpec", "MemberSpec", "SchemeSpec", "WatermarkSpec"]
+def attack_spec_from_mapping(raw: Any, what: str) -> AttackSpec:
+    """Reads one entry of an attacks list (``name``, ``options``, ``grid`` or ``cases``),
+    checking its shape; the caller checks the name and every setting against its family.
+
+    Raises:
+        ConfigError: a wrong key or type, an empty grid, or both grid and cases.
+    """
+    from advparams.errors import ConfigError
+
+    def mapping(v: Any, where: str) -> dict[str, Any]:
+        if v is None:
+            return {}
+        if not isinstance(v, Mapping):
+            raise ConfigError(f"{where} must be a mapping, got {type(v).__name__}")
+        return dict(v)
+
+    a = mapping(raw, what)
+    unknown = sorted(set(a) - {"name", "options", "grid", "cases"})
+    if unknown:
+        raise ConfigError(f"{what} has unknown key(s) {', '.join(unknown)}; accepted: cases, grid, name, options")
+    if not isinstance(a.get("name"), str):
+        raise ConfigError(f"{what} needs a name (a string)")
+    options = mapping(a.get("options"), f"{what}.options")
+    grid = {}
+    for k, v in mapping(a.get("grid"), f"{what}.grid").items():
+        values = v if isinstance(v, list) else [v]
+        if not values:
+            raise ConfigError(f"{what}.grid.{k} is empty")
+        grid[k] = tuple(values)
+    cases_raw = a.get("cases") or []
+    if not isinstance(cases_raw, list):
+        raise ConfigError(f"{what}.cases must be a list of mappings")
+    cases = tuple(mapping(c, f"{what}.cases[{j}]") for j, c in enumerate(cases_raw))
+    if cases and grid:
+        raise ConfigError(f"{what} has both grid and cases; use one")
+    return AttackSpec(a["name"], options, grid, cases)
+
+
+__all__ = ["AttackSpec", "MemberSpec", "SchemeSpec", "WatermarkSpec", "attack_spec_from_mapping"]

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advparams.errors import ConfigError
-from advparams.evaluation.specs import AttackSpec
+from advparams.evaluation.specs import AttackSpec, attack_spec_from_mapping
 
 OWN_ATTACKS = ("noise", "relock", "adaptive")
 """Attacks on leaked copies that only tracing runs (the others are registered attacks)."""
@@ -164,25 +164,10 @@ def _attack(raw: Any, i: int) -> AttackSpec:
     from advparams.attacks import ATTACKS
 
     what = f"tracing.attacks[{i}]"
-    a = _mapping(raw, f"attacks[{i}]")
-    _keys(a, {"name", "options", "grid", "cases"}, what)
-    name = a.get("name")
+    spec = attack_spec_from_mapping(raw, what)
+    name, options = spec.name, dict(spec.options)
     if name not in (*REGISTERED, *OWN_ATTACKS):
         raise ConfigError(f"{what}.name must be one of {', '.join((*REGISTERED, *OWN_ATTACKS))}, got {name!r}")
-    options = _mapping(a.get("options"), f"attacks[{i}].options")
-    grid = {}
-    for k, v in _mapping(a.get("grid"), f"attacks[{i}].grid").items():
-        values = v if isinstance(v, list) else [v]
-        if not values:
-            raise ConfigError(f"{what}.grid.{k} is empty")
-        grid[k] = tuple(values)
-    cases_raw = a.get("cases") or []
-    if not isinstance(cases_raw, list):
-        raise ConfigError(f"{what}.cases must be a list of mappings")
-    cases = tuple(_mapping(c, f"attacks[{i}].cases[{j}]") for j, c in enumerate(cases_raw))
-    if cases and grid:
-        raise ConfigError(f"{what} has both grid and cases; use one")
-    spec = AttackSpec(name, options, grid, cases)
     for setting in spec.settings():
         merged = {**options, **setting}
         if name in REGISTERED:

@@ -132,7 +132,25 @@ def test_every_shipped_config_loads() -> None:
     assert {"hardened-fashion-mnist", "watermarks-fashion-mnist", "watermarks-fashion-mnist-vgg"} <= set(names)
     for name in names:
         cfg = load_config(CONFIGS / f"{name}.yaml")
-        assert ((cfg.schemes or cfg.watermarks) and cfg.attacks) or (cfg.backdoors and cfg.backdoors.attacks)
+        assert (
+            ((cfg.schemes or cfg.watermarks) and cfg.attacks)
+            or (cfg.backdoors and cfg.backdoors.attacks)
+            or (cfg.tracing and cfg.tracing.attacks)
+        ), name
+
+
+def test_the_tracing_config_covers_the_issue() -> None:
+    # LeNet-5 and the VGG-style net, 3 seeds, 100 users; fine-tuning 1/5/10 %, pruning 30/50 %,
+    # weight noise, re-locking, the adaptive attacker, 2- and 3-colluder averages
+    cfg = load_config(CONFIGS / "tracing-fashion-mnist.yaml")
+    t = cfg.tracing
+    assert t is not None and cfg.model == "lenet" and [m.model for m in t.models] == ["vgg"]
+    assert cfg.seeds == (0, 1, 2) and t.users == 100 and t.colluders == (2, 3)
+    settings = {a.name: [s for s in a.settings()] for a in t.attacks}
+    assert [s["data_fraction"] for s in settings["finetune"]] == [0.01, 0.05, 0.1]
+    assert [s["rate"] for s in settings["prune"]] == [0.3, 0.5]
+    assert settings["noise"] and settings["adaptive"] == [{}]
+    assert {s["scheme"] for s in settings["relock"]} == {"advparams", "hardened"}
 
 
 def test_backdoor_configs_cover_the_issue() -> None:
