@@ -113,6 +113,10 @@ def test_black_box_tracing_from_the_command_line(capsys, owner) -> None:
     (d / "answers.json").write_text(json.dumps(labels.tolist()))
     code, out, _ = run(capsys, "trace", d / "answers.json", *trace)
     assert code == 0 and json.loads(out)["accused"] == ["u03"]
+    (d / "api-log").mkdir()
+    (d / "api-log" / "answers.json").write_text(json.dumps({"answers": labels.tolist()}))
+    code, out, _ = run(capsys, "trace", d / "api-log", *trace)  # a folder of answers
+    assert code == 0 and json.loads(out)["accused"] == ["u03"]
     code, out, _ = run(capsys, "trace", d / "model", *trace)
     assert code == 3 and json.loads(out)["accused"] == []
     # refusals, one line each

@@ -42,7 +42,10 @@ from advparams.tracing import (
 from advparams.tracing.queryfile import is_query_file
 from advparams.tracing.roster import Roster
 
-__all__ = ["add_parsers", "cmd_issue", "cmd_queries", "cmd_trace", "cmd_users"]
+__all__ = ["ANSWERS_FILE", "add_parsers", "cmd_issue", "cmd_queries", "cmd_trace", "cmd_users"]
+
+ANSWERS_FILE = "answers.json"
+"""The file a folder of answers holds (``trace FOLDER --queries-only``)."""
 
 
 def cmd_users(args: argparse.Namespace) -> int:
@@ -122,10 +125,13 @@ def cmd_trace(args: argparse.Namespace) -> int:
     locked = load_checkpoint(args.locked, device=device).model
     if args.queries_only:
         qs = load_queries(args.queries)
-        if Path(args.suspect).is_dir():  # a model: only its answers are used
-            answers: Any = answer_queries(load_checkpoint(args.suspect, device=device).model, qs.inputs)
+        where = Path(args.suspect)
+        if where.is_dir() and not (where / "model.json").exists() and (where / ANSWERS_FILE).exists():
+            answers: Any = read_answers(where / ANSWERS_FILE, len(qs.inputs))  # a folder of answers
+        elif where.is_dir():  # a model: only its answers are used
+            answers = answer_queries(load_checkpoint(where, device=device).model, qs.inputs)
         else:
-            answers = read_answers(args.suspect, len(qs.inputs))
+            answers = read_answers(where, len(qs.inputs))
         result = trace_answers(answers, qs, locked, owner, roster.users, args.rate, limit=args.limit)
     else:
         suspect = load_checkpoint(args.suspect, device=device).model
@@ -233,12 +239,15 @@ def add_parsers(sub: Any) -> None:
         help="name the user a leaked copy came from (from its weights, or its answers to secret queries)",
         description="Score every user of the roster against the marks in SUSPECT's weights (white-box) "
         "or, with --queries FILE --queries-only, against SUSPECT's answers to the secret queries "
-        "(black-box: SUSPECT is a checkpoint folder, of which only the answers are used, or a JSON "
-        "file of answers, a list of class indices one per query), and accuse those above a threshold "
-        "calibrated so that the chance of accusing any innocent user is at most --rate. Exit code: "
+        "(black-box: SUSPECT is a checkpoint folder, of which only the answers are used, a JSON "
+        "file of answers, a list of class indices one per query, or a folder holding such a file as "
+        "answers.json), and accuse those above a threshold calibrated so that the chance of "
+        "accusing any innocent user is at most --rate. Exit code: "
         "0 someone named, 3 nobody, 1 an error.",
     )
-    t.add_argument("suspect", help="checkpoint folder of the suspect copy, or (black-box) a JSON file of its answers")
+    t.add_argument(
+        "suspect", help="checkpoint folder of the suspect copy, or (black-box) a JSON file or folder of its answers"
+    )
     t.add_argument("--key", required=True, help="the owner key")
     t.add_argument("--locked", required=True, help="checkpoint folder of the locked model the keys unlock")
     t.add_argument("--users", required=True, help="the roster the keys were issued from")
