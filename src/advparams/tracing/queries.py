@@ -236,7 +236,11 @@ def _margin_gradients(
     out = torch.zeros(len(queries), plan.code.length, dtype=torch.float64)
     try:
         per_sample = _per_sample_gradients(centre, groups, queries, classes, device, min(batch_size, 64))
-    except Exception:  # noqa: BLE001  (a model torch.func cannot map: one backward pass per query)
+    except (RuntimeError, NotImplementedError):
+        # torch.func cannot map every model (data-dependent control flow, ``.item()``,
+        # in-place updates of buffers raise RuntimeError; an op without a batching rule,
+        # NotImplementedError; running out of memory is a RuntimeError too): one backward
+        # pass per query gives the same gradients.
         per_sample = _looped_gradients(centre, groups, queries, classes, device)
     for start, grads in per_sample:
         for name, js in groups.items():

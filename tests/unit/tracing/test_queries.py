@@ -1,5 +1,6 @@
 """Black-box tracing from the answers to secret queries, and the query and answers files."""
 
+import copy
 import json
 
 import pytest
@@ -97,6 +98,32 @@ def test_a_tracer_from_its_saved_state_gives_the_same_result(setup) -> None:
     state["gradients"] = state["gradients"][:, :10]
     with pytest.raises(ValueError, match="does not fit"):
         QueryTracer.from_state(state, plan, USERS)
+
+
+def test_a_model_torch_func_cannot_map_gets_the_same_gradients(setup, monkeypatch) -> None:
+    model, _, plan, queries, _ = setup
+    from advparams.tracing import queries as module
+
+    looped_calls = []
+    loop = module._looped_gradients
+    monkeypatch.setattr(module, "_looped_gradients", lambda *a: looped_calls.append(1) or loop(*a))
+    base = type(model)
+
+    class Gated(base):  # type: ignore[misc,valid-type]
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if bool(x.abs().sum() >= 0):  # control flow on a tensor: vmap raises RuntimeError
+                return super().forward(x)
+            return -super().forward(x)
+
+    gated = copy.deepcopy(model)
+    gated.__class__ = Gated
+    few = queries[:48]
+    mapped = QueryTracer(model, plan, few, USERS, CONFIG)
+    looped = QueryTracer(gated, plan, few, USERS, CONFIG)
+    assert len(looped_calls) == 1  # the mapped model took the torch.func path, the gated one not
+    assert torch.equal(looped.classes, mapped.classes)
+    assert float(looped.gradients.abs().max()) > 0
+    assert torch.allclose(looped.gradients, mapped.gradients, rtol=1e-4, atol=1e-7)
 
 
 def test_a_model_with_one_answer_has_no_boundary_to_query(setup) -> None:
