@@ -63,6 +63,39 @@ def test_roster_issue_unlock_and_trace(capsys, owner) -> None:
     assert state_equal(load_checkpoint(d / "orig").model, load_checkpoint(d / "model").model)
 
 
+def test_a_user_key_sealed_with_its_own_passphrase(capsys, owner, monkeypatch) -> None:
+    d = owner
+    monkeypatch.setenv("ADVPARAMS_PASSPHRASE", "the owner's")  # never used to seal a user's key
+    assert run(capsys, "keys", "users", "create", d / "sealed.json", "carol", "dave", "--set", "positions=1024")[0] == 0
+    (d / "carol.pass").write_bytes(b"carol's own\n")
+    issue = ["keys", "issue", d / "locked", "--key", d / "owner.key", "--users", d / "sealed.json"]
+    code, out, _ = run(capsys, *issue, "--user", "carol", "--out", d / "carol.key",
+                       "--user-passphrase-file", d / "carol.pass", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["sealed"] is True
+    assert b"carol" not in (d / "carol.key").read_bytes()  # the key's content is sealed
+    plain = ["keys", "issue", d / "locked", "--key", d / "owner.key", "--users", d / "sealed.json"]
+    assert run(capsys, *plain, "--user", "carol", "--out", d / "carol-plain.key")[0] == 0
+    # the user unlocks with her passphrase into the same copy as the unsealed key's
+    monkeypatch.delenv("ADVPARAMS_PASSPHRASE")
+    code, _, err = run(capsys, "unlock", d / "locked", "--key", d / "carol.key", "--out", d / "carol-copy")
+    one_line_error(code, err, "sealed")
+    assert not (d / "carol-copy").exists()
+    (d / "wrong.pass").write_bytes(b"the owner's\n")
+    code, _, err = run(capsys, "unlock", d / "locked", "--key", d / "carol.key", "--out", d / "carol-copy",
+                       "--passphrase-file", d / "wrong.pass")  # fmt: skip
+    assert code != 0 and len(err.strip().splitlines()) == 1 and not (d / "carol-copy").exists()
+    unlock = ["unlock", d / "locked", "--key"]
+    assert (
+        run(capsys, *unlock, d / "carol.key", "--out", d / "carol-copy", "--passphrase-file", d / "carol.pass")[0] == 0
+    )
+    assert run(capsys, *unlock, d / "carol-plain.key", "--out", d / "carol-copy2")[0] == 0
+    assert state_equal(load_checkpoint(d / "carol-copy").model, load_checkpoint(d / "carol-copy2").model)
+    # --seal without a passphrase file and no terminal: one line, nothing written
+    code, _, err = run(capsys, *issue, "--user", "dave", "--out", d / "dave.key", "--seal")
+    one_line_error(code, err, "passphrase")
+    assert not (d / "dave.key").exists()
+
+
 def test_refusals_are_one_line(capsys, owner) -> None:
     d = owner
     assert run(capsys, "keys", "users", "create", d / "r.json", "alice")[0] == 0

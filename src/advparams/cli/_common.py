@@ -201,20 +201,27 @@ def read_key(args: argparse.Namespace) -> Key:
     return load_key(args.key, passphrase=passphrase)
 
 
-def read_passphrase(args: argparse.Namespace, *, confirm: bool) -> Passphrase | None:
-    """From --passphrase-file (its first line, as bytes), then $ADVPARAMS_PASSPHRASE (bytes),
-    then a prompt on a terminal."""
-    if getattr(args, "passphrase_file", None):
+def read_passphrase(
+    args: argparse.Namespace,
+    *,
+    confirm: bool,
+    file_option: str = "passphrase_file",
+    use_env: bool = True,
+    prompt: str = "Key passphrase: ",
+) -> Passphrase | None:
+    """From the file ``args.<file_option>`` names (its first line, as bytes), then
+    $ADVPARAMS_PASSPHRASE (bytes) when ``use_env``, then a prompt on a terminal."""
+    if getattr(args, file_option, None):
         data = read_file(
-            args.passphrase_file, what="passphrase file", limit=LIMITS["passphrase"], error=PassphraseError
+            getattr(args, file_option), what="passphrase file", limit=LIMITS["passphrase"], error=PassphraseError
         )
         lines = data.splitlines()
         return lines[0] if lines else b""
     env = os.environb.get(PASSPHRASE_ENV.encode()) if os.name != "nt" else os.environ.get(PASSPHRASE_ENV, "").encode()
-    if env:
+    if use_env and env:
         return env
     if sys.stdin.isatty():
-        first = getpass.getpass("Key passphrase: ")
+        first = getpass.getpass(prompt)
         if confirm and getpass.getpass("Repeat passphrase: ") != first:
             raise PassphraseError("the passphrases do not match")
         return first

@@ -18,9 +18,10 @@ from advparams.cli._common import (
     load_split,
     parse_sets,
     read_key,
+    read_passphrase,
 )
 from advparams.devices import resolve_device
-from advparams.errors import ConfigError, UserTableError
+from advparams.errors import ConfigError, PassphraseError, UserTableError
 from advparams.files import check_output
 from advparams.keys import unlock
 from advparams.keys.io import is_key_file, save_key
@@ -76,13 +77,29 @@ def cmd_issue(args: argparse.Namespace) -> int:
     roster.require(args.user)
     owner = read_key(args)
     locked = load_checkpoint(args.locked, device=resolve_device(args.device))
+    seal_with = None
+    if args.seal or args.user_passphrase_file:
+        seal_with = read_passphrase(
+            args, confirm=True, file_option="user_passphrase_file", use_env=False, prompt="User key passphrase: "
+        )
+        if not seal_with:
+            raise PassphraseError(
+                "sealing the user's key needs a passphrase: --user-passphrase-file or a terminal prompt"
+            )
     key = issue_user_key(locked.model, owner, args.user, roster.mark)
-    save_key(key, args.out, force=args.force)
+    save_key(key, args.out, passphrase=seal_with, force=args.force)
+    sealed = " (sealed: send the passphrase apart from the key)" if seal_with else ""
     emit(
         args,
-        {"checkpoint": args.locked, "user": args.user, "out": args.out, "marked_values": roster.mark.positions},
+        {
+            "checkpoint": args.locked,
+            "user": args.user,
+            "out": args.out,
+            "marked_values": roster.mark.positions,
+            "sealed": seal_with is not None,
+        },
         [
-            f"key for {args.user} written to {args.out}: it unlocks {args.locked} into {args.user}'s copy "
+            f"key for {args.user} written to {args.out}{sealed}: it unlocks {args.locked} into {args.user}'s copy "
             f"({roster.mark.positions} values marked)",
             "give it to that user only; the owner key stays with you",
         ],
@@ -208,6 +225,17 @@ def add_parsers(sub: Any) -> None:
     i.add_argument("--user", required=True, help="the user to issue the key to")
     i.add_argument("--out", required=True, help="user key file to write (keep it between you and the user)")
     i.add_argument("--passphrase-file", help=f"passphrase of a sealed owner key (else ${PASSPHRASE_ENV})")
+    i.add_argument(
+        "--seal",
+        action="store_true",
+        help="seal the user's key with a passphrase of its own (from --user-passphrase-file or a prompt; "
+        f"never ${PASSPHRASE_ENV}, which is the owner key's)",
+    )
+    i.add_argument(
+        "--user-passphrase-file",
+        help="file whose first line is the user key's passphrase (implies --seal); send the passphrase to "
+        "the user apart from the key, who unlocks with 'advparams unlock --passphrase-file'",
+    )
     i.add_argument("--force", action="store_true", help="overwrite an existing key file at --out")
     add_common(i, data=False)
     i.set_defaults(func=cmd_issue)
