@@ -29,6 +29,7 @@ from typing import Any
 
 from advparams.backdoors.measure import COMBINED, DEFAULT_TRANSFORMATIONS
 from advparams.errors import ConfigError
+from advparams.evaluation.reading import known_keys
 from advparams.imaging import CODECS, TRANSFORMATIONS
 
 MEASURES = ("compression", "physical")
@@ -118,9 +119,7 @@ def section_from_mapping(raw: Any, taken: list[str]) -> BackdoorSection:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"backdoors must be a mapping, got {type(raw).__name__}")
     allowed = {"attacks", "asr_samples", "codecs", "qualities", "transformations"}
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise ConfigError(f"backdoors has unknown key(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}")
+    known_keys(raw, allowed, "backdoors")
     specs: list[BackdoorSpec] = []
     attacks = raw.get("attacks") or []
     if not isinstance(attacks, list) or not attacks:
@@ -129,9 +128,7 @@ def section_from_mapping(raw: Any, taken: list[str]) -> BackdoorSection:
         what = f"backdoors.attacks[{i}]"
         if not isinstance(a, Mapping):
             raise ConfigError(f"{what} must be a mapping")
-        extra = sorted(set(a) - {"name", "options", "label", "measure", "compare"})
-        if extra:
-            raise ConfigError(f"{what} has unknown key(s) {', '.join(extra)}")
+        known_keys(a, {"name", "options", "label", "measure", "compare"}, what)
         name, label, compare = a.get("name"), a.get("label"), a.get("compare")
         if not isinstance(name, str) or not all(v is None or isinstance(v, str) for v in (label, compare)):
             raise ConfigError(f"{what} needs a name; name, label and compare are strings")

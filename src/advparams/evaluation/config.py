@@ -37,6 +37,7 @@ from advparams.errors import AdvParamsError, ConfigError
 from advparams.evaluation.backdoor_config import BackdoorSection, section_from_mapping
 from advparams.evaluation.detection_config import DetectionSection, detection_from_mapping
 from advparams.evaluation.fingerprint_config import FingerprintSection, fingerprints_from_mapping
+from advparams.evaluation.reading import is_int, known_keys, mapping
 from advparams.evaluation.specs import AttackSpec, SchemeSpec, WatermarkSpec, attack_spec_from_mapping
 from advparams.evaluation.tracing_config import TracingSection, tracing_from_mapping
 from advparams.files import LIMITS, parse_yaml, read_file
@@ -172,28 +173,10 @@ class EvalConfig:
 _TOP = {f.name for f in dataclasses.fields(EvalConfig)}
 
 
-def _mapping(value: Any, what: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{what} must be a mapping, got {type(value).__name__}")
-    return dict(value)
-
-
-def _keys(d: Mapping[str, Any], allowed: set[str], what: str) -> None:
-    unknown = sorted(set(d) - allowed)
-    if unknown:
-        raise ConfigError(f"{what} has unknown key(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}")
-
-
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """A run name: letters, digits, ``_``, ``.`` and ``-``, starting with a letter or digit
 (it names a folder under ``runs/eval/``, so it holds no path separator and no ``..``)."""
 MAX_SEED = 2**31 - 1
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _optional_str(v: Any, what: str) -> str | None:
@@ -220,8 +203,8 @@ def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
 
 
 def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
-    raw = _mapping(raw, "the config")
-    _keys(raw, _TOP, "the config")
+    raw = mapping(raw, "the config")
+    known_keys(raw, _TOP, "the config")
     for req in ("name", "dataset", "model"):
         if not raw.get(req):
             raise ConfigError(f"the config needs {req!r}")
@@ -244,19 +227,19 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
     MODELS.get(raw["model"])
     _optional_str(raw.get("data_dir"), "data_dir")
     seeds = raw.get("seeds", [0, 1, 2])
-    if not isinstance(seeds, list) or not seeds or not all(_is_int(s) and 0 <= s <= MAX_SEED for s in seeds):
+    if not isinstance(seeds, list) or not seeds or not all(is_int(s) and 0 <= s <= MAX_SEED for s in seeds):
         raise ConfigError(f"seeds must be a non-empty list of integers in [0, {MAX_SEED}]")
     if len(set(seeds)) != len(seeds):
         raise ConfigError("seeds must not repeat")
-    train = config_from_dict(TrainConfig, _mapping(raw.get("train"), "train"), what="train")
+    train = config_from_dict(TrainConfig, mapping(raw.get("train"), "train"), what="train")
 
     schemes: list[SchemeSpec] = []
     for i, s_raw in enumerate(raw.get("schemes") or []):
-        s = _mapping(s_raw, f"schemes[{i}]")
-        _keys(s, {"name", "options", "match_params", "label"}, f"schemes[{i}]")
+        s = mapping(s_raw, f"schemes[{i}]")
+        known_keys(s, {"name", "options", "match_params", "label"}, f"schemes[{i}]")
         if "name" not in s:
             raise ConfigError(f"schemes[{i}] needs a name")
-        opts = _mapping(s.get("options"), f"schemes[{i}].options")
+        opts = mapping(s.get("options"), f"schemes[{i}].options")
         _optional_str(s["name"], f"schemes[{i}].name")
         _optional_str(s.get("match_params"), f"schemes[{i}].match_params")
         _optional_str(s.get("label"), f"schemes[{i}].label")
@@ -275,11 +258,11 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
 
     watermarks: list[WatermarkSpec] = []
     for i, w_raw in enumerate(raw.get("watermarks") or []):
-        w = _mapping(w_raw, f"watermarks[{i}]")
-        _keys(w, {"name", "options", "label"}, f"watermarks[{i}]")
+        w = mapping(w_raw, f"watermarks[{i}]")
+        known_keys(w, {"name", "options", "label"}, f"watermarks[{i}]")
         if "name" not in w:
             raise ConfigError(f"watermarks[{i}] needs a name")
-        opts = _mapping(w.get("options"), f"watermarks[{i}].options")
+        opts = mapping(w.get("options"), f"watermarks[{i}].options")
         _optional_str(w["name"], f"watermarks[{i}].name")
         _optional_str(w.get("label"), f"watermarks[{i}].label")
         WATERMARKS.build(w["name"], opts)  # validates name and options
@@ -304,18 +287,18 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
     if not schemes and not watermarks and backdoors is None and fingerprints is None and tracing is None:
         raise ConfigError("the config lists no schemes, no watermarks, no backdoors, no fingerprints and no tracing")
     null_models = raw.get("null_models", 5)
-    if not _is_int(null_models) or not 1 <= null_models <= 1000:
+    if not is_int(null_models) or not 1 <= null_models <= 1000:
         raise ConfigError("null_models must be an integer in [1, 1000]")
     fpr = raw.get("fpr", 1e-6)
     if not isinstance(fpr, (int, float)) or isinstance(fpr, bool) or not 0.0 < float(fpr) < 1.0:
         raise ConfigError("fpr must be a number in (0, 1)")
     users = raw.get("users", 10)
-    if not _is_int(users) or not 1 <= users <= 10_000:
+    if not is_int(users) or not 1 <= users <= 10_000:
         raise ConfigError("users must be an integer in [1, 10000]")
-    lock_with = _mapping(raw.get("lock_with"), "lock_with")
+    lock_with = mapping(raw.get("lock_with"), "lock_with")
     if lock_with:
-        _keys(lock_with, {"name", "options"}, "lock_with")
-        SCHEMES.build(str(lock_with.get("name")), _mapping(lock_with.get("options"), "lock_with.options"))
+        known_keys(lock_with, {"name", "options"}, "lock_with")
+        SCHEMES.build(str(lock_with.get("name")), mapping(lock_with.get("options"), "lock_with.options"))
 
     attacks: list[AttackSpec] = []
     for i, a_raw in enumerate(raw.get("attacks") or []):
@@ -325,14 +308,14 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         attacks.append(aspec)
 
     budgets = raw.get("budgets") or []
-    if not isinstance(budgets, list) or not all(_is_int(b) and 1 <= b <= 2**40 for b in budgets):
+    if not isinstance(budgets, list) or not all(is_int(b) and 1 <= b <= 2**40 for b in budgets):
         raise ConfigError("budgets must be a list of positive integers")
     for name in ("train_samples", "test_samples"):
         v = raw.get(name)
-        if v is not None and (not _is_int(v) or v < 1):
+        if v is not None and (not is_int(v) or v < 1):
             raise ConfigError(f"{name} must be a positive integer or null")
-    checkpoints = _mapping(raw.get("checkpoints"), "checkpoints")
-    if not all(_is_int(k) and isinstance(v, str) for k, v in checkpoints.items()):
+    checkpoints = mapping(raw.get("checkpoints"), "checkpoints")
+    if not all(is_int(k) and isinstance(v, str) for k, v in checkpoints.items()):
         raise ConfigError("checkpoints maps seeds (integers) to checkpoint folders (strings)")
     ckpts: dict[int, str] = {int(k): str(v) for k, v in checkpoints.items()}
     for name in ("stealth", "histograms"):
@@ -344,7 +327,7 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         model=raw["model"],
         seeds=tuple(seeds),
         data_dir=raw.get("data_dir"),
-        model_options=_mapping(raw.get("model_options"), "model_options"),
+        model_options=mapping(raw.get("model_options"), "model_options"),
         train=train,
         train_samples=raw.get("train_samples"),
         test_samples=raw.get("test_samples"),

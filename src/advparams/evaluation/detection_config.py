@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from advparams.errors import ConfigError
+from advparams.evaluation.reading import integer, known_keys
 from advparams.evaluation.specs import MemberSpec
 
 
@@ -86,12 +87,6 @@ class DetectionSection:
         }
 
 
-def _int(v: Any, what: str, lo: int, hi: int) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise ConfigError(f"detection.{what} must be an integer in [{lo}, {hi}]")
-    return v
-
-
 def _labels(v: Any, what: str, known: list[str], kind: str) -> tuple[str, ...]:
     if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
         raise ConfigError(f"detection.{what} must be a list of {kind} labels")
@@ -118,9 +113,7 @@ def detection_from_mapping(raw: Any, backdoors: list[str]) -> DetectionSection:
         "sanitise_with",
         "keep_scores",
     }
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise ConfigError(f"detection has unknown key(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}")
+    known_keys(raw, allowed, "detection")
     if not backdoors:
         raise ConfigError("detection needs a backdoors section: the backdoors it screens")
     specs: list[DetectorSpec] = []
@@ -131,9 +124,7 @@ def detection_from_mapping(raw: Any, backdoors: list[str]) -> DetectionSection:
         what = f"detection.detectors[{i}]"
         if not isinstance(d, Mapping):
             raise ConfigError(f"{what} must be a mapping")
-        extra = sorted(set(d) - {"name", "options", "label"})
-        if extra:
-            raise ConfigError(f"{what} has unknown key(s) {', '.join(extra)}")
+        known_keys(d, {"name", "options", "label"}, what)
         name, label = d.get("name"), d.get("label")
         if not isinstance(name, str) or not (label is None or isinstance(label, str)):
             raise ConfigError(f"{what} needs a name; name and label are strings")
@@ -161,11 +152,11 @@ def detection_from_mapping(raw: Any, backdoors: list[str]) -> DetectionSection:
         tuple(specs),
         screened,
         tuple(float(f) for f in frrs_raw),
-        _int(raw.get("eval_samples", 500), "eval_samples", 10, 100_000),
-        _int(raw.get("clean_samples", 1000), "clean_samples", 20, 100_000),
+        integer(raw.get("eval_samples", 500), "detection.eval_samples", 10, 100_000),
+        integer(raw.get("clean_samples", 1000), "detection.clean_samples", 20, 100_000),
         sanitise,
         sanitise_with,
-        _int(raw.get("keep_scores", 2000), "keep_scores", 0, 100_000),
+        integer(raw.get("keep_scores", 2000), "detection.keep_scores", 0, 100_000),
     )
 
 

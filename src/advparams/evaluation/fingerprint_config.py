@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advparams.errors import ConfigError
+from advparams.evaluation.reading import integer, known_keys, mapping
 from advparams.evaluation.specs import MemberSpec
 
 NEGATIVE_SEED = 2000
@@ -97,20 +98,6 @@ class FingerprintSection:
         }
 
 
-def _int(v: Any, what: str, lo: int, hi: int) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise ConfigError(f"fingerprints.{what} must be an integer in [{lo}, {hi}]")
-    return v
-
-
-def _mapping(v: Any, what: str) -> dict[str, Any]:
-    if v is None:
-        return {}
-    if not isinstance(v, Mapping):
-        raise ConfigError(f"{what} must be a mapping")
-    return dict(v)
-
-
 def fingerprints_from_mapping(raw: Any) -> FingerprintSection:
     """Builds and validates the ``fingerprints:`` section."""
     from advparams.fingerprints import FINGERPRINTS
@@ -119,25 +106,19 @@ def fingerprints_from_mapping(raw: Any) -> FingerprintSection:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"fingerprints must be a mapping, got {type(raw).__name__}")
     allowed = {"schemes", "fpr", "negatives", "other_models"}
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"fingerprints has unknown key(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}"
-        )
+    known_keys(raw, allowed, "fingerprints")
     listed = raw.get("schemes") or []
     if not isinstance(listed, list) or not listed:
         raise ConfigError("fingerprints.schemes must be a non-empty list")
     specs: list[FingerprintSpec] = []
     for i, d in enumerate(listed):
         what = f"fingerprints.schemes[{i}]"
-        d = _mapping(d, what)
-        extra = sorted(set(d) - {"name", "options", "label"})
-        if extra:
-            raise ConfigError(f"{what} has unknown key(s) {', '.join(extra)}")
+        d = mapping(d, what)
+        known_keys(d, {"name", "options", "label"}, what)
         name, label = d.get("name"), d.get("label")
         if not isinstance(name, str) or not (label is None or isinstance(label, str)):
             raise ConfigError(f"{what} needs a name; name and label are strings")
-        options = _mapping(d.get("options"), f"{what}.options")
+        options = mapping(d.get("options"), f"{what}.options")
         FINGERPRINTS.build(name, options)  # validates name and options
         spec = FingerprintSpec(name, options, label)
         if spec.title in [s.title for s in specs]:
@@ -149,25 +130,23 @@ def fingerprints_from_mapping(raw: Any) -> FingerprintSection:
     others: list[OtherModelSpec] = []
     for i, o in enumerate(raw.get("other_models") or []):
         what = f"fingerprints.other_models[{i}]"
-        o = _mapping(o, what)
-        extra = sorted(set(o) - {"model", "options", "count", "label"})
-        if extra:
-            raise ConfigError(f"{what} has unknown key(s) {', '.join(extra)}")
+        o = mapping(o, what)
+        known_keys(o, {"model", "options", "count", "label"}, what)
         model, label = o.get("model"), o.get("label")
         if not isinstance(model, str) or not (label is None or isinstance(label, str)):
             raise ConfigError(f"{what} needs a model; model and label are strings")
         MODELS.get(model)
         spec_o = OtherModelSpec(
             model,
-            _mapping(o.get("options"), f"{what}.options"),
-            _int(o.get("count", 2), f"other_models[{i}].count", 1, 100),
+            mapping(o.get("options"), f"{what}.options"),
+            integer(o.get("count", 2), f"fingerprints.other_models[{i}].count", 1, 100),
             label,
         )
         if spec_o.title in [x.title for x in others]:
             raise ConfigError(f"other model {spec_o.title!r} is listed twice; give one a label")
         others.append(spec_o)
     return FingerprintSection(
-        tuple(specs), float(fpr), _int(raw.get("negatives", 5), "negatives", 0, 1000), tuple(others)
+        tuple(specs), float(fpr), integer(raw.get("negatives", 5), "fingerprints.negatives", 0, 1000), tuple(others)
     )
 
 

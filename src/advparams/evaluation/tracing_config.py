@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advparams.errors import ConfigError
+from advparams.evaluation.reading import integer, known_keys, mapping
 from advparams.evaluation.specs import AttackSpec, attack_spec_from_mapping
 
 OWN_ATTACKS = ("noise", "relock", "adaptive")
@@ -140,26 +141,6 @@ class TracingSection:
         }
 
 
-def _int(v: Any, what: str, lo: int, hi: int) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise ConfigError(f"tracing.{what} must be an integer in [{lo}, {hi}]")
-    return v
-
-
-def _mapping(v: Any, what: str) -> dict[str, Any]:
-    if v is None:
-        return {}
-    if not isinstance(v, Mapping):
-        raise ConfigError(f"tracing.{what} must be a mapping")
-    return dict(v)
-
-
-def _keys(raw: Mapping[str, Any], allowed: set[str], what: str) -> None:
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise ConfigError(f"{what} has unknown key(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}")
-
-
 def _attack(raw: Any, i: int) -> AttackSpec:
     from advparams.attacks import ATTACKS
 
@@ -195,34 +176,34 @@ def tracing_from_mapping(raw: Any, run_model: str) -> TracingSection:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"tracing must be a mapping, got {type(raw).__name__}")
     allowed = {f for f in TracingSection.__dataclass_fields__}
-    _keys(raw, allowed, "tracing")
+    known_keys(raw, allowed, "tracing")
     models = []
     for i, m_raw in enumerate(raw.get("models") or []):
-        m = _mapping(m_raw, f"models[{i}]")
-        _keys(m, {"model", "options", "train", "train_samples", "label"}, f"tracing.models[{i}]")
+        m = mapping(m_raw, f"tracing.models[{i}]")
+        known_keys(m, {"model", "options", "train", "train_samples", "label"}, f"tracing.models[{i}]")
         if m.get("model") not in MODELS.names():
             raise ConfigError(f"tracing.models[{i}].model must be one of {', '.join(MODELS.names())}")
         label = m.get("label")
         if label is not None and not isinstance(label, str):
             raise ConfigError(f"tracing.models[{i}].label must be a string")
-        train = _mapping(m.get("train"), f"models[{i}].train")
+        train = mapping(m.get("train"), f"tracing.models[{i}].train")
         config_from_dict(TrainConfig, train, what=f"tracing.models[{i}].train")
         samples = m.get("train_samples")
         if samples is not None:
-            _int(samples, f"models[{i}].train_samples", 1, 10**8)
+            integer(samples, f"tracing.models[{i}].train_samples", 1, 10**8)
         models.append(
-            TracedModel(m["model"], _mapping(m.get("options"), f"models[{i}].options"), train, samples, label)
+            TracedModel(m["model"], mapping(m.get("options"), f"tracing.models[{i}].options"), train, samples, label)
         )
     titles = [run_model] + [m.title for m in models]
     if len(set(titles)) != len(titles):
         raise ConfigError(
             "tracing.models: every model needs its own label (the run's model is " + repr(run_model) + ")"
         )
-    lock = _mapping(raw.get("lock"), "lock")
+    lock = mapping(raw.get("lock"), "tracing.lock")
     config_from_dict(HardenedConfig, {**lock, "dither": 23}, what="tracing.lock")
-    mark = _mapping(raw.get("mark"), "mark")
+    mark = mapping(raw.get("mark"), "tracing.mark")
     config_from_dict(MarkConfig, mark, what="tracing.mark")
-    queries = _mapping(raw.get("queries"), "queries")
+    queries = mapping(raw.get("queries"), "tracing.queries")
     qcfg = config_from_dict(QueryConfig, queries, what="tracing.queries")
     colluders = raw.get("colluders", [2, 3])
     if not isinstance(colluders, list) or not all(
@@ -237,14 +218,14 @@ def tracing_from_mapping(raw: Any, run_model: str) -> TracingSection:
     ):
         raise ConfigError(f"tracing.limits must be a list of query counts in [1, {qcfg.queries}]")
     section = TracingSection(
-        users=_int(raw.get("users", 100), "users", 1, 100_000),
+        users=integer(raw.get("users", 100), "tracing.users", 1, 100_000),
         models=tuple(models),
         lock=lock,
         mark=mark,
         queries=queries,
-        query_pool=_int(raw.get("query_pool", 5000), "query_pool", 2, 10**7),
-        attacked_users=_int(raw.get("attacked_users", 3), "attacked_users", 0, 100_000),
-        coalitions=_int(raw.get("coalitions", 3), "coalitions", 0, 10_000),
+        query_pool=integer(raw.get("query_pool", 5000), "tracing.query_pool", 2, 10**7),
+        attacked_users=integer(raw.get("attacked_users", 3), "tracing.attacked_users", 0, 100_000),
+        coalitions=integer(raw.get("coalitions", 3), "tracing.coalitions", 0, 10_000),
         colluders=tuple(colluders),
         attacks=tuple(_attack(a, i) for i, a in enumerate(raw.get("attacks") or [])),
         limits=tuple(sorted(set(limits))),
