@@ -63,3 +63,29 @@ def test_a_file_is_never_written_over_a_folder(tmp_path) -> None:
     with pytest.raises(OutputExistsError, match="folder"):
         atomic_write_bytes(tmp_path / "d", b"data", force=True)
     assert (tmp_path / "d" / "keep").read_text() == "x"
+
+
+def test_force_replaces_only_a_file_of_its_own_format(tmp_path) -> None:
+    import torch
+    from safetensors.torch import save
+
+    from advparams.files import is_safetensors_format
+
+    ours = tmp_path / "q.safetensors"
+    ours.write_bytes(save({"x": torch.zeros(2)}, metadata={"format": "advparams-trace-queries"}))
+    other = tmp_path / "t.safetensors"
+    other.write_bytes(save({"x": torch.zeros(2)}, metadata={"format": "advparams-trigger"}))
+    assert is_safetensors_format(ours, "advparams-trace-queries", what="query file", limit=1 << 20)
+    assert not is_safetensors_format(other, "advparams-trace-queries", what="query file", limit=1 << 20)
+    assert not is_safetensors_format(ours, "advparams-trace-queries", what="query file", limit=16)  # too large
+    (tmp_path / "plain.txt").write_text("not safetensors")
+    (tmp_path / "folder").mkdir()
+    for name in ("plain.txt", "folder", "missing"):
+        assert not is_safetensors_format(tmp_path / name, "advparams-trace-queries", what="query file", limit=1 << 20)
+    # and a writer given it as ``accept`` replaces the first file with --force, never the second
+    atomic_write_bytes(ours, b"new", force=True, accept=lambda p: is_safetensors_format(
+        p, "advparams-trace-queries", what="query file", limit=1 << 20))  # fmt: skip
+    assert ours.read_bytes() == b"new"
+    with pytest.raises(OutputExistsError):
+        atomic_write_bytes(other, b"new", force=True, accept=lambda p: is_safetensors_format(
+            p, "advparams-trace-queries", what="query file", limit=1 << 20))  # fmt: skip

@@ -39,10 +39,10 @@ from advparams.errors import AdvParamsError, TriggerFileError
 from advparams.files import (
     LIMITS,
     atomic_write_bytes,
+    is_safetensors_format,
     open_safetensors,
     parse_json,
     read_file,
-    safetensors_metadata,
     string,
 )
 from advparams.keys.io import tagged_digest
@@ -130,11 +130,7 @@ def trigger_from_bytes(data: bytes) -> TriggerFile:
 
 def is_trigger_file(path: Path) -> bool:
     """Whether ``path`` holds a trigger file (what ``--force`` may replace)."""
-    try:
-        data = read_file(path, what="trigger file", limit=LIMITS["trigger"], error=TriggerFileError)
-        return safetensors_metadata(data, what="trigger file", error=TriggerFileError).get("format") == TRIGGER_FORMAT
-    except TriggerFileError:
-        return False
+    return is_safetensors_format(path, TRIGGER_FORMAT, what="trigger file", limit=LIMITS["trigger"])
 
 
 def save_trigger(

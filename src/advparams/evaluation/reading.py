@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from advparams.errors import ConfigError
+from advparams.files import values
 
 __all__ = ["integer", "is_int", "known_keys", "mapping"]
 
@@ -34,7 +35,5 @@ def is_int(v: Any) -> bool:
 
 
 def integer(v: Any, what: str, lo: int, hi: int) -> int:
-    """``v``, an integer in ``[lo, hi]``."""
-    if not is_int(v) or not lo <= v <= hi:
-        raise ConfigError(f"{what} must be an integer in [{lo}, {hi}]")
-    return int(v)
+    """``v``, an integer in ``[lo, hi]`` (:func:`advparams.files.values.integer`'s check)."""
+    return values.integer(v, what=what, lo=lo, hi=hi, error=ConfigError)

@@ -322,3 +322,14 @@ def normalisation_field(
         raise _fail(error, f"{what} is corrupt ({name!r} is not a list of {channels} numbers)")
     lo = 1e-12 if name == "std" else -1e6
     return tuple(number(v, what=f"{what} {name}", lo=lo, hi=1e6, error=error) for v in values)
+
+
+def is_safetensors_format(path: str | os.PathLike[str], file_format: str, *, what: str, limit: int) -> bool:
+    """Whether ``path`` is a regular file of at most ``limit`` bytes holding a safetensors
+    file whose metadata names ``file_format`` (what ``--force`` may replace); any file that
+    cannot be read as one is not."""
+    try:
+        data = read_file(path, what=what, limit=limit)
+        return safetensors_metadata(data, what=what).get("format") == file_format
+    except AdvParamsError:
+        return False

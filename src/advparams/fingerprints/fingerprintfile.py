@@ -40,11 +40,11 @@ from advparams.files import (
     LIMITS,
     atomic_write_bytes,
     integer,
+    is_safetensors_format,
     normalisation_field,
     open_safetensors,
     parse_json,
     read_file,
-    safetensors_metadata,
     string,
 )
 from advparams.fingerprints.base import FINGERPRINTS, Fingerprint
@@ -138,11 +138,7 @@ def fingerprint_from_bytes(data: bytes) -> Fingerprint:
 
 def is_fingerprint_file(path: Path) -> bool:
     """Whether ``path`` holds a fingerprint file (what ``--force`` may replace)."""
-    try:
-        data = read_file(path, what=WHAT, limit=LIMITS["fingerprint"], error=FingerprintFileError)
-        return safetensors_metadata(data, what=WHAT, error=FingerprintFileError).get("format") == FP_FORMAT
-    except FingerprintFileError:
-        return False
+    return is_safetensors_format(path, FP_FORMAT, what=WHAT, limit=LIMITS["fingerprint"])
 
 
 def save_fingerprint(fp: Fingerprint, path: str | os.PathLike[str], *, force: bool = False) -> Path:

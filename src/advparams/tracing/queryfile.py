@@ -37,10 +37,10 @@ from advparams.errors import QueryFileError
 from advparams.files import (
     LIMITS,
     atomic_write_bytes,
+    is_safetensors_format,
     open_safetensors,
     parse_json,
     read_file,
-    safetensors_metadata,
 )
 from advparams.keys.io import tagged_digest
 from advparams.registry import config_from_dict, config_to_dict
@@ -131,11 +131,7 @@ def queries_from_bytes(data: bytes) -> QuerySet:
 
 def is_query_file(path: Path) -> bool:
     """Whether ``path`` holds a query file (what ``--force`` may replace)."""
-    try:
-        data = read_file(path, what="query file", limit=LIMITS["trace-queries"], error=QueryFileError)
-        return safetensors_metadata(data, what="query file", error=QueryFileError).get("format") == QUERY_FORMAT
-    except QueryFileError:
-        return False
+    return is_safetensors_format(path, QUERY_FORMAT, what="query file", limit=LIMITS["trace-queries"])
 
 
 def save_queries(q: QuerySet, path: str | os.PathLike[str], *, force: bool = False) -> Path:

@@ -37,11 +37,11 @@ from advparams.files import (
     LIMITS,
     atomic_write_bytes,
     integer,
+    is_safetensors_format,
     normalisation_field,
     open_safetensors,
     parse_json,
     read_file,
-    safetensors_metadata,
     string,
 )
 from advparams.keys.io import tagged_digest
@@ -130,11 +130,7 @@ def watermark_key_from_bytes(data: bytes) -> WatermarkKey:
 
 def is_watermark_key_file(path: Path) -> bool:
     """Whether ``path`` holds a watermark key file (what ``--force`` may replace)."""
-    try:
-        data = read_file(path, what="watermark key file", limit=LIMITS["watermark-key"], error=KeyFileError)
-        return safetensors_metadata(data, what="watermark key file", error=KeyFileError).get("format") == WM_FORMAT
-    except KeyFileError:
-        return False
+    return is_safetensors_format(path, WM_FORMAT, what="watermark key file", limit=LIMITS["watermark-key"])
 
 
 def save_watermark_key(key: WatermarkKey, path: str | os.PathLike[str], *, force: bool = False) -> Path:

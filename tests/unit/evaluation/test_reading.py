@@ -16,7 +16,7 @@ def test_readers_accept_and_refuse() -> None:
         known_keys({"c": 1, "d": 2, "a": 0}, {"a", "b"}, "s")
     assert integer(3, "n", 1, 3) == 3
     for bad in (True, 3.0, "3", 0, 4):
-        with pytest.raises(ConfigError, match=r"^tracing\.users must be an integer in \[1, 3\]$"):
+        with pytest.raises(ConfigError, match=r"^tracing\.users must be an integer in \[1, 3\], got "):
             integer(bad, "tracing.users", 1, 3)
 
 
