@@ -33,7 +33,8 @@ from advparams.attacks import FineTune, FineTuneConfig  # noqa: E402
 from advparams.checkpoint import load_checkpoint  # noqa: E402
 from advparams.data import load_dataset  # noqa: E402
 from advparams.metrics import accuracy, ks_2samp  # noqa: E402
-from advparams.schemes.locking import LockBatches, candidate_parameters, float_work_copy  # noqa: E402
+from advparams.schemes.lock_samples import LockBatches  # noqa: E402
+from advparams.schemes.locking import candidate_parameters, float_work_copy  # noqa: E402
 
 
 def dense_flip(model: nn.Module, share: float, seed: int) -> nn.Module:

@@ -40,7 +40,8 @@ from advparams import AdvParams, AdvParamsConfig, accuracy, load_checkpoint, sav
 from advparams.devices import resolve_device  # noqa: E402
 from advparams.models import build_model, count_parameters  # noqa: E402
 from advparams.registry import config_to_dict  # noqa: E402
-from advparams.schemes.locking import LockBatches, candidate_parameters, float_work_copy  # noqa: E402
+from advparams.schemes.lock_samples import LockBatches  # noqa: E402
+from advparams.schemes.locking import candidate_parameters, float_work_copy  # noqa: E402
 from advparams.testing import state_equal  # noqa: E402
 from advparams.training import TrainConfig, train_from_seed  # noqa: E402
 

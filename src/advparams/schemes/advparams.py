@@ -37,13 +37,13 @@ from advparams.registry import validated
 from advparams.schemes.advparams_greedy import greedy_search
 from advparams.schemes.advparams_search import batched_search, move_scores
 from advparams.schemes.base import SCHEMES, LockProgress
+from advparams.schemes.lock_samples import lock_objective
 from advparams.schemes.locking import (
     LockSetup,
     ParameterScheme,
     Search,
     candidate_parameters,
     check_lock_options,
-    lock_objective,
 )
 
 __all__ = ["AdvParams", "AdvParamsConfig", "lock_objective", "move_scores", "select_candidates"]

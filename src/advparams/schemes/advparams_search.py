@@ -16,7 +16,8 @@ from torch import nn
 from advparams.devices import model_device
 from advparams.metrics.accuracy import logits_of
 from advparams.schemes.base import LockProgress
-from advparams.schemes.locking import LockBatches, LockSetup, Search, lock_objective, tensor_bounds
+from advparams.schemes.lock_samples import LockBatches, lock_objective
+from advparams.schemes.locking import LockSetup, Search, tensor_bounds
 
 if TYPE_CHECKING:
     from advparams.schemes.advparams import AdvParamsConfig

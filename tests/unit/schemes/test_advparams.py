@@ -173,7 +173,8 @@ def test_greedy_search_without_holdout_is_the_old_search(trained) -> None:
 
 def test_the_held_out_check_asks_for_a_margin_of_standard_errors_but_never_below_half_way_to_chance() -> None:
     from advparams.schemes.advparams_search import holdout_target
-    from advparams.schemes.locking import LockBatches, LockSetup
+    from advparams.schemes.lock_samples import LockBatches
+    from advparams.schemes.locking import LockSetup
 
     def held(n: int) -> LockBatches:
         batches = LockBatches.__new__(LockBatches)

@@ -5,7 +5,8 @@ import torch
 
 from advparams.metrics import accuracy
 from advparams.schemes import SFGE, NNSplitter, RandomPerturbation
-from advparams.schemes.locking import LockBatches, candidate_parameters
+from advparams.schemes.lock_samples import LockBatches
+from advparams.schemes.locking import candidate_parameters
 from advparams.schemes.nnsplitter import filter_importance, window_mask
 
 

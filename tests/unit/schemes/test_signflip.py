@@ -31,7 +31,8 @@ def test_budget_without_target_is_spent_in_chunks(trained) -> None:
 
 def test_flips_raise_the_loss_first_order(trained) -> None:
     # One round of one flip: the chosen weight is the one of largest g * (-2w).
-    from advparams.schemes.locking import LockBatches, candidate_parameters, float_work_copy
+    from advparams.schemes.lock_samples import LockBatches
+    from advparams.schemes.locking import candidate_parameters, float_work_copy
     from advparams.schemes.signflip import flip_gains
 
     model, data = trained

@@ -1,0 +1,110 @@
+"""Lock samples and the loss a lock raises on them: the class-balanced samples every
+parameter-perturbing scheme searches on (:class:`LockBatches`), their loss, accuracy and
+gradients, and :func:`lock_objective`. Public, because attacks that know the method and
+benchmarks draw the same samples as the schemes (:mod:`advparams.schemes.locking`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advparams.data.base import DataLike, all_labels, balanced_indices, gather
+from advparams.metrics.accuracy import logits_of, model_input
+
+__all__ = ["LockBatches", "lock_objective"]
+
+
+def lock_objective(logits: torch.Tensor, labels: torch.Tensor, objective: str, cap: float) -> torch.Tensor:
+    """Sum over samples of the loss a lock raises: cross-entropy, each term capped at
+    ``cap`` when ``objective == "capped-ce"``."""
+    per_sample = F.cross_entropy(logits, labels, reduction="none")
+    if objective == "capped-ce":
+        per_sample = per_sample.clamp(max=cap)
+    return per_sample.sum()
+
+
+class LockBatches:
+    """The lock samples, drawn class-balanced, held on the model's device in batches.
+
+    Args:
+        data: labelled clean data.
+        num_samples: how many samples to draw (all of them if the data is smaller).
+        batch_size: samples per forward pass.
+        generator: randomness of the draw.
+        device: where the batches live.
+    """
+
+    def __init__(
+        self,
+        data: DataLike,
+        num_samples: int,
+        batch_size: int,
+        generator: torch.Generator,
+        device: torch.device,
+    ) -> None:
+        idx = balanced_indices(all_labels(data), num_samples, generator)
+        x, y = gather(data, idx)
+        self._set(model_input(x, device, torch.float32), y.to(device), batch_size)
+
+    def _set(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> None:
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(y), batch_size)]
+        self.n = len(y)
+
+    def part(self, start: int, stop: int) -> LockBatches:
+        """Samples ``start:stop`` as a set of their own (the draw is class-balanced in
+        round-robin order, so a contiguous part is balanced too)."""
+        out = LockBatches.__new__(LockBatches)
+        out._set(self.x[start:stop], self.y[start:stop], self.batch_size)
+        return out
+
+    def num_classes(self, model: nn.Module) -> int:
+        """Number of class scores ``model`` returns."""
+        with torch.no_grad():
+            return int(logits_of(model, self.batches[0][0][:1]).shape[1])
+
+    def loss_accuracy(self, model: nn.Module, objective: str = "ce", cap: float = 4.6) -> tuple[float, float]:
+        """Mean lock objective and accuracy of ``model`` on the lock samples."""
+        loss, correct = 0.0, 0
+        with torch.no_grad():
+            for xb, yb in self.batches:
+                out = logits_of(model, xb)
+                loss += float(lock_objective(out, yb, objective, cap))
+                correct += int((out.argmax(1) == yb).sum())
+        return loss / self.n, correct / self.n
+
+    def loss_accuracy_predictions(self, model: nn.Module) -> tuple[float, float, torch.Tensor]:
+        """Mean cross-entropy, accuracy and predicted labels of ``model`` on the lock samples."""
+        loss, preds = 0.0, []
+        with torch.no_grad():
+            for xb, yb in self.batches:
+                out = logits_of(model, xb)
+                loss += float(lock_objective(out, yb, "ce", 0.0))
+                preds.append(out.argmax(1))
+        pred = torch.cat(preds)
+        return loss / self.n, float((pred == self.y).float().mean()), pred
+
+    def gradients(
+        self, model: nn.Module, params: Mapping[str, nn.Parameter], objective: str = "ce", cap: float = 4.6
+    ) -> dict[str, torch.Tensor]:
+        """Gradient of the mean lock objective with respect to each of ``params``.
+
+        Gradients are switched on for ``params`` only for this call.
+        """
+        for p in params.values():
+            p.requires_grad_(True)
+            p.grad = None
+        try:
+            for xb, yb in self.batches:
+                (lock_objective(logits_of(model, xb), yb, objective, cap) / self.n).backward()
+            return {
+                name: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+                for name, p in params.items()
+            }
+        finally:
+            for p in params.values():
+                p.requires_grad_(False)
+                p.grad = None
