@@ -96,18 +96,10 @@ def attack_spec_from_mapping(raw: Any, what: str) -> AttackSpec:
         ConfigError: a wrong key or type, an empty grid, or both grid and cases.
     """
     from advparams.errors import ConfigError
-
-    def mapping(v: Any, where: str) -> dict[str, Any]:
-        if v is None:
-            return {}
-        if not isinstance(v, Mapping):
-            raise ConfigError(f"{where} must be a mapping, got {type(v).__name__}")
-        return dict(v)
+    from advparams.evaluation.reading import known_keys, mapping
 
     a = mapping(raw, what)
-    unknown = sorted(set(a) - {"name", "options", "grid", "cases"})
-    if unknown:
-        raise ConfigError(f"{what} has unknown key(s) {', '.join(unknown)}; accepted: cases, grid, name, options")
+    known_keys(a, {"name", "options", "grid", "cases"}, what)
     if not isinstance(a.get("name"), str):
         raise ConfigError(f"{what} needs a name (a string)")
     options = mapping(a.get("options"), f"{what}.options")
