@@ -17,6 +17,7 @@ from advparams.cli._common import (
     emit,
     load_split,
     parse_sets,
+    progress_bar,
     read_key,
     read_passphrase,
 )
@@ -149,7 +150,19 @@ def cmd_trace(args: argparse.Namespace) -> int:
             answers = answer_queries(load_checkpoint(where, device=device).model, qs.inputs)
         else:
             answers = read_answers(where, len(qs.inputs))
-        result = trace_answers(answers, qs, locked, owner, roster.users, args.rate, limit=args.limit)
+        count = len(qs.inputs) if args.limit is None else max(1, min(args.limit, len(qs.inputs)))
+        bar = progress_bar(count, "gradients at the queries", quiet=args.json, unit="query")
+
+        def on_progress(done: int) -> None:
+            bar.n = done
+            bar.refresh()
+
+        try:
+            result = trace_answers(
+                answers, qs, locked, owner, roster.users, args.rate, limit=args.limit, progress=on_progress
+            )
+        finally:
+            bar.close()
     else:
         suspect = load_checkpoint(args.suspect, device=device).model
         original = unlock(locked, owner)

@@ -60,11 +60,14 @@ def trace_answers(
     rate: float = 1e-3,
     *,
     limit: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> TraceResult:
     """Black-box tracing: the users whose copies answer ``queries`` as the suspect does.
 
     ``answers`` is one label per query, or a callable (a model behind an API) that labels
-    a batch of ``queries.inputs``; only the first ``limit`` queries count when given.
+    a batch of ``queries.inputs``; only the first ``limit`` queries count when given (and
+    only they are asked of a callable). ``progress`` is called with the number of queries
+    whose gradients are done so far.
 
     Raises:
         QueryFileError: the queries were made for another code or another original.
@@ -74,14 +77,17 @@ def trace_answers(
     plan = user_plan(owner_key, original, queries.mark)
     if queries.code != query_code_id(plan) or queries.original != model_fingerprint(original):
         raise QueryFileError("these queries were made for another owner key, roster or model")
+    n = len(queries.inputs) if limit is None else max(1, min(limit, len(queries.inputs)))
     if callable(answers) and not isinstance(answers, torch.Tensor):
-        labels = answer_queries(answers, queries.inputs)
+        labels = answer_queries(answers, queries.inputs[:n])
     else:
         labels = torch.as_tensor(answers, dtype=torch.int64).reshape(-1)
-    if labels.numel() != len(queries.inputs):
-        raise QueryFileError(f"{labels.numel()} answers for {len(queries.inputs)} queries: one label per query")
-    tracer = QueryTracer(original, plan, queries.inputs, users, queries.config)
-    return tracer.trace(labels, rate, limit)
+        if labels.numel() != len(queries.inputs):
+            raise QueryFileError(f"{labels.numel()} answers for {len(queries.inputs)} queries: one label per query")
+        labels = labels[:n]
+    # the observation from the first n queries needs only their gradients
+    tracer = QueryTracer(original, plan, queries.inputs[:n], users, queries.config, progress=progress)
+    return tracer.trace(labels, rate)
 
 
 def read_answers(path: str | Path, count: int) -> torch.Tensor:

@@ -155,6 +155,8 @@ class QueryTracer:
         queries: torch.Tensor,
         users: Sequence[str],
         config: QueryConfig | None = None,
+        *,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         if not users:
             raise ValueError("tracing needs at least one user")
@@ -164,7 +166,7 @@ class QueryTracer:
         self.plan = plan
         p = plan.code.biases()
         centre = MarkWriter(original, plan).write_signs(2.0 * p - 1.0).eval()
-        self.classes, self.gradients = _margin_gradients(centre, plan, queries, self.config.batch_size)
+        self.classes, self.gradients = _margin_gradients(centre, plan, queries, self.config.batch_size, progress)
         self._factors: dict[int, torch.Tensor] = {}
 
     def state(self) -> dict[str, torch.Tensor]:
@@ -223,10 +225,16 @@ class QueryTracer:
 
 
 def _margin_gradients(
-    centre: nn.Module, plan: MarkPlan, queries: torch.Tensor, batch_size: int
+    centre: nn.Module,
+    plan: MarkPlan,
+    queries: torch.Tensor,
+    batch_size: int,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The centre model's two top classes at each query, and ``G`` (float64, one row per
-    query, one column per code position; see the module docstring)."""
+    query, one column per code position; see the module docstring). ``progress`` is
+    called with the number of queries done so far (from 0 again if the loop takes over)."""
+    report = progress or (lambda done: None)
     device = next((p.device for p in centre.parameters()), torch.device("cpu"))
     with torch.no_grad():
         logits = torch.cat([centre(queries[i : i + batch_size].to(device)).float().cpu()
@@ -235,13 +243,14 @@ def _margin_gradients(
     groups = plan.groups()
     out = torch.zeros(len(queries), plan.code.length, dtype=torch.float64)
     try:
-        per_sample = _per_sample_gradients(centre, groups, queries, classes, device, min(batch_size, 64))
+        per_sample = _per_sample_gradients(centre, groups, queries, classes, device, min(batch_size, 64), report)
     except (RuntimeError, NotImplementedError):
         # torch.func cannot map every model (data-dependent control flow, ``.item()``,
         # in-place updates of buffers raise RuntimeError; an op without a batching rule,
         # NotImplementedError; running out of memory is a RuntimeError too): one backward
         # pass per query gives the same gradients.
-        per_sample = _looped_gradients(centre, groups, queries, classes, device)
+        report(0)
+        per_sample = _looped_gradients(centre, groups, queries, classes, device, report)
     for start, grads in per_sample:
         for name, js in groups.items():
             rows = grads[name].reshape(len(grads[name]), -1)[:, plan.indices[js].to(grads[name].device)]
@@ -256,6 +265,7 @@ def _per_sample_gradients(
     classes: torch.Tensor,
     device: torch.device,
     batch: int,
+    report: Callable[[int], None],
 ) -> list[tuple[int, dict[str, torch.Tensor]]]:
     """Gradients of each query's margin with respect to the marked tensors (torch.func)."""
     from torch.func import functional_call, grad, vmap
@@ -278,6 +288,7 @@ def _per_sample_gradients(
         width = model(x[:1]).shape[1]
         w = torch.nn.functional.pad(w, (0, width - w.shape[1]))[:, :width].to(device)
         out.append((start, {k: v.detach() for k, v in per_query(marked, x, w).items()}))
+        report(start + len(c))
     return out
 
 
@@ -287,6 +298,7 @@ def _looped_gradients(
     queries: torch.Tensor,
     classes: torch.Tensor,
     device: torch.device,
+    report: Callable[[int], None],
 ) -> list[tuple[int, dict[str, torch.Tensor]]]:
     params = dict(model.named_parameters())
     out = []
@@ -299,5 +311,6 @@ def _looped_gradients(
             g = params[name].grad
             grads[name] = (torch.zeros_like(params[name]) if g is None else g.detach().clone())[None]
         out.append((q, grads))
+        report(q + 1)
     model.zero_grad(set_to_none=True)
     return out

@@ -24,6 +24,7 @@ from advparams.tracing import (
     read_answers,
     save_queries,
     trace_answers,
+    user_plan,
 )
 from advparams.tracing.queryfile import queries_from_bytes, queries_to_bytes
 
@@ -165,6 +166,29 @@ def test_owner_traces_an_issued_copy_from_its_answers_or_a_callable(owner, tmp_p
         trace_answers(labels, qs, other.model, other.key, USERS)
     with pytest.raises(QueryFileError, match="one label per query"):
         trace_answers(labels[:-1], qs, locked.model, locked.key, USERS)
+
+
+def test_a_limit_asks_and_differentiates_only_the_first_queries(owner) -> None:
+    _, _, locked, mark, qs = owner
+    copy_ = unlock(locked.model, issue_user_key(locked.model, locked.key, USERS[4], mark))
+    asked: list[int] = []
+
+    def api(x: torch.Tensor) -> torch.Tensor:
+        asked.append(len(x))
+        return answer_queries(copy_, x)
+
+    done: list[int] = []
+    result = trace_answers(api, qs, locked.model, locked.key, USERS, limit=600, progress=done.append)
+    assert sum(asked) == 600 and result.queries == 600
+    assert done and done[-1] == 600 and done == sorted(done)
+    # the same decision and scores as every query's gradients with only the first 600 counted
+    full = trace_answers(answer_queries(copy_, qs.inputs), qs, locked.model, locked.key, USERS)
+    assert full.queries == len(qs.inputs) and full.accused == (USERS[4],)
+    original = unlock(locked.model, locked.key)
+    tracer = QueryTracer(original, user_plan(locked.key, original, mark), qs.inputs, USERS, CONFIG)
+    again = tracer.trace(answer_queries(copy_, qs.inputs), 1e-3, limit=600)
+    assert again.accused == result.accused
+    assert again.scores == pytest.approx(result.scores, rel=1e-6, abs=1e-6)
 
 
 @pytest.mark.parametrize(
