@@ -81,7 +81,7 @@ def main() -> None:
                         "diff_points": diffs,
                         "agreement_pct": agree,
                         "within_0.2": within,
-                        "environment": environment(),
+                        "env": environment(torch.device("cpu")),
                     }
                 ],
             )
