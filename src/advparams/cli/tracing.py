@@ -31,7 +31,6 @@ from advparams.tracing import (
     MarkConfig,
     QueryConfig,
     TraceResult,
-    answer_queries,
     issue_user_key,
     load_queries,
     owner_queries,
@@ -146,8 +145,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
         where = Path(args.suspect)
         if where.is_dir() and not (where / "model.json").exists() and (where / ANSWERS_FILE).exists():
             answers: Any = read_answers(where / ANSWERS_FILE, len(qs.inputs))  # a folder of answers
-        elif where.is_dir():  # a model: only its answers are used
-            answers = answer_queries(load_checkpoint(where, device=device).model, qs.inputs)
+        elif where.is_dir():  # a model: only its answers (to the queries that count) are used
+            answers = load_checkpoint(where, device=device).model
         else:
             answers = read_answers(where, len(qs.inputs))
         count = len(qs.inputs) if args.limit is None else max(1, min(args.limit, len(qs.inputs)))

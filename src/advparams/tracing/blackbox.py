@@ -79,7 +79,9 @@ def trace_answers(
         raise QueryFileError("these queries were made for another owner key, roster or model")
     n = len(queries.inputs) if limit is None else max(1, min(limit, len(queries.inputs)))
     if callable(answers) and not isinstance(answers, torch.Tensor):
-        labels = answer_queries(answers, queries.inputs[:n])
+        labels = answer_queries(answers, queries.inputs[:n]).reshape(-1)
+        if labels.numel() != n:
+            raise QueryFileError(f"the suspect gave {labels.numel()} answers to {n} queries: one label per query")
     else:
         labels = torch.as_tensor(answers, dtype=torch.int64).reshape(-1)
         if labels.numel() != len(queries.inputs):

@@ -189,6 +189,9 @@ def test_a_limit_asks_and_differentiates_only_the_first_queries(owner) -> None:
     again = tracer.trace(answer_queries(copy_, qs.inputs), 1e-3, limit=600)
     assert again.accused == result.accused
     assert again.scores == pytest.approx(result.scores, rel=1e-6, abs=1e-6)
+    # a callable that answers fewer queries than it was asked is refused
+    with pytest.raises(QueryFileError, match="one label per query"):
+        trace_answers(lambda x: api(x)[:-1], qs, locked.model, locked.key, USERS, limit=100)
 
 
 @pytest.mark.parametrize(
