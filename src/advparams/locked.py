@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,14 @@ from torch import nn
 
 from advparams.checkpoint import write_checkpoint
 from advparams.errors import AdvParamsError, ConfigError
-from advparams.files import check_output, install_folder_with_key, recover_interrupted_pair, resolve, staging_folder
+from advparams.files import (
+    check_output,
+    install_folder_with_key,
+    is_paired_key,
+    recover_interrupted_pair,
+    resolve,
+    staging_folder,
+)
 from advparams.fingerprint import model_fingerprint
 from advparams.keys import Key, is_key_file, key_to_bytes, unlock
 from advparams.keys.seal import Passphrase, seal
@@ -58,8 +66,15 @@ def check_locked_outputs(
     if done:
         logger.warning("%s", done)
     check_output(o, force=force, made_by=LOCK_COMMAND)
-    check_output(k, force=force, accept=is_key_file)
+    check_output(k, force=force, accept=_paired_with(o), what=f"the key of the locked model being replaced at {o}")
     return o, k
+
+
+def _paired_with(folder: Path) -> Callable[[Path], bool]:
+    """What ``--force`` may replace at the key's path: only the key that the locked model
+    being replaced at ``folder`` was written with; never another model's key, which may
+    be the only one that unlocks it."""
+    return lambda p: is_key_file(p) and is_paired_key(folder, p)
 
 
 def save_locked(
@@ -78,7 +93,8 @@ def save_locked(
     """Writes locked ``model`` as a checkpoint at ``out`` and ``key`` at ``key_path``.
 
     With ``force`` an earlier ``lock`` output pair is replaced; a folder that ``lock``
-    did not make, or a file that is not a key, is never replaced.
+    did not make, or a file that is not the key that folder was written with, is never
+    replaced.
 
     Raises:
         KeyMismatchError: ``key`` does not unlock ``model``.
@@ -96,7 +112,7 @@ def save_locked(
         write_checkpoint(
             model, tmp, architecture=architecture, arguments=arguments, dataset=dataset, locked=True, record=record
         )
-        install_folder_with_key(tmp, o, data, k, force=force, key_accept=is_key_file)
+        install_folder_with_key(tmp, o, data, k, force=force, key_accept=_paired_with(o))
     return o, k
 
 

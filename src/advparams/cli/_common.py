@@ -240,6 +240,15 @@ def load_split(name: str, split: str, data_dir: str | None) -> ImageDataset:
     return load_dataset(name, split, data_dir)
 
 
+def not_an_input(out: str, *inputs: str | None) -> None:
+    """Refuses an output path that is one of the command's own inputs (even with
+    ``--force``: a command never writes over what it reads, a key least of all)."""
+    target = Path(out).expanduser().resolve()
+    for given in inputs:
+        if given is not None and Path(given).expanduser().resolve() == target:
+            raise ConfigError(f"the output {out} is one of this command's inputs ({given}); choose another path")
+
+
 def distinct_outputs(*paths: str) -> None:
     resolved = [Path(p).resolve() for p in paths]
     if len(set(resolved)) != len(resolved):

@@ -313,7 +313,11 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="write a lock that missed its target accuracy (reported as partial) instead of exiting 4",
     )
-    p.add_argument("--force", action="store_true", help="overwrite existing --out and --key")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an earlier lock's --out and the key it was written with (never another model's key)",
+    )
     add_common(p)
     p.set_defaults(func=cmd_lock)
 

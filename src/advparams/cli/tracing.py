@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from advparams.checkpoint import load_checkpoint
+from advparams.checkpoint import load_checkpoint, read_meta
 from advparams.cli._common import (
     EXIT_NO,
     EXIT_OK,
@@ -16,6 +16,7 @@ from advparams.cli._common import (
     dataset_name,
     emit,
     load_split,
+    not_an_input,
     parse_sets,
     progress_bar,
     read_key,
@@ -25,7 +26,7 @@ from advparams.devices import resolve_device
 from advparams.errors import ConfigError, PassphraseError, UserTableError
 from advparams.files import check_output
 from advparams.keys import unlock
-from advparams.keys.io import is_key_file, save_key
+from advparams.keys.io import save_key, user_key_replaceable_for
 from advparams.registry import config_from_dict
 from advparams.tracing import (
     MarkConfig,
@@ -72,7 +73,15 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 
 def cmd_issue(args: argparse.Namespace) -> int:
-    check_output(args.out, force=args.force, accept=is_key_file)
+    inputs = [args.locked, args.key, args.users, args.passphrase_file, args.user_passphrase_file]
+    not_an_input(args.out, *inputs)
+    locked_fingerprint = str(read_meta(args.locked)["fingerprint"])
+    check_output(
+        args.out,
+        force=args.force,
+        accept=lambda p: user_key_replaceable_for(p, args.user, locked_fingerprint),
+        what=f"an unsealed key of user {args.user!r} for {args.locked}",
+    )
     roster = Roster.load(args.users)
     roster.require(args.user)
     owner = read_key(args)
@@ -248,7 +257,11 @@ def add_parsers(sub: Any) -> None:
         help="file whose first line is the user key's passphrase (implies --seal); send the passphrase to "
         "the user apart from the key, who unlocks with 'advparams unlock --passphrase-file'",
     )
-    i.add_argument("--force", action="store_true", help="overwrite an existing key file at --out")
+    i.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an unsealed key of the same user for the same locked model at --out (never an owner key)",
+    )
     add_common(i, data=False)
     i.set_defaults(func=cmd_issue)
 

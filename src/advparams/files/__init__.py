@@ -2,20 +2,25 @@
 writing (:mod:`advparams.files.writing`). Every reader and writer of the toolkit goes
 through these two modules; their limits are listed in ``docs/formats.md``."""
 
-from advparams.files.pairs import install_folder_with_key, recover_interrupted_pair
+from advparams.files.pairs import install_folder_with_key, is_paired_key, recover_interrupted_pair
 from advparams.files.reading import (
     LIMITS,
     MAX_JSON_DEPTH,
+    MAX_SAFETENSORS_HEADER,
+    MAX_TENSOR_DIMS,
     MAX_TREE_NODES,
+    TensorSpec,
     check_regular,
     check_tree,
     is_safetensors_format,
+    least_values,
     normalisation_field,
     open_safetensors,
     parse_json,
     parse_yaml,
     read_file,
     read_text_lines,
+    safetensors_header,
     safetensors_metadata,
 )
 from advparams.files.values import boolean, integer, number, string
@@ -34,7 +39,10 @@ __all__ = [
     "LIMITS",
     "MARKER",
     "MAX_JSON_DEPTH",
+    "MAX_SAFETENSORS_HEADER",
+    "MAX_TENSOR_DIMS",
     "MAX_TREE_NODES",
+    "TensorSpec",
     "atomic_directory",
     "atomic_write_bytes",
     "boolean",
@@ -43,8 +51,10 @@ __all__ = [
     "normalisation_field",
     "check_tree",
     "install_folder_with_key",
+    "is_paired_key",
     "is_safetensors_format",
     "integer",
+    "least_values",
     "number",
     "parse_json",
     "parse_yaml",
@@ -54,6 +64,7 @@ __all__ = [
     "recover_interrupted_pair",
     "resolve",
     "open_safetensors",
+    "safetensors_header",
     "safetensors_metadata",
     "staging_folder",
     "string",

@@ -40,6 +40,14 @@ def _pair_hash(folder: Path) -> str | None:
     return body.get("key_sha256") if isinstance(body, dict) else None
 
 
+def is_paired_key(folder: str | os.PathLike[str], key: str | os.PathLike[str]) -> bool:
+    """Whether the file at ``key`` is the key that the locked-model folder ``folder`` was
+    installed with (its marker records the key file's SHA-256): the only key that
+    ``lock --force`` may replace, together with that folder."""
+    recorded = _pair_hash(Path(folder))
+    return recorded is not None and os.path.isdir(folder) and _sha256_file(Path(key)) == recorded
+
+
 def recover_interrupted_pair(dest: str | os.PathLike[str], key_dest: str | os.PathLike[str]) -> str:
     """Finishes or rolls back an :func:`install_folder_with_key` that was killed, so that
     the paths hold the previous pair or the new one, complete; returns what it did ("" if

@@ -48,11 +48,11 @@ def resolve(path: str | os.PathLike[str]) -> Path:
     return Path(path).expanduser().resolve()
 
 
-def _same_kind_message(p: Path, made_by: str) -> str:
-    return (
-        f"{p} exists and was not made by `advparams {made_by}`; --force replaces only what that command "
-        "made: remove it yourself or choose another path"
-    )
+EXISTS = "{} exists; pass --force to overwrite it"
+
+
+def _not_replaceable(p: Path, what: str) -> str:
+    return f"{p} exists and is not {what}, the only thing --force replaces here: remove it yourself or choose another path"
 
 
 def read_marker(path: str | os.PathLike[str]) -> str | None:
@@ -82,6 +82,7 @@ def check_output(
     force: bool,
     made_by: str | None = None,
     accept: Callable[[Path], bool] | None = None,
+    what: str | None = None,
 ) -> Path:
     """Checks, before long work starts, that ``path`` may be written; returns it resolved.
 
@@ -89,7 +90,8 @@ def check_output(
         path: the output file or folder.
         force: replacing an existing output is allowed.
         made_by: for folders: the command whose marker an existing folder must carry.
-        accept: for files: says whether an existing file is of the kind this output is.
+        accept: for files: says whether an existing file may be replaced by this output.
+        what: for files: what ``accept`` accepts, for the error ("a query file").
 
     Raises:
         OutputExistsError: ``path`` exists and ``force`` is False, or it exists and is not
@@ -114,14 +116,14 @@ def check_output(
     if not os.path.lexists(p):
         return p
     if not force:
-        raise OutputExistsError(f"{p} exists; pass --force (force=True) to overwrite it")
+        raise OutputExistsError(EXISTS.format(p))
     if p.is_dir():
         if made_by is not None and read_marker(p) != made_by:
-            raise OutputExistsError(_same_kind_message(p, made_by or "this command"))
+            raise OutputExistsError(_not_replaceable(p, f"a folder made by `advparams {made_by}`"))
     elif not p.is_file():
         raise OutputExistsError(f"{p} exists and is not a regular file; it is never replaced")
     elif accept is not None and not accept(p):
-        raise OutputExistsError(_same_kind_message(p, made_by or "this command"))
+        raise OutputExistsError(_not_replaceable(p, what or "a file of the kind this command writes"))
     elif accept is None and made_by is not None:
         raise OutputExistsError(f"{p} is a file, where `advparams {made_by}` writes a folder; remove it yourself")
     return p
@@ -248,14 +250,15 @@ def atomic_write_bytes(
     force: bool = False,
     private: bool = False,
     accept: Callable[[Path], bool] | None = None,
+    what: str | None = None,
 ) -> Path:
     """Writes ``data`` to ``path`` atomically (see the module docstring).
 
     The file gets the usual permissions (``0o666`` less the umask), or owner-only
     ``0o600`` with ``private`` (secret keys). With ``force`` an existing file is replaced,
-    only if ``accept`` (when given) accepts it.
+    only if ``accept`` (when given) accepts it (``what`` says what it accepts).
     """
-    p = check_output(path, force=force, accept=accept)
+    p = check_output(path, force=force, accept=accept, what=what)
     if p.is_dir():
         raise OutputExistsError(f"{p} is a folder; a file is never written over a folder")
     pending = _PendingFile(p.parent, p.name, data, 0o600 if private else 0o666 & ~_umask())
@@ -264,7 +267,7 @@ def atomic_write_bytes(
             pending.link(p)
         except FileExistsError:
             if not force:
-                raise OutputExistsError(f"{p} exists; pass --force (force=True) to overwrite it") from None
+                raise OutputExistsError(EXISTS.format(p)) from None
             pending.replace(p)
     finally:
         pending.discard()
@@ -342,7 +345,7 @@ def atomic_directory(
         if made_by is not None:
             write_marker(tmp, made_by)
         if os.path.lexists(p) and not force:
-            raise OutputExistsError(f"{p} exists; pass --force (force=True) to overwrite it")
+            raise OutputExistsError(EXISTS.format(p))
         _replace_folder(tmp, p)
         _fsync_dir(p.parent)
     finally:

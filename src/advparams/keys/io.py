@@ -214,17 +214,52 @@ def key_from_bytes(data: bytes) -> Key:
 def save_key(
     key: Key, path: str | os.PathLike[str], *, passphrase: Passphrase | None = None, force: bool = False
 ) -> Path:
-    """Writes ``key`` to ``path`` atomically, sealed when a ``passphrase`` is given; with
-    ``force`` it replaces only an existing key file. To write a locked model and its key
-    together, use :func:`advparams.locked.save_locked`, which never leaves one without the other.
+    """Writes ``key`` to ``path`` atomically, sealed when a ``passphrase`` is given. With
+    ``force`` it replaces only a plain user key of the same locked model and user, which
+    the owner can issue again (:func:`user_key_replaceable`); an owner key is replaced only
+    together with its locked model, by :func:`advparams.locked.save_locked`, which never
+    leaves one without the other.
 
     Raises:
-        OutputExistsError: ``path`` exists and ``force`` is False, or it is not a key file.
+        OutputExistsError: ``path`` exists and ``force`` is False, or it is not a key
+            this key may replace.
     """
     data = key_to_bytes(key)
     if passphrase is not None:
         data = seal(data, passphrase)
-    return atomic_write_bytes(path, data, force=force, private=True, accept=is_key_file)
+    user = key.info.get("user")
+    return atomic_write_bytes(
+        path,
+        data,
+        force=force,
+        private=True,
+        accept=lambda p: user_key_replaceable(p, key),
+        what=f"an unsealed key of user {user!r} for this locked model" if user else "a key --force may replace "
+        "(an owner key is replaced only with its locked model, by lock --force)",
+    )
+
+
+def user_key_replaceable(path: Path, new: Key) -> bool:
+    """Whether ``--force`` may replace the key file at ``path`` with ``new``: both are user
+    keys (issued by :func:`advparams.tracing.issue_user_key`) of the same locked model and
+    the same user, so nothing is lost that the owner cannot issue again. An owner key, a
+    key of another model or user, a sealed key (which cannot be read without its
+    passphrase) and anything that is not a key are never replaced."""
+    user = new.info.get("user")
+    return isinstance(user, str) and user_key_replaceable_for(path, user, new.locked_fingerprint)
+
+
+def user_key_replaceable_for(path: Path, user: str, locked_fingerprint: str) -> bool:
+    """:func:`user_key_replaceable` before the new key exists: the file at ``path`` is a
+    plain user key of ``user`` for the locked model with ``locked_fingerprint``."""
+    try:
+        data = read_key_file(path)
+        if is_sealed(data):
+            return False
+        old = key_from_bytes(data)
+    except KeyFileError:
+        return False
+    return old.info.get("user") == user and old.locked_fingerprint == locked_fingerprint
 
 
 def read_key_file(path: str | os.PathLike[str]) -> bytes:
