@@ -92,3 +92,52 @@ def test_10_documented_exit_codes_are_the_ones_used() -> None:
     assert "exits 1" in readme and "usage error" in readme and "exit 2" in readme.replace("exits 2", "exit 2")
     for code, meaning in ((0, "success"), (1, "error"), (2, "usage"), (3, "not verified"), (4, "missed")):
         assert re.search(rf"\|\s*{code}\s*\|[^\n]*{meaning}", cli), (code, meaning)
+
+
+def _documented_command_lines() -> list[tuple[str, list[str]]]:
+    """Every ``advparams ...`` line in a code block of the docs and in an epilog of
+    ``--help``, split as a shell would (comments and continuation lines handled)."""
+    import shlex
+
+    from advparams.cli import build_parser
+
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    texts = [  # the code blocks of each page
+        (str(p.relative_to(ROOT)), "\n".join(re.findall(r"```[a-z]*\n(.*?)```", p.read_text(), re.S))) for p in pages
+    ]
+    parser = build_parser()
+    subs = [a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction)]
+    for name, sub in subs[0].choices.items():
+        texts.append((f"advparams {name} --help", sub.epilog or ""))
+    out = []
+    for where, text in texts:
+        joined = re.sub(r"\\\n\s*", " ", text)
+        for line in joined.splitlines():
+            line = line.strip().removeprefix("$ ")
+            if not line.startswith("advparams ") or "..." in line or "<" in line or "|" in line:
+                continue
+            try:
+                words = shlex.split(line, comments=True)
+            except ValueError:
+                continue
+            if len(words) > 1 and re.fullmatch(r"[a-z-][a-z-]*", words[1]):  # not "advparams  AdvParams (...)"
+                out.append((where, words[1:]))
+    return out
+
+
+def test_every_documented_command_line_parses() -> None:
+    """A command shown in the docs or in an epilog is accepted by the parser as shown
+    (``advparams detect runs/bd --detector strip query1.png`` was refused, exit 2)."""
+    from advparams.cli import build_parser
+
+    lines = _documented_command_lines()
+    assert len(lines) > 50
+    bad = []
+    for where, words in lines:
+        if not words or words[0] in ("--help", "--version") or "--help" in words or "-h" in words:
+            continue
+        try:
+            build_parser().parse_args(words)
+        except SystemExit:
+            bad.append(f"{where}: advparams {' '.join(words)}")
+    assert not bad, "\n".join(bad)

@@ -39,6 +39,20 @@ class Parser(argparse.ArgumentParser):
     object on stdout (exit 2 as always)."""
 
     json_errors = False
+    intermixed = False
+    """Set on a command's parser whose positional list may stand on both sides of its
+    options (``detect CKPT --detector strip a.png b.png``): argparse's plain parsing takes
+    only the first run of positionals and calls the rest unrecognised."""
+    _inside = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        if not self.intermixed or self._inside:
+            return super().parse_known_args(args, namespace)
+        self._inside = True  # parse_known_intermixed_args calls parse_known_args itself
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
 
     def error(self, message: str) -> Any:  # type: ignore[override]
         if Parser.json_errors:

@@ -145,6 +145,7 @@ def add_parsers(sub: Any) -> None:
         "  advparams detect runs/bd --detector strip query1.png query2.png\n\n" + options_help(DETECTORS),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.intermixed = True  # images may follow the options, as in the examples
     p.add_argument("checkpoint", help="checkpoint folder of the suspect model")
     p.add_argument("images", nargs="*", help="image files to score (PNG, JPEG, WEBP, PPM...)")
     p.add_argument(
