@@ -29,6 +29,7 @@ from typing import Any
 
 from advparams.backdoors.measure import COMBINED, DEFAULT_TRANSFORMATIONS
 from advparams.errors import ConfigError
+from advparams.evaluation.limits import MAX_ASR_SAMPLES, MAX_STRENGTHS, check_ranges, check_strength
 from advparams.evaluation.reading import known_keys
 from advparams.imaging import CODECS, TRANSFORMATIONS
 
@@ -135,7 +136,7 @@ def section_from_mapping(raw: Any, taken: list[str]) -> BackdoorSection:
         options = a.get("options") or {}
         if not isinstance(options, Mapping):
             raise ConfigError(f"{what}.options must be a mapping")
-        BACKDOORS.build(name, dict(options))  # validates name and options
+        check_ranges(BACKDOORS.build(name, dict(options)).config, f"{what}.options")  # validates name and options
         measure = a.get("measure") or []
         if not isinstance(measure, list) or any(m not in MEASURES for m in measure):
             raise ConfigError(f"{what}.measure must list some of {', '.join(MEASURES)}")
@@ -149,9 +150,9 @@ def section_from_mapping(raw: Any, taken: list[str]) -> BackdoorSection:
             raise ConfigError(f"backdoor {s.title} compares with {s.compare!r}, which is not another listed backdoor")
     asr_samples = raw.get("asr_samples", 2000)
     if asr_samples is not None and (
-        not isinstance(asr_samples, int) or isinstance(asr_samples, bool) or asr_samples < 10
+        not isinstance(asr_samples, int) or isinstance(asr_samples, bool) or not 10 <= asr_samples <= MAX_ASR_SAMPLES
     ):
-        raise ConfigError("backdoors.asr_samples must be an integer of at least 10, or null")
+        raise ConfigError(f"backdoors.asr_samples must be an integer in [10, {MAX_ASR_SAMPLES}], or null")
     codecs = raw.get("codecs", list(CODECS))
     if not isinstance(codecs, list) or not codecs or any(c not in CODECS for c in codecs):
         raise ConfigError(f"backdoors.codecs must list some of {', '.join(CODECS)}")
@@ -169,8 +170,11 @@ def section_from_mapping(raw: Any, taken: list[str]) -> BackdoorSection:
     for k, v in grid_raw.items():
         if k not in (*TRANSFORMATIONS, COMBINED):
             raise ConfigError(f"unknown transformation {k!r}; known: {', '.join((*TRANSFORMATIONS, COMBINED))}")
-        if not isinstance(v, list) or not v or not all(_is_number(s) and 0 < s <= 1000 for s in v):
-            raise ConfigError(f"backdoors.transformations.{k} must be a list of strengths in (0, 1000]")
+        what = f"backdoors.transformations.{k}"
+        if not isinstance(v, list) or not v or len(v) > MAX_STRENGTHS or not all(_is_number(s) for s in v):
+            raise ConfigError(f"{what} must be a list of 1 to {MAX_STRENGTHS} strengths")
+        for s in v:
+            check_strength(k, s, what)
         grid[k] = tuple(float(s) for s in v)
     return BackdoorSection(tuple(specs), asr_samples, tuple(codecs), tuple(qualities), grid)
 

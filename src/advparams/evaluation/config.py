@@ -37,9 +37,12 @@ from advparams.errors import AdvParamsError, ConfigError
 from advparams.evaluation.backdoor_config import BackdoorSection, section_from_mapping
 from advparams.evaluation.detection_config import DetectionSection, detection_from_mapping
 from advparams.evaluation.fingerprint_config import FingerprintSection, fingerprints_from_mapping
+from advparams.evaluation.limits import MAX_BUDGETS, MAX_SAMPLES, MAX_SEEDS, check_train
+from advparams.evaluation.model_check import check_models
 from advparams.evaluation.reading import is_int, known_keys, mapping
 from advparams.evaluation.specs import AttackSpec, SchemeSpec, WatermarkSpec, attack_spec_from_mapping
 from advparams.evaluation.tracing_config import TracingSection, tracing_from_mapping
+from advparams.evaluation.yaml_keys import refuse_duplicate_keys
 from advparams.files import LIMITS, parse_yaml, read_file
 from advparams.metrics.accuracy import check_output_adapter
 from advparams.models import MODELS
@@ -189,7 +192,9 @@ def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
     """Builds and validates an :class:`EvalConfig`; every mistake is one clear ConfigError.
 
     Scheme and attack options are checked against their registered configurations
-    (unknown option, bad value), so a typo fails before any training starts.
+    (unknown option, bad value), every architecture is built on the meta device
+    (:mod:`advparams.evaluation.model_check`) and every count is bounded
+    (:mod:`advparams.evaluation.limits`), so a typo fails before any training starts.
     """
     try:
         return _config_from_mapping(raw)
@@ -229,9 +234,12 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
     seeds = raw.get("seeds", [0, 1, 2])
     if not isinstance(seeds, list) or not seeds or not all(is_int(s) and 0 <= s <= MAX_SEED for s in seeds):
         raise ConfigError(f"seeds must be a non-empty list of integers in [0, {MAX_SEED}]")
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigError(f"seeds lists {len(seeds)} seeds; at most {MAX_SEEDS} are allowed")
     if len(set(seeds)) != len(seeds):
         raise ConfigError("seeds must not repeat")
     train = config_from_dict(TrainConfig, mapping(raw.get("train"), "train"), what="train")
+    check_train(train, "train")
 
     schemes: list[SchemeSpec] = []
     for i, s_raw in enumerate(raw.get("schemes") or []):
@@ -308,12 +316,16 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         attacks.append(aspec)
 
     budgets = raw.get("budgets") or []
-    if not isinstance(budgets, list) or not all(is_int(b) and 1 <= b <= 2**40 for b in budgets):
-        raise ConfigError("budgets must be a list of positive integers")
+    if (
+        not isinstance(budgets, list)
+        or len(budgets) > MAX_BUDGETS
+        or not all(is_int(b) and 1 <= b <= 2**40 for b in budgets)
+    ):
+        raise ConfigError(f"budgets must be a list of at most {MAX_BUDGETS} integers in [1, 2**40]")
     for name in ("train_samples", "test_samples"):
         v = raw.get(name)
-        if v is not None and (not is_int(v) or v < 1):
-            raise ConfigError(f"{name} must be a positive integer or null")
+        if v is not None and (not is_int(v) or not 1 <= v <= MAX_SAMPLES):
+            raise ConfigError(f"{name} must be an integer in [1, {MAX_SAMPLES}] or null")
     checkpoints = mapping(raw.get("checkpoints"), "checkpoints")
     if not all(is_int(k) and isinstance(v, str) for k, v in checkpoints.items()):
         raise ConfigError("checkpoints maps seeds (integers) to checkpoint folders (strings)")
@@ -321,7 +333,7 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
     for name in ("stealth", "histograms"):
         if not isinstance(raw.get(name, True), bool):
             raise ConfigError(f"{name} must be true or false")
-    return EvalConfig(
+    config = EvalConfig(
         name=raw["name"],
         dataset=raw["dataset"],
         model=raw["model"],
@@ -349,21 +361,22 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         imports=tuple(imports),
         model_output=model_output,
     )
+    check_models(config)
+    return config
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> EvalConfig:
-    """Reads a YAML config file (``yaml.safe_load``: no Python objects) and validates it.
+    """Reads a YAML config file (``yaml.safe_load``: no Python objects; a key written
+    twice in one mapping is refused with its lines) and validates it.
 
     Args:
         path: the YAML file.
         overrides: top-level keys to replace (e.g. ``{"seeds": [0]}``).
     """
     p = Path(path)
-    raw = parse_yaml(
-        read_file(p, what="config file", limit=LIMITS["config"], error=ConfigError),
-        what=f"config file {p}",
-        error=ConfigError,
-    )
+    data = read_file(p, what="config file", limit=LIMITS["config"], error=ConfigError)
+    raw = parse_yaml(data, what=f"config file {p}", error=ConfigError)
+    refuse_duplicate_keys(data.decode("utf-8"), what=f"config file {p}")
     if not isinstance(raw, Mapping):
         raise ConfigError(f"config file {p} must hold a mapping at the top level")
     raw = {**raw, **dict(overrides or {})}

@@ -9,6 +9,9 @@ detectors against them) and :class:`~advparams.evaluation.fingerprints.Fingerpri
 (ownership fingerprints against copies and strangers); the run folder is :mod:`advparams.evaluation.run`, the engine
 :mod:`advparams.evaluation.engine`.
 
+Everything the run reads (the config's values, the data, the checkpoints) is checked
+before the run folder is made.
+
 Re-running with the same configuration skips every unit already done and reuses the
 saved models and locks, so an interrupted run goes on where it stopped, whichever
 executor ran it. A unit draws every random number from its own id and seed, and runs with
@@ -34,6 +37,7 @@ from advparams.evaluation.context import RunContext
 from advparams.evaluation.detection import DetectionStudy
 from advparams.evaluation.engine import Executor, Runner, SerialExecutor, Study, Unit, order
 from advparams.evaluation.fingerprints import FingerprintsStudy
+from advparams.evaluation.inputs import check_inputs
 from advparams.evaluation.locks import LocksStudy
 from advparams.evaluation.models import ModelsStudy
 from advparams.evaluation.rows import ResultRow
@@ -114,8 +118,10 @@ def evaluate_protection(
     """
     start, wall = time.perf_counter(), time.time()
     run = RunFolder(out)
-    run.prepare(config, force=force)
+    check_inputs(config)
     ctx = RunContext(config, run.path, resolve_device(device))
+    _ = (ctx.train, ctx.test)  # the data loaded, and so checked, before the folder is made
+    run.prepare(config, force=force)
     studies = [cls(ctx) for cls in STUDIES]
     units = order([u for s in studies for u in s.units()])
     done = _done_units(run, studies, units)

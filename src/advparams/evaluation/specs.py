@@ -93,9 +93,11 @@ def attack_spec_from_mapping(raw: Any, what: str) -> AttackSpec:
     checking its shape; the caller checks the name and every setting against its family.
 
     Raises:
-        ConfigError: a wrong key or type, an empty grid, or both grid and cases.
+        ConfigError: a wrong key or type, an empty grid, both grid and cases, or more
+            settings than :data:`~advparams.evaluation.limits.MAX_SETTINGS`.
     """
     from advparams.errors import ConfigError
+    from advparams.evaluation.limits import check_settings
     from advparams.evaluation.reading import known_keys, mapping
 
     a = mapping(raw, what)
@@ -115,6 +117,7 @@ def attack_spec_from_mapping(raw: Any, what: str) -> AttackSpec:
     cases = tuple(mapping(c, f"{what}.cases[{j}]") for j, c in enumerate(cases_raw))
     if cases and grid:
         raise ConfigError(f"{what} has both grid and cases; use one")
+    check_settings(grid, cases, what)
     return AttackSpec(a["name"], options, grid, cases)
 
 

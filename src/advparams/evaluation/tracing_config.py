@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advparams.errors import ConfigError
+from advparams.evaluation.limits import MAX_SAMPLES, check_train
 from advparams.evaluation.reading import integer, known_keys, mapping
 from advparams.evaluation.specs import AttackSpec, attack_spec_from_mapping
 
@@ -187,10 +188,12 @@ def tracing_from_mapping(raw: Any, run_model: str) -> TracingSection:
         if label is not None and not isinstance(label, str):
             raise ConfigError(f"tracing.models[{i}].label must be a string")
         train = mapping(m.get("train"), f"tracing.models[{i}].train")
-        config_from_dict(TrainConfig, train, what=f"tracing.models[{i}].train")
+        check_train(
+            config_from_dict(TrainConfig, train, what=f"tracing.models[{i}].train"), f"tracing.models[{i}].train"
+        )
         samples = m.get("train_samples")
         if samples is not None:
-            integer(samples, f"tracing.models[{i}].train_samples", 1, 10**8)
+            integer(samples, f"tracing.models[{i}].train_samples", 1, MAX_SAMPLES)
         models.append(
             TracedModel(m["model"], mapping(m.get("options"), f"tracing.models[{i}].options"), train, samples, label)
         )
