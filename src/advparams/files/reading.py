@@ -23,9 +23,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import stat
 import struct
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,7 @@ LIMITS: dict[str, int] = {
     "checkpoint-weights": 16 * GiB,  # model.safetensors (memory-mapped, never read whole)
     "watermark-key": 256 * MiB,
     "trigger": 64 * MiB,  # a backdoor trigger file (a pattern the size of one image, or numbers)
-    "fingerprint": 256 * MiB,  # an ownership fingerprint file (probes and their maps)
+    "fingerprint": 160 * MiB,  # an ownership fingerprint file: probes and maps of at most 2^24 values each
     "user-table": 16 * MiB,
     "trace-queries": 256 * MiB,  # a tracing query file (a batch of inputs)
     "trace-answers": 16 * MiB,  # a suspect's answers to the queries (JSON)
@@ -61,6 +63,16 @@ MAX_TREE_NODES = 1_000_000
 """Most values (counted with repetition) accepted in one parsed document."""
 MAX_SAFETENSORS_HEADER = 16 * MiB
 """Largest safetensors JSON header accepted (keys and watermark keys)."""
+MAX_TENSOR_DIMS = 8
+"""Most dimensions of one tensor in a safetensors file."""
+
+SAFETENSORS_DTYPES: dict[str, int] = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1,
+    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4,
+    "I64": 8, "U64": 8, "F64": 8,
+}  # fmt: skip
+"""Bytes per value of each safetensors dtype a header may name (others are refused)."""
 
 
 def _fail(error: type[AdvParamsError], message: str) -> AdvParamsError:
@@ -114,12 +126,14 @@ def read_file(
         limit: the size cap in bytes (a value of :data:`LIMITS`).
         error: the error class raised.
     """
-    fd, _ = open_regular(path, what=what, limit=limit, error=error)
+    fd, size = open_regular(path, what=what, limit=limit, error=error)
     chunks: list[bytes] = []
     total = 0
+    step = size + 1  # the whole file in one read, so that joining copies nothing; then 1 MiB steps
     try:
         while True:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            chunk = os.read(fd, min(step, limit + 1 - total))
+            step = 1 << 20
             if not chunk:
                 break
             chunks.append(chunk)
@@ -184,6 +198,10 @@ def parse_json(
 ) -> Any:
     """Parses JSON with bounded depth and size, refusing duplicate keys and non-finite numbers.
 
+    The value count is bounded *before* parsing (:func:`least_values`), so a document of
+    millions of small values costs a scan of its text, not millions of Python objects;
+    pass a small ``max_nodes`` for a field whose size is known (a list of 1,000 labels).
+
     Example:
         >>> parse_json(b'{"a": [1, 2.5]}', what="example")
         {'a': [1, 2.5]}
@@ -194,6 +212,8 @@ def parse_json(
     """
     try:
         text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
+        if len(text) > max_nodes and least_values(text) > max_nodes:
+            raise _fail(error, f"{what} holds more than {max_nodes} values")
         value = json.loads(
             text, object_pairs_hook=_no_duplicates, parse_float=_finite_float, parse_constant=_no_constant
         )
@@ -207,6 +227,23 @@ def parse_json(
         raise _fail(error, f"{what} is corrupt or not JSON ({str(exc).split(':')[0]})") from None
     check_tree(value, what=what, error=error, max_depth=max_depth, max_nodes=max_nodes)
     return value
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"')
+
+
+def least_values(text: str) -> int:
+    """The fewest values a JSON text can hold, counted without parsing it: one more than
+    its commas outside strings (every comma separates two values of one array or object,
+    and :func:`check_tree` counts an object's keys and values both).
+
+    Example:
+        >>> least_values('[1, 2, {"a,b": 3}]')
+        3
+    """
+    if '"' in text:
+        text = _JSON_STRING.sub("", text)
+    return text.count(",") + 1
 
 
 def check_tree(
@@ -237,9 +274,25 @@ def check_tree(
         stack.extend((c, depth + 1) for c in children)
 
 
-def safetensors_metadata(data: bytes, *, what: str, error: type[AdvParamsError] = AdvParamsError) -> dict[str, str]:
-    """The string metadata of a safetensors file held in ``data``, read with the bounds
-    above (the header's length, depth and duplicate keys), before any tensor is parsed."""
+@dataclass(frozen=True)
+class TensorSpec:
+    """A tensor as a safetensors header declares it, before any of its bytes is read.
+
+    Attributes:
+        dtype: the safetensors dtype name (``"F32"``, ``"I64"``, ``"U8"``, ...).
+        shape: its shape.
+    """
+
+    dtype: str
+    shape: tuple[int, ...]
+
+    @property
+    def numel(self) -> int:
+        """Values it holds."""
+        return math.prod(self.shape)
+
+
+def _header(data: bytes, what: str, error: type[AdvParamsError]) -> tuple[dict[str, Any], int]:
     if len(data) < 8:
         raise _fail(error, f"{what} is truncated or not a {what}")
     (n,) = struct.unpack("<Q", data[:8])
@@ -249,7 +302,51 @@ def safetensors_metadata(data: bytes, *, what: str, error: type[AdvParamsError] 
     meta = header.get("__metadata__") if isinstance(header, dict) else None
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise _fail(error, f"not an advparams {what} (no metadata)")
-    return meta
+    return header, n
+
+
+def safetensors_metadata(data: bytes, *, what: str, error: type[AdvParamsError] = AdvParamsError) -> dict[str, str]:
+    """The string metadata of a safetensors file held in ``data``, read with the bounds
+    above (the header's length, depth and duplicate keys), before any tensor is parsed."""
+    header, _ = _header(data, what, error)
+    return dict(header["__metadata__"])
+
+
+def safetensors_header(
+    data: bytes, *, what: str, error: type[AdvParamsError] = AdvParamsError
+) -> tuple[dict[str, str], dict[str, TensorSpec]]:
+    """``(metadata, tensors)`` of a safetensors file held in ``data``, from its header only:
+    every tensor's dtype (one of :data:`SAFETENSORS_DTYPES`), shape (at most
+    :data:`MAX_TENSOR_DIMS` non-negative sides) and byte range (inside the file, exactly
+    its values' size) checked, so that a caller can refuse a count or a shape before a
+    byte of the tensors is copied."""
+    header, n = _header(data, what, error)
+    body = len(data) - 8 - n
+    specs: dict[str, TensorSpec] = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        bad = f"{what} is corrupt (tensor {name[:40]!r} is badly described)"
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise _fail(error, bad)
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if dtype not in SAFETENSORS_DTYPES:
+            raise _fail(error, f"{what} is corrupt (tensor {name[:40]!r} has an unsupported dtype {str(dtype)[:20]!r})")
+        if (
+            not isinstance(shape, list)
+            or len(shape) > MAX_TENSOR_DIMS
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+            or not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1] <= body
+        ):
+            raise _fail(error, bad)
+        spec = TensorSpec(dtype, tuple(shape))
+        if spec.numel * SAFETENSORS_DTYPES[dtype] != offsets[1] - offsets[0]:
+            raise _fail(error, f"{what} is truncated or corrupt (tensor {name[:40]!r} does not fill its bytes)")
+        specs[name] = spec
+    return dict(header["__metadata__"]), specs
 
 
 def open_safetensors(
@@ -260,18 +357,22 @@ def open_safetensors(
     version: str,
     digest: Callable[[dict[str, str], dict[str, Any]], str],
     error: type[AdvParamsError] = AdvParamsError,
+    check: Callable[[dict[str, str], dict[str, TensorSpec]], None] | None = None,
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """``(metadata, tensors)`` of one of the toolkit's safetensors files, checked in the
-    order that costs least: the bounded header (:func:`safetensors_metadata`), its
-    ``format`` and ``version``, the tensors, then the ``digest`` recomputed by ``digest``.
-    The caller checks its own fields after."""
+    order that costs least: the bounded header (:func:`safetensors_header`), its
+    ``format`` and ``version``, the caller's ``check`` of the metadata and the declared
+    tensors (names, dtypes, shapes, counts: nothing is copied yet), the tensors, then the
+    ``digest`` recomputed by ``digest``. The caller checks the values after."""
     from safetensors.torch import load as st_load
 
-    meta = safetensors_metadata(data, what=what, error=error)
+    meta, specs = safetensors_header(data, what=what, error=error)
     if meta.get("format") != file_format:
         raise _fail(error, f"not an advparams {what} (format {meta.get('format', '')[:40]!r})")
     if meta.get("version") != version:
         raise _fail(error, f"{what} version {meta.get('version', '')[:20]!r} is not supported (this reads {version})")
+    if check is not None:
+        check(meta, specs)
     try:
         tensors = st_load(data)
     except Exception as exc:  # noqa: BLE001  (safetensors raises its own error types)
