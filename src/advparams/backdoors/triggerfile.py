@@ -18,7 +18,11 @@ A trigger file is a safetensors file holding the trigger's tensors (a patch's pa
 ======================  ==========================================================
 
 The digest detects corruption and edits (it is not a signature); every field is checked
-before the trigger is rebuilt.
+before the trigger is rebuilt. The metadata and the tensors' declared shapes are checked
+from the header, before the tensors are copied or the digest computed, and every JSON
+field is parsed with a cap on its values counted before parsing (:data:`MAX_TARGETS`,
+:data:`MAX_PARAMS_VALUES`, :data:`MAX_CONFIG_VALUES`): a file of seven million targets
+costs a scan of its header, not seven million Python integers.
 """
 
 from __future__ import annotations
@@ -34,10 +38,11 @@ import torch
 from safetensors.torch import save as st_save
 
 from advparams import __version__
-from advparams.backdoors.triggers import TRIGGERS, Trigger
+from advparams.backdoors.triggers import TRIGGERS, DCTTrigger, Trigger
 from advparams.errors import AdvParamsError, TriggerFileError
 from advparams.files import (
     LIMITS,
+    TensorSpec,
     atomic_write_bytes,
     is_safetensors_format,
     open_safetensors,
@@ -50,6 +55,19 @@ from advparams.keys.io import tagged_digest
 TRIGGER_FORMAT = "advparams-trigger"
 TRIGGER_VERSION = "1"
 MAX_TARGET = 100_000
+"""Target labels are class indices below this."""
+MAX_TARGETS = 1000
+"""The most sub-triggers (target labels) a trigger file holds."""
+MAX_PARAMS_VALUES = 100_000
+"""The most JSON values of the ``params`` field (a DCT trigger's positions and payloads)."""
+MAX_CONFIG_VALUES = 10_000
+"""The most JSON values of the ``config`` field (the backdoor's resolved options)."""
+MAX_TRIGGER_SIDE = 4096
+"""The largest side of a trigger's pattern or mask (the largest image ``backdoor apply`` reads)."""
+MAX_PAYLOAD_BITS = 4096
+"""The most payload bits of one DCT sub-trigger."""
+TENSOR_NAMES = ("pattern", "mask")
+"""The tensors any trigger kind may hold (each kind checks which of them it needs)."""
 
 
 @dataclass(frozen=True)
@@ -91,12 +109,82 @@ def trigger_to_bytes(trigger: Trigger, *, backdoor: str = "", config: dict[str, 
     return st_save(tensors, metadata=meta)
 
 
-def _json(meta: dict[str, str], name: str) -> Any:
-    return parse_json(meta.get(name, ""), what=f"trigger file field {name!r}", error=TriggerFileError)
+def _json(meta: dict[str, str], name: str, max_values: int) -> Any:
+    return parse_json(
+        meta.get(name, ""), what=f"trigger file field {name!r}", error=TriggerFileError, max_nodes=max_values
+    )
+
+
+def _check_header(meta: dict[str, str], specs: dict[str, TensorSpec]) -> None:
+    """The tensors' names, dtypes and shapes as the header declares them (uint8 ``[C, h, w]``
+    patterns of the file's channels, uint8 ``[h, w]`` masks, sides at most
+    :data:`MAX_TRIGGER_SIDE`), before any is copied."""
+    channels = int(meta["channels"])
+    for name, spec in specs.items():
+        shape = spec.shape
+        if (
+            name not in TENSOR_NAMES
+            or spec.dtype != "U8"
+            or len(shape) != (3 if name == "pattern" else 2)
+            or (name == "pattern" and shape[0] != channels)
+            or not all(1 <= side <= MAX_TRIGGER_SIDE for side in shape[-2:])
+        ):
+            raise TriggerFileError(
+                f"trigger file is corrupt (tensor {name[:40]!r} is {spec.dtype} {list(shape)[:8]}; a trigger holds "
+                f"uint8 pattern [{channels}, h, w] and mask [h, w] with sides in [1, {MAX_TRIGGER_SIDE}])"
+            )
+
+
+def _fields(meta: dict[str, str]) -> tuple[str, tuple[int, ...], dict[str, Any], dict[str, Any]]:
+    """The metadata fields, checked before the tensors are read: kind, targets, channels,
+    params and config."""
+    kind = meta.get("kind", "")
+    if kind not in TRIGGERS:
+        raise TriggerFileError(f"trigger file has an unknown kind {kind[:40]!r}; known: {', '.join(TRIGGERS.names())}")
+    bad_targets = (
+        f"trigger file is corrupt ('targets' is not a list of 1-{MAX_TARGETS} class indices below {MAX_TARGET})"
+    )
+    try:
+        targets = _json(meta, "targets", MAX_TARGETS + 1)
+    except TriggerFileError as exc:
+        raise TriggerFileError(f"{bad_targets}: {exc}") from None
+    if (
+        not isinstance(targets, list)
+        or not 1 <= len(targets) <= MAX_TARGETS
+        or not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < MAX_TARGET for t in targets)
+    ):
+        raise TriggerFileError(bad_targets)
+    if meta.get("channels") not in ("1", "3"):
+        raise TriggerFileError("trigger file is corrupt ('channels' is not 1 or 3)")
+    params, config = _json(meta, "params", MAX_PARAMS_VALUES), _json(meta, "config", MAX_CONFIG_VALUES)
+    if not isinstance(params, dict) or not isinstance(config, dict):
+        raise TriggerFileError("trigger file is corrupt ('params' and 'config' must be JSON objects)")
+    return kind, tuple(targets), params, config
+
+
+def _check_dct(trigger: DCTTrigger) -> None:
+    """A DCT sub-trigger's coefficients are distinct and its payload at most
+    :data:`MAX_PAYLOAD_BITS` bits: stamping an image then costs at most a few passes over its
+    pixels, whatever the file says (repeated coefficients would multiply the work)."""
+    for i, (positions, bits) in enumerate(zip(trigger.positions, trigger.payloads, strict=True)):
+        if len(set(positions)) != len(positions):
+            raise TriggerFileError(f"trigger file is corrupt (DCT sub-trigger {i} names a coefficient twice)")
+        if len(bits) > MAX_PAYLOAD_BITS:
+            raise TriggerFileError(
+                f"trigger file is corrupt (DCT sub-trigger {i} has {len(bits)} payload bits; "
+                f"at most {MAX_PAYLOAD_BITS})"
+            )
 
 
 def trigger_from_bytes(data: bytes) -> TriggerFile:
-    """Parses a trigger file, checking its format, version, digest and every field."""
+    """Parses a trigger file, checking its format, version, fields, declared tensor shapes,
+    digest and values, in the order that costs least."""
+    fields: list[Any] = []
+
+    def check(meta: dict[str, str], specs: dict[str, TensorSpec]) -> None:
+        fields.extend(_fields(meta))
+        _check_header(meta, specs)
+
     meta, tensors = open_safetensors(
         data,
         what="trigger file",
@@ -104,26 +192,15 @@ def trigger_from_bytes(data: bytes) -> TriggerFile:
         version=TRIGGER_VERSION,
         digest=trigger_digest,
         error=TriggerFileError,
+        check=check,
     )
-    kind = meta.get("kind", "")
-    if kind not in TRIGGERS:
-        raise TriggerFileError(f"trigger file has an unknown kind {kind[:40]!r}; known: {', '.join(TRIGGERS.names())}")
-    targets = _json(meta, "targets")
-    if (
-        not isinstance(targets, list)
-        or not 1 <= len(targets) <= 1000
-        or not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < MAX_TARGET for t in targets)
-    ):
-        raise TriggerFileError("trigger file is corrupt ('targets' is not a list of 1-1000 class indices)")
-    if meta.get("channels") not in ("1", "3"):
-        raise TriggerFileError("trigger file is corrupt ('channels' is not 1 or 3)")
-    params, config = _json(meta, "params"), _json(meta, "config")
-    if not isinstance(params, dict) or not isinstance(config, dict):
-        raise TriggerFileError("trigger file is corrupt ('params' and 'config' must be JSON objects)")
+    kind, targets, params, config = fields
     try:
-        trigger = TRIGGERS.get(kind).from_parts(tuple(targets), int(meta["channels"]), params, tensors)
+        trigger = TRIGGERS.get(kind).from_parts(targets, int(meta["channels"]), params, tensors)
     except AdvParamsError as exc:
         raise TriggerFileError(f"trigger file is corrupt ({exc})") from None
+    if isinstance(trigger, DCTTrigger):
+        _check_dct(trigger)
     backdoor = string(meta.get("backdoor", ""), what="trigger file backdoor", max_len=200, error=TriggerFileError)
     return TriggerFile(trigger, backdoor, config)
 
@@ -153,6 +230,12 @@ def load_trigger(path: str | os.PathLike[str]) -> TriggerFile:
 
 
 __all__ = [
+    "MAX_CONFIG_VALUES",
+    "MAX_PARAMS_VALUES",
+    "MAX_PAYLOAD_BITS",
+    "MAX_TARGET",
+    "MAX_TARGETS",
+    "MAX_TRIGGER_SIDE",
     "TriggerFile",
     "TriggerFileError",
     "is_trigger_file",

@@ -107,3 +107,87 @@ def test_saving_never_replaces_other_files(tmp_path: Path) -> None:
     save_trigger(trig, path, force=True)  # a trigger file may be replaced with --force
     with pytest.raises(TriggerFileError, match="is a folder"):
         load_trigger(tmp_path)
+
+
+def _forged(meta: dict, tensors: dict) -> bytes:
+    """A trigger file with these fields and tensors and a valid digest (a careful forger's)."""
+    base = {"format": "advparams-trigger", "version": "1", "kind": "patch", "targets": "[0]", "channels": "1"}
+    full = {**base, "params": '{"row": -1, "col": -1}', "backdoor": "", "config": "{}", **meta}
+    full["digest"] = trigger_digest(full, tensors)
+    return st_save(tensors, metadata=full)
+
+
+PATCH = {"pattern": torch.zeros(1, 3, 3, dtype=torch.uint8), "mask": torch.ones(3, 3, dtype=torch.uint8)}
+
+
+@pytest.fixture
+def no_tensor_copies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Fails the test if a trigger file's tensors are copied out (``safetensors.torch.load``)
+    and records the length of every JSON text parsed."""
+    import json as _json
+
+    import safetensors.torch
+
+    from advparams.files import reading
+
+    def refuse(data: bytes) -> None:
+        raise AssertionError("the tensors were read before the header was checked")
+
+    parsed: list[int] = []
+    real = _json.loads
+
+    def counting(text, **kw):  # type: ignore[no-untyped-def]
+        parsed.append(len(text))
+        return real(text, **kw)
+
+    monkeypatch.setattr(safetensors.torch, "load", refuse)
+    monkeypatch.setattr(reading.json, "loads", counting)
+    return parsed
+
+
+def test_millions_of_targets_are_refused_before_they_are_parsed(no_tensor_copies: list[int]) -> None:
+    """The value cap is counted on the text: seven million targets (14 MB of header) would
+    otherwise become seven million Python integers (811 MiB) before the cap refused them."""
+    data = _forged({"targets": json.dumps([0] * 2_000_000, separators=(",", ":"))}, PATCH)
+    with pytest.raises(TriggerFileError, match="targets.*more than 1001 values"):
+        trigger_from_bytes(data)
+    assert len(no_tensor_copies) == 1  # the header was parsed (the field is a string in it); the field never was
+
+
+@pytest.mark.parametrize(
+    ("tensors", "message"),
+    [
+        ({"pattern": torch.zeros(1, 3, 3), "mask": PATCH["mask"]}, "F32"),  # float pattern
+        ({"pattern": torch.zeros(3, 3, 3, dtype=torch.uint8), "mask": PATCH["mask"]}, r"\[1, h, w\]"),  # channels
+        ({"pattern": torch.zeros(1, 1, 5000, dtype=torch.uint8), "mask": PATCH["mask"]}, "4096"),  # side
+        ({"pattern": PATCH["pattern"], "mask": torch.ones(1, 3, 3, dtype=torch.uint8)}, "mask"),  # 3-D mask
+        ({**PATCH, "extra": torch.zeros(1, dtype=torch.uint8)}, "extra"),
+    ],
+)
+def test_declared_tensors_are_checked_before_they_are_read(no_tensor_copies, tensors, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TriggerFileError, match=message):
+        trigger_from_bytes(_forged({}, tensors))
+
+
+def test_field_caps_are_counted_before_parsing(no_tensor_copies: list[int]) -> None:
+    from advparams.backdoors.triggerfile import MAX_CONFIG_VALUES, MAX_PARAMS_VALUES
+
+    for field, cap in (("params", MAX_PARAMS_VALUES), ("config", MAX_CONFIG_VALUES)):
+        big = json.dumps({"x": [0] * (cap + 1)})
+        with pytest.raises(TriggerFileError, match=f"{field}.*more than {cap} values"):
+            trigger_from_bytes(_forged({field: big}, PATCH))
+
+
+def test_dct_coefficients_are_distinct_and_payloads_bounded() -> None:
+    from advparams.backdoors.triggerfile import MAX_PAYLOAD_BITS
+
+    params = {"channel_of": [0], "positions": [[[1, 2], [3, 4]]], "payloads": [[1, 0]], "magnitude": 20.0}
+    params |= {"block": 8, "colour_space": "rgb"}
+    ok = trigger_from_bytes(_forged({"kind": "dct", "channels": "3", "params": json.dumps(params)}, {}))
+    assert ok.trigger.kind == "dct"
+    twice = params | {"positions": [[[1, 2], [1, 2]]]}
+    with pytest.raises(TriggerFileError, match="coefficient twice"):
+        trigger_from_bytes(_forged({"kind": "dct", "channels": "3", "params": json.dumps(twice)}, {}))
+    long = params | {"payloads": [[1] * (MAX_PAYLOAD_BITS + 1)]}
+    with pytest.raises(TriggerFileError, match="payload bits"):
+        trigger_from_bytes(_forged({"kind": "dct", "channels": "3", "params": json.dumps(long)}, {}))
