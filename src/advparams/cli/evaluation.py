@@ -37,12 +37,18 @@ def cmd_evaluate_protection(args: argparse.Namespace) -> int:
         bar.update(1)
         bar.set_postfix_str(("skip " if p.skipped else "") + p.label[-60:])
 
-    executor = make_executor(args.executor, workers=args.workers, address=args.address)
+    executor = make_executor(args.executor, workers=args.workers, address=args.address, quiet=args.json)
     rows = evaluate_protection(
-        config, out, device=args.device, force=args.force, progress=on_progress, executor=executor
+        config,
+        out,
+        device=args.device,
+        force=args.force,
+        progress=on_progress,
+        executor=executor,
+        command=command_line(args),
     )
     bar.close()
-    report = write_report(out, args.report_dir, command=command_line(args), plots=not args.no_plots)
+    report = write_report(out, args.report_dir, plots=not args.no_plots)
     seconds = time.perf_counter() - start
     locks = [r for r in rows if r.kind == "lock"]
     summary = {
@@ -122,7 +128,11 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("run", help="run folder of evaluate-protection")
     p.add_argument("--report-dir", help="write the report here (default: the run folder)")
-    p.add_argument("--made-with", help="the command line to print in the report")
+    p.add_argument(
+        "--made-with",
+        help="the command line to print in the report (default: the evaluate-protection commands the run's "
+        "sessions recorded)",
+    )
     p.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
     add_common(p, device=False, data=False)
     p.set_defaults(func=cmd_report)

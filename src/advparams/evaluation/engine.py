@@ -23,6 +23,7 @@ parameters (seeds), never from state left by another unit.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -216,16 +217,22 @@ class RayExecutor(Executor):
         threads: torch threads per worker; default: on a local cluster the cores divided
             by ``workers``, on an existing one each machine's cores divided by the CPUs it
             gave Ray.
+        quiet: Ray logs errors only (its start-up and token notices, which it prints on
+            stderr, are dropped), for ``--json``; otherwise warnings too. The workers'
+            output never reaches this process either way.
     """
 
     name = "ray"
 
-    def __init__(self, workers: int = 2, *, address: str | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self, workers: int = 2, *, address: str | None = None, threads: int | None = None, quiet: bool = False
+    ) -> None:
         if workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {workers}")
         self.workers = workers
         self.address = address
         self.threads = threads or (None if address else threads_per_worker(workers))
+        self.quiet = quiet
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "workers": self.workers, "threads": self.threads, "cluster": bool(self.address)}
@@ -237,10 +244,11 @@ class RayExecutor(Executor):
             raise AdvParamsError("the Ray executor needs Ray: pip install 'advparams[distributed]'") from None
         started = not ray.is_initialized()
         if started:
+            level = logging.ERROR if self.quiet else logging.WARNING
             if self.address:
-                ray.init(address=self.address, log_to_driver=False)
+                ray.init(address=self.address, log_to_driver=False, logging_level=level)
             else:
-                ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False)
+                ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False, logging_level=level)
         try:
             self._schedule(ray, order(units), runner, on_done, set(done))
         finally:
@@ -285,12 +293,12 @@ class RayExecutor(Executor):
 EXECUTORS: dict[str, type[Executor]] = {"serial": SerialExecutor, "ray": RayExecutor}
 
 
-def make_executor(name: str, *, workers: int = 2, address: str | None = None) -> Executor:
-    """The executor called ``name`` (``serial`` or ``ray``)."""
+def make_executor(name: str, *, workers: int = 2, address: str | None = None, quiet: bool = False) -> Executor:
+    """The executor called ``name`` (``serial`` or ``ray``); ``quiet``: Ray logs errors only."""
     if name == "serial":
         return SerialExecutor()
     if name == "ray":
-        return RayExecutor(workers, address=address)
+        return RayExecutor(workers, address=address, quiet=quiet)
     raise ConfigError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
 
 

@@ -10,7 +10,8 @@ detectors against them) and :class:`~advparams.evaluation.fingerprints.Fingerpri
 :mod:`advparams.evaluation.engine`.
 
 Everything the run reads (the config's values, the data, the checkpoints) is checked
-before the run folder is made.
+before the run folder is made; a session that stops part way (Ctrl-C, an error) still
+leaves its ``session`` row, with its time and ``interrupted: true``.
 
 Re-running with the same configuration skips every unit already done and reuses the
 saved models and locks, so an interrupted run goes on where it stopped, whichever
@@ -93,6 +94,7 @@ def evaluate_protection(
     force: bool = False,
     progress: Callable[[HarnessProgress], None] | None = None,
     executor: Executor | None = None,
+    command: str | None = None,
 ) -> list[ResultRow]:
     """Runs an evaluation into ``out`` (resuming it if it exists); returns all its rows.
 
@@ -104,6 +106,8 @@ def evaluate_protection(
             run folder is never replaced).
         progress: called after each unit (units already done are reported as skipped).
         executor: runs the units; default :class:`SerialExecutor`.
+        command: the command line that started this session, kept in its ``session``
+            row for the report (never the environment).
 
     Example:
         >>> import tempfile
@@ -127,7 +131,7 @@ def evaluate_protection(
     done = _done_units(run, studies, units)
     known = {r.key for r in run.rows()}
     writer = run.writer()
-    total, count, added = len(units), 0, 0
+    total, count, added, ran = len(units), 0, 0, 0
 
     def tick(unit: Unit, skipped: bool) -> None:
         nonlocal count
@@ -140,30 +144,47 @@ def evaluate_protection(
             tick(unit, True)
 
     def on_done(unit: Unit, rows: list[ResultRow]) -> None:
-        nonlocal added
+        nonlocal added, ran
         fresh = [r for r in rows if r.key not in known]  # a legacy folder may hold some already
         run.commit(unit.id, fresh, writer)
         known.update(r.key for r in fresh)
         added += len(fresh)
+        ran += 1
         tick(unit, False)
 
-    executor = executor or SerialExecutor()
-    executor.run(units, Runner(studies, imports=config.imports, model_output=config.model_output), on_done, done=done)
-    session = ResultRow(
-        config.name,
-        "session",
-        -1,
-        setting={"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall))},
-        metrics={
+    chosen = executor or SerialExecutor()
+
+    def session(stopped_by: str | None) -> ResultRow:
+        metrics = {
             "rows_added": added,
             "units": total,
-            "units_run": sum(u.id not in done for u in units),
-            "executor": executor.describe(),
+            "units_run": ran,
+            "executor": chosen.describe(),
             "environment": {**environment(ctx.device), "numerics": numerics()},
-        },
-        seconds=time.perf_counter() - start,
-    )
-    run.commit(f"session/{session.setting['started']}", [session], writer)
+            **({"command": command} if command else {}),
+            **({"interrupted": True, "stopped_by": stopped_by} if stopped_by else {}),
+        }
+        started = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall))
+        return ResultRow(
+            config.name,
+            "session",
+            -1,
+            setting={"started": started},
+            metrics=metrics,
+            seconds=time.perf_counter() - start,
+        )
+
+    try:
+        chosen.run(units, Runner(studies, imports=config.imports, model_output=config.model_output), on_done, done=done)
+    except BaseException as exc:  # Ctrl-C or an error: the session's time is recorded, then it goes on up
+        row = session(type(exc).__name__)
+        try:
+            run.commit(f"session/{row.setting['started']}", [row], writer)
+        except Exception as record_exc:  # noqa: BLE001  (never hide the reason the run stopped)
+            log.warning("the session row could not be written (%s)", record_exc)
+        raise
+    row = session(None)
+    run.commit(f"session/{row.setting['started']}", [row], writer)
     return run.rows()
 
 

@@ -21,7 +21,8 @@ Kinds of row:
 * ``trace-copy``: one user's copy of it (accuracy, label agreement, white- and black-box
   tracing);
 * ``trace-attack``: an attacked or colluders' copy, traced both ways;
-* ``session``: one invocation of the harness (wall time, environment).
+* ``session``: one invocation of the harness (wall time, environment, the command line
+  that started it; ``interrupted`` and ``stopped_by`` when Ctrl-C or an error ended it).
 """
 
 from __future__ import annotations

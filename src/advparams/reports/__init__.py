@@ -28,7 +28,8 @@ def write_report(
         run_dir: the evaluation's run folder (``config.yaml`` + ``results.jsonl``).
         report_dir: where to write the report; default: ``run_dir``. The resolved
             config and the rows are copied there too, so the report stands alone.
-        command: the command line to print in the report.
+        command: the command line to print in the report (default: the ones the run's
+            ``session`` rows kept).
         plots: also draw the PNG plots (needs matplotlib).
 
     Returns:

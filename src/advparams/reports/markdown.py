@@ -57,10 +57,16 @@ def _pivot(aspec: Any, schemes: Sequence[str], attacks: dict[Any, list[ResultRow
     return "Test accuracy % after the attack:\n\n" + _table(header, table)
 
 
+def session_commands(sessions: Sequence[ResultRow]) -> list[str]:
+    """The command lines the ``session`` rows kept, each once, in the order first used."""
+    return list(dict.fromkeys(c for r in sessions if isinstance(c := r.metrics.get("command"), str) and c))
+
+
 def build_report(
     rows: Sequence[ResultRow], config: EvalConfig, *, command: str | None = None, plots: Sequence[str] = ()
 ) -> str:
-    """The Markdown report: every table from ``rows``; ``plots`` are relative image paths."""
+    """The Markdown report: every table from ``rows``; ``plots`` are relative image paths.
+    ``command`` is printed as what made the run; default: the commands its sessions kept."""
     by_kind: dict[str, list[ResultRow]] = defaultdict(list)
     for r in rows:
         by_kind[r.kind].append(r)
@@ -77,15 +83,18 @@ def build_report(
     if sessions:
         total = sum(r.seconds for r in sessions)
         env = sessions[-1].metrics.get("environment", {})
+        stopped = sum(1 for r in sessions if r.metrics.get("interrupted"))
         out.append(
             f"**Wall-clock time of the whole evaluation: {total / 60:.1f} min** over {len(sessions)} "
-            f"session(s) ({', '.join(f'{r.seconds / 60:.1f}' for r in sessions)} min), on "
+            f"session(s) ({', '.join(f'{r.seconds / 60:.1f}' for r in sessions)} min"
+            f"{f'; {stopped} interrupted' if stopped else ''}), on "
             f"{env.get('cpu_count', '?')} CPU core(s), {env.get('threads', '?')} torch thread(s), device "
             f"{env.get('device', '?')}, torch {env.get('torch', '?')}, advparams {env.get('advparams', '?')}."
         )
         out.append("")
-    if command:
-        out += ["Made with:", "", "```", command, "```", ""]
+    commands = [command] if command else session_commands(sessions)
+    if commands:
+        out += ["Made with:", "", "```", *commands, "```", ""]
 
     if schemes:  # the lock sections (a watermark-only evaluation has none)
         # Locking.

@@ -94,3 +94,58 @@ def test_a_run_killed_part_way_resumes_with_no_row_lost_or_doubled(tmp_path) -> 
     reference = evaluate_protection(config_from_mapping(LOCKS_ONLY), tmp_path / "ref", device="cpu")
     assert _measured(rows) == _measured(reference)  # nothing lost, and the same numbers
     assert {r.key for r in before} <= set(keys)
+
+
+def _wait_for_units(child: subprocess.Popen, units: Path, count: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        if units.exists() and len(units.read_text().splitlines()) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the run ended, or never got going, before it could be interrupted")
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_sessions_time_and_the_report_counts_both_sessions(tmp_path) -> None:
+    import yaml
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(LOCKS_ONLY))
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[3] / "src")}
+    child = subprocess.Popen([*CLI, "--config", config, "--out", out], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_units(child, out / "units.jsonl", 3)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert child.returncode == 130 and "interrupted" in err
+    (first,) = [r for r in open_run(out).rows() if r.kind == "session"]
+    assert first.metrics["interrupted"] is True and first.metrics["stopped_by"] == "KeyboardInterrupt"
+    assert first.seconds > 1 and 0 < first.metrics["units_run"] < first.metrics["units"]
+    done = subprocess.run([*CLI, "--config", config, "--out", out], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    sessions = [r for r in open_run(out).rows() if r.kind == "session"]
+    assert len(sessions) == 2 and sessions[0] == first
+    report = (out / "report.md").read_text()
+    total = sum(r.seconds for r in sessions) / 60
+    assert f"{total:.1f} min** over 2 session(s)" in report and "1 interrupted" in report
+
+
+@pytest.mark.slow
+def test_ray_with_json_prints_one_json_object_and_nothing_on_stderr(tmp_path) -> None:
+    import json
+
+    import yaml
+
+    config = tmp_path / "tiny.yaml"
+    raw = {**LOCKS_ONLY, "seeds": [0], "attacks": [], "budgets": [], "schemes": [{"name": "random"}]}
+    config.write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[3] / "src")}
+    args = ["--config", config, "--out", tmp_path / "run", "--executor", "ray", "--workers", "1", "--json"]
+    done = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr == ""
+    summary = json.loads(done.stdout)  # exactly one object: anything else fails to parse
+    assert summary["ok"] is True and summary["rows"] >= 3
