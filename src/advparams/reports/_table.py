@@ -31,12 +31,23 @@ def fmt_pct(values: Sequence[float | None]) -> str:
 
 
 def fmt_num(values: Sequence[float | None], digits: int = 2) -> str:
-    """``"mean ± std"`` of plain numbers."""
+    """``"mean ± std"`` of plain numbers; counts (``int`` values) print a whole mean or
+    std without decimals.
+
+    Example:
+        >>> fmt_num([61706]), fmt_num([3, 3]), fmt_num([10, 11], 1), fmt_num([2.0])
+        ('61706', '3 ± 0', '10.5 ± 0.7', '2.00')
+    """
     vals = [v for v in values if v is not None]
     if not vals:
         return "–"
     m, s = mean_std([float(v) for v in vals])
-    return f"{m:.{digits}f} ± {s:.{digits}f}" if len(vals) > 1 else f"{m:.{digits}f}"
+    counts = all(isinstance(v, int) and not isinstance(v, bool) for v in vals)
+
+    def num(x: float) -> str:
+        return str(int(x)) if counts and x.is_integer() else f"{x:.{digits}f}"
+
+    return f"{num(m)} ± {num(s)}" if len(vals) > 1 else num(m)
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:

@@ -53,9 +53,22 @@ def test_mean_std_and_formatting() -> None:
     m, s = mean_std([1.0, 3.0])
     assert m == 2.0 and s == pytest.approx(2**0.5)
     assert fmt_pct([0.1, 0.2]) == "15.00 ± 7.07"
-    assert fmt_pct([None]) == "–" and fmt_num([3]) == "3.00"
+    assert fmt_pct([None]) == "–" and fmt_num([3.0]) == "3.00"
     with pytest.raises(ValueError):
         mean_std([])
+
+
+def test_counts_print_as_integers() -> None:
+    assert fmt_num([61706], 1) == "61706" and fmt_num([61706, 61706], 1) == "61706 ± 0"
+    assert fmt_num([10, 11], 1) == "10.5 ± 0.7" and fmt_num([12, 10], 1) == "11 ± 1.4"
+    assert fmt_num([2.0], 2) == "2.00"  # a time is not a count, even a whole one
+    one_seed = [r for r in hand_rows() if r.seed in (0, -1)]
+    lock = next(r for r in one_seed if r.kind == "lock")
+    rows = [r for r in one_seed if r.kind != "lock"] + [
+        ResultRow("hand", "lock", 0, "advparams", accuracy=0.1, metrics={**lock.metrics, "params_changed": 61706})
+    ]
+    line = next(ln for ln in build_report(rows, CFG).splitlines() if ln.startswith("| advparams | 90.00"))
+    assert "| 61706 | 61706 |" in line and "61706.0" not in line
 
 
 def test_tables_hold_the_rows_numbers() -> None:
