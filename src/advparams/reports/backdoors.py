@@ -15,7 +15,7 @@ import torch
 from advparams.evaluation.backdoor_config import BackdoorSpec
 from advparams.evaluation.config import EvalConfig
 from advparams.evaluation.rows import ResultRow
-from advparams.reports._table import fmt_num, fmt_pct, mean_std, table
+from advparams.reports._table import fmt_num, fmt_pct, table
 
 log = logging.getLogger(__name__)
 
@@ -202,55 +202,77 @@ def _physical_lines(section: Any, rows: Mapping[str, list[ResultRow]]) -> list[s
 # -- plots --------------------------------------------------------------------------------
 
 
+def _strength_label(kind: str) -> str:
+    """``strength`` with its unit, as PTB's options document each transformation's."""
+    from advparams.backdoors.measure import COMBINED
+    from advparams.backdoors.ptb import PTBConfig
+    from advparams.reports.plots import attribute_doc
+
+    if kind == COMBINED:
+        return "strength (x PTB's training ranges)"
+    unit = attribute_doc(PTBConfig, kind.replace("-", "_"))
+    return f"strength ({unit.replace('``', '').rstrip('.')})" if unit else "strength"
+
+
 def backdoor_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Path, plt: Any) -> list[str]:
     """``backdoor-compression.png`` (ASR against quality per codec),
     ``backdoor-physical.png`` (ASR against strength per transformation) and
-    ``backdoor-examples.png`` (clean, triggered and difference images)."""
+    ``backdoor-examples.png`` (clean, triggered and difference images); a grid with
+    fewer than two measured x values is not drawn."""
+    from advparams.reports.plots import _Series, draw_series, enough_points, grid_shape, save, set_ticks
+
     section = config.backdoors
     if section is None:
         return []
-    made = []
+    made: list[str] = []
     by = _by_spec([r for r in rows if r.kind == "backdoor"])
-    for grid, keys, xlabel, name in (
-        ("compression", list(section.codecs), "quality", "backdoor-compression.png"),
-        ("physical", list(section.transformations), "strength", "backdoor-physical.png"),
+    order = {s.title: i for i, s in enumerate(section.attacks)}
+    for grid, keys, name in (
+        ("compression", list(section.codecs), "backdoor-compression.png"),
+        ("physical", list(section.transformations), "backdoor-physical.png"),
     ):
         measured = [s for s in section.attacks if grid in s.measure and by.get(s.title)]
-        if not measured:
-            continue
-        n = len(keys)
-        cols = min(4, n)
-        fig, axes = plt.subplots(-(-n // cols), cols, figsize=(3.2 * cols, 2.8 * -(-n // cols)), squeeze=False)
-        for ax, key in zip(axes.flat, keys, strict=False):
+        panels: dict[str, list[_Series]] = {}
+        for key in keys:
             xs = section.qualities if grid == "compression" else section.transformations[key]
+            series = []
             for s in measured:
-                pts = [(x, _grid_cell(by[s.title], grid, key, str(x))) for x in xs]
-                pts = [(x, v) for x, v in pts if v]
-                if not pts:
-                    continue
-                ms = [100 * mean_std(v)[0] for _, v in pts]
-                ss = [100 * mean_std(v)[1] for _, v in pts]
-                style = (
-                    "--"
-                    if (s.name != "compression-resistant" and grid == "compression")
-                    or (s.name == "ptb" and not s.options.get("physical", True))
-                    else "-"
+                pts = {float(x): [100 * v for v in _grid_cell(by[s.title], grid, key, str(x))] for x in xs}
+                pts = {x: v for x, v in pts.items() if v}
+                dashed = (s.name != "compression-resistant" and grid == "compression") or (
+                    s.name == "ptb" and not s.options.get("physical", True)
                 )
-                ax.errorbar([x for x, _ in pts], ms, yerr=ss, ls=style, marker="o", ms=3, capsize=2, label=s.title)
+                if pts:
+                    series.append(_Series(s.title, pts, order[s.title], dashed=dashed))
+            if enough_points(x for sr in series for x in sr.points):
+                panels[key] = series
+        if not panels:
+            continue
+        nrows, ncols = grid_shape(len(panels))
+        fig, axes = plt.subplots(nrows, ncols, figsize=(min(10.0, 2.5 * ncols + 0.6), 2.5 * nrows + 1.0),
+                                 squeeze=False, sharey=True, layout="constrained")  # fmt: skip
+        moved = False
+        for i, (ax, (key, series)) in enumerate(zip(axes.flat, panels.items(), strict=False)):
+            moved |= draw_series(ax, series, log=False, tol=2.0)
+            set_ticks(ax, [x for sr in series for x in sr.points], log=False)
             held_out = grid == "compression" and key not in _trained_codecs(measured)
             ax.set_title(key + (" (held out of training)" if held_out else ""), fontsize=9)
-            ax.set_xlabel(xlabel, fontsize=8)
-            ax.set_ylabel("ASR %", fontsize=8)
+            ax.set_xlabel("quality (higher: less loss)" if grid == "compression" else _strength_label(key), fontsize=8)
+            if i % ncols == 0:
+                ax.set_ylabel("attack success rate (%)")
             ax.set_ylim(-3, 103)
             ax.grid(alpha=0.3)
-            ax.tick_params(labelsize=7)
-        for ax in list(axes.flat)[n:]:
+        for ax in list(axes.flat)[len(panels) :]:
             ax.axis("off")
-        axes.flat[0].legend(fontsize=6)
-        fig.tight_layout()
-        fig.savefig(folder / name, dpi=110)
-        plt.close(fig)
-        made.append(name)
+        handles = {lab: h for ax in axes.flat for h, lab in zip(*ax.get_legend_handles_labels(), strict=True)}
+        note = "dashed: not trained for these conditions" + (
+            "; lines that coincide are drawn slightly apart along x" if moved else ""
+        )
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=min(4, len(handles)),
+                   title=note, title_fontsize=8)  # fmt: skip
+        what = "lossy compression" if grid == "compression" else "physical transformations"
+        fig.suptitle(f"Backdoor success after {what}")
+        save(fig, plt, folder, name, made)
     examples = example_grid(config, folder, plt)
     return made + ([examples] if examples else [])
 
@@ -262,6 +284,7 @@ def example_grid(config: EvalConfig, folder: Path, plt: Any, images: int = 3) ->
     from advparams.data import load_dataset
     from advparams.errors import AdvParamsError
     from advparams.evaluation.context import with_seed
+    from advparams.reports.plots import save
 
     section = config.backdoors
     if section is None:
@@ -290,7 +313,9 @@ def example_grid(config: EvalConfig, folder: Path, plt: Any, images: int = 3) ->
                 labels.append([label])
                 batches.append(t)
     rows = len(batches)
-    fig, axes = plt.subplots(rows, 2 * images, figsize=(1.0 * 2 * images + 1.6, 1.0 * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, 2 * images, figsize=(1.1 * 2 * images + 1.8, 1.1 * rows + 0.6), squeeze=False, layout="constrained"
+    )
     for r, (names, batch) in enumerate(zip(labels, batches, strict=True)):
         diff = ((batch.float() - x.float()).abs() * 5).clamp(0, 255).to(torch.uint8)
         for i in range(images):
@@ -302,14 +327,12 @@ def example_grid(config: EvalConfig, folder: Path, plt: Any, images: int = 3) ->
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if r == 0:
-                    ax.set_title("image" if k == 0 else "|diff| x5", fontsize=6)
-        axes[r][0].set_ylabel("\n".join(names), fontsize=5, rotation=0, ha="right", va="center")
-    fig.suptitle(f"Backdoor triggers on {config.dataset} (seed {seed})", fontsize=8)
-    fig.tight_layout()
-    name = "backdoor-examples.png"
-    fig.savefig(folder / name, dpi=130)
-    plt.close(fig)
-    return name
+                    ax.set_title("image" if k == 0 else "|diff| x5", fontsize=8)
+        axes[r][0].set_ylabel("\n".join(names), fontsize=8, rotation=0, ha="right", va="center")
+    fig.suptitle(f"Backdoor triggers on {config.dataset} (seed {seed}): each row's images and their difference")
+    made: list[str] = []
+    save(fig, plt, folder, "backdoor-examples.png", made)
+    return made[0]
 
 
 __all__ = ["backdoor_plots", "backdoor_sections", "example_grid", "paper_figure"]

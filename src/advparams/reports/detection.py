@@ -214,10 +214,28 @@ def _sanitise_lines(by_kind: Mapping[str, list[ResultRow]], config: EvalConfig) 
 # -- plots --------------------------------------------------------------------------------
 
 
+def _violins(ax: Any, data: list[list[float]], positions: list[float], colour: str) -> None:
+    """Horizontal violins (matplotlib before 3.10 says ``vert=False``, after ``orientation``)."""
+    import inspect
+
+    new = "orientation" in inspect.signature(ax.violinplot).parameters
+    way: dict[str, Any] = {"orientation": "horizontal"} if new else {"vert": False}
+    parts = ax.violinplot(data, positions, widths=0.38, showmedians=True, showextrema=False, **way)
+    for body in parts["bodies"]:
+        body.set_facecolor(colour)
+        body.set_edgecolor(colour)
+        body.set_alpha(0.55)
+    parts["cmedians"].set_color(colour)
+
+
 def detection_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Path, plt: Any) -> list[str]:
-    """``detect-roc.png`` (ROC curves per detector, one curve per backdoor, first seed) and
-    ``detect-scores.png`` (score histograms, clean against triggered)."""
+    """``detect-roc.png`` (ROC curves per detector, one curve per backdoor, first seed;
+    identical curves drawn once, named together) and ``detect-scores.png`` (per detector,
+    each backdoor's clean against triggered score distributions, with the threshold)."""
+    from matplotlib.lines import Line2D
+
     from advparams.metrics.screening import roc_curve
+    from advparams.reports.plots import grid_shape, same_curves, save
 
     section = config.detection
     if section is None:
@@ -226,53 +244,61 @@ def detection_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Path,
     if not det:
         return []
     order = _backdoor_order(config)
-    titles = [d.title for d in section.detectors]
-    made = []
-    fig, axes = plt.subplots(1, len(titles), figsize=(3.4 * len(titles), 3.2), squeeze=False)
-    for ax, t in zip(axes[0], titles, strict=True):
-        for b in order:
-            rs = det.get((b, t))
-            if not rs:
-                continue
-            r = rs[0]
-            fpr, tpr = roc_curve(r.metrics["clean_scores"], r.metrics["triggered_scores"])
-            ax.plot([100 * v for v in fpr], [100 * v for v in tpr], lw=1.2, label=f"{b} (AUC {r.metrics['auc']:.2f})")
-        ax.plot([0, 100], [0, 100], color="grey", lw=0.6, ls=":")
-        ax.set_title(f"{t} (seed {min(r.seed for rs in det.values() for r in rs)})", fontsize=9)
-        ax.set_xlabel("FPR % (clean flagged)", fontsize=8)
-        ax.set_ylabel("TPR % (triggered flagged)", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(folder / "detect-roc.png", dpi=110)
-    plt.close(fig)
-    made.append("detect-roc.png")
-
+    titles = [d.title for d in section.detectors if any((b, d.title) in det for b in order)]
     present = [b for b in order if any((b, t) in det for t in titles)]
-    fig, axes = plt.subplots(len(titles), len(present), figsize=(2.6 * len(present), 2.2 * len(titles)), squeeze=False)
-    for i, t in enumerate(titles):
+    colour = {b: f"C{i % 10}" for i, b in enumerate(present)}
+    seed = min(r.seed for rs in det.values() for r in rs)
+    made: list[str] = []
+    nrows, ncols = grid_shape(len(titles), max_cols=2)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(10, 3.1 * nrows + 0.5), squeeze=False, layout="constrained")
+    for i, (ax, t) in enumerate(zip(axes.flat, titles, strict=False)):
+        found = [(b, det[(b, t)][0]) for b in present if (b, t) in det]
+        curves = [roc_curve(r.metrics["clean_scores"], r.metrics["triggered_scores"]) for _, r in found]
+        for group in same_curves(curves):
+            fpr, tpr = curves[group[0]]
+            label = ", ".join(f"{found[k][0]} {found[k][1].metrics['auc']:.2f}" for k in group)
+            ax.plot([100 * v for v in fpr], [100 * v for v in tpr], lw=1.4, color=colour[found[group[0]][0]],
+                    label=label + (" (same curve)" if len(group) > 1 else ""))  # fmt: skip
+        ax.plot([0, 100], [0, 100], color="grey", lw=0.7, ls=":")
+        ax.set_title(t)
+        ax.set_xlabel("clean inputs flagged (FPR, %)")
+        if i % ncols == 0:
+            ax.set_ylabel("triggered flagged (TPR, %)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), title="backdoor, AUC", fontsize=7, title_fontsize=7)
+    for ax in list(axes.flat)[len(titles) :]:
+        ax.axis("off")
+    fig.suptitle(f"Detector ROC curves, seed {seed} (dotted: chance)")
+    save(fig, plt, folder, "detect-roc.png", made)
+
+    frr = f"{section.frrs[0]:g}"
+    nrows, ncols = grid_shape(len(titles), max_cols=3)
+    size = (min(10.0, 3.2 * ncols + 0.6), (0.5 * len(present) + 1.0) * nrows + 0.9)
+    fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, sharey=True, layout="constrained")
+    for ax, t in zip(axes.flat, titles, strict=False):
         for j, b in enumerate(present):
-            ax = axes[i][j]
             rs = det.get((b, t))
             if not rs:
-                ax.axis("off")
                 continue
             m = rs[0].metrics
-            lo = min(m["clean_scores"] + m["triggered_scores"])
-            hi = max(m["clean_scores"] + m["triggered_scores"])
-            bins = [lo + (hi - lo) * k / 30 for k in range(31)] if hi > lo else 10
-            ax.hist(m["clean_scores"], bins=bins, alpha=0.6, density=True, label="clean", color="tab:blue")
-            ax.hist(m["triggered_scores"], bins=bins, alpha=0.6, density=True, label="triggered", color="tab:red")
-            ax.axvline(m["thresholds"][f"{section.frrs[0]:g}"], color="black", lw=0.8, ls="--")
-            ax.set_title(f"{t} / {b}", fontsize=7)
-            ax.tick_params(labelsize=6)
-    axes[0][0].legend(fontsize=6)
-    fig.suptitle(f"Detector scores (higher: more suspicious; dashed: threshold at FRR {section.frrs[0]:g})", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(folder / "detect-scores.png", dpi=110)
-    plt.close(fig)
-    made.append("detect-scores.png")
+            _violins(ax, [m["clean_scores"]], [j - 0.2], "tab:blue")
+            _violins(ax, [m["triggered_scores"]], [j + 0.2], "tab:red")
+            ax.plot([m["thresholds"][frr]] * 2, [j - 0.45, j + 0.45], color="black", lw=1.2)
+        ax.set_yticks(range(len(present)), present)
+        ax.set_ylim(len(present) - 0.5, -0.5)
+        ax.set_title(t)
+        ax.set_xlabel("score (higher: more suspicious)")
+        ax.grid(alpha=0.3, axis="x")
+    for ax in list(axes.flat)[len(titles) :]:
+        ax.axis("off")
+    handles = [
+        Line2D([], [], color="tab:blue", lw=6, alpha=0.55, label="clean inputs"),
+        Line2D([], [], color="tab:red", lw=6, alpha=0.55, label="triggered inputs"),
+        Line2D([], [], color="black", lw=1.2, label=f"threshold at FRR {frr}"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3)
+    fig.suptitle(f"Detector scores by backdoor, seed {seed} (violins: score distributions; line: median)")
+    save(fig, plt, folder, "detect-scores.png", made)
     return made
 
 

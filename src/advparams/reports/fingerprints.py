@@ -218,10 +218,30 @@ def fingerprint_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalCon
 # -- plots --------------------------------------------------------------------------------
 
 
+def spread(n: int, width: float) -> list[float]:
+    """Sideways offsets of ``n`` dots in one column, evenly over ``width`` (so that equal
+    scores, e.g. three seeds at 1.0, still show as three dots).
+
+    Example:
+        >>> spread(3, 0.2), spread(1, 0.2)
+        ([-0.1, 0.0, 0.1], [0.0])
+    """
+    if n < 2:
+        return [0.0] * n
+    return [round(-width / 2 + width * k / (n - 1), 9) for k in range(n)]
+
+
 def fingerprint_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Path, plt: Any) -> list[str]:
     """``fp-scores.png`` (every score by suspect, against the negatives and the threshold),
     ``fp-hist.png`` (histograms of the positives by attack against the negatives) and
-    ``fp-roc.png`` (ROC per fingerprint, one curve per kind of positive, seeds pooled)."""
+    ``fp-roc.png`` (ROC per fingerprint, one curve per kind of positive, seeds pooled;
+    identical curves drawn once, named together); none with fewer than two scores."""
+    import textwrap
+
+    from matplotlib.lines import Line2D
+
+    from advparams.reports.plots import same_curves, save
+
     section = config.fingerprints
     if section is None:
         return []
@@ -230,88 +250,96 @@ def fingerprint_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Pat
     for r in rows:
         if r.kind == "fingerprint":
             fp_rows[str(r.scheme)].append(r)
-    if not fp_rows:
-        return []
     pos: dict[str, dict[str, list[float]]] = {t: defaultdict(list) for t in titles}
     for t in titles:  # the owner's own model first
         pos[t]["owner's model"] = [float(r.metrics["score"]) for r in fp_rows.get(t, [])]
     for r in rows:
         if r.kind == "fp-suspect" and str(r.scheme) in pos:
             pos[str(r.scheme)][suspect_label(r.attack, r.setting)].append(float(r.metrics["score"]))
-    made = []
-    fig, axes = plt.subplots(len(titles), 1, figsize=(9, 2.8 * len(titles)), squeeze=False)
-    for ax, t in zip(axes[:, 0], titles, strict=True):
-        _, entries = _negatives(fp_rows.get(t, []), config.model)
-        groups = [(k, v) for k, v in pos[t].items() if v]
-        labels = dict.fromkeys(e["label"] for e in entries)
-        groups += [(f"negatives: {lab}", [e["score"] for e in entries if e["label"] == lab]) for lab in labels]
-        for i, (name, vals) in enumerate(groups):
-            colour = "tab:grey" if name.startswith("negatives") else "tab:blue"
-            ax.scatter([i] * len(vals), vals, s=14, color=colour, alpha=0.8)
-        thresholds = [float(r.metrics["threshold"]) for r in fp_rows.get(t, [])]
-        for th in thresholds:
-            ax.axhline(th, color="tab:red", lw=0.7, ls="--")
-        ax.set_xticks(range(len(groups)))
-        ax.set_xticklabels([g[0] for g in groups], rotation=30, ha="right", fontsize=6)
-        ax.set_ylabel(f"{t} score", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3, axis="y")
-    fig.suptitle("Fingerprint scores: positives (blue) and negatives (grey); dashed: each seed's threshold", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(folder / "fp-scores.png", dpi=110)
-    plt.close(fig)
-    made.append("fp-scores.png")
+    negs = {t: _negatives(fp_rows.get(t, []), config.model)[1] for t in titles}
+    titles = [t for t in titles if len([v for vals in pos[t].values() for v in vals]) + len(negs[t]) >= 2]
+    if not titles:
+        return []
+    made: list[str] = []
+    threshold_line: dict[str, Any] = {"color": "tab:red", "lw": 0.9, "ls": "--"}
 
-    fig, axes = plt.subplots(1, len(titles), figsize=(4.2 * len(titles), 3.2), squeeze=False)
-    for ax, t in zip(axes[0], titles, strict=True):
-        _, entries = _negatives(fp_rows.get(t, []), config.model)
+    fig, axes = plt.subplots(len(titles), 1, figsize=(9, 3.3 * len(titles) + 0.6), squeeze=False, layout="constrained")
+    for ax, t in zip(axes[:, 0], titles, strict=True):
+        groups = [(k, v, "tab:blue") for k, v in pos[t].items() if v]
+        labels = dict.fromkeys(e["label"] for e in negs[t])
+        for lab in labels:
+            groups.append((f"negatives: {lab}", [e["score"] for e in negs[t] if e["label"] == lab], "tab:grey"))
+        for i, (_, vals, colour) in enumerate(groups):
+            dx = spread(len(vals), 0.5 if len(vals) > 6 else 0.3)
+            ax.scatter([i + d for d in dx], sorted(vals), s=16, color=colour, alpha=0.8)
+        for th in {round(float(r.metrics["threshold"]), 4) for r in fp_rows.get(t, [])}:
+            ax.axhline(th, **threshold_line)
+        ax.set_xticks(range(len(groups)), [g[0] for g in groups], rotation=30, ha="right")
+        ax.set_ylabel(f"{t} score")
+        ax.set_title(t)
+        ax.grid(alpha=0.3, axis="y")
+    handles = [
+        Line2D([], [], ls="", marker="o", color="tab:blue", label="positives (copies)"),
+        Line2D([], [], ls="", marker="o", color="tab:grey", label="negatives (other models)"),
+        Line2D([], [], **threshold_line, label="threshold (each seed)"),
+    ]
+    fig.legend(handles=handles, loc="outside right upper")
+    fig.suptitle("Fingerprint scores of every suspect (one dot per seed or model)")
+    save(fig, plt, folder, "fp-scores.png", made)
+
+    attacks = list(dict.fromkeys(n.split(" ")[0] if n != "owner's model" else n for t in titles for n in pos[t]))
+    hue = {a: f"C{i % 10}" for i, a in enumerate(attacks)}
+    fig, axes = plt.subplots(1, len(titles), figsize=(min(10.0, 4.0 * len(titles) + 1.8), 3.8), squeeze=False,
+                             layout="constrained")  # fmt: skip
+    for i, (ax, t) in enumerate(zip(axes[0], titles, strict=True)):
         by_attack: dict[str, list[float]] = defaultdict(list)
         for name, vals in pos[t].items():
             by_attack[name.split(" ")[0] if name != "owner's model" else name] += vals
-        every = [e["score"] for e in entries] + [v for vals in by_attack.values() for v in vals]
-        if not every:
-            ax.axis("off")
-            continue
+        neg = [e["score"] for e in negs[t]]
+        every = neg + [v for vals in by_attack.values() for v in vals]
         lo, hi = min(every), max(every)
         bins = [lo + (hi - lo) * k / 24 for k in range(25)] if hi > lo else 10
-        names = list(by_attack)
-        ax.hist([by_attack[n] for n in names], bins=bins, stacked=True, label=names, alpha=0.85)
-        ax.hist([e["score"] for e in entries], bins=bins, color="black", histtype="step", lw=1.2, label="negatives")
+        names = [a for a in attacks if by_attack.get(a)]
+        ax.hist([by_attack[n] for n in names], bins=bins, stacked=True, label=names, alpha=0.85,
+                color=[hue[n] for n in names])  # fmt: skip
+        if neg:
+            ax.hist(neg, bins=bins, color="black", histtype="step", lw=1.3, label="negatives")
         for th in {round(float(r.metrics["threshold"]), 4) for r in fp_rows.get(t, [])}:
-            ax.axvline(th, color="tab:red", lw=0.7, ls="--")
-        ax.set_title(f"{t}: positives by attack (stacked), negatives (black)", fontsize=8)
-        ax.set_xlabel(f"{t} score", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=5)
-    fig.tight_layout()
-    fig.savefig(folder / "fp-hist.png", dpi=110)
-    plt.close(fig)
-    made.append("fp-hist.png")
+            ax.axvline(th, **threshold_line)
+        ax.set_title(f"{t}: positives stacked by attack")
+        ax.set_xlabel(f"{t} score")
+        if i == 0:
+            ax.set_ylabel("models (count)")
+    keyed = {lab: h for ax in axes.flat for h, lab in zip(*ax.get_legend_handles_labels(), strict=True)}
+    keyed["threshold (each seed)"] = Line2D([], [], **threshold_line)
+    fig.legend(list(keyed.values()), list(keyed), loc="outside right upper")
+    save(fig, plt, folder, "fp-hist.png", made)
 
-    fig, axes = plt.subplots(1, len(titles), figsize=(3.6 * len(titles), 3.3), squeeze=False)
-    for ax, t in zip(axes[0], titles, strict=True):
-        _, entries = _negatives(fp_rows.get(t, []), config.model)
-        neg = [e["score"] for e in entries]
-        if not neg:
+    styles = ("-", "--", "-.", ":")
+    fig, axes = plt.subplots(1, len(titles), figsize=(min(10.0, 4.6 * len(titles)), 5.6), squeeze=False,
+                             layout="constrained")  # fmt: skip
+    for i, (ax, t) in enumerate(zip(axes[0], titles, strict=True)):
+        neg = [e["score"] for e in negs[t]]
+        kinds = [(n, v) for n, v in pos[t].items() if v and n != "owner's model"]
+        if not neg or not kinds:
             ax.axis("off")
             continue
-        for name, vals in pos[t].items():
-            if not vals or name == "owner's model":
-                continue
-            fpr, tpr = roc_curve(neg, vals)
-            ax.plot([100 * v for v in fpr], [100 * v for v in tpr], lw=1.0, label=name)
-        ax.plot([0, 100], [0, 100], color="grey", lw=0.6, ls=":")
-        ax.set_title(f"{t} (seeds pooled)", fontsize=9)
-        ax.set_xlabel("negatives verified %", fontsize=8)
-        ax.set_ylabel("positives verified %", fontsize=8)
-        ax.tick_params(labelsize=7)
+        curves = [roc_curve(neg, v) for _, v in kinds]
+        for j, group in enumerate(same_curves(curves)):
+            fpr, tpr = curves[group[0]]
+            label = "; ".join(kinds[k][0] for k in group)
+            ax.plot([100 * v for v in fpr], [100 * v for v in tpr], lw=1.4, ls=styles[j % len(styles)],
+                    label="\n".join(textwrap.wrap(label, 48)))  # fmt: skip
+        ax.plot([0, 100], [0, 100], color="grey", lw=0.7, ls=":")
+        ax.set_title(f"{t} (seeds pooled)")
+        ax.set_xlabel("negatives verified (%)")
+        if i == 0:
+            ax.set_ylabel("positives verified (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=5, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(folder / "fp-roc.png", dpi=110)
-    plt.close(fig)
-    made.append("fp-roc.png")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=7,
+                  title="positives (one line per identical curve)", title_fontsize=7)  # fmt: skip
+    save(fig, plt, folder, "fp-roc.png", made)
     return made
 
 
-__all__ = ["fingerprint_plots", "fingerprint_sections", "suspect_label"]
+__all__ = ["fingerprint_plots", "fingerprint_sections", "spread", "suspect_label"]

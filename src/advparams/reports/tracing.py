@@ -145,33 +145,39 @@ def tracing_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalConfig)
 
 def tracing_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Path, plt: Any) -> list[str]:
     """``trace-queries.png``: the share of cases black-box tracing names right against the
-    number of queries, one line per case (all models and seeds together)."""
+    number of queries, one line per case (all models and seeds together); not drawn for
+    fewer than two query limits."""
+    from advparams.reports.plots import SHIFT_NOTE, WIDTH, _Series, draw_series, enough_points, save, set_ticks
+
     if config.tracing is None:
         return []
     cases = _cases([r for r in rows if r.kind in ("trace-copy", "trace-attack")])
-    if not cases:
+    limits = sorted(config.tracing.limits)
+    if not cases or not enough_points(limits):
         return []
     by_case: dict[str, list[ResultRow]] = defaultdict(list)
     for (_, case), rs in cases.items():
         by_case[case] += rs
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    limits = sorted(config.tracing.limits)
-    for case, rs in by_case.items():
+    series = []
+    for i, (case, rs) in enumerate(by_case.items()):
         ys = [100 * sum(bool(r.metrics["black_by_queries"].get(str(n), {}).get("named_right")) for r in rs) / len(rs)
               for n in limits]  # fmt: skip
         if max(ys) == 0 and case != CLEAN:
             continue  # never named: listed in the table
-        ax.plot(limits, ys, marker="o", ms=3, label=case)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("queries asked")
-    ax.set_ylabel("black-box: named right, % of cases")
+        series.append(_Series(case, {float(n): [y] for n, y in zip(limits, ys, strict=True)}, i))
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.4), layout="constrained")
+    moved = draw_series(ax, series, log=True, tol=1.0)
+    set_ticks(ax, limits, log=True)
+    ax.set_xlabel("queries asked (black-box)")
+    ax.set_ylabel("cases named right (%)")
     ax.set_ylim(-3, 103)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(folder / "trace-queries.png", dpi=110)
-    plt.close(fig)
-    return ["trace-queries.png"]
+    ax.set_title("Black-box tracing: the right user named, against the queries asked")
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", title=SHIFT_NOTE if moved else None, title_fontsize=7)
+    made: list[str] = []
+    save(fig, plt, folder, "trace-queries.png", made)
+    return made
 
 
 __all__ = ["case_label", "tracing_plots", "tracing_sections"]
