@@ -142,15 +142,43 @@ def mark_capacity(model: nn.Module, lock: Mapping[str, Any], mark: Mapping[str, 
     return sum(c for c in counts if c >= 2)
 
 
+def check_candidates(model: nn.Module, scheme: str, options: Mapping[str, Any], what: str) -> None:
+    """The parameters a scheme's ``include``/``exclude``/``include_1d`` options leave it
+    (what every lock starts from) are not none.
+
+    Raises:
+        ConfigError: naming ``what`` (the scheme's options in the config).
+    """
+    from advparams.schemes import SCHEMES
+    from advparams.schemes.locking import candidate_parameters
+
+    cfg = SCHEMES.build(scheme, dict(options)).config
+    try:
+        candidate_parameters(
+            model,
+            include=getattr(cfg, "include", ()),
+            exclude=getattr(cfg, "exclude", ()),
+            include_1d=getattr(cfg, "include_1d", False),
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{what}: {exc} in the run's model ({type(model).__name__})") from None
+
+
 def check_models(config: EvalConfig) -> None:
-    """Every architecture of ``config``, and the tracing marks' room in each (see the
-    module docstring).
+    """Every architecture of ``config``, the parameters each scheme may change in the
+    run's model, and the tracing marks' room in each traced model (see the module docstring).
 
     Raises:
         ConfigError: naming the first value at fault by its place in the config.
     """
     how, dataset = config.model_output, config.dataset
     run_model = check_architecture(config.model, config.model_options, dataset, how, "model_options")
+    for i, spec in enumerate(config.schemes):
+        check_candidates(run_model, spec.name, spec.options, f"schemes[{i}].options")
+    if config.lock_with:
+        check_candidates(
+            run_model, str(config.lock_with["name"]), config.lock_with.get("options") or {}, "lock_with.options"
+        )
     if config.fingerprints is not None:
         for i, o in enumerate(config.fingerprints.other_models):
             check_architecture(o.model, o.options, dataset, how, f"fingerprints.other_models[{i}].options")
@@ -176,4 +204,12 @@ def check_models(config: EvalConfig) -> None:
             )
 
 
-__all__ = ["CPU_RETRY_PARAMETERS", "build_meta", "check_architecture", "check_forward", "check_models", "mark_capacity"]
+__all__ = [
+    "CPU_RETRY_PARAMETERS",
+    "build_meta",
+    "check_architecture",
+    "check_candidates",
+    "check_forward",
+    "check_models",
+    "mark_capacity",
+]

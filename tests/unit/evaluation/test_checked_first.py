@@ -27,7 +27,7 @@ BACKDOORS = {"attacks": [{"name": "badnets"}]}
 @pytest.mark.parametrize(
     ("change", "place"),
     [
-        ({"model_options": {"num_classes": -3}}, "model_options: lenet cannot be built"),
+        ({"model_options": {"num_classes": -3}}, "model_options: "),  # the factory's (or registry's) own words
         ({"model_options": {"num_classes": 4}}, "model_options: lenet gives 4 class scores, but synthetic has 10"),
         ({"model_options": {"in_channels": 3}}, "model_options: lenet cannot take the synthetic images (1x16x16)"),
         ({"model_options": {"width": 8}}, "model_options: model 'lenet' got unknown option(s) width"),
@@ -69,6 +69,14 @@ BACKDOORS = {"attacks": [{"name": "badnets"}]}
             "backdoors.attacks[0].options.blur must be at most 10",
         ),
         ({"backdoors": {**BACKDOORS, "asr_samples": 10**9}}, "backdoors.asr_samples"),
+        ({"schemes": [{"name": "advparams", "options": {"include": ["fc*"]}}]}, "schemes[0].options: no parameter"),
+        (
+            {
+                "watermarks": [{"name": "additional-class"}],
+                "lock_with": {"name": "random", "options": {"exclude": ["*"]}},
+            },
+            "lock_with.options: no parameter",
+        ),
         ({"seeds": list(range(MAX_SEEDS + 1))}, "seeds lists"),
         ({"train": {"epochs": 10**6}}, "train.epochs must be at most"),
         ({"train": {"batch_size": 10**7}}, "train.batch_size must be at most"),
