@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from advparams.cli import main
-from tests.unit.cli_helpers import run
+from tests.unit.cli_helpers import one_line_error, run
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +76,57 @@ def test_bad_inputs_are_one_error_line(models, capsys, tmp_path) -> None:  # typ
 def test_list_names_the_fingerprints(capsys) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = run(capsys, "list", "--json")
     assert code == 0 and [m["name"] for m in json.loads(out)["fingerprints"]] == ["infip", "ipguard"]
+
+
+@pytest.mark.parametrize("fpr", ["1e-300", "0", "-1", "1", "0.5", "nan", "inf", "1e-13"])
+def test_verify_refuses_a_false_positive_rate_it_cannot_use(models, capsys, tmp_path, fpr) -> None:  # type: ignore[no-untyped-def]
+    """Refused first, before any file is read (before: 1e-300 was an "unexpected StatisticsError")."""
+    _, (owner, a, b, _) = models
+    code, _, err = run(
+        capsys, "fingerprint", "verify", owner, "--fingerprint", tmp_path / "missing", "--null", a, b, "--fpr", fpr
+    )
+    one_line_error(code, err, r"--fpr must be a false-positive rate in [1e-12, 0.5), got")
+
+
+def test_extract_refuses_more_probes_than_images(models, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The synthetic training split holds 2,000 images: 2,001 probes were cut to 2,000 while
+    the file recorded 2,001."""
+    _, (owner, *_) = models
+    out = tmp_path / "x.fingerprint"
+    code, _, err = run(
+        capsys, "fingerprint", "extract", owner, "--set", "probes=2001", "--set", "pool=3000", "--out", out
+    )
+    one_line_error(code, err, "probes=2001 is more than the 2000 images of synthetic")
+    assert not out.exists()
+    for seed in ("-1", str(2**63), "99999999999999999999999"):
+        code, _, err = run(capsys, "fingerprint", "extract", owner, "--seed", seed, "--out", out)
+        one_line_error(code, err, f"seed must be an integer in [0, 2**63 - 1], got {seed}")
+
+
+def test_verify_refuses_probes_the_models_cannot_take_before_running_any(models, capsys, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A valid file of probes of another shape is refused from the checkpoints' model.json,
+    before a model sees a probe (before: a 253 MiB file of one 8150x8150 probe took 6.2 GB
+    and 50 s of forward passes before the model refused it)."""
+    import torch
+
+    from advparams.fingerprints import Fingerprint, save_fingerprint
+    from advparams.models.lenet import LeNet5
+
+    _, (owner, a, b, _) = models
+    fp = Fingerprint(
+        scheme="ipguard",
+        inputs=torch.zeros(3, 1, 40, 40),
+        labels=torch.zeros(3, dtype=torch.int64),
+        maps=None,
+        mean=(0.5,),
+        std=(0.5,),
+        num_classes=10,
+        config={"points": 3},
+    )
+    path = save_fingerprint(fp, tmp_path / "big.fingerprint")
+    seen: list[int] = []
+    real = LeNet5.forward
+    monkeypatch.setattr(LeNet5, "forward", lambda self, x: seen.append(x.shape[0]) or real(self, x))
+    code, _, err = run(capsys, "fingerprint", "verify", owner, "--fingerprint", path, "--null", a, b)
+    one_line_error(code, err, f"probes are 1x40x40 inputs, but the model in {owner} takes 1x16x16")
+    assert seen == []

@@ -4,10 +4,14 @@ verification on a suspect (a thin layer over :mod:`advparams.fingerprints`)."""
 from __future__ import annotations
 
 import argparse
+import inspect
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from advparams.checkpoint import load_checkpoint
+from torch import nn
+
+from advparams.checkpoint import load_checkpoint, read_meta
 from advparams.cli._common import (
     EXIT_NO,
     EXIT_OK,
@@ -19,11 +23,36 @@ from advparams.cli._common import (
     options_help,
     parse_sets,
 )
+from advparams.data import DATASETS
 from advparams.devices import resolve_device
-from advparams.errors import ConfigError
+from advparams.errors import AdvParamsError, ConfigError
 from advparams.files import check_output
 from advparams.fingerprints import FINGERPRINTS, calibrate_on, load_fingerprint, save_fingerprint, scheme_of
+from advparams.fingerprints.base import check_fpr
 from advparams.fingerprints.fingerprintfile import is_fingerprint_file
+from advparams.models import MODELS
+
+
+def input_shape(meta: dict[str, Any]) -> tuple[int, int, int] | None:
+    """What a checkpoint's model takes, ``(C, H, W)``, from its ``model.json`` alone: the
+    ``in_channels`` and ``input_size`` arguments, else their defaults in the architecture's
+    factory, else its data set's shape; None when none of them says."""
+    args = meta.get("arguments", {})
+    try:
+        defaults = {
+            k: p.default
+            for k, p in inspect.signature(MODELS.get(meta["architecture"])).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
+    except (TypeError, ValueError, AdvParamsError):
+        defaults = {}
+    c, side = args.get("in_channels", defaults.get("in_channels")), args.get("input_size", defaults.get("input_size"))
+    if (c is None or side is None) and meta.get("dataset") in DATASETS:
+        spec = DATASETS.get(meta["dataset"])
+        c, side = spec.in_channels, spec.input_size
+    if isinstance(c, int) and isinstance(side, int) and not isinstance(c, bool) and not isinstance(side, bool):
+        return c, side, side
+    return None
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -66,15 +95,21 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    check_fpr(args.fpr, what="--fpr")
+    if len(args.null) < 2:
+        raise ConfigError("--null needs at least two null models (5 or more advised)")
     device = resolve_device(args.device)
     fp = load_fingerprint(args.fingerprint)
     scheme = scheme_of(fp)
-    if len(args.null) < 2:
-        raise ConfigError("--null needs at least two null models (5 or more advised)")
-    suspect = load_checkpoint(args.suspect, device=device).model
-    nulls = [load_checkpoint(p, device=device).model for p in args.null]
-    calibration = calibrate_on(nulls, fp, args.fpr)
-    v = scheme.verify(suspect, fp, calibration)
+    for path in (args.suspect, *args.null):  # every model checked before any is run on the probes
+        fp.check_takes(input_shape(read_meta(path)), model=f"the model in {path}")
+
+    def nulls() -> Iterator[nn.Module]:  # one at a time: only one null model is held at once
+        for path in args.null:
+            yield load_checkpoint(path, device=device).model
+
+    calibration = calibrate_on(nulls(), fp, args.fpr)
+    v = scheme.verify(load_checkpoint(args.suspect, device=device).model, fp, calibration)
     summary = {
         "checkpoint": args.suspect,
         "fingerprint": args.fingerprint,
@@ -147,9 +182,11 @@ def add_parsers(sub: Any) -> None:
     v.add_argument(
         "--null", required=True, nargs="+", help="checkpoint folders of null models (2 at least, 5 or more advised)"
     )
-    v.add_argument("--fpr", type=float, default=0.01, help="false-positive rate of the threshold (default: 0.01)")
+    v.add_argument(
+        "--fpr", type=float, default=0.01, help="false-positive rate of the threshold, in [1e-12, 0.5) (default: 0.01)"
+    )
     add_common(v, data=False)
     v.set_defaults(func=cmd_verify)
 
 
-__all__ = ["add_parsers", "cmd_extract", "cmd_verify"]
+__all__ = ["add_parsers", "cmd_extract", "cmd_verify", "input_shape"]

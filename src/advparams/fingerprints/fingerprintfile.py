@@ -21,7 +21,9 @@ images, in [0, 1]), and string metadata:
 
 The digest detects corruption and edits; it is not a signature. The file is written
 atomically with owner-only permissions: whoever holds the probes can tune a stolen copy
-against them.
+against them. On reading, the metadata and the tensors' declared shapes are checked from
+the header (:func:`~advparams.fingerprints.base.check_probe_shape`), before a byte of the
+tensors is copied or the digest computed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import datetime as _dt
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import save as st_save
@@ -38,6 +41,7 @@ from advparams import __version__
 from advparams.errors import AdvParamsError, FingerprintFileError
 from advparams.files import (
     LIMITS,
+    TensorSpec,
     atomic_write_bytes,
     integer,
     is_safetensors_format,
@@ -47,12 +51,15 @@ from advparams.files import (
     read_file,
     string,
 )
-from advparams.fingerprints.base import FINGERPRINTS, Fingerprint
+from advparams.fingerprints.base import FINGERPRINTS, Fingerprint, check_probe_shape
 from advparams.keys.io import tagged_digest
 
 FP_FORMAT = "advparams-fingerprint"
 FP_VERSION = "1"
 MAX_CLASSES = 100_000
+"""``num_classes`` of a fingerprint file is in ``[2, MAX_CLASSES]``."""
+MAX_CONFIG_VALUES = 10_000
+"""The most JSON values of the ``config`` field."""
 WHAT = "fingerprint file"
 
 
@@ -86,8 +93,62 @@ def _floats(meta: dict[str, str], name: str, channels: int) -> tuple[float, ...]
     return normalisation_field(meta, name, channels, what="fingerprint file", error=FingerprintFileError)
 
 
+def _check_header(meta: dict[str, str], specs: dict[str, TensorSpec]) -> dict[str, Any]:
+    """The metadata fields and the tensors' declared names, dtypes and shapes, before any
+    tensor is copied: ``inputs`` float32 ``[N, C, H, W]`` within the probe limits,
+    ``labels`` int64 ``[N]``, ``maps`` (InFIP) float32 ``[N, 1, H, W]``."""
+    scheme = string(meta.get("scheme"), what="fingerprint scheme", max_len=200, error=FingerprintFileError)
+    if scheme not in FINGERPRINTS:
+        raise FingerprintFileError(
+            f"{WHAT} names an unknown fingerprint {scheme[:40]!r}; known: {', '.join(FINGERPRINTS.names())}"
+        )
+    wanted = {"inputs", "labels", "maps"} if scheme == "infip" else {"inputs", "labels"}
+    if set(specs) != wanted:
+        raise FingerprintFileError(
+            f"{WHAT} holds unexpected or missing tensors (a {scheme} file holds {', '.join(sorted(wanted))})"
+        )
+    inputs = specs["inputs"]
+    if inputs.dtype != "F32" or len(inputs.shape) != 4:
+        raise FingerprintFileError(f"{WHAT} is corrupt (inputs must be float32 [N, C, H, W])")
+    try:
+        check_probe_shape(inputs.shape)
+    except AdvParamsError as exc:
+        raise FingerprintFileError(f"{WHAT} is corrupt ({exc})") from None
+    n, c, h, w = inputs.shape
+    if specs["labels"].dtype != "I64" or specs["labels"].shape != (n,):
+        raise FingerprintFileError(f"{WHAT} is corrupt (labels must be int64 [{n}], one per probe)")
+    if "maps" in specs and (specs["maps"].dtype != "F32" or specs["maps"].shape != (n, 1, h, w)):
+        raise FingerprintFileError(f"{WHAT} is corrupt (maps must be float32 [{n}, 1, {h}, {w}])")
+    try:
+        num_classes = int(meta.get("num_classes", ""))
+    except ValueError:
+        raise FingerprintFileError(f"{WHAT} is corrupt (num_classes is not an integer)") from None
+    integer(num_classes, what="fingerprint num_classes", lo=2, hi=MAX_CLASSES, error=FingerprintFileError)
+    config = parse_json(
+        meta.get("config", ""), what=f"{WHAT} field 'config'", error=FingerprintFileError, max_nodes=MAX_CONFIG_VALUES
+    )
+    if not isinstance(config, dict):
+        raise FingerprintFileError(f"{WHAT} is corrupt ('config' is not a JSON object)")
+    try:
+        FINGERPRINTS.build(scheme, config)
+    except AdvParamsError as exc:
+        raise FingerprintFileError(f"{WHAT} is corrupt ({exc})") from None
+    return {
+        "scheme": scheme,
+        "num_classes": num_classes,
+        "config": config,
+        "mean": _floats(meta, "mean", c),
+        "std": _floats(meta, "std", c),
+        "model_fingerprint": string(
+            meta.get("model_fingerprint", ""), what="model fingerprint", max_len=200, error=FingerprintFileError
+        ),
+    }
+
+
 def fingerprint_from_bytes(data: bytes) -> Fingerprint:
-    """Parses a fingerprint file, checking its format, version, digest and every field."""
+    """Parses a fingerprint file, checking its format, version, fields and declared
+    shapes, then its digest and values, in the order that costs least."""
+    fields: dict[str, Any] = {}
     meta, tensors = open_safetensors(
         data,
         what=WHAT,
@@ -95,43 +156,10 @@ def fingerprint_from_bytes(data: bytes) -> Fingerprint:
         version=FP_VERSION,
         digest=fingerprint_digest,
         error=FingerprintFileError,
+        check=lambda meta, specs: fields.update(_check_header(meta, specs)),
     )
-    scheme = string(meta.get("scheme"), what="fingerprint scheme", max_len=200, error=FingerprintFileError)
-    if scheme not in FINGERPRINTS:
-        raise FingerprintFileError(
-            f"{WHAT} names an unknown fingerprint {scheme[:40]!r}; known: {', '.join(FINGERPRINTS.names())}"
-        )
-    wanted = {"inputs", "labels", "maps"} if scheme == "infip" else {"inputs", "labels"}
-    if set(tensors) != wanted:
-        raise FingerprintFileError(f"{WHAT} holds unexpected or missing tensors")
-    inputs = tensors["inputs"]
-    if inputs.dim() != 4:
-        raise FingerprintFileError(f"{WHAT} is corrupt (inputs must be float32 [N, C, H, W])")
     try:
-        num_classes = int(meta.get("num_classes", ""))
-    except ValueError:
-        raise FingerprintFileError(f"{WHAT} is corrupt (num_classes is not an integer)") from None
-    integer(num_classes, what="fingerprint num_classes", lo=2, hi=MAX_CLASSES, error=FingerprintFileError)
-    config = parse_json(meta.get("config", ""), what=f"{WHAT} field 'config'", error=FingerprintFileError)
-    if not isinstance(config, dict):
-        raise FingerprintFileError(f"{WHAT} is corrupt ('config' is not a JSON object)")
-    try:
-        FINGERPRINTS.build(scheme, config)
-        return Fingerprint(
-            scheme=scheme,
-            inputs=inputs,
-            labels=tensors["labels"],
-            maps=tensors.get("maps"),
-            mean=_floats(meta, "mean", int(inputs.shape[1])),
-            std=_floats(meta, "std", int(inputs.shape[1])),
-            num_classes=num_classes,
-            model_fingerprint=string(
-                meta.get("model_fingerprint", ""), what="model fingerprint", max_len=200, error=FingerprintFileError
-            ),
-            config=config,
-        )
-    except FingerprintFileError:
-        raise
+        return Fingerprint(inputs=tensors["inputs"], labels=tensors["labels"], maps=tensors.get("maps"), **fields)
     except AdvParamsError as exc:
         raise FingerprintFileError(f"{WHAT} is corrupt ({exc})") from None
 

@@ -21,19 +21,24 @@ from torch import nn
 
 from advparams.data.base import ImageDataset
 from advparams.devices import model_device, model_float_dtype
-from advparams.errors import AdvParamsError
+from advparams.errors import AdvParamsError, ConfigError
 from advparams.fingerprint import model_fingerprint
 from advparams.fingerprints.base import (
     FINGERPRINTS,
+    MAX_PROBES,
     Fingerprint,
     FingerprintScheme,
     aggregate,
     box_of,
+    check_seed,
     scores_of,
 )
 from advparams.fingerprints.relevance import dtd_relevance, fingerprint_images
 from advparams.metrics.backdoor import ssim_images
 from advparams.registry import validated
+
+MAX_POOL = 10**7
+"""The most candidates of ``"boundary"`` selection (it is also refused above the data's images)."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +70,13 @@ class InFIPConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.probes < 1 or self.pool < self.probes or self.batch_size < 1:
-            raise ValueError("probes and batch_size must be at least 1 and pool at least probes")
+        if not 1 <= self.probes <= MAX_PROBES or self.batch_size < 1:
+            raise ValueError(f"probes must be in [1, {MAX_PROBES}] and batch_size at least 1")
+        if not self.probes <= self.pool <= MAX_POOL:
+            raise ValueError(f"pool must be in [probes, {MAX_POOL}], got {self.pool}")
         if not 0.1 <= self.sigma <= 10.0:
             raise ValueError(f"sigma must be in [0.1, 10], got {self.sigma}")
+        check_seed(self.seed)
 
 
 def relevance_images(
@@ -98,17 +106,33 @@ class InFIP(FingerprintScheme[InFIPConfig]):
     Config = InFIPConfig
     tiny = {"probes": 8, "pool": 16, "sigma": 0.5}
 
+    def _check_data(self, data: ImageDataset) -> None:
+        """The probes are distinct images of ``data``: refuses more probes (or, for
+        ``"boundary"`` selection, a larger pool) than it holds, rather than record a number
+        that was not used."""
+        cfg = self.config
+        if cfg.probes > len(data):
+            raise ConfigError(
+                f"infip option probes={cfg.probes} is more than the {len(data)} images of {data.name}: "
+                f"choose at most {len(data)}"
+            )
+        if cfg.selection == "boundary" and cfg.pool > len(data):
+            raise ConfigError(
+                f"infip option pool={cfg.pool} is more than the {len(data)} images of {data.name}: "
+                f"choose a pool of {cfg.probes} to {len(data)} images"
+            )
+
     def _extract(self, model: nn.Module, data: ImageDataset, generator: torch.Generator) -> Fingerprint:
         cfg = self.config
-        n = min(cfg.probes, len(data))
-        pool = torch.randperm(len(data), generator=generator)[: min(cfg.pool, len(data))]
-        x_pool, _ = data.tensors(pool)
+        n = cfg.probes
+        order = torch.randperm(len(data), generator=generator)
         if cfg.selection == "boundary":
+            x_pool, _ = data.tensors(order[: cfg.pool])
             top2 = scores_of(model, x_pool, batch_size=cfg.batch_size).topk(2, dim=1).values
             pick = (top2[:, 0] - top2[:, 1]).argsort()[:n]
-        else:
-            pick = torch.arange(n)
-        inputs = x_pool[pick].float().contiguous()
+            inputs = x_pool[pick].float().contiguous()
+        else:  # the first ``probes`` of the same draw: only they are loaded
+            inputs = data.tensors(order[:n])[0].float().contiguous()
         labels = scores_of(model, inputs, batch_size=cfg.batch_size).argmax(1)
         low, high = box_of(data)
         maps = relevance_images(model, inputs, labels, low, high, batch_size=cfg.batch_size)

@@ -29,7 +29,15 @@ from torch import nn
 from advparams.data.base import ImageDataset
 from advparams.devices import model_device, model_float_dtype
 from advparams.fingerprint import model_fingerprint
-from advparams.fingerprints.base import FINGERPRINTS, Fingerprint, FingerprintScheme, box_of, scores_of
+from advparams.fingerprints.base import (
+    FINGERPRINTS,
+    MAX_PROBES,
+    Fingerprint,
+    FingerprintScheme,
+    box_of,
+    check_seed,
+    scores_of,
+)
 from advparams.metrics.accuracy import logits_of
 from advparams.registry import validated
 
@@ -60,10 +68,11 @@ class IPGuardConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.points < 1 or self.steps < 1 or self.batch_size < 1:
-            raise ValueError("points, steps and batch_size must be at least 1")
+        if not 1 <= self.points <= MAX_PROBES or self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"points must be in [1, {MAX_PROBES}], steps and batch_size at least 1")
         if self.k < 0 or self.lr <= 0:
             raise ValueError("k must be non-negative and lr positive")
+        check_seed(self.seed)
 
 
 def boundary_loss(scores: torch.Tensor, i: torch.Tensor, j: torch.Tensor, k: float) -> torch.Tensor:
@@ -132,6 +141,7 @@ class IPGuard(FingerprintScheme[IPGuardConfig]):
 
     name = "ipguard"
     Config = IPGuardConfig
+    probes_option = "points"
     tiny = {"points": 8, "steps": 20}
 
     def _extract(self, model: nn.Module, data: ImageDataset, generator: torch.Generator) -> Fingerprint:

@@ -125,3 +125,52 @@ def test_force_replaces_only_a_fingerprint_file(fps, tmp_path) -> None:
     with pytest.raises(OutputExistsError):
         save_fingerprint(fp, other, force=True)
     assert other.read_text() == "mine"
+
+
+@pytest.fixture
+def no_tensor_copies(monkeypatch):  # type: ignore[no-untyped-def]
+    """Fails the test if a file's tensors are copied out before its header was refused."""
+    import safetensors.torch
+
+    def refuse(data):  # type: ignore[no-untyped-def]
+        raise AssertionError("the tensors were read before the header was checked")
+
+    monkeypatch.setattr(safetensors.torch, "load", refuse)
+
+
+def _ipguard_file(inputs: torch.Tensor, **tensors: torch.Tensor) -> bytes:
+    """An IPGuard file of these probes (and other tensors) with a valid digest."""
+    labels = tensors.pop("labels", torch.zeros(inputs.shape[0], dtype=torch.int64))
+    all_tensors = {"inputs": inputs, "labels": labels, **tensors}
+    meta = {"format": "advparams-fingerprint", "version": "1", "scheme": "ipguard", "config": '{"points": 1}'}
+    meta |= {"num_classes": "10", "mean": "[0.5]", "std": "[0.5]", "model_fingerprint": ""}
+    meta["digest"] = fingerprint_digest(meta, all_tensors)
+    return st_save(all_tensors, metadata=meta)
+
+
+@pytest.mark.parametrize(
+    ("blob", "message"),
+    [
+        (lambda: _ipguard_file(torch.zeros(1, 1, 1025, 4)), r"sides must be in \[1, 1024\]"),
+        (lambda: _ipguard_file(torch.zeros(1, 2, 1)), r"inputs must be float32 \[N, C, H, W\]"),
+        (lambda: _ipguard_file(torch.zeros(2, 1, 4, 4, dtype=torch.float64)), "float32"),
+        (lambda: _ipguard_file(torch.zeros(2, 1, 4, 4), labels=torch.zeros(3, dtype=torch.int64)), r"int64 \[2\]"),
+        (lambda: _ipguard_file(torch.zeros(2, 1, 4, 4), labels=torch.zeros(2, dtype=torch.int32)), "labels"),
+        (lambda: _ipguard_file(torch.zeros(2, 1, 4, 4), maps=torch.zeros(2, 1, 4, 4)), "unexpected or missing"),
+    ],
+)
+def test_declared_shapes_are_refused_before_the_tensors_are_read(no_tensor_copies, blob, message) -> None:  # type: ignore[no-untyped-def]
+    """Before, a 253 MiB file of one 8150x8150 probe was read, copied and run through the
+    model before anything refused it."""
+    with pytest.raises(FingerprintFileError, match=message):
+        fingerprint_from_bytes(blob())
+
+
+def test_the_largest_valid_file_fits_the_size_cap() -> None:
+    """Every file the probe limits allow can be read: probes and maps of at most
+    MAX_PROBE_VALUES float32 values each, one int64 label per probe, the largest header."""
+    from advparams.files import MAX_SAFETENSORS_HEADER
+    from advparams.fingerprints.base import MAX_PROBE_VALUES, MAX_PROBES
+
+    largest = 8 + MAX_SAFETENSORS_HEADER + 2 * 4 * MAX_PROBE_VALUES + 8 * MAX_PROBES
+    assert largest <= LIMITS["fingerprint"] < 2 * largest

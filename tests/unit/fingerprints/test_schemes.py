@@ -133,3 +133,89 @@ def test_fine_tuned_copies_stay_closer_than_distilled_strangers(trained, extract
     assert not state_equal(tuned, model)
     for name, fp in extracted.items():
         assert similarity(tuned, fp) > similarity(distilled, fp), name
+
+
+class _Counting(torch.nn.Module):
+    """A wrapper that counts the inputs its model was run on."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.inputs = model, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.inputs += int(x.shape[0])
+        return self.model(x)
+
+
+def test_a_suspect_of_another_shape_fails_after_one_input(fp_name, extracted) -> None:
+    flat = _Counting(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 10)))
+    with pytest.raises(AdvParamsError, match="does not take"):
+        similarity(flat, extracted[fp_name])
+    assert flat.inputs == 1  # not a batch of probes
+
+
+def test_check_takes_names_both_shapes(extracted) -> None:
+    fp = extracted["ipguard"]
+    fp.check_takes((1, 16, 16))
+    fp.check_takes(None)
+    with pytest.raises(AdvParamsError, match="probes are 1x16x16 inputs, but the suspect takes 3x32x32"):
+        fp.check_takes((3, 32, 32), model="the suspect")
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("infip", {"probes": 601, "pool": 700}, "probes=601 is more than the 600 images"),
+        ("infip", {"probes": 8, "pool": 601, "selection": "boundary"}, "pool=601 is more than the 600 images"),
+        ("ipguard", {"points": 70_000, "steps": 1}, "points=70000 is too many.*17920000 values"),
+    ],
+)
+def test_extract_refuses_what_the_data_cannot_give_before_any_work(trained, name, options, message) -> None:
+    """Before: 601 probes of 600 images were cut to 600 while the file recorded 601."""
+    model, data = trained
+    counting = _Counting(model)
+    with pytest.raises(AdvParamsError, match=message):
+        FINGERPRINTS.build(name, {**fast(name), **options}).extract(counting, data)
+    assert counting.inputs == 0
+
+
+def test_extract_records_the_probes_it_took(trained) -> None:
+    model, data = trained
+    fp = FINGERPRINTS.build("infip", {**fast("infip"), "probes": len(data), "pool": len(data)}).extract(model, data)
+    assert len(fp) == fp.config["probes"] == len(data)
+
+
+@pytest.mark.parametrize("name", FINGERPRINTS.names())
+@pytest.mark.parametrize("seed", [-1, 2**63, 10**30, True])
+def test_seeds_outside_what_a_generator_takes_are_refused(name, seed) -> None:
+    with pytest.raises(AdvParamsError, match="seed"):
+        FINGERPRINTS.build(name, {"seed": seed})
+
+
+@pytest.mark.parametrize("fpr", [1e-300, 0.0, -0.1, 0.5, 1.0, float("nan"), float("inf"), 1e-13])
+def test_calibration_refuses_a_rate_it_cannot_compute_before_scoring(extracted, fpr) -> None:
+    """Before: 1e-300 reached the normal quantile of 1.0 (a StatisticsError, not an AdvParamsError)."""
+
+    def nulls():  # type: ignore[no-untyped-def]
+        raise AssertionError("a null model was scored")
+        yield
+
+    with pytest.raises(AdvParamsError, match=r"fpr must be a false-positive rate in \[1e-12, 0.5\)"):
+        calibrate_on(nulls(), extracted["ipguard"], fpr=fpr)
+
+
+def test_probe_limits() -> None:
+    from advparams.fingerprints.base import MAX_PROBE_SIDE, MAX_PROBE_VALUES, MAX_PROBES, check_probe_shape
+
+    check_probe_shape((MAX_PROBES, 1, 8, 8))
+    check_probe_shape((1, 1, MAX_PROBE_SIDE, MAX_PROBE_SIDE))
+    for shape, message in [
+        ((MAX_PROBES + 1, 1, 2, 2), "1 to 100000 probes"),
+        ((1, 1, MAX_PROBE_SIDE + 1, 2), r"sides must be in \[1, 1024\]"),
+        ((1, 1, 8150, 8150), "sides"),
+        ((1, 0, 4, 4), "channel"),
+        ((17, 1, MAX_PROBE_SIDE, MAX_PROBE_SIDE), f"over the limit of {MAX_PROBE_VALUES}"),
+        ((4, 1, 4), r"\[N, C, H, W\]"),
+    ]:
+        with pytest.raises(AdvParamsError, match=message):
+            check_probe_shape(shape)
