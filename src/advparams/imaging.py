@@ -48,6 +48,9 @@ from advparams.errors import AdvParamsError
 CODECS = ("jpeg", "jpeg2000", "webp")
 """The lossy codecs :func:`compress` knows."""
 
+QUALITIES = (1, 95)
+"""The lowest and highest quality :func:`compress` takes (for every codec)."""
+
 TRANSFORMATIONS = (
     "rotation",
     "scale",
@@ -67,11 +70,31 @@ def _check_batch(images: torch.Tensor) -> None:
         )
 
 
-def _pillow_options(codec: str, quality: int) -> tuple[str, dict[str, object]]:
+def check_quality(quality: int, *, what: str = "quality") -> int:
+    """``quality`` if it is an integer in :data:`QUALITIES` (a float such as 50.0 or a bool
+    is refused, not rounded).
+
+    Example:
+        >>> check_quality(0, what="--qualities")
+        Traceback (most recent call last):
+        ...
+        advparams.errors.AdvParamsError: --qualities must be an integer in [1, 95], got 0
+    """
+    from advparams.files import integer
+
+    return integer(quality, what=what, lo=QUALITIES[0], hi=QUALITIES[1])
+
+
+def check_codec(codec: str) -> str:
+    """``codec`` if it is one of :data:`CODECS`."""
     if codec not in CODECS:
-        raise AdvParamsError(f"unknown codec {codec!r}; known: {', '.join(CODECS)}")
-    if not 1 <= int(quality) <= 95:
-        raise AdvParamsError(f"quality must be in [1, 95], got {quality}")
+        raise AdvParamsError(f"unknown codec {str(codec)[:40]!r}; known: {', '.join(CODECS)}")
+    return codec
+
+
+def _pillow_options(codec: str, quality: int) -> tuple[str, dict[str, object]]:
+    check_codec(codec)
+    check_quality(quality)
     if codec == "jpeg":
         return "JPEG", {"quality": int(quality)}
     if codec == "webp":
@@ -208,6 +231,17 @@ def _apply(x: torch.Tensor, kind: str, strength: float, generator: torch.Generat
     raise AdvParamsError(f"unknown transformation {kind!r}; known: {', '.join(TRANSFORMATIONS)}")
 
 
+def check_strength(kind: str, strength: float) -> float:
+    """``strength`` if ``kind`` is one of :data:`TRANSFORMATIONS` and ``strength`` a finite
+    number >= 0."""
+    if kind not in TRANSFORMATIONS:
+        raise AdvParamsError(f"unknown transformation {str(kind)[:40]!r}; known: {', '.join(TRANSFORMATIONS)}")
+    ok = isinstance(strength, (int, float)) and not isinstance(strength, bool) and math.isfinite(strength)
+    if not ok or strength < 0:
+        raise AdvParamsError(f"{kind} strength must be a finite number >= 0, got {strength!r}")
+    return float(strength)
+
+
 def transform(images: torch.Tensor, kind: str, strength: float, *, generator: torch.Generator) -> torch.Tensor:
     """``images`` through transformation ``kind`` at ``strength`` (see the module's table).
 
@@ -223,10 +257,7 @@ def transform(images: torch.Tensor, kind: str, strength: float, *, generator: to
         True
     """
     _check_batch(images)
-    if not math.isfinite(strength) or strength < 0:
-        raise AdvParamsError(f"strength must be a finite number >= 0, got {strength}")
-    if kind not in TRANSFORMATIONS:
-        raise AdvParamsError(f"unknown transformation {kind!r}; known: {', '.join(TRANSFORMATIONS)}")
+    check_strength(kind, strength)
     if strength == 0 or images.shape[0] == 0:
         return images.clone()
     out = _apply(images.float(), kind, float(strength), generator)
@@ -261,30 +292,58 @@ MAX_IMAGE_SIDE = 4096
 """The largest width or height :func:`read_image` decodes (a small file can claim a huge
 image: the size is checked from the header, before any pixel is decoded)."""
 
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "PPM", "BMP", "GIF", "TIFF")
+"""The formats :func:`read_image` opens (Pillow's names; ``PPM`` covers PBM, PGM and PPM).
+Pillow knows many more, some of which run other programs (EPS runs Ghostscript) or
+carry decoders rarely exercised; an image from someone else is opened only as one of these."""
+
 
 def read_image(path: str | os.PathLike[str], channels: int) -> torch.Tensor:
-    """A PNG, JPEG, WEBP, PPM, ... file as uint8 ``[channels, H, W]`` (grey or RGB).
+    """A PNG, JPEG, WEBP, PPM, BMP, GIF or TIFF file as uint8 ``[channels, H, W]`` (grey or
+    RGB; the first frame of an animation).
+
+    The work is bounded before decoding: the file is a regular file of at most
+    ``LIMITS["image"]`` bytes, its format one of :data:`IMAGE_FORMATS`, and its sides, read
+    from its header, at most :data:`MAX_IMAGE_SIDE` (so at most 4096 x 4096 pixels are ever
+    decoded, whatever a compressed stream would inflate to).
 
     Raises:
-        AdvParamsError: not a regular file, over the size cap, not an image, or an image
-            with a side over :data:`MAX_IMAGE_SIDE`.
+        AdvParamsError: not a regular file, over the size cap, not an image of those formats
+            (or one Pillow cannot decode), or an image with a side over :data:`MAX_IMAGE_SIDE`.
     """
-    from PIL import Image, UnidentifiedImageError
+    import warnings
+
+    from PIL import Image
 
     from advparams.files import LIMITS, read_file
 
+    if channels not in (1, 3):
+        raise AdvParamsError(f"images are read as 1 or 3 channels, not {channels}")
     data = read_file(path, what="image file", limit=LIMITS["image"])
     too_big = f"{path} is too large an image (at most {MAX_IMAGE_SIDE} pixels a side)"
     try:
-        with Image.open(io.BytesIO(data)) as pic:
-            if max(pic.size) > MAX_IMAGE_SIDE:
-                raise AdvParamsError(f"{too_big}: it is {pic.size[0]}x{pic.size[1]}")
-            arr = np.asarray(pic.convert("L" if channels == 1 else "RGB"))
-    except Image.DecompressionBombError:  # Pillow's own cap, checked when the header is read
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as pic:
+                width, height = pic.size
+                if max(width, height) > MAX_IMAGE_SIDE:
+                    raise AdvParamsError(f"{too_big}: it is {width}x{height}")
+                if min(width, height) < 1:
+                    raise AdvParamsError(f"{path} is an empty image ({width}x{height})")
+                arr = np.array(pic.convert("L" if channels == 1 else "RGB"))
+    except AdvParamsError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's own cap, from the header
         raise AdvParamsError(too_big) from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise AdvParamsError(f"{path} is not an image Pillow can read ({type(exc).__name__})") from None
-    x = torch.from_numpy(arr.copy())
+    except Exception as exc:  # noqa: BLE001  (Pillow's decoders raise many types on a malformed file)
+        raise AdvParamsError(
+            f"{path} is not an image Pillow can read as {', '.join(IMAGE_FORMATS)} ({type(exc).__name__})"
+        ) from None
+    if arr.shape[:2] != (height, width):
+        raise AdvParamsError(
+            f"{path} decoded to {arr.shape[1]}x{arr.shape[0]} pixels, not the {width}x{height} it declares"
+        )
+    x = torch.from_numpy(arr)
     return x.unsqueeze(0) if channels == 1 else x.permute(2, 0, 1).contiguous()
 
 
@@ -301,8 +360,13 @@ def png_bytes(image: torch.Tensor) -> bytes:
 
 __all__ = [
     "CODECS",
+    "IMAGE_FORMATS",
     "MAX_IMAGE_SIDE",
+    "QUALITIES",
     "TRANSFORMATIONS",
+    "check_codec",
+    "check_quality",
+    "check_strength",
     "compress",
     "png_bytes",
     "random_physical",

@@ -91,3 +91,73 @@ def test_errors_are_one_line(model, capsys) -> None:  # type: ignore[no-untyped-
     assert not (work / "z").exists()
     code, _, err = run(capsys, "backdoor", "evaluate", ckpt, "--trigger", trig, "--samples", "50")
     one_line_error(code, err, "3-channel")
+
+
+@pytest.fixture(scope="module")
+def grey_trigger(model):  # type: ignore[no-untyped-def]
+    from advparams.backdoors import BACKDOORS, save_trigger
+
+    work, _ = model
+    path = work / "grey.trigger"
+    save_trigger(BACKDOORS.build("badnets", {}).make_trigger((1, 16, 16), 10, torch.Generator()), path, force=True)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--samples", "0"], "--samples must be an integer in [1, 1000000], got 0"),
+        (["--samples", "-5"], "--samples must be an integer in [1, 1000000], got -5"),
+        (["--samples", "501"], "--samples 501 is more than the 500 test images of synthetic"),
+        (["--compression", "--qualities", "50", "0"], "--qualities must be an integer in [1, 95], got 0"),
+        (["--compression", "--qualities", "96"], "--qualities must be an integer in [1, 95], got 96"),
+    ],
+)
+def test_evaluate_refuses_counts_and_qualities_out_of_range(model, grey_trigger, capsys, argv, message) -> None:  # type: ignore[no-untyped-def]
+    """Before: --samples 0 and -5 were "unexpected" errors (a bug, said the CLI), 501 was cut to 500."""
+    _, ckpt = model
+    code, _, err = run(capsys, "backdoor", "evaluate", ckpt, "--trigger", grey_trigger, *argv)
+    one_line_error(code, err, message)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--dataset", "synthetic", "--count", "-5"], "--count must be an integer in [1, 1000000], got -5"),
+        (["--dataset", "synthetic", "--count", "0"], "--count must be an integer in [1, 1000000], got 0"),
+        (["--dataset", "synthetic", "--count", "501"], "--count 501 is more than the 500 images of synthetic"),
+        (["--count", "3"], "--count takes images from --dataset"),
+        (["--dataset", "synthetic", "--index", "1"], "--index must be a sub-trigger in [0, 0]"),
+        (["--dataset", "synthetic", "--index", "-1"], "--index must be a sub-trigger in [0, 0]"),
+    ],
+)
+def test_apply_refuses_counts_out_of_range(model, grey_trigger, capsys, argv, message) -> None:  # type: ignore[no-untyped-def]
+    work, _ = model
+    out = work / "never"
+    code, _, err = run(capsys, "backdoor", "apply", "--trigger", grey_trigger, "--out", out, *argv)
+    one_line_error(code, err, message)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--epochs", "0"], "--epochs must be an integer in [1, 10000], got 0"),
+        (["--batch-size", "-1"], "--batch-size must be an integer in [1, 1048576], got -1"),
+        (["--lr", "nan"], "--lr must be a finite number in (0, 10], got nan"),
+        (["--lr", "0"], "--lr must be a finite number in (0, 10], got 0.0"),
+        (["--seed", str(2**63)], f"--seed must be an integer in [0, {2**63 - 1}], got {2**63}"),
+        (["--set", "seed=-3"], f"backdoor option seed must be an integer in [0, {2**63 - 1}], got -3"),
+        (["--samples", "0"], "--samples must be an integer in [1, 1000000], got 0"),
+        (["--samples", "501"], "--samples 501 is more than the 500 test images of synthetic"),
+    ],
+)
+def test_implant_refuses_options_out_of_range_before_training(model, capsys, argv, message) -> None:  # type: ignore[no-untyped-def]
+    """Before: a huge --seed was an "unexpected ValueError", --samples 0 failed after training."""
+    work, ckpt = model
+    out = work / "never-implanted"
+    code, _, err = run(
+        capsys, "backdoor", "implant", ckpt, "--out", out, "--trigger", work / "never.trigger", "--device", "cpu", *argv
+    )
+    one_line_error(code, err, message)
+    assert not out.exists()

@@ -117,3 +117,69 @@ def test_read_image_refuses_huge_claims_and_non_images(tmp_path) -> None:  # typ
         read_image(tmp_path / "text.png", 1)
     with pytest.raises(AdvParamsError, match="folder|regular"):
         read_image(tmp_path, 1)
+
+
+def _pillow_bytes(fmt: str, size: tuple[int, int] = (20, 20), mode: str = "L") -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new(mode, size, 90).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["TGA", "PCX", "EPS", "ICO", "SGI"])
+def test_read_image_opens_only_the_listed_formats(tmp_path, fmt) -> None:  # type: ignore[no-untyped-def]
+    """Pillow opens dozens of formats, EPS through Ghostscript: an image from someone else is
+    opened only as one of IMAGE_FORMATS (before: any of them was decoded)."""
+    from advparams.imaging import read_image
+
+    path = tmp_path / f"x.{fmt.lower()}"
+    path.write_bytes(_pillow_bytes(fmt, mode="RGB" if fmt == "EPS" else "L"))
+    with pytest.raises(AdvParamsError, match="not an image Pillow can read as PNG, JPEG, WEBP, PPM, BMP, GIF, TIFF"):
+        read_image(path, 1)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "PPM", "BMP", "GIF", "TIFF"])
+def test_read_image_reads_every_listed_format(tmp_path, fmt) -> None:  # type: ignore[no-untyped-def]
+    from advparams.imaging import IMAGE_FORMATS, read_image
+
+    assert fmt in IMAGE_FORMATS
+    path = tmp_path / "x.img"
+    path.write_bytes(_pillow_bytes(fmt, size=(24, 12)))
+    assert read_image(path, 1).shape == (1, 12, 24) and read_image(path, 3).shape == (3, 12, 24)
+
+
+def test_read_image_bounds_pixels_before_decoding_without_warnings(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An image between Pillow's warning (89 M pixels) and error (179 M) caps was refused
+    with a DecompressionBombWarning printed beside the error line; the largest allowed
+    image decodes."""
+    import warnings
+
+    from advparams.imaging import MAX_IMAGE_SIDE, read_image
+
+    (tmp_path / "warn.png").write_bytes(_png_header_only(10_000, 9_000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AdvParamsError, match="too large an image"):
+            read_image(tmp_path / "warn.png", 1)
+    (tmp_path / "edge.png").write_bytes(_pillow_bytes("PNG", size=(MAX_IMAGE_SIDE, 3)))
+    assert read_image(tmp_path / "edge.png", 1).shape == (1, 3, MAX_IMAGE_SIDE)
+    (tmp_path / "over.png").write_bytes(_pillow_bytes("PNG", size=(MAX_IMAGE_SIDE + 1, 3)))
+    with pytest.raises(AdvParamsError, match=f"{MAX_IMAGE_SIDE + 1}x3"):
+        read_image(tmp_path / "over.png", 1)
+    with pytest.raises(AdvParamsError, match="1 or 3 channels"):
+        read_image(tmp_path / "edge.png", 2)
+
+
+def test_measurement_settings_are_checked_first() -> None:
+    from advparams.imaging import check_quality, check_strength
+
+    assert check_quality(95) == 95
+    for q in (0, 96, 50.0, True):
+        with pytest.raises(AdvParamsError, match=r"quality must be an integer in \[1, 95\]"):
+            check_quality(q)  # type: ignore[arg-type]
+    for s in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(AdvParamsError, match="blur strength must be a finite number >= 0"):
+            check_strength("blur", s)

@@ -11,6 +11,7 @@ is not mistaken for a robust trigger.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ from advparams.backdoors.base import normalise
 from advparams.backdoors.triggers import Trigger
 from advparams.data.base import ImageDataset
 from advparams.errors import AdvParamsError
-from advparams.imaging import compress, random_physical, transform
+from advparams.imaging import check_codec, check_quality, check_strength, compress, random_physical, transform
 from advparams.metrics.accuracy import accuracy, predict
 from advparams.metrics.backdoor import attack_success_rate, psnr, ssim
 
@@ -68,6 +69,33 @@ def _physical(
     return transform(images, kind, strength, generator=gen)
 
 
+def _check_grid(
+    data: ImageDataset,
+    codecs: Sequence[str],
+    qualities: Sequence[int],
+    grid: Mapping[str, Sequence[float]],
+    combined_ranges: Mapping[str, float] | None,
+) -> None:
+    """Every setting of the measurement, checked before any image is measured."""
+    if len(data) == 0:
+        raise AdvParamsError(f"{data.name} holds no test images to measure on")
+    for c in codecs:
+        check_codec(c)
+    for q in qualities:
+        check_quality(q)
+    for kind, strengths in grid.items():
+        for s in strengths:
+            if kind != COMBINED:
+                check_strength(kind, s)
+            elif isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s < 0:
+                raise AdvParamsError(f"{COMBINED} strength must be a finite number >= 0, got {s!r}")
+    if COMBINED in grid:
+        if not combined_ranges:
+            raise AdvParamsError("the combined transformation needs the ranges it scales")
+        for kind, top in combined_ranges.items():
+            check_strength(kind, top)
+
+
 def measure_backdoor(
     model: nn.Module,
     trigger: Trigger,
@@ -94,20 +122,24 @@ def measure_backdoor(
         combined_ranges: the ranges ``"combined"`` scales (all transformations at once).
         seed: the test-time transformations draw from ``HELD_OUT_SEED + seed``.
 
+    Raises:
+        AdvParamsError: no test image, an unknown codec or transformation, a quality or a
+            strength out of range (all checked before anything is measured), or a target
+            class that holds every test image.
+
     Returns:
         ``clean_accuracy``, per sub-trigger lists ``asr``, ``counted``, ``psnr``, ``ssim``
         (and ``reference_asr``), and where asked ``compression[codec][quality]`` and
         ``physical[kind][strength]`` (lists of per-trigger ASRs) with
         ``physical_clean[kind][strength]`` (per-trigger target rate of transformed clean images).
     """
+    grid = dict(transformations or {})
+    _check_grid(data, codecs, qualities, grid, combined_ranges)
     out: dict[str, Any] = {"clean_accuracy": accuracy(model, data)}
     asr, counted, psnrs, ssims, ref = [], [], [], [], []
     comp: dict[str, dict[str, list[float]]] = {c: {str(q): [] for q in qualities} for c in codecs}
-    grid = dict(transformations or {})
     phys: dict[str, dict[str, list[float]]] = {k: {str(s): [] for s in v} for k, v in grid.items()}
     phys_clean: dict[str, dict[str, list[float]]] = {k: {str(s): [] for s in v} for k, v in grid.items()}
-    if COMBINED in grid and not combined_ranges:
-        raise AdvParamsError("the combined transformation needs the ranges it scales")
     for i, target in enumerate(trigger.targets):
         clean_x, labels = _non_target(data, target)
         x = trigger.apply(clean_x, i)

@@ -4,7 +4,9 @@ layer over :mod:`advparams.backdoors`)."""
 from __future__ import annotations
 
 import argparse
+import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,26 +30,74 @@ from advparams.cli._common import (
 )
 from advparams.devices import resolve_device
 from advparams.errors import ConfigError
-from advparams.files import atomic_directory, check_output
-from advparams.imaging import CODECS, TRANSFORMATIONS, png_bytes, read_image
+from advparams.files import atomic_directory, check_output, integer
+from advparams.imaging import CODECS, QUALITIES, TRANSFORMATIONS, check_quality, png_bytes, read_image
 from advparams.training import TrainConfig
 
 IMPLANT_COMMAND = "backdoor implant"
 APPLY_COMMAND = "backdoor apply"
+DEFAULT_SAMPLES = 2000
+"""Test images measured when ``--samples`` is not given (all of them when fewer)."""
+DEFAULT_COUNT = 8
+"""Data set images ``backdoor apply --dataset`` stamps when ``--count`` is not given."""
+MAX_COUNT = 10**6
+"""The most images ``--samples`` and ``--count`` may ask for (a split never holds more)."""
+MAX_SEED = 2**63 - 1
+"""Seeds are integers in ``[0, MAX_SEED]`` (what ``torch.Generator.manual_seed`` takes)."""
+MAX_EPOCHS = 10_000
+"""``--epochs`` is in ``[1, MAX_EPOCHS]``."""
+MAX_BATCH_SIZE = 2**20
+"""``--batch-size`` is in ``[1, MAX_BATCH_SIZE]``."""
+MAX_LR = 10.0
+"""``--lr`` is in ``(0, MAX_LR]``."""
 
 
-def _test_subset(name: str, data_dir: str | None, samples: int) -> Any:
+def _count(value: int | None, option: str) -> int | None:
+    """``value`` of a count option (``--samples``, ``--count``), refused unless at least 1."""
+    return None if value is None else integer(value, what=option, lo=1, hi=MAX_COUNT, error=ConfigError)
+
+
+def _test_subset(name: str, data_dir: str | None, samples: int | None) -> Any:
+    """The first ``samples`` test images (default: :data:`DEFAULT_SAMPLES`, or all when fewer);
+    asking for more than the split holds is refused, not cut short."""
     test = load_split(name, "test", data_dir)
+    if samples is None:
+        samples = min(DEFAULT_SAMPLES, len(test))
+    elif samples > len(test):
+        raise ConfigError(
+            f"--samples {samples} is more than the {len(test)} test images of {name}: choose at most {len(test)}"
+        )
     return test.subset(torch.arange(samples)) if samples < len(test) else test
+
+
+def _learning_rate(lr: float) -> float:
+    if not (math.isfinite(lr) and 0 < lr <= MAX_LR):
+        raise ConfigError(f"--lr must be a finite number in (0, {MAX_LR:g}], got {lr!r}")
+    return lr
+
+
+def _seed(backdoor: Any) -> int:
+    return integer(
+        getattr(backdoor.config, "seed", 0), what="backdoor option seed", lo=0, hi=MAX_SEED, error=ConfigError
+    )
 
 
 def cmd_implant(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    if args.seed is not None:
+        integer(args.seed, what="--seed", lo=0, hi=MAX_SEED, error=ConfigError)
+    _count(args.samples, "--samples")
+    cfg = TrainConfig(
+        epochs=integer(args.epochs, what="--epochs", lo=1, hi=MAX_EPOCHS, error=ConfigError),
+        batch_size=integer(args.batch_size, what="--batch-size", lo=1, hi=MAX_BATCH_SIZE, error=ConfigError),
+        lr=_learning_rate(args.lr),
+    )
     distinct_outputs(args.checkpoint, args.out, args.trigger)
     check_output(args.out, force=args.force, made_by=IMPLANT_COMMAND)
     check_output(args.trigger, force=args.force, accept=is_trigger_file)
     options = parse_sets(args.set) | ({"seed": args.seed} if args.seed is not None else {})
     backdoor = BACKDOORS.build(args.backdoor, options)
+    seed = _seed(backdoor)
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device=device)
     if ckpt.meta.get("locked"):
@@ -55,11 +105,10 @@ def cmd_implant(args: argparse.Namespace) -> int:
     name = dataset_name(args, ckpt.meta)
     data = load_split(name, "train", args.data_dir)
     ckpt.check_fits(data)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    test = None if args.no_eval else _test_subset(name, args.data_dir, args.samples)  # refused before training
     steps = cfg.epochs * -(-len(data) // cfg.batch_size)
     bar = progress_bar(steps, f"implanting {args.backdoor}") if not args.json else None
     tick = (lambda p: bar.update(1)) if bar is not None else None
-    seed = int(getattr(backdoor.config, "seed", 0))
     try:
         if args.from_scratch:
             res = implant_from_seed(
@@ -72,8 +121,7 @@ def cmd_implant(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     measures: dict[str, Any] = {}
-    if not args.no_eval:
-        test = _test_subset(name, args.data_dir, args.samples)
+    if test is not None:
         measures = measure_backdoor(res.model, res.trigger, test, reference=ckpt.model)
     save_trigger(res.trigger, args.trigger, backdoor=args.backdoor, config=backdoor.config_dict(), force=args.force)
     save_checkpoint(
@@ -102,7 +150,7 @@ def cmd_implant(args: argparse.Namespace) -> int:
         f"implanted {args.backdoor} ({res.info['poisoned']} of {len(data)} training samples poisoned, "
         f"{cfg.epochs} epoch(s){', from scratch' if args.from_scratch else ''}) in {res.info['seconds']:.1f} s",
     ]
-    if measures:
+    if measures and test is not None:
         lines.append(
             f"on {len(test)} {name} test images: clean accuracy {pct(measures['clean_accuracy'])}; ASR "
             + ", ".join(
@@ -117,20 +165,35 @@ def cmd_implant(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    count = _count(args.count, "--count")
+    if count is not None and not args.dataset:
+        raise ConfigError("--count takes images from --dataset: name the data set too")
     trigger = load_trigger(args.trigger).trigger
     if not 0 <= args.index < len(trigger):
-        raise ConfigError(f"--index {args.index}: the trigger has {len(trigger)} sub-trigger(s)")
-    sources: list[tuple[str, torch.Tensor]] = []
+        raise ConfigError(
+            f"--index must be a sub-trigger in [0, {len(trigger) - 1}] ({len(trigger)} in the file), got {args.index}"
+        )
+    test, n_data = None, 0
     if args.dataset:
         test = load_split(args.dataset, args.split, args.data_dir)
-        sources = [(f"{args.dataset}-{args.split}-{i}", test.images[i]) for i in range(min(args.count, len(test)))]
-    for path in args.images:
-        sources.append((Path(path).stem, read_image(path, trigger.channels)))
-    if not sources:
+        n_data = min(DEFAULT_COUNT, len(test)) if count is None else count
+        if n_data > len(test):
+            raise ConfigError(
+                f"--count {n_data} is more than the {len(test)} images of {args.dataset}'s {args.split} split: "
+                f"choose at most {len(test)}"
+            )
+    if test is None and not args.images:
         raise ConfigError("name image files, or --dataset to take images from a data set")
+
+    def sources() -> Iterator[tuple[str, torch.Tensor]]:  # one at a time: each is written before the next is read
+        for i in range(n_data):
+            yield f"{args.dataset}-{args.split}-{i}", test.images[i]  # type: ignore[union-attr]
+        for path in args.images:
+            yield Path(path).stem, read_image(path, trigger.channels)
+
     written = []
     with atomic_directory(args.out, force=args.force, made_by=APPLY_COMMAND) as tmp:
-        for i, (stem, image) in enumerate(sources):
+        for i, (stem, image) in enumerate(sources()):
             out = trigger.apply(image.unsqueeze(0), args.index)[0]
             name = f"{i:04d}-{stem[:80]}.png"
             (tmp / name).write_bytes(png_bytes(out))
@@ -148,6 +211,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    _count(args.samples, "--samples")
+    for q in args.qualities if args.compression else ():
+        check_quality(q, what="--qualities")
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device=device)
     found = load_trigger(args.trigger)
@@ -219,12 +285,18 @@ def add_parsers(sub: Any) -> None:
     i.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="backdoor option (repeatable; see below)"
     )
-    i.add_argument("--seed", type=int, help="seed of the trigger, the poisoned samples and the batch order")
-    i.add_argument("--epochs", type=int, default=5, help="training epochs (default 5)")
-    i.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    i.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
+    i.add_argument(
+        "--seed", type=int, help="seed of the trigger, the poisoned samples and the batch order (0 to 2**63 - 1)"
+    )
+    i.add_argument("--epochs", type=int, default=5, help=f"training epochs, 1 to {MAX_EPOCHS} (default 5)")
+    i.add_argument("--lr", type=float, default=1e-3, help=f"Adam learning rate, in (0, {MAX_LR:g}] (default 1e-3)")
+    i.add_argument("--batch-size", type=int, default=128, help=f"batch size, 1 to {MAX_BATCH_SIZE} (default 128)")
     i.add_argument("--from-scratch", action="store_true", help="train the architecture anew instead of the checkpoint")
-    i.add_argument("--samples", type=int, default=2000, help="test images to measure on (default 2000)")
+    i.add_argument(
+        "--samples",
+        type=int,
+        help=f"test images to measure on, at least 1 (default {DEFAULT_SAMPLES}, or all if fewer)",
+    )
     i.add_argument("--dataset", help="data set (default: the checkpoint's)")
     i.add_argument("--no-eval", action="store_true", help="skip measuring accuracy and ASR")
     i.add_argument("--force", action="store_true", help="replace --out and --trigger made by an earlier implant")
@@ -241,10 +313,12 @@ def add_parsers(sub: Any) -> None:
     a.add_argument("images", nargs="*", help="image files")
     a.add_argument("--trigger", required=True, help="trigger file")
     a.add_argument("--out", required=True, help="folder to create for the triggered images")
-    a.add_argument("--index", type=int, default=0, help="which sub-trigger (default 0)")
+    a.add_argument("--index", type=int, default=0, help="which sub-trigger, from 0 (default 0)")
     a.add_argument("--dataset", help="also take images from this data set")
     a.add_argument("--split", default="test", choices=("train", "test"), help="its split (default test)")
-    a.add_argument("--count", type=int, default=8, help="how many of its images (default 8)")
+    a.add_argument(
+        "--count", type=int, help=f"how many of its images, at least 1 (default {DEFAULT_COUNT}, or all if fewer)"
+    )
     a.add_argument("--force", action="store_true", help="replace an --out folder an earlier apply made")
     add_common(a, device=False)
     a.set_defaults(func=cmd_apply)
@@ -260,10 +334,16 @@ def add_parsers(sub: Any) -> None:
     e.add_argument("checkpoint", help="checkpoint folder of the model")
     e.add_argument("--trigger", required=True, help="trigger file")
     e.add_argument("--reference", help="a clean checkpoint to compare with (its answers to triggered images)")
-    e.add_argument("--samples", type=int, default=2000, help="test images (default 2000)")
+    e.add_argument("--samples", type=int, help=f"test images, at least 1 (default {DEFAULT_SAMPLES}, or all if fewer)")
     e.add_argument("--compression", action="store_true", help="also measure after lossy codecs")
     e.add_argument("--codecs", nargs="+", default=list(CODECS), choices=CODECS, help="codecs (default: all)")
-    e.add_argument("--qualities", nargs="+", type=int, default=[10, 30, 50, 70, 90], help="qualities (default 10..90)")
+    e.add_argument(
+        "--qualities",
+        nargs="+",
+        type=int,
+        default=[10, 30, 50, 70, 90],
+        help=f"qualities, each in [{QUALITIES[0]}, {QUALITIES[1]}] (default 10..90)",
+    )
     e.add_argument(
         "--physical",
         action="store_true",
