@@ -111,6 +111,11 @@ def grey_trigger(model):  # type: ignore[no-untyped-def]
         (["--samples", "501"], "--samples 501 is more than the 500 test images of synthetic"),
         (["--compression", "--qualities", "50", "0"], "--qualities must be an integer in [1, 95], got 0"),
         (["--compression", "--qualities", "96"], "--qualities must be an integer in [1, 95], got 96"),
+        (
+            ["--qualities", "30"],
+            "--codecs and --qualities set the compression grid: they take effect with --compression",
+        ),
+        (["--codecs", "jpeg"], "they take effect with --compression"),
     ],
 )
 def test_evaluate_refuses_counts_and_qualities_out_of_range(model, grey_trigger, capsys, argv, message) -> None:  # type: ignore[no-untyped-def]
@@ -150,6 +155,7 @@ def test_apply_refuses_counts_out_of_range(model, grey_trigger, capsys, argv, me
         (["--set", "seed=-3"], f"backdoor option seed must be an integer in [0, {2**63 - 1}], got -3"),
         (["--samples", "0"], "--samples must be an integer in [1, 1000000], got 0"),
         (["--samples", "501"], "--samples 501 is more than the 500 test images of synthetic"),
+        (["--samples", "100", "--no-eval"], "--samples sets how many test images are measured: it has no effect"),
     ],
 )
 def test_implant_refuses_options_out_of_range_before_training(model, capsys, argv, message) -> None:  # type: ignore[no-untyped-def]

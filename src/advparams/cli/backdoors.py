@@ -38,6 +38,8 @@ IMPLANT_COMMAND = "backdoor implant"
 APPLY_COMMAND = "backdoor apply"
 DEFAULT_SAMPLES = 2000
 """Test images measured when ``--samples`` is not given (all of them when fewer)."""
+DEFAULT_QUALITIES = (10, 30, 50, 70, 90)
+"""The compression grid's qualities when ``--qualities`` is not given."""
 DEFAULT_COUNT = 8
 """Data set images ``backdoor apply --dataset`` stamps when ``--count`` is not given."""
 MAX_COUNT = 10**6
@@ -87,6 +89,8 @@ def cmd_implant(args: argparse.Namespace) -> int:
     if args.seed is not None:
         integer(args.seed, what="--seed", lo=0, hi=MAX_SEED, error=ConfigError)
     _count(args.samples, "--samples")
+    if args.no_eval and args.samples is not None:
+        raise ConfigError("--samples sets how many test images are measured: it has no effect with --no-eval")
     cfg = TrainConfig(
         epochs=integer(args.epochs, what="--epochs", lo=1, hi=MAX_EPOCHS, error=ConfigError),
         batch_size=integer(args.batch_size, what="--batch-size", lo=1, hi=MAX_BATCH_SIZE, error=ConfigError),
@@ -212,7 +216,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     _count(args.samples, "--samples")
-    for q in args.qualities if args.compression else ():
+    if not args.compression and (args.codecs is not None or args.qualities is not None):
+        raise ConfigError("--codecs and --qualities set the compression grid: they take effect with --compression")
+    codecs = (args.codecs or list(CODECS)) if args.compression else []
+    qualities = (args.qualities or list(DEFAULT_QUALITIES)) if args.compression else []
+    for q in qualities:
         check_quality(q, what="--qualities")
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device=device)
@@ -227,8 +235,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         found.trigger,
         test,
         reference=reference,
-        codecs=args.codecs if args.compression else (),
-        qualities=args.qualities if args.compression else (),
+        codecs=codecs,
+        qualities=qualities,
         transformations=grid,
         combined_ranges=PTBConfig().ranges(),
     )
@@ -286,7 +294,7 @@ def add_parsers(sub: Any) -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="backdoor option (repeatable; see below)"
     )
     i.add_argument(
-        "--seed", type=int, help="seed of the trigger, the poisoned samples and the batch order (0 to 2**63 - 1)"
+        "--seed", type=int, help="seed of the trigger, the poisoned samples and the batch order, 0 to 2^63-1"
     )
     i.add_argument("--epochs", type=int, default=5, help=f"training epochs, 1 to {MAX_EPOCHS} (default 5)")
     i.add_argument("--lr", type=float, default=1e-3, help=f"Adam learning rate, in (0, {MAX_LR:g}] (default 1e-3)")
@@ -336,13 +344,13 @@ def add_parsers(sub: Any) -> None:
     e.add_argument("--reference", help="a clean checkpoint to compare with (its answers to triggered images)")
     e.add_argument("--samples", type=int, help=f"test images, at least 1 (default {DEFAULT_SAMPLES}, or all if fewer)")
     e.add_argument("--compression", action="store_true", help="also measure after lossy codecs")
-    e.add_argument("--codecs", nargs="+", default=list(CODECS), choices=CODECS, help="codecs (default: all)")
+    e.add_argument("--codecs", nargs="+", choices=CODECS, help="codecs, with --compression (default: all)")
     e.add_argument(
         "--qualities",
         nargs="+",
         type=int,
-        default=[10, 30, 50, 70, 90],
-        help=f"qualities, each in [{QUALITIES[0]}, {QUALITIES[1]}] (default 10..90)",
+        help=f"qualities, each in [{QUALITIES[0]}, {QUALITIES[1]}], with --compression (default: "
+        f"{' '.join(map(str, DEFAULT_QUALITIES))})",
     )
     e.add_argument(
         "--physical",
