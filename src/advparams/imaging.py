@@ -322,7 +322,8 @@ def read_image(path: str | os.PathLike[str], channels: int) -> torch.Tensor:
     data = read_file(path, what="image file", limit=LIMITS["image"])
     too_big = f"{path} is too large an image (at most {MAX_IMAGE_SIDE} pixels a side)"
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # one error line, or none: Pillow's notes on odd files are not shown
+            warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as pic:
                 width, height = pic.size

@@ -183,3 +183,25 @@ def test_measurement_settings_are_checked_first() -> None:
     for s in (-1.0, float("nan"), float("inf")):
         with pytest.raises(AdvParamsError, match="blur strength must be a finite number >= 0"):
             check_strength("blur", s)
+
+
+def test_read_image_prints_no_warning_of_pillow(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A TIFF whose tag points past its end made Pillow warn ("Tag data larger than file"): a
+    second line beside the CLI's one line. Such notes are not shown; the image is read or refused."""
+    import contextlib
+    import struct
+    import warnings
+
+    from advparams.imaging import read_image
+
+    blob = bytearray(_pillow_bytes("TIFF", size=(8, 8)))
+    first_ifd = struct.unpack("<I", blob[4:8])[0]
+    count = struct.unpack("<H", blob[first_ifd : first_ifd + 2])[0]
+    for i in range(count):  # every tag's value: a count far past the file's end
+        entry = first_ifd + 2 + 12 * i
+        blob[entry + 4 : entry + 8] = struct.pack("<I", 10**6)
+    (tmp_path / "odd.tif").write_bytes(bytes(blob))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with contextlib.suppress(AdvParamsError):
+            read_image(tmp_path / "odd.tif", 1)
