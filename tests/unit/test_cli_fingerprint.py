@@ -143,3 +143,15 @@ def test_extract_refuses_an_option_too_large_for_a_float(models, capsys, tmp_pat
         capsys, "fingerprint", "extract", owner, "--scheme", "ipguard", "--set", f"k={10**400}", "--out", tmp_path / "x"
     )
     one_line_error(code, err, "k must be a finite number")
+
+
+def test_the_input_shape_comes_from_model_json() -> None:
+    """Arguments first, then the factory's defaults, then the data set; None when nothing says."""
+    from advparams.cli.fingerprints import input_shape
+
+    assert input_shape({"architecture": "lenet", "arguments": {"in_channels": 3, "input_size": 32}}) == (3, 32, 32)
+    assert input_shape({"architecture": "lenet", "arguments": {}}) == (1, 28, 28)  # lenet's defaults
+    assert input_shape({"architecture": "resnet18", "arguments": {"input_size": 16}}) == (3, 16, 16)
+    unknown = {"architecture": "not-registered", "arguments": {}}
+    assert input_shape(unknown) is None
+    assert input_shape({**unknown, "dataset": "synthetic"}) == (1, 16, 16)
