@@ -47,14 +47,19 @@ def test_roster_issue_unlock_and_trace(capsys, owner) -> None:
     text = (d / "user07.key").read_bytes()
     assert b"secret" not in text.split(b"}")[0]  # no shuffle secret in a user's key
     code, out, _ = run(capsys, "unlock", d / "locked", "--key", d / "user07.key", "--out", d / "copy07", "--json")
-    assert code == 0
+    assert code == 0 and json.loads(out)["user"] == "user07"
     copy07 = load_checkpoint(d / "copy07").model
     assert model_fingerprint(copy07) == json.loads(out)["fingerprint"]
+    # the plain output says whose copy it is, not "the original"
+    code, out, _ = run(capsys, "unlock", d / "locked", "--key", d / "user07.key", "--out", d / "copy07b")
+    assert code == 0 and "weights equal user07's copy" in out and "the original" not in out
     assert not state_equal(copy07, load_checkpoint(d / "model").model)
     trace = ["trace", "--key", d / "owner.key", "--locked", d / "locked", "--users", d / "users.json", "--json"]
     code, out, _ = run(capsys, *trace[:1], d / "copy07", *trace[1:])
     s = json.loads(out)
     assert code == 0 and s["accused"] == ["user07"] and s["top"][0]["user"] == "user07"
+    # docs/cli.md's conventions: the model read is "checkpoint", the key read "key"
+    assert s["checkpoint"] == str(d / "copy07") and s["key"] == str(d / "owner.key") and "suspect" not in s
     # the original names nobody: exit 3
     code, out, _ = run(capsys, *trace[:1], d / "model", *trace[1:])
     assert code == 3 and json.loads(out)["accused"] == []
@@ -175,3 +180,41 @@ def test_a_hardened_lock_without_dither_is_refused(capsys, owner) -> None:
                        "--user", "alice", "--out", d / "p.key")  # fmt: skip
     one_line_error(code, err, "dither=23")
     assert not (d / "p.key").exists()
+
+
+def test_user_mistakes_are_one_line_refusals_naming_the_value(capsys, owner) -> None:
+    """Each of these was "unexpected ... (a bug)" or silently adjusted."""
+    import dataclasses
+
+    from advparams.tracing import load_queries, save_queries
+
+    d = owner
+    assert run(capsys, "keys", "users", "create", d / "um.json", "a", "b", "--set", "positions=512")[0] == 0
+    trace = ["trace", d / "model", "--key", d / "owner.key", "--locked", d / "locked", "--users", d / "um.json"]
+    for rate in ("0", "1", "nan", "-1"):
+        code, _, err = run(capsys, *trace, "--rate", rate)
+        one_line_error(code, err, "--rate is the chance of accusing an innocent user: in (0, 1)")
+    # more marked positions than the model has, and an include that matches nothing: refused at issue
+    issue = ["keys", "issue", d / "locked", "--key", d / "owner.key", "--user", "a", "--out", d / "um.key"]
+    assert run(capsys, "keys", "users", "create", d / "big.json", "a", "--set", "positions=1000000")[0] == 0
+    code, _, err = run(capsys, *issue, "--users", d / "big.json")
+    one_line_error(code, err, "the mark asks for 1000000 positions but this model has")
+    assert run(capsys, "keys", "users", "create", d / "none.json", "a", "--set", 'include=["nothing*"]')[0] == 0
+    code, _, err = run(capsys, *issue, "--users", d / "none.json")
+    one_line_error(code, err, "leave no weight tensor of this model to mark")
+    assert not (d / "um.key").exists()
+    # --pool and --limit are refused out of range, never adjusted
+    make = ["keys", "queries", d / "locked", "--key", d / "owner.key", "--users", d / "um.json", "--out"]
+    code, _, err = run(capsys, *make, d / "um-q.safetensors", "--pool", "-5")
+    one_line_error(code, err, "--pool must be in [1, 2000]")
+    assert run(capsys, *make, d / "um-q.safetensors", "--pool", "300", "--set", "queries=64")[0] == 0
+    bb = [*trace, "--queries", d / "um-q.safetensors", "--queries-only"]
+    code, _, err = run(capsys, *bb, "--limit", "0")
+    one_line_error(code, err, "--limit must be at least 1, got 0")
+    code, _, err = run(capsys, *bb, "--limit", "65")
+    one_line_error(code, err, "the query limit must be an integer in [1, 64]")
+    # queries the model cannot take (a consistent file of the wrong shape): refused before any work
+    qs = load_queries(d / "um-q.safetensors")
+    save_queries(dataclasses.replace(qs, inputs=qs.inputs[:, :, :8, :8].contiguous()), d / "um-small.safetensors")
+    code, _, err = run(capsys, *trace, "--queries", d / "um-small.safetensors", "--queries-only")
+    one_line_error(code, err, "the queries are (1, 8, 8) inputs, which this model cannot take")

@@ -41,11 +41,14 @@ from advparams.tracing import (
     trace_weights,
     user_plan,
 )
+from advparams.tracing.queries import check_limit
 from advparams.tracing.queryfile import is_query_file
 from advparams.tracing.roster import Roster
 
 __all__ = ["ANSWERS_FILE", "add_parsers", "cmd_issue", "cmd_queries", "cmd_trace", "cmd_users"]
 
+DEFAULT_POOL = 5000
+"""Images the queries are made from unless ``keys queries --pool N`` says otherwise."""
 ANSWERS_FILE = "answers.json"
 """The file a folder of answers holds (``trace FOLDER --queries-only``)."""
 
@@ -124,7 +127,9 @@ def cmd_queries(args: argparse.Namespace) -> int:
     data = load_split(dataset_name(args, ckpt.meta), args.split, args.data_dir)
     ckpt.check_fits(data)
     config = config_from_dict(QueryConfig, parse_sets(args.set), what="queries")
-    pool = data.tensors()[0][: args.pool]
+    if args.pool is not None and not 1 <= args.pool <= len(data):
+        raise ConfigError(f"--pool must be in [1, {len(data)}] (the images of that split), got {args.pool}")
+    pool = data.tensors()[0][: args.pool or DEFAULT_POOL]
     qs = owner_queries(ckpt.model, owner, roster.mark, pool, config)
     save_queries(qs, args.out, force=args.force)
     emit(
@@ -139,6 +144,10 @@ def cmd_queries(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
+    if not 0.0 < args.rate < 1.0:  # before any work (nan fails too)
+        raise ConfigError(f"--rate is the chance of accusing an innocent user: in (0, 1), got {args.rate}")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {args.limit}")
     roster = Roster.load(args.users)
     if not roster.users:
         raise UserTableError(f"the roster {args.users} lists no users")
@@ -152,13 +161,14 @@ def cmd_trace(args: argparse.Namespace) -> int:
     if args.queries_only:
         qs = load_queries(args.queries)
         where = Path(args.suspect)
+        answered = True
         if where.is_dir() and not (where / "model.json").exists() and (where / ANSWERS_FILE).exists():
             answers: Any = read_answers(where / ANSWERS_FILE, len(qs.inputs))  # a folder of answers
         elif where.is_dir():  # a model: only its answers (to the queries that count) are used
-            answers = load_checkpoint(where, device=device).model
+            answers, answered = load_checkpoint(where, device=device).model, False
         else:
             answers = read_answers(where, len(qs.inputs))
-        count = len(qs.inputs) if args.limit is None else max(1, min(args.limit, len(qs.inputs)))
+        count = check_limit(args.limit, len(qs.inputs))
         bar = progress_bar(count, "gradients at the queries", quiet=args.json, unit="query")
 
         def on_progress(done: int) -> None:
@@ -172,11 +182,12 @@ def cmd_trace(args: argparse.Namespace) -> int:
         finally:
             bar.close()
     else:
+        answered = False
         suspect = load_checkpoint(args.suspect, device=device).model
         original = unlock(locked, owner)
         plan = user_plan(owner, original, roster.mark)
         result = trace_weights(suspect, original, plan, roster.users, args.rate)
-    emit(args, _summary(args, result), _lines(args, result))
+    emit(args, _summary(args, result, answered), _lines(args, result))
     return EXIT_OK if result.accused else EXIT_NO
 
 
@@ -184,9 +195,13 @@ def _top(args: argparse.Namespace, result: TraceResult) -> list[tuple[str, float
     return sorted(zip(result.users, result.scores, strict=True), key=lambda t: -t[1])[: args.show]
 
 
-def _summary(args: argparse.Namespace, result: TraceResult) -> dict[str, Any]:
+def _summary(args: argparse.Namespace, result: TraceResult, answered: bool) -> dict[str, Any]:
+    """The ``--json`` object, in docs/cli.md's conventions: ``checkpoint`` the suspect model
+    read (null when it is a file of answers, then named by ``answers``), ``key`` the owner key."""
     return {
-        "suspect": args.suspect,
+        "checkpoint": None if answered else args.suspect,
+        "answers": args.suspect if answered else None,
+        "key": args.key,
         "mode": "black-box" if args.queries_only else "white-box",
         "accused": list(result.accused),
         "named": bool(result.accused),
@@ -280,7 +295,9 @@ def add_parsers(sub: Any) -> None:
     q.add_argument("--out", required=True, help="query file to write (keep it to yourself)")
     q.add_argument("--dataset", help="data set of the images the queries are made from (default: the checkpoint's)")
     q.add_argument("--split", default="train", choices=("train", "test"), help="its split (default: train)")
-    q.add_argument("--pool", type=int, default=5000, help="images of it to use (default: 5000)")
+    q.add_argument(
+        "--pool", type=int, help=f"images of it to use (default: {DEFAULT_POOL}, or all when the split has fewer)"
+    )
     q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a query setting")
     q.add_argument("--passphrase-file", help=f"passphrase of a sealed owner key (else ${PASSPHRASE_ENV})")
     q.add_argument("--force", action="store_true", help="overwrite an existing query file at --out")

@@ -25,7 +25,15 @@ from advparams.fingerprint import model_fingerprint
 from advparams.keys.key import Key, unlock
 from advparams.tracing.keys import user_plan
 from advparams.tracing.mark import MarkConfig, TraceResult
-from advparams.tracing.queries import QueryConfig, QueryTracer, answer_queries, make_queries, query_code_id
+from advparams.tracing.queries import (
+    QueryConfig,
+    QueryTracer,
+    answer_queries,
+    check_fits,
+    check_limit,
+    make_queries,
+    query_code_id,
+)
 from advparams.tracing.queryfile import QuerySet
 
 __all__ = ["MAX_LABEL", "owner_queries", "read_answers", "trace_answers"]
@@ -77,7 +85,8 @@ def trace_answers(
     plan = user_plan(owner_key, original, queries.mark)
     if queries.code != query_code_id(plan) or queries.original != model_fingerprint(original):
         raise QueryFileError("these queries were made for another owner key, roster or model")
-    n = len(queries.inputs) if limit is None else max(1, min(limit, len(queries.inputs)))
+    n = check_limit(limit, len(queries.inputs))
+    check_fits(locked, queries.inputs)
     if callable(answers) and not isinstance(answers, torch.Tensor):
         labels = answer_queries(answers, queries.inputs[:n]).reshape(-1)
         if labels.numel() != n:

@@ -45,6 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from advparams.errors import ConfigError, UserTableError
+
 __all__ = ["TardosCode", "accusation_threshold", "observation", "scores"]
 
 _DOMAIN = b"advparams-tardos-v1\0"
@@ -83,7 +85,7 @@ def accusation_threshold(observed: torch.Tensor, biases: torch.Tensor, users: in
     of the grid is a valid bound, so the grid only costs tightness.
     """
     if not 0.0 < rate < 1.0:
-        raise ValueError(f"the false-accusation rate must be in (0, 1), got {rate}")
+        raise ConfigError(f"the false-accusation rate must be in (0, 1), got {rate}")
     p = biases.to(torch.float64)
     y = observed.to(torch.float64)
     keep = y != 0
@@ -120,9 +122,9 @@ class TardosCode:
         if len(self.secret) < 16:
             raise ValueError("a Tardos code's secret needs at least 16 bytes")
         if self.length < 1:
-            raise ValueError(f"a code needs at least one position, got {self.length}")
+            raise ConfigError(f"a code needs at least one position, got {self.length}")
         if self.colluders < 1:
-            raise ValueError(f"colluders must be at least 1, got {self.colluders}")
+            raise ConfigError(f"colluders must be at least 1, got {self.colluders}")
 
     @property
     def cutoff(self) -> float:
@@ -138,7 +140,7 @@ class TardosCode:
     def codeword(self, user: str) -> torch.Tensor:
         """User ``user``'s codeword (bool, ``length`` bits)."""
         if not user:
-            raise ValueError("a user id must not be empty")
+            raise UserTableError("a user id must not be empty")
         return _uniforms(self.secret, b"user\0" + user.encode("utf-8"), self.length) < self.biases()
 
     def codewords(self, users: Sequence[str]) -> torch.Tensor:

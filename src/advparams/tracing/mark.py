@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from advparams.errors import CheckpointError, ConfigError, UserTableError
 from advparams.registry import validated
 from advparams.tracing.code import TardosCode, accusation_threshold, scores
 
@@ -77,13 +78,13 @@ class MarkConfig:
 
     def __post_init__(self) -> None:
         if self.positions < 1:
-            raise ValueError(f"positions must be at least 1, got {self.positions}")
+            raise ConfigError(f"positions must be at least 1, got {self.positions}")
         if not 0.0 < self.strength <= 1.0:
-            raise ValueError(f"strength must be in (0, 1], got {self.strength}")
+            raise ConfigError(f"strength must be in (0, 1], got {self.strength}")
         if self.colluders < 1:
-            raise ValueError(f"colluders must be at least 1, got {self.colluders}")
+            raise ConfigError(f"colluders must be at least 1, got {self.colluders}")
         if not 0.0 < self.false_accusation < 1.0:
-            raise ValueError(f"false_accusation must be in (0, 1), got {self.false_accusation}")
+            raise ConfigError(f"false_accusation must be in (0, 1), got {self.false_accusation}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,7 +111,9 @@ class MarkPlan:
         return {name: torch.tensor(js, dtype=torch.int64) for name, js in out.items()}
 
 
-def _markable(state: Mapping[str, torch.Tensor], config: MarkConfig) -> list[str]:
+def markable_names(state: Mapping[str, torch.Tensor], config: MarkConfig) -> list[str]:
+    """The tensors of ``state`` the mark may use: floating weights (``dim >= 2``) that
+    ``config.include`` names (all when empty) and ``config.exclude`` does not."""
     names = []
     for name, t in state.items():
         if t.dim() < 2 or not t.is_floating_point():
@@ -138,13 +141,21 @@ def mark_plan(
     """
     cfg = config or MarkConfig()
     state = model.state_dict()
-    names = [n for n in _markable(state, cfg) if within is None or n in within]
+    names = [n for n in markable_names(state, cfg) if within is None or n in within]
     allowed = [None if within is None else within[n].reshape(-1).to(torch.int64).cpu() for n in names]
     sizes = [state[n].numel() if a is None else int(a.numel()) for n, a in zip(names, allowed, strict=True)]
     total = sum(sizes)
     skip = {(n, int(i)) for n, idx in (exclude or {}).items() for i in idx.reshape(-1).tolist()}
+    if not names:
+        raise ConfigError(
+            f"the mark's include {list(cfg.include)} and exclude {list(cfg.exclude)} patterns leave no weight "
+            "tensor of this model to mark (a roster's mark is set at 'keys users create --set include=...')"
+        )
     if total - len(skip) < cfg.positions:
-        raise ValueError(f"the model has {total} markable weights; {cfg.positions} positions cannot be marked")
+        raise ConfigError(
+            f"the mark asks for {cfg.positions} positions but this model has {total - len(skip)} markable weights: "
+            f"create a roster with --set positions=N, N at most {total - len(skip)}"
+        )
     starts = np.cumsum([0, *sizes])
     chosen: list[tuple[str, int]] = []
     seen: set[int] = set()
@@ -152,7 +163,7 @@ def mark_plan(
     while len(chosen) < cfg.positions:
         want = 2 * (cfg.positions - len(chosen)) + 64
         if block >= 256:
-            raise ValueError(
+            raise ConfigError(
                 f"only {len(chosen)} of {cfg.positions} positions could be marked outside the excluded ones"
             )
         stream = hashlib.shake_256(_DOMAIN + secret + block.to_bytes(8, "little")).digest(8 * want)
@@ -228,7 +239,7 @@ def observe(suspect: nn.Module, original: nn.Module, plan: MarkPlan) -> torch.Te
     y = torch.zeros(len(plan.names), dtype=torch.float64)
     for name, js in plan.groups().items():
         if name not in a or a[name].shape != b[name].shape:
-            raise ValueError(f"the suspect has no tensor {name!r} of the original's shape")
+            raise CheckpointError(f"the suspect has no tensor {name!r} of the original's shape: not a copy of this model")
         idx = plan.indices[js]
         w = a[name].detach().reshape(-1)[idx.to(a[name].device)].double().cpu()
         w0 = b[name].detach().reshape(-1)[idx.to(b[name].device)].double().cpu()
@@ -271,7 +282,7 @@ class TraceResult:
 def trace_observation(observed: torch.Tensor, plan: MarkPlan, users: Sequence[str], rate: float) -> TraceResult:
     """Scores ``users`` against an observation and accuses those above the threshold."""
     if not users:
-        raise ValueError("tracing needs at least one user")
+        raise UserTableError("tracing needs at least one user")
     p = plan.code.biases()
     s = scores(observed, plan.code.codewords(users), p)
     tau = accusation_threshold(observed, p, len(users), rate)

@@ -34,7 +34,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from advparams.errors import DataError
+from advparams.devices import model_device, model_float_dtype
+from advparams.errors import ConfigError, DataError, QueryFileError, UserTableError
+from advparams.metrics.accuracy import logits_of, model_input, select_logits
 from advparams.registry import validated
 from advparams.tracing.mark import MarkPlan, MarkWriter, TraceResult, trace_observation
 
@@ -60,13 +62,13 @@ class QueryConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.queries <= 100_000:
-            raise ValueError(f"queries must be in [1, 100000], got {self.queries}")
+            raise ConfigError(f"queries must be in [1, 100000], got {self.queries}")
         if not 0.0 < self.shrinkage <= 100.0:
-            raise ValueError(f"shrinkage must be in (0, 100], got {self.shrinkage}")
+            raise ConfigError(f"shrinkage must be in (0, 100], got {self.shrinkage}")
         if not 1 <= self.steps <= 60:
-            raise ValueError(f"steps must be in [1, 60], got {self.steps}")
+            raise ConfigError(f"steps must be in [1, 60], got {self.steps}")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+            raise ConfigError(f"batch_size must be positive, got {self.batch_size}")
 
 
 def query_code_id(plan: MarkPlan) -> str:
@@ -82,18 +84,67 @@ def answer_queries(
     model: nn.Module | Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, batch_size: int = 1024
 ) -> torch.Tensor:
     """The labels ``model`` gives ``inputs`` (int64): what a black-box suspect answers.
-    ``model`` may be any callable from a batch to scores or to labels."""
+    ``model`` may be any module (its output read as every verb reads it: a tensor, or
+    the scores in a tuple, dict or Hugging Face output; see ``--model-output``) or any
+    callable from a batch to scores or to labels."""
     out = []
     if isinstance(model, nn.Module):
         model.eval()
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        device, dtype = model_device(model), model_float_dtype(model)
     else:
-        device = torch.device("cpu")
+        device, dtype = torch.device("cpu"), inputs.dtype
     for start in range(0, len(inputs), batch_size):
-        y = model(inputs[start : start + batch_size].to(device))
-        y = torch.as_tensor(y)
+        x = inputs[start : start + batch_size]
+        if isinstance(model, nn.Module):
+            y = logits_of(model, model_input(x, device, dtype))
+        else:
+            y = _answers_of(model(x))
         out.append((y.argmax(1) if y.dim() == 2 else y).to(torch.int64).cpu())
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
+
+
+def check_limit(limit: int | None, available: int) -> int:
+    """How many queries count: all ``available`` (``limit`` None), or ``limit``, which
+    must be in [1, available] (refused, never adjusted)."""
+    if limit is None:
+        return available
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= available:
+        raise ConfigError(f"the query limit must be an integer in [1, {available}] (the queries there are), got {limit}")
+    return limit
+
+
+def check_fits(model: nn.Module, inputs: torch.Tensor) -> None:
+    """Refuses queries that ``model`` cannot take, from one of them (one forward pass of a
+    single input, before any real work).
+
+    Raises:
+        QueryFileError: the queries' shape does not fit the model.
+    """
+    if len(inputs) == 0:
+        raise QueryFileError("the query file holds no queries")
+    x = model_input(inputs[:1], model_device(model), model_float_dtype(model))
+    try:
+        with torch.no_grad():
+            logits_of(model, x)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise QueryFileError(
+            f"the queries are {tuple(inputs.shape[1:])} inputs, which this model cannot take ({str(exc)[:120]})"
+        ) from None
+
+
+def _answers_of(raw: object) -> torch.Tensor:
+    """A callable's answers as a tensor of scores or labels: a tensor or plain numbers as
+    they are; the scores inside a dict, an output object or a tuple of tensors as a
+    module's output is read (:func:`~advparams.metrics.accuracy.select_logits`)."""
+    if isinstance(raw, (list, tuple)) and not (raw and isinstance(raw[0], torch.Tensor)):
+        return torch.as_tensor(raw)
+    y = select_logits(raw)
+    if isinstance(y, torch.Tensor):
+        return y
+    try:
+        return torch.as_tensor(y)  # a NumPy array, say
+    except (TypeError, ValueError, RuntimeError):
+        raise QueryFileError(f"the answering callable returned {type(raw).__name__}, not scores or labels") from None
 
 
 def _bisect(model: nn.Module, a: torch.Tensor, b: torch.Tensor, steps: int, batch_size: int) -> torch.Tensor:
@@ -159,7 +210,7 @@ class QueryTracer:
         progress: Callable[[int], None] | None = None,
     ) -> None:
         if not users:
-            raise ValueError("tracing needs at least one user")
+            raise UserTableError("tracing needs at least one user")
         self.config = config or QueryConfig()
         self.users = tuple(users)
         self.queries = queries
@@ -191,8 +242,10 @@ class QueryTracer:
     def observation(self, answers: torch.Tensor, limit: int | None = None) -> torch.Tensor:
         """The black-box observation ``y`` from the answers to the first ``limit`` queries."""
         if answers.shape != (len(self.queries),):
-            raise ValueError(f"expected {len(self.queries)} answers, one per query, got shape {tuple(answers.shape)}")
-        n = len(self.queries) if limit is None else max(1, min(limit, len(self.queries)))
+            raise QueryFileError(
+                f"expected {len(self.queries)} answers, one per query, got shape {tuple(answers.shape)}"
+            )
+        n = check_limit(limit, len(self.queries))
         a = answers[:n].to(torch.int64)
         c = self.classes[:n]
         b = torch.where(a == c[:, 0], 1.0, torch.where(a == c[:, 1], -1.0, 0.0)).to(torch.float64)
@@ -208,7 +261,7 @@ class QueryTracer:
         y = self.observation(answers, limit)
         result = trace_observation(y, self.plan, self.users, rate)
         return dataclasses.replace(
-            result, queries=len(self.queries) if limit is None else min(limit, len(self.queries))
+            result, queries=check_limit(limit, len(self.queries))
         )
 
     def _prior(self) -> torch.Tensor:
@@ -237,7 +290,7 @@ def _margin_gradients(
     report = progress or (lambda done: None)
     device = next((p.device for p in centre.parameters()), torch.device("cpu"))
     with torch.no_grad():
-        logits = torch.cat([centre(queries[i : i + batch_size].to(device)).float().cpu()
+        logits = torch.cat([logits_of(centre, queries[i : i + batch_size].to(device)).float().cpu()
                             for i in range(0, len(queries), batch_size)])  # fmt: skip
     classes = logits.topk(2, dim=1).indices
     groups = plan.groups()
@@ -274,7 +327,7 @@ def _per_sample_gradients(
     marked = {k: state[k] for k in groups}
 
     def margin(sub: dict[str, torch.Tensor], x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return (functional_call(model, {**state, **sub}, (x[None],))[0] * w).sum()
+        return (select_logits(functional_call(model, {**state, **sub}, (x[None],)))[0] * w).sum()
 
     per_query = vmap(grad(margin), in_dims=(None, 0, 0))
     out = []
@@ -285,7 +338,7 @@ def _per_sample_gradients(
         w[torch.arange(len(c)), c[:, 0]] = 1.0
         w[torch.arange(len(c)), c[:, 1]] = -1.0
         x = queries[start : start + batch].to(device)
-        width = model(x[:1]).shape[1]
+        width = logits_of(model, x[:1]).shape[1]
         w = torch.nn.functional.pad(w, (0, width - w.shape[1]))[:, :width].to(device)
         out.append((start, {k: v.detach() for k, v in per_query(marked, x, w).items()}))
         report(start + len(c))
@@ -304,7 +357,7 @@ def _looped_gradients(
     out = []
     for q in range(len(queries)):
         model.zero_grad(set_to_none=True)
-        scores = model(queries[q : q + 1].to(device))
+        scores = logits_of(model, queries[q : q + 1].to(device))
         (scores[0, classes[q, 0]] - scores[0, classes[q, 1]]).backward()
         grads = {}
         for name in groups:

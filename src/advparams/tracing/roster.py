@@ -61,13 +61,14 @@ class Roster:
 
     def add(self, *users: str) -> Roster:
         """A roster with ``users`` added (an id already listed is an error)."""
-        for u in users:
-            _check_user(u)
-        clash = sorted({u for u in users if u in self.users or users.count(u) > 1})
-        if clash:
-            raise UserTableError(f"user {clash[0][:40]!r} is already in the roster")
         if len(self.users) + len(users) > MAX_USERS:
             raise UserTableError(f"a roster holds at most {MAX_USERS} users")
+        seen = set(self.users)  # linear in the roster: a set, not a scan per user
+        for u in users:
+            _check_user(u)
+            if u in seen:
+                raise UserTableError(f"user {u[:40]!r} is already in the roster")
+            seen.add(u)
         return replace(self, users=(*self.users, *users))
 
     def require(self, user: str) -> None:
