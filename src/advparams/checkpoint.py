@@ -228,6 +228,8 @@ def _state_bytes(architecture: str, arguments: dict[str, Any], dtype: torch.dtyp
         with torch.device("meta"):
             model = MODELS.build(architecture, arguments).to(dtype)
         return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    except ConfigError as exc:
+        raise CheckpointError(f"{where}: {exc}") from None
     except AdvParamsError:
         raise
     except (TypeError, ValueError, RuntimeError, OverflowError, MemoryError) as exc:

@@ -7,12 +7,13 @@ parametrised contract tests, so a newly registered method is offered and tested 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import math
 import re
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from advparams.errors import ConfigError, UnknownNameError
@@ -102,8 +103,23 @@ def check_kwargs(fn: Callable[..., Any], options: Mapping[str, Any], *, what: st
         return
     unknown = sorted(set(options) - set(params))
     if unknown:
-        accepted = ", ".join(p for p in params if p != "self") or "none"
-        raise ConfigError(f"{what} got unknown option(s) {', '.join(unknown)}; accepted: {accepted}")
+        accepted = [p for p in params if p != "self"]
+        raise ConfigError(
+            f"{what} got unknown option(s) {', '.join(unknown)}{did_you_mean(unknown, accepted)}; "
+            f"accepted: {', '.join(accepted) or 'none'}"
+        )
+
+
+def did_you_mean(unknown: Sequence[str], known: Iterable[str]) -> str:
+    """`` (did you mean X?)`` for the known names closest to the unknown ones, or "".
+
+    Example:
+        >>> did_you_mean(["max_param"], ["max_params", "seed"])
+        ' (did you mean max_params?)'
+    """
+    known = list(known)
+    close = [m for u in unknown for m in difflib.get_close_matches(str(u), known, n=1, cutoff=0.6)]
+    return f" (did you mean {', '.join(dict.fromkeys(close))}?)" if close else ""
 
 
 def config_from_dict(config_cls: type[T], options: Mapping[str, Any], *, what: str = "config") -> T:
@@ -114,7 +130,10 @@ def config_from_dict(config_cls: type[T], options: Mapping[str, Any], *, what: s
     fields = {f.name for f in dataclasses.fields(config_cls)}  # type: ignore[arg-type]
     unknown = sorted(set(options) - fields)
     if unknown:
-        raise ConfigError(f"{what} got unknown option(s) {', '.join(unknown)}; accepted: {', '.join(sorted(fields))}")
+        raise ConfigError(
+            f"{what} got unknown option(s) {', '.join(unknown)}{did_you_mean(unknown, fields)}; "
+            f"accepted: {', '.join(sorted(fields))}"
+        )
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
     hints = _field_types(config_cls)
     for k, v in values.items():

@@ -94,7 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with model_output(getattr(args, "model_output", "auto")):
-            return exit_status(func(args))
+            code = exit_status(func(args))
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+            return code
+    except BrokenPipeError:
+        return _reader_gone()
     except KeyboardInterrupt:
         print("advparams: interrupted; nothing was half-written", file=sys.stderr)
         return 130
@@ -109,6 +113,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
 
+EXIT_PIPE = 141
+"""The reader of standard output went away (``advparams list --json | head``): 128 + SIGPIPE, as
+the shell's own tools exit; nothing more is printed."""
+
+
+def _reader_gone() -> int:
+    """Points stdout at /dev/null (so that Python's flush at exit stays quiet) and
+    returns :data:`EXIT_PIPE`."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_PIPE
+
+
 def _fail(exc: BaseException, *, command: str | None, as_json: bool, debug: bool) -> int:
     if debug:
         import traceback
@@ -118,7 +137,10 @@ def _fail(exc: BaseException, *, command: str | None, as_json: bool, debug: bool
     print(f"advparams: error: {line}", file=sys.stderr)
     code = getattr(exc, "exit_code", EXIT_ERROR)
     if as_json:
-        emit_error(command, line, code)
+        try:
+            emit_error(command, line, code)
+        except BrokenPipeError:
+            return _reader_gone()
     return int(code)
 
 

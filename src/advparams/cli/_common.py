@@ -55,6 +55,10 @@ class Parser(argparse.ArgumentParser):
             self._inside = False
 
     def error(self, message: str) -> Any:  # type: ignore[override]
+        if message.startswith("argument --model: invalid choice"):
+            from advparams.models import MODELS
+
+            message += f"; {MODELS.hint}"
         if Parser.json_errors:
             emit_error(self.prog.removeprefix("advparams").strip() or None, message, EXIT_USAGE)
         super().error(message)

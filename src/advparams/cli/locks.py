@@ -215,6 +215,7 @@ def cmd_unlock(args: argparse.Namespace) -> int:
         "params_restored": key.num_changed,
         "exact": True,
         "fingerprint": key.original_fingerprint,
+        "user": key.info.get("user"),
         "accuracy_locked": acc_locked,
         "accuracy_unlocked": acc_unlocked,
         "dataset": name,
@@ -224,8 +225,12 @@ def cmd_unlock(args: argparse.Namespace) -> int:
         args,
         summary,
         [
-            f"unlocked {args.locked}: {key.num_changed} parameters restored; weights equal the original "
-            f"({short(key.original_fingerprint)})",
+            f"unlocked {args.locked}: {key.num_changed} parameters restored; "
+            + (
+                f"weights equal {user}'s copy ({short(key.original_fingerprint)})"
+                if (user := key.info.get("user"))
+                else f"weights equal the original ({short(key.original_fingerprint)})"
+            ),
             *([f"{name} test accuracy: locked {pct(acc_locked)}, unlocked {pct(acc_unlocked)}"] if args.eval else []),
             f"restored model written to {args.out}",
         ],

@@ -100,6 +100,9 @@ def candidate_dirs(root: Path | None) -> list[Path]:
     dirs: list[Path] = []
     env = os.environ.get("ADVPARAMS_DATA")
     if env:
+        if not Path(env).is_dir():
+            raise DataError(f"ADVPARAMS_DATA is {env[:200]}, which is not a folder: point it at the folder that "
+                            "holds Fashion-MNIST's IDX files, or unset it")  # fmt: skip
         dirs += [Path(env), Path(env) / "fashion-mnist"]
     dirs += [SYSTEM_DIR, cache_dir()]
     return dirs
@@ -113,8 +116,12 @@ def cache_dir() -> Path:
 
 def find_dir(split: str, root: Path | None) -> Path | None:
     """The first candidate folder that holds both files of ``split``."""
-    for d in candidate_dirs(root):
+    dirs = candidate_dirs(root)
+    for d in dirs:
         if all((d / f).is_file() for f in FILES[split]):
+            env = os.environ.get("ADVPARAMS_DATA")
+            if root is None and env and d not in (Path(env), Path(env) / "fashion-mnist"):
+                log.warning("ADVPARAMS_DATA (%s) holds no Fashion-MNIST %s files; using %s", env, split, d)
             return d
     return None
 
