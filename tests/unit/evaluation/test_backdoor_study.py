@@ -30,7 +30,7 @@ TINY_BD = {
         "asr_samples": 100,
         "codecs": ["jpeg", "webp"],
         "qualities": [30, 90],
-        "transformations": {"rotation": [10.0], "noise": [5.0], "combined": [1.0]},
+        "transformations": {"rotation": [5.0, 10.0], "noise": [5.0], "combined": [1.0]},
         "attacks": [
             {"name": "badnets"},
             {"name": "blend", "options": {"alpha": 0.2}, "measure": ["compression"]},
