@@ -110,6 +110,14 @@ def check_kwargs(fn: Callable[..., Any], options: Mapping[str, Any], *, what: st
         )
 
 
+def _finite(v: float) -> bool:
+    """Whether ``v`` is a finite float (an integer too large for a float is not)."""
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
 def did_you_mean(unknown: Sequence[str], known: Iterable[str]) -> str:
     """`` (did you mean X?)`` for the known names closest to the unknown ones, or "".
 
@@ -176,8 +184,7 @@ def _type_problem(v: Any, hint: Any) -> str:
     if hint is int:
         return "" if isinstance(v, int) and not isinstance(v, bool) else "an integer"
     if hint is float:
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
-        return "" if ok else "a finite number"
+        return "" if isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) else "a finite number"
     if hint is str:
         return "" if isinstance(v, str) else "a string"
     if origin is tuple:

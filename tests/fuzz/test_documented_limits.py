@@ -29,6 +29,7 @@ MODULES = [
     "advparams.fingerprints.infip",
     "advparams.imaging",
     "advparams.tracing.roster",
+    "advparams.tracing.queryfile",
     "advparams.tracing.blackbox",
     "advparams.keys.seal",
     "advparams.keys.io",

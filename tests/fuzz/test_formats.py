@@ -326,13 +326,6 @@ def test_roster(work, traced, kind, data) -> None:
     refused_or_read(lambda: Roster.load(path))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="advparams.registry._type_problem calls float() on an integer given for a float option, which "
-    "raises OverflowError for integers beyond about 1.8e308; Roster.from_bytes catches only ValueError and "
-    "ConfigError, so a roster whose mark.strength is 10**400 (digest valid) is an 'unexpected OverflowError' "
-    "at `advparams keys users list ROSTER` (found by HYPOTHESIS_PROFILE=explore)",
-)
 def test_roster_with_a_huge_integer_setting(work, traced) -> None:
     body = json.loads(traced["roster"])
     body["mark"]["strength"] = 10**400
@@ -545,13 +538,6 @@ def test_oversized_counts_cost_a_scan_not_their_values(work, fingerprints) -> No
         assert refused_or_read(lambda p=path, r=reader: r(p), mib=bound) is None, path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="advparams.tracing.queryfile.load_queries checks no shape: a query file's tensor is copied and hashed "
-    "(twice more) before anything about it is checked, so a 61 MB file of one 1x4000x4000 query costs about "
-    "244 MiB, a 256 MiB one about 1 GiB; it needs a cap on the queries' shape from the header "
-    "(open_safetensors(check=...)) and trace a check against the model's input shape",
-)
 def test_a_query_file_of_huge_queries_is_refused_from_its_header(work, traced) -> None:
     side = 4000
     n = int.from_bytes(traced["queries"][:8], "little")

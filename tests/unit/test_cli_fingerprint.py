@@ -132,11 +132,6 @@ def test_verify_refuses_probes_the_models_cannot_take_before_running_any(models,
     assert seen == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="advparams.registry._type_problem calls float() on an integer given for a float option: "
-    "OverflowError (an 'unexpected' error) for integers beyond about 1.8e308, instead of a ConfigError",
-)
 def test_extract_refuses_an_option_too_large_for_a_float(models, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
     _, (owner, *_) = models
     code, _, err = run(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from advparams import __version__
 from advparams.errors import QueryFileError
 from advparams.files import (
     LIMITS,
+    TensorSpec,
     atomic_write_bytes,
     is_safetensors_format,
     open_safetensors,
@@ -101,10 +103,39 @@ def _json(meta: dict[str, str], name: str) -> Any:
     return value
 
 
+MAX_QUERY_SIDE = 1024
+"""Largest side of a query (each dimension after the first), checked from the header."""
+MAX_QUERY_VALUES = 2**24
+"""Most values of one query, checked from the header (a 3x1024x1024 image is 3,145,728)."""
+
+
+def _check_specs(meta: dict[str, str], specs: dict[str, TensorSpec]) -> None:
+    """The declared tensors, before any is copied: one float32 batch of queries whose
+    every query fits :data:`MAX_QUERY_SIDE` and :data:`MAX_QUERY_VALUES`."""
+    if set(specs) != {"inputs"}:
+        raise QueryFileError("query file holds unexpected or missing tensors")
+    spec = specs["inputs"]
+    if spec.dtype != "F32" or len(spec.shape) < 2 or spec.shape[0] < 1:
+        raise QueryFileError("query file is corrupt ('inputs' is not a float32 batch)")
+    each = spec.shape[1:]
+    if max(each) > MAX_QUERY_SIDE or math.prod(each) > MAX_QUERY_VALUES:
+        raise QueryFileError(
+            f"the queries are {'x'.join(map(str, each))} inputs: at most {MAX_QUERY_SIDE} per side and "
+            f"{MAX_QUERY_VALUES} values each"
+        )
+
+
 def queries_from_bytes(data: bytes) -> QuerySet:
-    """Parses a query file, checking its format, version, digest and every field."""
+    """Parses a query file, checking its format, version, digest and every field (the
+    queries' shape from the header, before any tensor is copied)."""
     meta, tensors = open_safetensors(
-        data, what="query file", file_format=QUERY_FORMAT, version=QUERY_VERSION, digest=_digest, error=QueryFileError
+        data,
+        what="query file",
+        file_format=QUERY_FORMAT,
+        version=QUERY_VERSION,
+        digest=_digest,
+        error=QueryFileError,
+        check=_check_specs,
     )
     if set(tensors) != {"inputs"}:
         raise QueryFileError("query file holds unexpected or missing tensors")
