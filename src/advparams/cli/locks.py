@@ -104,11 +104,12 @@ def cmd_lock(args: argparse.Namespace) -> int:
     rep = result.report
     problem = rep.problem()
     if problem and not args.allow_partial:
-        advice = (
-            "check the checkpoint and --dataset"
-            if rep.lock_accuracy_before <= rep.target_accuracy
-            else "raise the budget (--set max_params=N) or lower the target"
-        )
+        if rep.lock_accuracy_before <= rep.target_accuracy:
+            advice = "check the checkpoint and --dataset"
+        elif rep.certified is False and rep.lock_accuracy_after <= rep.target_accuracy:
+            advice = "give the search more lock samples (--set num_samples=N) or the check more (--set check_samples=N)"
+        else:
+            advice = "raise the budget (--set max_params=N) or lower the target"
         raise LockIncompleteError(f"{problem}; nothing was written: {advice}, or accept it with --allow-partial")
     acc_before = acc_locked = None
     if test_data is not None:
@@ -154,6 +155,10 @@ def cmd_lock(args: argparse.Namespace) -> int:
         "lock_forward_passes": rep.forward_passes,
         "lock_backward_passes": rep.backward_passes,
         "holdout_accuracy_after": rep.holdout_accuracy_after,
+        "check_samples": rep.check_samples,
+        "check_accuracy": rep.check_accuracy,
+        "check_bound": rep.check_bound,
+        "certified": rep.certified,
         "lock_seconds": rep.seconds,
         "seconds": time.perf_counter() - start,
     }
@@ -171,6 +176,15 @@ def cmd_lock(args: argparse.Namespace) -> int:
                     f"{rep.forward_passes:.1f} forward and {rep.backward_passes:.1f} backward passes"
                 ]
                 if rep.holdout_samples
+                else []
+            ),
+            *(
+                [
+                    f"unseen data: {pct(rep.check_accuracy)} on {rep.check_samples} check samples the search never "
+                    f"saw; the {100 * (rep.check_level or 0):.0f} % upper bound {pct(rep.check_bound)} "
+                    f"{'certifies' if rep.certified else 'does not certify'} the target {pct(rep.target_accuracy)}"
+                ]
+                if rep.check_samples
                 else []
             ),
             *([f"PARTIAL LOCK (accepted with --allow-partial): {problem}"] if problem else []),

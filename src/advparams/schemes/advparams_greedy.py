@@ -47,7 +47,7 @@ def greedy_search(
     changed: list[tuple[str, int]] = []
     rounds, stopped = 0, "target"
     hold_acc: float | None = None
-    held_target = holdout_target(cfg.confidence, setup, held)
+    held_target = holdout_target(cfg.confidence, setup, held, cfg.holdout_rule, cfg.check_level)
 
     def held_accuracy() -> float:
         if held is None:

@@ -15,6 +15,7 @@ from torch import nn
 
 from advparams.devices import model_device
 from advparams.metrics.accuracy import logits_of
+from advparams.metrics.binomial import binomial_upper_bound
 from advparams.schemes.base import LockProgress
 from advparams.schemes.lock_samples import LockBatches, lock_objective
 from advparams.schemes.locking import LockSetup, Search, tensor_bounds
@@ -22,7 +23,15 @@ from advparams.schemes.locking import LockSetup, Search, tensor_bounds
 if TYPE_CHECKING:
     from advparams.schemes.advparams import AdvParamsConfig
 
-__all__ = ["batched_search", "found_search", "holdout_target", "move_scores", "split_samples", "stop_reason"]
+__all__ = [
+    "batched_search",
+    "certifiable_rate",
+    "found_search",
+    "holdout_target",
+    "move_scores",
+    "split_samples",
+    "stop_reason",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +52,45 @@ def move_scores(
     return torch.where(room > 0, grad.abs(), torch.zeros_like(grad))
 
 
-def holdout_target(confidence: float, setup: LockSetup, held: LockBatches | None) -> float:
-    """The accuracy the held-out samples must reach: the target ``t`` less ``confidence``
-    binomial standard errors ``sqrt(t (1 - t) / n_held)``, but never below the midpoint of
-    chance and ``t`` (nor above ``t``) [inferred; ours]. With few held-out samples the
-    margin alone would ask for a model worse than chance: a locked model near chance
-    answers each class about as often as the held-out samples hold it, so it would go on
-    changing values to fit the held-out sample's class counts."""
+def holdout_target(
+    confidence: float, setup: LockSetup, held: LockBatches | None, rule: str = "margin", level: float = 0.95
+) -> float:
+    """The accuracy the held-out samples must reach [ours].
+
+    ``rule="bound"``: the largest accuracy whose one-sided Clopper-Pearson bound at
+    ``level`` on the held-out samples is at most the target ``t``, so that they certify it
+    on their own (the search looks at them after every round, so this is not yet a
+    guarantee: the check set gives that).
+
+    ``rule="margin"``: ``t`` less ``confidence`` binomial standard errors
+    ``sqrt(t (1 - t) / n_held)``, but never below the midpoint of chance and ``t`` (nor
+    above ``t``). With few held-out samples the margin alone would ask for a model worse
+    than chance: a locked model near chance answers each class about as often as the
+    held-out samples hold it, so it would go on changing values to fit the held-out
+    sample's class counts. Measured to let test accuracy above ``t`` through
+    (``docs/advparams.md``, "The target on unseen data")."""
     target = setup.target
     if held is None:
         return target
+    if rule == "bound":
+        return certifiable_rate(target, held.n, level)
     margin = target - confidence * math.sqrt(max(target * (1.0 - target), 0.0) / held.n)
     chance = 1.0 / setup.num_classes if setup.num_classes > 0 else 0.0
     return min(target, max(margin, (chance + target) / 2))
+
+
+def certifiable_rate(target: float, n: int, level: float) -> float:
+    """The largest share ``x / n`` whose one-sided Clopper-Pearson bound at ``level`` is
+    at most ``target`` (-1 when not even 0 of ``n`` is).
+
+    Example:
+        >>> certifiable_rate(0.12, 1000, 0.95)
+        0.102
+    """
+    x = min(n, math.floor(target * n))
+    while x >= 0 and binomial_upper_bound(x, n, level) > target:
+        x -= 1
+    return x / n if x >= 0 else -1.0
 
 
 def stop_reason(
@@ -146,7 +181,7 @@ def batched_search(
     changed: list[tuple[str, int]] = []
     rounds, k, stopped = 0, cfg.first_batch, "target"
     hold_acc: float | None = None
-    held_target = holdout_target(cfg.confidence, setup, held)
+    held_target = holdout_target(cfg.confidence, setup, held, cfg.holdout_rule, cfg.check_level)
     last: list[tuple[str, int, float, float]] = []
     moves: dict[tuple[str, int], tuple[float, float]] = {}
     while True:

@@ -39,7 +39,8 @@ class LockReport:
             ``"shuffled"`` (the hardened lock's one shuffle).
         seconds: wall-clock time of the lock.
         changed_per_tensor: values changed in each tensor.
-        target_met: ``lock_accuracy_after <= target_accuracy``.
+        target_met: ``lock_accuracy_after <= target_accuracy``, the held-out share at its
+            own target where there is one, and ``certified`` not False.
         forward_passes: forward computation spent, in passes over all the lock samples
             (a forward over a quarter of them counts 0.25).
         backward_passes: backward computation spent, likewise.
@@ -48,6 +49,17 @@ class LockReport:
         holdout_accuracy_after: accuracy on the held-out share of the lock samples,
             which the stop rule requires at the target too; None where nothing was.
         holdout_samples: lock samples held out for the stop rule (0: none).
+        check_samples: samples of the check set, drawn from the data apart from the lock
+            samples and never seen by the search (0: none).
+        check_accuracy: the locked model's accuracy on them; None without a check.
+        check_bound: the one-sided Clopper-Pearson upper bound on the locked model's
+            accuracy on unseen data at ``check_level``; None without a check.
+        check_level: the confidence of that bound.
+        certified: True when ``check_bound <= target_accuracy``: the target holds on
+            unseen data (from the data's distribution) with probability ``check_level``;
+            False when it is above, or when a check was asked for and the data held no
+            samples for it; None when no check was asked for (``check_samples=0``, or a
+            scheme without one). ``target_met`` requires it not to be False.
     """
 
     scheme: str
@@ -68,6 +80,11 @@ class LockReport:
     search_accuracy_after: float | None = None
     holdout_accuracy_after: float | None = None
     holdout_samples: int = 0
+    check_samples: int = 0
+    check_accuracy: float | None = None
+    check_bound: float | None = None
+    check_level: float | None = None
+    certified: bool | None = None
 
     def problem(self) -> str | None:
         """What is wrong with this lock, as one sentence, or None: nothing to lock (the
@@ -77,6 +94,20 @@ class LockReport:
             return (
                 f"nothing to lock: the model's accuracy on the lock samples is already {100 * before:.2f} %, "
                 f"at or below the target {100 * target:.2f} % (is it trained, and for this data set?)"
+            )
+        if self.certified is False and after <= target:
+            if not self.check_samples:
+                return (
+                    "the lock's target could not be checked on unseen data: the data holds no samples beyond "
+                    f"the {self.num_samples} lock samples (lower --set num_samples, give more data, or skip the "
+                    "check with --set check_samples=0)"
+                )
+            assert self.check_accuracy is not None and self.check_bound is not None
+            return (
+                f"the lock's target is not certified on unseen data: {100 * self.check_accuracy:.2f} % on "
+                f"{self.check_samples} check samples the search never saw, whose "
+                f"{100 * (self.check_level or 0):.0f} % upper bound {100 * self.check_bound:.2f} % is above the "
+                f"target {100 * target:.2f} % (stopped: {self.stopped} after {self.params_changed} changed values)"
             )
         if not self.target_met:
             return (

@@ -88,6 +88,11 @@ class HardenedConfig:
             float32). 0: the locked tensors hold the original's values, only moved, which
             anyone holding the locked model and one other version of the weights can
             compare; per-user keys (``docs/tracing.md``) need 23 [ours].
+        check_samples: samples drawn from the data apart from the lock samples, never used
+            to choose the secret; the lock meets its target only when the one-sided
+            Clopper-Pearson bound on its accuracy on them at ``check_level`` is at most the
+            target (as :class:`~advparams.schemes.advparams.AdvParams`) [ours]. 0: no check.
+        check_level: the confidence of that bound.
     """
 
     fraction: float = 1.0
@@ -102,6 +107,8 @@ class HardenedConfig:
     max_draws: int = 64
     confidence: float = 1.5
     dither: int = 0
+    check_samples: int = 1000
+    check_level: float = 0.95
 
     def __post_init__(self) -> None:
         if not 0.0 < self.fraction <= 1.0:
@@ -217,6 +224,9 @@ class Hardened(Scheme[HardenedConfig]):
             num_samples=setup.samples.n,
             rounds=1,
             stopped="shuffled",
+            passes=(float(drawn), 0.0),
+            check=setup.certify(copy.deepcopy(locked).float()),
+            check_asked=setup.check_asked,
         )
         return LockResult(locked, key, report)
 

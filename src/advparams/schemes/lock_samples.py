@@ -6,6 +6,7 @@ benchmarks draw the same samples as the schemes (:mod:`advparams.schemes.locking
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -13,8 +14,9 @@ from torch import nn
 
 from advparams.data.base import DataLike, all_labels, balanced_indices, gather
 from advparams.metrics.accuracy import logits_of, model_input
+from advparams.metrics.binomial import binomial_upper_bound
 
-__all__ = ["LockBatches", "lock_objective"]
+__all__ = ["LockBatches", "LockCheck", "certify", "check_batches", "lock_objective"]
 
 
 def lock_objective(logits: torch.Tensor, labels: torch.Tensor, objective: str, cap: float) -> torch.Tensor:
@@ -46,7 +48,11 @@ class LockBatches:
         device: torch.device,
     ) -> None:
         idx = balanced_indices(all_labels(data), num_samples, generator)
+        self._take(data, idx, batch_size, device)
+
+    def _take(self, data: DataLike, idx: torch.Tensor, batch_size: int, device: torch.device) -> None:
         x, y = gather(data, idx)
+        self.indices = idx
         self._set(model_input(x, device, torch.float32), y.to(device), batch_size)
 
     def _set(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> None:
@@ -58,6 +64,7 @@ class LockBatches:
         """Samples ``start:stop`` as a set of their own (the draw is class-balanced in
         round-robin order, so a contiguous part is balanced too)."""
         out = LockBatches.__new__(LockBatches)
+        out.indices = self.indices[start:stop]
         out._set(self.x[start:stop], self.y[start:stop], self.batch_size)
         return out
 
@@ -108,3 +115,60 @@ class LockBatches:
             for p in params.values():
                 p.requires_grad_(False)
                 p.grad = None
+
+
+def check_batches(
+    data: DataLike, lock: LockBatches, num_samples: int, generator: torch.Generator, device: torch.device
+) -> LockBatches | None:
+    """The check set: up to ``num_samples`` samples of ``data`` drawn class-balanced from
+    those that are not lock samples; None when there are none.
+
+    The draw uses a generator seeded from ``generator``'s next number without advancing
+    ``generator`` itself, so a scheme that draws from it later draws as before."""
+    labels = all_labels(data)
+    free = torch.ones(len(labels), dtype=torch.bool)
+    free[lock.indices.cpu()] = False
+    rest = torch.nonzero(free).squeeze(1)
+    if num_samples < 1 or rest.numel() == 0:
+        return None
+    fork = torch.Generator()
+    fork.set_state(generator.get_state())
+    own = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=fork)))
+    out = LockBatches.__new__(LockBatches)
+    out._take(data, rest[balanced_indices(labels[rest], num_samples, own)], lock.batch_size, device)
+    return out
+
+
+@dataclass(frozen=True)
+class LockCheck:
+    """A locked model's accuracy on the check set and what it certifies.
+
+    Attributes:
+        samples: check samples.
+        correct: how many of them the locked model answers right.
+        bound: one-sided Clopper-Pearson upper bound on its accuracy at ``level``.
+        level: the bound's confidence.
+        certified: ``bound <= target``.
+    """
+
+    samples: int
+    correct: int
+    bound: float
+    level: float
+    certified: bool
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.samples
+
+
+def certify(check: LockBatches, model: nn.Module, target: float, level: float) -> LockCheck:
+    """Measures ``model`` on the check set: its target holds on unseen data with
+    probability ``level`` when the upper bound on its accuracy is at most ``target``.
+    The check set must not have steered the model (nothing the search saw)."""
+    correct = 0
+    with torch.no_grad():
+        for xb, yb in check.batches:
+            correct += int((logits_of(model, xb).argmax(1) == yb).sum())
+    bound = binomial_upper_bound(correct, check.n, level)
+    return LockCheck(check.n, correct, bound, level, bound <= target)

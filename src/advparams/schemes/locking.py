@@ -27,17 +27,22 @@ from advparams.errors import AdvParamsError, ConfigError
 from advparams.keys.key import Key
 from advparams.models import count_parameters
 from advparams.schemes.base import LockProgress, LockReport, LockResult, Scheme
-from advparams.schemes.lock_samples import LockBatches
+from advparams.schemes.lock_samples import LockBatches, LockCheck, certify, check_batches
 
 C = TypeVar("C")
 
 
 def check_lock_options(config: Any) -> None:
     """Validation every scheme config shares: at least one lock sample and batch
-    element, and ``include``/``exclude`` as sequences of patterns (a bare string would
-    be read letter by letter). Call it from ``__post_init__``."""
+    element, a check set of 0 to 10^6 samples at a level in [0.5, 1), and
+    ``include``/``exclude`` as sequences of patterns (a bare string would be read letter
+    by letter). Call it from ``__post_init__``."""
     if config.num_samples < 1 or config.batch_size < 1:
         raise ValueError("num_samples and batch_size must be at least 1")
+    if not 0 <= getattr(config, "check_samples", 0) <= 1_000_000:
+        raise ValueError(f"check_samples must be in [0, 1000000], got {config.check_samples}")
+    if not 0.5 <= getattr(config, "check_level", 0.95) < 1.0:
+        raise ValueError(f"check_level must be in [0.5, 1), got {config.check_level}")
     if isinstance(getattr(config, "include", ()), str) or isinstance(getattr(config, "exclude", ()), str):
         raise ValueError("include and exclude are sequences of patterns, not strings")
 
@@ -95,13 +100,23 @@ class LockSetup:
     target: float
     generator: torch.Generator  # the one the samples were drawn with, for any later draws
     num_classes: int = 0  # class scores the model returns (0: not known)
+    check: LockBatches | None = None  # the check set: never shown to the search
+    check_level: float = 0.95
+    check_asked: bool = False  # the config asks for a check (check_samples > 0)
+
+    def certify(self, model: nn.Module) -> LockCheck | None:
+        """``model`` measured on the check set (None when there is none)."""
+        if self.check is None:
+            return None
+        return certify(self.check, model, self.target, self.check_level)
 
 
 def prepare_lock(model: nn.Module, data: DataLike, config: Any, generator: torch.Generator | None) -> LockSetup:
     """The start every scheme shares: the clock, a float32 work copy, its candidate
     tensors (the config's ``include``/``exclude``/``include_1d`` where it has them), the
     lock samples (drawn with ``generator``, or one seeded from ``config.seed``) and the
-    stopping target (``config.target_accuracy`` where it has one, else chance + 2)."""
+    stopping target (``config.target_accuracy`` where it has one, else chance + 2), and
+    the check set (``config.check_samples`` of the other samples, where it has that)."""
     start = time.perf_counter()
     gen = generator if generator is not None else torch.Generator().manual_seed(config.seed)
     work = float_work_copy(model)
@@ -114,7 +129,10 @@ def prepare_lock(model: nn.Module, data: DataLike, config: Any, generator: torch
     samples = LockBatches(data, config.num_samples, config.batch_size, gen, model_device(model))
     num_classes = samples.num_classes(work)
     target = default_target(getattr(config, "target_accuracy", None), num_classes)
-    return LockSetup(start, work, cands, samples, target, gen, num_classes)
+    wanted = int(getattr(config, "check_samples", 0))
+    check = check_batches(data, samples, wanted, gen, model_device(model)) if wanted else None
+    level = float(getattr(config, "check_level", 0.95))
+    return LockSetup(start, work, cands, samples, target, gen, num_classes, check, level, wanted > 0)
 
 
 def tensor_bounds(params: Mapping[str, torch.Tensor], margin: float) -> dict[str, tuple[float, float, float]]:
@@ -146,6 +164,8 @@ def finish_lock(
     search_accuracy: float | None = None,
     holdout: int = 0,
     holdout_accuracy: float | None = None,
+    check: LockCheck | None = None,
+    check_asked: bool = False,
 ) -> LockResult:
     """Writes the values of ``work`` at ``positions`` into a copy of ``model`` and keys it.
 
@@ -167,6 +187,8 @@ def finish_lock(
         search_accuracy: accuracy on the samples searched on, where some were held out.
         holdout: lock samples held out for the stop rule.
         holdout_accuracy: accuracy on them.
+        check: the locked model measured on the check set (None: no check).
+        check_asked: a check was asked for (without ``check``: the data held no samples for it).
 
     Values are rounded to each tensor's own dtype; a value that rounds back to the
     original is not a change and is not in the key.
@@ -212,6 +234,8 @@ def finish_lock(
         search_accuracy=search_accuracy,
         holdout=holdout,
         holdout_accuracy=holdout_accuracy,
+        check=check,
+        check_asked=check_asked,
     )
     return LockResult(locked, key, report)
 
@@ -232,8 +256,11 @@ def lock_report(
     search_accuracy: float | None = None,
     holdout: int = 0,
     holdout_accuracy: float | None = None,
+    check: LockCheck | None = None,
+    check_asked: bool = False,
 ) -> LockReport:
     """The :class:`LockReport` of a finished lock; sizes come from ``key``, the time from ``start``."""
+    certified = check.certified if check is not None else (False if check_asked else None)
     return LockReport(
         scheme=scheme,
         params_changed=key.num_changed,
@@ -247,12 +274,19 @@ def lock_report(
         stopped=stopped,
         seconds=time.perf_counter() - start,
         changed_per_tensor=key.counts(),
-        target_met=accuracy_after <= target and (holdout_accuracy is None or holdout_accuracy <= target),
+        target_met=accuracy_after <= target
+        and (holdout_accuracy is None or holdout_accuracy <= target)
+        and certified is not False,
         forward_passes=passes[0],
         backward_passes=passes[1],
         search_accuracy_after=search_accuracy,
         holdout_accuracy_after=holdout_accuracy,
         holdout_samples=holdout,
+        check_samples=check.samples if check is not None else 0,
+        check_accuracy=check.accuracy if check is not None else None,
+        check_bound=check.bound if check is not None else None,
+        check_level=check.level if check is not None else None,
+        certified=certified,
     )
 
 
@@ -306,6 +340,7 @@ class ParameterScheme(Scheme[C]):
         """Locks a copy of ``model`` (see :meth:`Scheme.lock`)."""
         setup = prepare_lock(model, data, self.config, generator)
         found = self.search(model, setup, progress)
+        checked = setup.certify(setup.work)  # the work copy holds the locked values, rounded to the model's dtype
         result = finish_lock(
             self.name,
             self.config_dict(),
@@ -323,6 +358,8 @@ class ParameterScheme(Scheme[C]):
             search_accuracy=found.search_accuracy,
             holdout=found.holdout,
             holdout_accuracy=found.holdout_accuracy,
+            check=checked,
+            check_asked=setup.check_asked,
         )
         expected = sum(int(i.numel()) for i in found.positions.values())
         if found.exact and result.key.num_changed != expected:

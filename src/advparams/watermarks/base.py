@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -27,37 +26,11 @@ from advparams.data.base import DataLike, ImageDataset, iter_batches
 from advparams.devices import model_device, model_float_dtype
 from advparams.errors import AdvParamsError
 from advparams.metrics.accuracy import logits_of, predict
+from advparams.metrics.binomial import binomial_tail
 from advparams.registry import Configurable, Registry, validated
 from advparams.verification import Verification
 
 C = TypeVar("C")
-
-
-def binomial_tail(k: int, n: int, p: float) -> float:
-    """``P(X >= k)`` for ``X ~ Binomial(n, p)``, exactly (sums in log space).
-
-    Example:
-        >>> round(binomial_tail(2, 3, 0.5), 4)
-        0.5
-        >>> binomial_tail(0, 10, 0.3)
-        1.0
-    """
-    if n < 0 or not 0.0 <= p <= 1.0:
-        raise AdvParamsError(f"binomial tail needs n >= 0 and p in [0, 1], got n={n}, p={p}")
-    if k <= 0:
-        return 1.0
-    if k > n:
-        return 0.0
-    if p == 0.0:
-        return 0.0
-    if p == 1.0:
-        return 1.0
-    logs = [
-        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(p) + (n - i) * math.log1p(-p)
-        for i in range(k, n + 1)
-    ]
-    top = max(logs)
-    return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,95 @@
+"""The lock's target on unseen data: a check set the search never sees, and the exact
+binomial bound that certifies the target from it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from scipy import stats
+
+from advparams.metrics.binomial import binomial_cdf, binomial_upper_bound
+from advparams.schemes import AdvParams, Hardened
+from advparams.schemes.advparams_search import certifiable_rate
+from advparams.schemes.lock_samples import LockBatches, check_batches
+from advparams.testing import tiny_data, tiny_trained_classifier
+
+
+@pytest.mark.parametrize(("x", "n", "level"), [(0, 10, 0.95), (5, 96, 0.95), (104, 1000, 0.95), (37, 200, 0.99)])
+def test_the_upper_bound_is_clopper_pearsons(x, n, level) -> None:
+    assert binomial_upper_bound(x, n, level) == pytest.approx(stats.beta.ppf(level, x + 1, n - x), abs=1e-8)
+    assert binomial_cdf(x, n, 0.3) == pytest.approx(stats.binom.cdf(x, n, 0.3), rel=1e-9)
+
+
+@pytest.mark.parametrize("n", [192, 872, 1000])
+def test_the_certifiable_rate_is_the_largest_that_certifies(n) -> None:
+    rate = certifiable_rate(0.12, n, 0.95)
+    x = round(rate * n)
+    assert binomial_upper_bound(x, n, 0.95) <= 0.12 < binomial_upper_bound(x + 1, n, 0.95)
+
+
+def test_the_bound_covers_the_true_rate_at_its_level() -> None:
+    """Over many samples of Binomial(400, 0.12), the bound is below 0.12 at most 5 % of
+    the time (the guarantee the lock's check rests on)."""
+    g = torch.Generator().manual_seed(0)
+    draws = torch.binomial(torch.full((4000,), 400.0), torch.full((4000,), 0.12), generator=g).long().tolist()
+    below = sum(binomial_upper_bound(x, 400, 0.95) <= 0.12 for x in set(draws) for _ in range(draws.count(x)))
+    assert below / len(draws) <= 0.05
+
+
+def test_the_check_set_is_apart_from_the_lock_samples_and_leaves_them_as_they_were() -> None:
+    data = tiny_data(600)
+    lock = LockBatches(data, 300, 100, torch.Generator().manual_seed(3), torch.device("cpu"))
+    again = LockBatches(data, 300, 100, torch.Generator().manual_seed(3), torch.device("cpu"))
+    check = check_batches(data, lock, 200, torch.Generator().manual_seed(3), torch.device("cpu"))
+    assert check is not None and check.n == 200
+    assert not set(check.indices.tolist()) & set(lock.indices.tolist())
+    assert torch.equal(lock.indices, again.indices)
+    assert torch.bincount(check.y, minlength=10).tolist() == [20] * 10  # class-balanced
+    assert check_batches(data, LockBatches(data, 600, 100, torch.Generator(), torch.device("cpu")), 10,
+                         torch.Generator(), torch.device("cpu")) is None  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return tiny_trained_classifier(seed=0)
+
+
+def test_a_lock_whose_check_cannot_certify_the_target_misses_it(trained) -> None:
+    model, data = trained
+    # 20 check samples cannot certify 12 %: even 0 right gives a bound of 13.9 %
+    res = AdvParams(num_samples=300, check_samples=20, max_params=500).lock(model, data)
+    rep = res.report
+    assert rep.check_samples == 20 and rep.check_bound is not None and rep.check_bound > rep.target_accuracy
+    assert rep.certified is False and not rep.target_met
+    assert "not certified on unseen data" in (rep.problem() or "")
+    # the same lock with the check of the default size is certified ...
+    res = AdvParams(num_samples=300, max_params=500).lock(model, data)
+    assert res.report.check_samples == 300 and res.report.certified is True and res.report.target_met
+    # ... and without a check says nothing either way
+    res = AdvParams(num_samples=300, max_params=500, check_samples=0).lock(model, data)
+    assert res.report.certified is None and res.report.check_samples == 0
+
+
+def test_a_check_with_no_data_left_is_a_miss_that_says_why(trained) -> None:
+    model, data = trained
+    res = Hardened(num_samples=len(data)).lock(model, data)
+    assert res.report.certified is False and res.report.check_samples == 0 and not res.report.target_met
+    assert "no samples beyond" in (res.report.problem() or "")
+
+
+def test_lock_exits_4_and_writes_nothing_when_the_check_cannot_certify(capsys, tmp_path) -> None:
+    from advparams.cli import main
+
+    common = ["--dataset", "synthetic", "--device", "cpu"]
+    assert main(["train", "--model", "lenet", "--epochs", "2", "--out", str(tmp_path / "m"), *common, "--json"]) == 0
+    capsys.readouterr()
+    lock = ["lock", str(tmp_path / "m"), "--out", str(tmp_path / "L"), "--key", str(tmp_path / "k.key")]
+    code = main([*lock, "--set", "check_samples=20"])
+    err = capsys.readouterr().err
+    assert code == 4 and "not certified on unseen data" in err and "--set check_samples=N" in err
+    assert not (tmp_path / "L").exists() and not (tmp_path / "k.key").exists()
+    assert main([*lock, "--json"]) == 0  # the default check (1,000 of the 2,000 training images) certifies it
+    import json
+
+    s = json.loads(capsys.readouterr().out)
+    assert s["certified"] is True and s["check_samples"] == 1000 and s["check_bound"] <= s["target_accuracy"]
