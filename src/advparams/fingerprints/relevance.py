@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from advparams.errors import AdvParamsError
+from advparams.metrics.accuracy import select_logits
 
 _ZENNIT: dict[str, Any] = {}
 _STUBS = ("torchvision", "torchvision.models", "torchvision.models.resnet")
@@ -114,6 +115,18 @@ def _composite(low: torch.Tensor, high: torch.Tensor, merge_batch_norm: bool) ->
     return z["composites"].SpecialFirstLayerMapComposite(layer_map=hidden, first_map=first, canonizers=canon)
 
 
+class ScoresOnly(nn.Module):
+    """``model`` whose output is only its class scores (:func:`select_logits`), for tools
+    that run a module and expect a tensor back; it adds no layer of its own."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return select_logits(self.model(x))
+
+
 def dtd_relevance(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -167,7 +180,9 @@ def dtd_relevance(
         return one_hot * scores.detach()  # the relevance put on the output: f_c(x) at class c
 
     try:
-        with z["attribution"].Gradient(net, composite, create_graph=create_graph) as attributor:
+        # zennit differentiates the module's own output: the scores are taken out of a
+        # tuple, dict or Hugging Face output first, as every verb reads them
+        with z["attribution"].Gradient(ScoresOnly(net), composite, create_graph=create_graph) as attributor:
             _, relevance = attributor(x, explained)
     finally:
         net.train(was)
