@@ -231,14 +231,28 @@ def _apply(x: torch.Tensor, kind: str, strength: float, generator: torch.Generat
     raise AdvParamsError(f"unknown transformation {kind!r}; known: {', '.join(TRANSFORMATIONS)}")
 
 
+STRENGTH_LIMITS: dict[str, float] = {
+    "rotation": 180.0,  # degrees
+    "scale": 1.0,  # zoom 1 +- strength
+    "perspective": 1.0,  # corner shift, share of the side
+    "blur": 10.0,  # Gaussian sigma, pixels (the kernel spans 6 sigma + 1 pixels)
+    "brightness-contrast": 1.0,  # factor 1 +- strength
+    "noise": 255.0,  # std, grey levels
+    "colour-shift": 2.0,  # gain 1 +- strength, offset up to 40 x strength grey levels
+}
+"""The largest strength of each transformation: beyond these an image is destroyed
+anyway, and a blur's time and memory grow with its sigma squared."""
+
+
 def check_strength(kind: str, strength: float) -> float:
     """``strength`` if ``kind`` is one of :data:`TRANSFORMATIONS` and ``strength`` a finite
-    number >= 0."""
+    number in ``[0, STRENGTH_LIMITS[kind]]``."""
     if kind not in TRANSFORMATIONS:
         raise AdvParamsError(f"unknown transformation {str(kind)[:40]!r}; known: {', '.join(TRANSFORMATIONS)}")
     ok = isinstance(strength, (int, float)) and not isinstance(strength, bool) and math.isfinite(strength)
-    if not ok or strength < 0:
-        raise AdvParamsError(f"{kind} strength must be a finite number >= 0, got {strength!r}")
+    top = STRENGTH_LIMITS[kind]
+    if not ok or not 0 <= strength <= top:
+        raise AdvParamsError(f"{kind} strength must be a number in [0, {top:g}], got {strength!r}")
     return float(strength)
 
 
@@ -367,6 +381,7 @@ __all__ = [
     "TRANSFORMATIONS",
     "check_codec",
     "check_quality",
+    "STRENGTH_LIMITS",
     "check_strength",
     "compress",
     "png_bytes",

@@ -181,7 +181,7 @@ def test_measurement_settings_are_checked_first() -> None:
         with pytest.raises(AdvParamsError, match=r"quality must be an integer in \[1, 95\]"):
             check_quality(q)  # type: ignore[arg-type]
     for s in (-1.0, float("nan"), float("inf")):
-        with pytest.raises(AdvParamsError, match="blur strength must be a finite number >= 0"):
+        with pytest.raises(AdvParamsError, match=r"blur strength must be a number in \[0, 10\]"):
             check_strength("blur", s)
 
 
@@ -205,3 +205,18 @@ def test_read_image_prints_no_warning_of_pillow(tmp_path) -> None:  # type: igno
         warnings.simplefilter("error")
         with contextlib.suppress(AdvParamsError):
             read_image(tmp_path / "odd.tif", 1)
+
+
+def test_every_transformation_has_a_largest_strength_and_ptb_keeps_to_it() -> None:
+    """A blur of 1000 passed and then took gigabytes for a few small images."""
+    from advparams.backdoors import BACKDOORS
+    from advparams.errors import AdvParamsError, ConfigError
+    from advparams.imaging import STRENGTH_LIMITS, TRANSFORMATIONS, check_strength
+
+    assert set(STRENGTH_LIMITS) == set(TRANSFORMATIONS)
+    for kind, top in STRENGTH_LIMITS.items():
+        assert check_strength(kind, top) == top
+        with pytest.raises(AdvParamsError, match=rf"{kind} strength must be a number in \[0, {top:g}\]"):
+            check_strength(kind, top * 1.5)
+    with pytest.raises(ConfigError, match=r"blur must be in \[0, 10\], got 1000"):
+        BACKDOORS.build("ptb", {"blur": 1000})

@@ -22,7 +22,15 @@ from advparams.backdoors.base import normalise
 from advparams.backdoors.triggers import Trigger
 from advparams.data.base import ImageDataset
 from advparams.errors import AdvParamsError
-from advparams.imaging import check_codec, check_quality, check_strength, compress, random_physical, transform
+from advparams.imaging import (
+    STRENGTH_LIMITS,
+    check_codec,
+    check_quality,
+    check_strength,
+    compress,
+    random_physical,
+    transform,
+)
 from advparams.metrics.accuracy import accuracy, predict
 from advparams.metrics.backdoor import attack_success_rate, psnr, ssim
 
@@ -92,8 +100,14 @@ def _check_grid(
     if COMBINED in grid:
         if not combined_ranges:
             raise AdvParamsError("the combined transformation needs the ranges it scales")
+        most = max(grid[COMBINED], default=0.0)
         for kind, top in combined_ranges.items():
             check_strength(kind, top)
+            if top * most > STRENGTH_LIMITS[kind]:  # the combined strength scales every range
+                raise AdvParamsError(
+                    f"{COMBINED} strength {most:g} scales the {kind} range {top:g} to {top * most:g}, above its "
+                    f"limit {STRENGTH_LIMITS[kind]:g}"
+                )
 
 
 def measure_backdoor(

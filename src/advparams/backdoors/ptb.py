@@ -21,7 +21,7 @@ import torch
 
 from advparams.backdoors.base import BACKDOORS, Backdoor, BackdoorOptions, PoisonPlan, apply_each
 from advparams.backdoors.triggers import PatchTrigger, Trigger
-from advparams.imaging import random_physical
+from advparams.imaging import STRENGTH_LIMITS, random_physical
 from advparams.registry import validated
 
 STICKER_RGB = (255, 210, 0)
@@ -70,8 +70,9 @@ class PTBConfig(BackdoorOptions):
         if not 2 <= self.size <= 64:
             raise ValueError(f"size must be in [2, 64], got {self.size}")
         for name, value in self.ranges().items():
-            if not 0.0 <= value <= 1000.0:
-                raise ValueError(f"{name} must be in [0, 1000], got {value}")
+            top = STRENGTH_LIMITS[name]
+            if not 0.0 <= value <= top:  # a blur of 1000 would take gigabytes for a few small images
+                raise ValueError(f"{name.replace('-', '_')} must be in [0, {top:g}], got {value}")
 
     def ranges(self) -> dict[str, float]:
         """The transformation ranges by :data:`advparams.imaging.TRANSFORMATIONS` name."""

@@ -29,7 +29,7 @@ from typing import Any
 
 from advparams.backdoors.measure import COMBINED, DEFAULT_TRANSFORMATIONS
 from advparams.errors import ConfigError
-from advparams.evaluation.limits import MAX_ASR_SAMPLES, MAX_STRENGTHS, check_ranges, check_strength
+from advparams.evaluation.limits import MAX_ASR_SAMPLES, MAX_STRENGTHS, check_strength
 from advparams.evaluation.reading import known_keys
 from advparams.imaging import CODECS, TRANSFORMATIONS
 
@@ -136,7 +136,10 @@ def section_from_mapping(raw: Any, taken: list[str]) -> BackdoorSection:
         options = a.get("options") or {}
         if not isinstance(options, Mapping):
             raise ConfigError(f"{what}.options must be a mapping")
-        check_ranges(BACKDOORS.build(name, dict(options)).config, f"{what}.options")  # validates name and options
+        try:  # validates the name and the options (PTB's ranges within the transformations' limits)
+            BACKDOORS.build(name, dict(options))
+        except ConfigError as exc:
+            raise ConfigError(f"{what}.options: {exc}") from None
         measure = a.get("measure") or []
         if not isinstance(measure, list) or any(m not in MEASURES for m in measure):
             raise ConfigError(f"{what}.measure must list some of {', '.join(MEASURES)}")

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from advparams.errors import ConfigError
+from advparams.imaging import STRENGTH_LIMITS
 
 MAX_SEEDS = 100
 """Seeds of a run (each trains, locks and attacks a model)."""
@@ -34,18 +35,8 @@ MARK_SHARE = 0.5
 hardened lock moves and the mark may use: the positions are drawn at random among them,
 and a plan that asks for nearly all of them would need ever more draws to find the last."""
 
-TRANSFORMATION_LIMITS: dict[str, float] = {
-    "rotation": 180.0,  # degrees
-    "scale": 1.0,  # zoom 1 +- strength
-    "perspective": 1.0,  # corner shift, share of the side
-    "blur": 10.0,  # Gaussian sigma, pixels (the kernel spans 6 sigma + 1 pixels)
-    "brightness-contrast": 1.0,  # factor 1 +- strength
-    "noise": 255.0,  # std, grey levels
-    "colour-shift": 2.0,  # gain 1 +- strength, offset up to 40 x strength grey levels
-}
-"""The largest strength of each physical transformation (:mod:`advparams.imaging` gives
-the units): beyond these an image is destroyed anyway, and a blur's cost grows with its
-sigma squared."""
+TRANSFORMATION_LIMITS = STRENGTH_LIMITS
+"""The largest strength of each physical transformation (:data:`advparams.imaging.STRENGTH_LIMITS`)."""
 
 
 def combined_limit() -> float:
@@ -62,18 +53,6 @@ def check_strength(kind: str, strength: float, what: str) -> None:
     top = combined_limit() if kind == "combined" else TRANSFORMATION_LIMITS[kind]
     if not 0 < strength <= top:
         raise ConfigError(f"{what} must be a list of strengths in (0, {top:g}], got {strength!r}")
-
-
-def check_ranges(config: Any, what: str) -> None:
-    """Refuses transformation ranges of a backdoor's options (a config with ``ranges()``,
-    such as PTB's) above the transformations' limits; ``what`` names the options."""
-    ranges = getattr(config, "ranges", None)
-    if not callable(ranges):
-        return
-    for kind, value in ranges().items():
-        top = TRANSFORMATION_LIMITS.get(kind)
-        if top is not None and value > top:
-            raise ConfigError(f"{what}.{kind.replace('-', '_')} must be at most {top:g}, got {value!r}")
 
 
 def check_train(train: Any, what: str) -> None:
@@ -111,7 +90,6 @@ __all__ = [
     "MAX_SETTINGS",
     "MAX_STRENGTHS",
     "TRANSFORMATION_LIMITS",
-    "check_ranges",
     "check_settings",
     "check_strength",
     "check_train",

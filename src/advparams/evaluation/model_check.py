@@ -130,8 +130,10 @@ def mark_capacity(model: nn.Module, lock: Mapping[str, Any], mark: Mapping[str, 
     from advparams.registry import config_from_dict
     from advparams.schemes.hardened import HardenedConfig
     from advparams.schemes.locking import candidate_parameters
-    from advparams.tracing.mark import MarkConfig
-    from advparams.tracing.mark import markable_names  # the mark's own filter, not a copy
+    from advparams.tracing.mark import (
+        MarkConfig,
+        markable_names,  # the mark's own filter, not a copy
+    )
 
     hardened = config_from_dict(HardenedConfig, {**dict(lock), "dither": 23}, what="tracing.lock")
     moved = candidate_parameters(

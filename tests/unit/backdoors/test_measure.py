@@ -21,7 +21,7 @@ class _Refuse(torch.nn.Module):
         ({"codecs": ["jpeg"], "qualities": [0]}, r"quality must be an integer in \[1, 95\], got 0"),
         ({"codecs": ["jpeg"], "qualities": [50.5]}, "got 50.5"),
         ({"codecs": ["gif"], "qualities": [50]}, "unknown codec 'gif'"),
-        ({"transformations": {"blur": [float("nan")]}}, "blur strength must be a finite number >= 0"),
+        ({"transformations": {"blur": [float("nan")]}}, r"blur strength must be a number in \[0, 10\]"),
         ({"transformations": {"warp": [1.0]}}, "unknown transformation 'warp'"),
         ({"transformations": {COMBINED: [-1.0]}, "combined_ranges": {"blur": 1.0}}, "combined strength"),
         ({"transformations": {COMBINED: [1.0]}}, "needs the ranges"),

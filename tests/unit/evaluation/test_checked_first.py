@@ -66,7 +66,7 @@ BACKDOORS = {"attacks": [{"name": "badnets"}]}
         ),
         (
             {"backdoors": {"attacks": [{"name": "ptb", "options": {"blur": 1000.0}}]}},
-            "backdoors.attacks[0].options.blur must be at most 10",
+            "backdoors.attacks[0].options: backdoor 'ptb': PTBConfig: blur must be in [0, 10]",
         ),
         ({"backdoors": {**BACKDOORS, "asr_samples": 10**9}}, "backdoors.asr_samples"),
         ({"schemes": [{"name": "advparams", "options": {"include": ["fc*"]}}]}, "schemes[0].options: no parameter"),
