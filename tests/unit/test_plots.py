@@ -11,29 +11,24 @@ from PIL import Image  # noqa: E402
 
 from advparams.evaluation import ResultRow, config_from_mapping  # noqa: E402
 from advparams.reports.fingerprints import spread  # noqa: E402
-from advparams.reports.plots import (  # noqa: E402
+from advparams.reports.plots import budget_figure, count_ticks, hist_figure, make_plots, sweep_keys, tied_options  # noqa: E402
+from advparams.reports.plotting import (  # noqa: E402
     DPI,
     STYLE,
-    _pyplot,
-    _Series,
+    Series,
     attribute_doc,
     axis_label,
-    budget_figure,
     coinciding,
-    count_ticks,
     dodge,
     draw_series,
     enough_points,
     grid_shape,
-    hist_figure,
-    make_plots,
+    pyplot,
     same_curves,
     shifted,
     simplify,
-    sweep_keys,
     tick_label,
     tick_values,
-    tied_options,
 )
 
 BUDGETS = [1, 2, 5, 10, 20, 50]
@@ -124,10 +119,10 @@ def test_coinciding_series_are_dodged_apart_and_the_others_stay() -> None:
 
 
 def test_draw_series_gives_coinciding_lines_distinct_markers_and_x() -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots()
     pts = {0.1: [10.0, 10.2], 0.5: [10.0, 10.4]}
-    moved = draw_series(ax, [_Series("a", pts, 0), _Series("b", dict(pts), 1)], log=False, tol=2.0)
+    moved = draw_series(ax, [Series("a", pts, 0), Series("b", dict(pts), 1)], log=False, tol=2.0)
     lines = [c.lines[0] for c in ax.containers]  # each error bar's data line
     plt.close(fig)
     assert moved and len(lines) == 2
@@ -171,7 +166,7 @@ def test_spread_keeps_equal_scores_apart() -> None:
 
 
 def test_budget_ticks_are_the_budgets_plotted_as_plain_labels() -> None:
-    plt = _pyplot()
+    plt = pyplot()
     with plt.rc_context(STYLE):
         fig = budget_figure(plt, _rows(), CFG, ([0.9], 0.1))
     ax = fig.axes[0]
@@ -187,11 +182,11 @@ def test_budget_ticks_are_the_budgets_plotted_as_plain_labels() -> None:
 
 def test_budget_with_one_budget_is_not_drawn() -> None:
     rows = [r for r in _rows() if r.kind != "budget" or r.setting["budget"] == 5]
-    assert budget_figure(_pyplot(), rows, CFG, ([], None)) is None
+    assert budget_figure(pyplot(), rows, CFG, ([], None)) is None
 
 
 def test_histograms_are_small_multiples_with_labelled_axes_and_one_legend() -> None:
-    plt = _pyplot()
+    plt = pyplot()
     layers = next(r for r in _rows() if r.kind == "histogram").metrics
     with plt.rc_context(STYLE):
         fig = hist_figure(plt, layers, "t")
@@ -221,7 +216,7 @@ def test_make_plots_skips_single_point_plots_and_keeps_sizes_legible(tmp_path) -
 def test_attack_plot_with_coinciding_schemes_says_so_and_splits_panels() -> None:
     from advparams.reports.plots import attack_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     with plt.rc_context(STYLE):
         fig = attack_figure(plt, _rows(), CFG, CFG.attacks[2], ([0.9], 0.1))
     titles = sorted(ax.get_title() for ax in fig.axes if ax.axison)
@@ -251,7 +246,7 @@ def test_trace_queries_with_one_query_limit_is_not_drawn(tmp_path) -> None:  # t
     from advparams.reports.tracing import tracing_plots
 
     config, rows = _committed("tracing-fashion-mnist")
-    plt = _pyplot()
+    plt = pyplot()
     assert tracing_plots(rows, config, tmp_path, plt) == ["trace-queries.png"]
     one = replace(config, tracing=replace(config.tracing, limits=(256,)))
     assert tracing_plots(rows, one, tmp_path / "one", plt) == []
@@ -261,7 +256,7 @@ def test_fingerprint_plots_need_two_scores(tmp_path) -> None:  # type: ignore[no
     from advparams.reports.fingerprints import fingerprint_plots
 
     config, rows = _committed("fingerprints-fashion-mnist")
-    plt = _pyplot()
+    plt = pyplot()
     assert fingerprint_plots(rows, config, tmp_path, plt) == ["fp-scores.png", "fp-hist.png", "fp-roc.png"]
     first = next(r for r in rows if r.kind == "fingerprint")
     alone = ResultRow(first.run, "fingerprint", first.seed, first.scheme, metrics={**first.metrics, "negatives": []})

@@ -206,7 +206,7 @@ def _strength_label(kind: str) -> str:
     """``strength`` with its unit, as PTB's options document each transformation's."""
     from advparams.backdoors.measure import COMBINED
     from advparams.backdoors.ptb import PTBConfig
-    from advparams.reports.plots import attribute_doc
+    from advparams.reports.plotting import attribute_doc
 
     if kind == COMBINED:
         return "strength (x PTB's training ranges)"
@@ -219,7 +219,7 @@ def backdoor_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Path, 
     ``backdoor-physical.png`` (ASR against strength per transformation) and
     ``backdoor-examples.png`` (clean, triggered and difference images); a grid with
     fewer than two measured x values is not drawn."""
-    from advparams.reports.plots import _Series, draw_series, enough_points, grid_shape, save, set_ticks
+    from advparams.reports.plotting import Series, draw_series, enough_points, grid_shape, save, set_ticks
 
     section = config.backdoors
     if section is None:
@@ -232,7 +232,7 @@ def backdoor_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Path, 
         ("physical", list(section.transformations), "backdoor-physical.png"),
     ):
         measured = [s for s in section.attacks if grid in s.measure and by.get(s.title)]
-        panels: dict[str, list[_Series]] = {}
+        panels: dict[str, list[Series]] = {}
         for key in keys:
             xs = section.qualities if grid == "compression" else section.transformations[key]
             series = []
@@ -243,7 +243,7 @@ def backdoor_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Path, 
                     s.name == "ptb" and not s.options.get("physical", True)
                 )
                 if pts:
-                    series.append(_Series(s.title, pts, order[s.title], dashed=dashed))
+                    series.append(Series(s.title, pts, order[s.title], dashed=dashed))
             if enough_points(x for sr in series for x in sr.points):
                 panels[key] = series
         if not panels:
@@ -284,7 +284,7 @@ def example_grid(config: EvalConfig, folder: Path, plt: Any, images: int = 3) ->
     from advparams.data import load_dataset
     from advparams.errors import AdvParamsError
     from advparams.evaluation.context import with_seed
-    from advparams.reports.plots import save
+    from advparams.reports.plotting import save
 
     section = config.backdoors
     if section is None:

@@ -235,7 +235,7 @@ def detection_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Path,
     from matplotlib.lines import Line2D
 
     from advparams.metrics.screening import roc_curve
-    from advparams.reports.plots import grid_shape, same_curves, save
+    from advparams.reports.plotting import grid_shape, same_curves, save
 
     section = config.detection
     if section is None:

@@ -240,7 +240,7 @@ def fingerprint_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Pat
 
     from matplotlib.lines import Line2D
 
-    from advparams.reports.plots import same_curves, save
+    from advparams.reports.plotting import same_curves, save
 
     section = config.fingerprints
     if section is None:

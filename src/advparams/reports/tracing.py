@@ -147,7 +147,7 @@ def tracing_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Path, p
     """``trace-queries.png``: the share of cases black-box tracing names right against the
     number of queries, one line per case (all models and seeds together); not drawn for
     fewer than two query limits."""
-    from advparams.reports.plots import SHIFT_NOTE, WIDTH, _Series, draw_series, enough_points, save, set_ticks
+    from advparams.reports.plotting import SHIFT_NOTE, WIDTH, Series, draw_series, enough_points, save, set_ticks
 
     if config.tracing is None:
         return []
@@ -164,7 +164,7 @@ def tracing_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Path, p
               for n in limits]  # fmt: skip
         if max(ys) == 0 and case != CLEAN:
             continue  # never named: listed in the table
-        series.append(_Series(case, {float(n): [y] for n, y in zip(limits, ys, strict=True)}, i))
+        series.append(Series(case, {float(n): [y] for n, y in zip(limits, ys, strict=True)}, i))
     fig, ax = plt.subplots(figsize=(WIDTH, 4.4), layout="constrained")
     moved = draw_series(ax, series, log=True, tol=1.0)
     set_ticks(ax, limits, log=True)
