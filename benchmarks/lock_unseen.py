@@ -36,7 +36,7 @@ CASES = {
     # label: (scheme, options, lock-sample counts it runs at)
     "advparams (margin rule, no check)": ("advparams", {"holdout_rule": "margin", "check_samples": 0}, (256, 512, 1000)),
     "advparams (default: bound rule + check)": ("advparams", {}, (256, 512, 1000)),
-    "hardened (default, + check)": ("hardened", {}, (1000,)),
+    "hardened (default: bound rule + check)": ("hardened", {}, (1000,)),
 }
 
 

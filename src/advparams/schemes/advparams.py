@@ -134,7 +134,7 @@ class AdvParamsConfig:
     first_batch: int = 1
     growth: float = 1.2
     prune: bool = True
-    check_samples: int = 1000
+    check_samples: int = 2000
     check_level: float = 0.95
 
     def __post_init__(self) -> None:

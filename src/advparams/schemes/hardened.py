@@ -31,7 +31,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -78,11 +78,13 @@ class HardenedConfig:
             first secret.
         max_draws: when none of the first ``draws`` meets the target, more secrets are
             drawn, up to this many in all, until one does [ours].
-        confidence: z of the target check: the lock-sample accuracy must be at most the
-            target less ``z`` binomial standard errors (never less than half way from
-            chance to the target), as AdvParams' held-out check [inferred; ours]. The
-            shuffle is not fitted to the lock samples, so their accuracy estimates the
-            accuracy on unseen data.
+        holdout_rule: what a draw's lock-sample accuracy must show to be kept, as
+            AdvParams' held-out rule: ``"bound"`` (default), an accuracy whose one-sided
+            Clopper-Pearson bound at ``check_level`` is at most the target; ``"margin"``,
+            the target less ``confidence`` binomial standard errors, never less than half
+            way from chance to the target [ours]. The shuffle is not fitted to the lock
+            samples, so their accuracy estimates the accuracy on unseen data.
+        confidence: z of the ``"margin"`` rule.
         dither: low mantissa bits of every moved value XORed with a keyed stream after the
             move (:mod:`advparams.keys.shuffle`; capped at each dtype's mantissa, 23 for
             float32). 0: the locked tensors hold the original's values, only moved, which
@@ -105,9 +107,10 @@ class HardenedConfig:
     reproducible: bool = False
     draws: int = 8
     max_draws: int = 64
+    holdout_rule: Literal["bound", "margin"] = "bound"
     confidence: float = 1.5
     dither: int = 0
-    check_samples: int = 1000
+    check_samples: int = 2000
     check_level: float = 0.95
 
     def __post_init__(self) -> None:
@@ -117,6 +120,8 @@ class HardenedConfig:
             raise ValueError(f"draws must be in [1, 1000], got {self.draws}")
         if not self.draws <= self.max_draws <= 1000:
             raise ValueError(f"max_draws must be in [draws, 1000], got {self.max_draws}")
+        if self.holdout_rule not in ("bound", "margin"):
+            raise ValueError(f"holdout_rule must be 'bound' or 'margin', got {self.holdout_rule!r}")
         if not 0.0 <= self.confidence <= 5.0:
             raise ValueError(f"confidence must be in [0, 5], got {self.confidence}")
         if not 0 <= self.dither <= 52:
@@ -170,7 +175,7 @@ class Hardened(Scheme[HardenedConfig]):
         if cfg.reproducible:
             logger.warning(INSECURE)
         num_classes = setup.samples.num_classes(setup.work)
-        needed = holdout_target(cfg.confidence, setup, setup.samples)
+        needed = holdout_target(cfg.confidence, setup, setup.samples, cfg.holdout_rule, cfg.check_level)
         best: tuple[tuple[bool, float, float], bytes, nn.Module, list[Shuffle], float, float] | None = None
         drawn = 0
         while drawn < cfg.draws or (drawn < cfg.max_draws and best is not None and best[0][0]):
