@@ -128,7 +128,9 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("run", help="run folder of evaluate-protection")
     p.add_argument("--report-dir", help="write the report here (default: the run folder)")
-    p.add_argument("--made-with", help="the command line to print in the report")
+    p.add_argument(
+        "--made-with", help="the command line to print in the report (default: the commands its sessions recorded)"
+    )
     p.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
     add_common(p, device=False, data=False)
     p.set_defaults(func=cmd_report)
