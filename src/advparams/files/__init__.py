@@ -1,25 +1,28 @@
-"""Files people share: bounded reading (:mod:`advparams.files.reading`) and safe, atomic
-writing (:mod:`advparams.files.writing`). Every reader and writer of the toolkit goes
-through these two modules; their limits are listed in ``docs/formats.md``."""
+"""Files people share: bounded reading (:mod:`advparams.files.reading`, and
+:mod:`advparams.files.tensors` for safetensors files) and safe, atomic writing
+(:mod:`advparams.files.writing`). Every reader and writer of the toolkit goes through
+these modules; their limits are listed in ``docs/formats.md``."""
 
 from advparams.files.pairs import install_folder_with_key, is_paired_key, recover_interrupted_pair
 from advparams.files.reading import (
     LIMITS,
     MAX_JSON_DEPTH,
-    MAX_SAFETENSORS_HEADER,
-    MAX_TENSOR_DIMS,
     MAX_TREE_NODES,
-    TensorSpec,
     check_regular,
     check_tree,
-    is_safetensors_format,
     least_values,
     normalisation_field,
-    open_safetensors,
     parse_json,
     parse_yaml,
     read_file,
     read_text_lines,
+)
+from advparams.files.tensors import (
+    MAX_SAFETENSORS_HEADER,
+    MAX_TENSOR_DIMS,
+    TensorSpec,
+    is_safetensors_format,
+    open_safetensors,
     safetensors_header,
     safetensors_metadata,
 )

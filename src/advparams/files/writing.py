@@ -52,7 +52,10 @@ EXISTS = "{} exists; pass --force to overwrite it"
 
 
 def _not_replaceable(p: Path, what: str) -> str:
-    return f"{p} exists and is not {what}, the only thing --force replaces here: remove it yourself or choose another path"
+    return (
+        f"{p} exists and is not {what}, the only thing --force replaces here: remove it yourself or choose "
+        "another path"
+    )
 
 
 def read_marker(path: str | os.PathLike[str]) -> str | None:
