@@ -93,7 +93,9 @@ def print_table(rows: list[dict]) -> None:
         for m in SIZES:
             ok = [binomial_upper_bound(r["right_of_first"][str(m)], m, 0.95) <= r["target_accuracy"] for r in rs]
             cells.append(str(sum(ok)))
-            misses = max(misses, sum(c and r["accuracy_locked"] > r["target_accuracy"] for c, r in zip(ok, rs)))
+            misses = max(
+                misses, sum(c and r["accuracy_locked"] > r["target_accuracy"] for c, r in zip(ok, rs, strict=True))
+            )
         print(f"| {key[0]} | {key[1]} | {key[2]} | {len(rs)} | " + " | ".join(cells) + f" | {misses} |")
 
 

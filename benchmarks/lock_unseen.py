@@ -34,7 +34,11 @@ from advparams.schemes import SCHEMES  # noqa: E402
 
 CASES = {
     # label: (scheme, options, lock-sample counts it runs at)
-    "advparams (margin rule, no check)": ("advparams", {"holdout_rule": "margin", "check_samples": 0}, (256, 512, 1000)),
+    "advparams (margin rule, no check)": (
+        "advparams",
+        {"holdout_rule": "margin", "check_samples": 0},
+        (256, 512, 1000),
+    ),
     "advparams (default: bound rule + check)": ("advparams", {}, (256, 512, 1000)),
     "hardened (default: bound rule + check)": ("hardened", {}, (1000,)),
 }
@@ -106,8 +110,10 @@ def print_table(rows: list[dict]) -> None:
         misses = sum(r["accuracy_locked"] > r["target_accuracy"] for r in met)
         worst = f"{100 * max(r['accuracy_locked'] for r in met):.2f}" if met else "–"
         changed = [r["params_changed"] for r in rs]
-        print(f"| {model} | {case} | {n} | {len(rs)} | {len(met)} | {misses} | {len(rs) - len(met)} | {worst} | "
-              f"{statistics.median(changed):g}, {max(changed)} |")
+        print(
+            f"| {model} | {case} | {n} | {len(rs)} | {len(met)} | {misses} | {len(rs) - len(met)} | {worst} | "
+            f"{statistics.median(changed):g}, {max(changed)} |"
+        )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def test_a_checkpoint_with_no_classes_is_one_error_line_without_torch_warnings(c
 
 
 def test_a_misspelt_option_gets_a_did_you_mean(capsys, lenet16, tmp_path) -> None:
-    code, _, err = run(capsys, "lock", lenet16, "--out", tmp_path / "L", "--key", tmp_path / "k", "--set", "max_param=5")
+    outputs = ["--out", tmp_path / "L", "--key", tmp_path / "k"]
+    code, _, err = run(capsys, "lock", lenet16, *outputs, "--set", "max_param=5")
     one_line_error(code, err, "unknown option(s) max_param (did you mean max_params?)")
 
 

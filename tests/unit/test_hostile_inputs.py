@@ -378,9 +378,10 @@ def test_force_replaces_only_what_the_same_command_made(capsys, tmp_path, ckpt) 
     other.mkdir()
     (other / "notes.txt").write_text("keep")
     (tmp_path / "notes.key").write_text("not a key")
-    one_error(capsys, "lock", ckpt, "--out", other, "--key", tmp_path / "k.key", "--force", match="is not a folder made by")
-    one_error(capsys, "lock", ckpt, "--out", tmp_path / "L", "--key", tmp_path / "notes.key", "--force", match="not the key of the locked model")
-    one_error(capsys, "unlock", ckpt, "--key", tmp_path / "notes.key", "--out", other, "--force", match="not a folder made")
+    notes = tmp_path / "notes.key"
+    one_error(capsys, "lock", ckpt, "--out", other, "--key", tmp_path / "k.key", "--force", match="a folder made by")
+    one_error(capsys, "lock", ckpt, "--out", tmp_path / "L", "--key", notes, "--force", match="not the key of")
+    one_error(capsys, "unlock", ckpt, "--key", notes, "--out", other, "--force", match="not a folder made")
     assert (other / "notes.txt").read_text() == "keep" and (tmp_path / "notes.key").read_text() == "not a key"
     # a trained checkpoint is not a locked one: lock --force does not replace it
     save_checkpoint(build_model("lenet", ARGS, seed=1), tmp_path / "t", architecture="lenet", arguments=ARGS)

@@ -16,7 +16,8 @@ def owner(tmp_path_factory):
     d = tmp_path_factory.mktemp("keys")
     common = ["--dataset", "synthetic", "--device", "cpu", "--json"]
     for name, seed in (("model", "0"), ("model2", "1")):
-        assert main(["train", "--model", "lenet", "--epochs", "2", "--seed", seed, "--out", str(d / name), *common]) == 0
+        argv = ["train", "--model", "lenet", "--epochs", "2", "--seed", seed, "--out", str(d / name)]
+        assert main([*argv, *common]) == 0
     lock = ["lock", str(d / "model"), "--scheme", "hardened", "--set", "dither=23", "--set", "check_samples=0"]
     assert main([*lock, "--out", str(d / "locked"), "--key", str(d / "owner.key"), "--device", "cpu", "--json"]) == 0
     assert run_quiet(["keys", "users", "create", str(d / "roster.json"), "alice", "bob", "--set", "positions=512"])

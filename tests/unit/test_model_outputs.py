@@ -108,6 +108,7 @@ def test_every_verb_reads_the_models_output_through_the_adapter(capsys, tmp_path
     ok("backdoor", "implant", d / "m", "--out", d / "bd", "--trigger", d / "t.trigger", "--epochs", "1")
     ok("backdoor", "evaluate", d / "bd", "--trigger", d / "t.trigger", "--samples", "50")
     for detector in ("strip", "adversarial", "neural-cleanse"):
-        opts = {"neural-cleanse": ["--set", "steps=5"], "adversarial": ["--set", "universal_steps=10"]}.get(detector, [])
+        fast = {"neural-cleanse": ["--set", "steps=5"], "adversarial": ["--set", "universal_steps=10"]}
+        opts = fast.get(detector, [])
         ok("detect", d / "bd", "--detector", detector, "--trigger", d / "t.trigger", "--samples", "40",
            "--clean-samples", "60", *opts)  # fmt: skip

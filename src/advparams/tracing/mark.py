@@ -239,7 +239,9 @@ def observe(suspect: nn.Module, original: nn.Module, plan: MarkPlan) -> torch.Te
     y = torch.zeros(len(plan.names), dtype=torch.float64)
     for name, js in plan.groups().items():
         if name not in a or a[name].shape != b[name].shape:
-            raise CheckpointError(f"the suspect has no tensor {name!r} of the original's shape: not a copy of this model")
+            raise CheckpointError(
+                f"the suspect has no tensor {name!r} of the original's shape: not a copy of this model"
+            )
         idx = plan.indices[js]
         w = a[name].detach().reshape(-1)[idx.to(a[name].device)].double().cpu()
         w0 = b[name].detach().reshape(-1)[idx.to(b[name].device)].double().cpu()

@@ -95,10 +95,7 @@ def answer_queries(
         device, dtype = torch.device("cpu"), inputs.dtype
     for start in range(0, len(inputs), batch_size):
         x = inputs[start : start + batch_size]
-        if isinstance(model, nn.Module):
-            y = logits_of(model, model_input(x, device, dtype))
-        else:
-            y = _answers_of(model(x))
+        y = logits_of(model, model_input(x, device, dtype)) if isinstance(model, nn.Module) else _answers_of(model(x))
         out.append((y.argmax(1) if y.dim() == 2 else y).to(torch.int64).cpu())
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
 
@@ -109,7 +106,9 @@ def check_limit(limit: int | None, available: int) -> int:
     if limit is None:
         return available
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= available:
-        raise ConfigError(f"the query limit must be an integer in [1, {available}] (the queries there are), got {limit}")
+        raise ConfigError(
+            f"the query limit must be an integer in [1, {available}] (the queries there are), got {limit}"
+        )
     return limit
 
 
