@@ -63,3 +63,21 @@ def test_advparams_data_pointing_nowhere_is_an_error_not_ignored(monkeypatch, tm
     monkeypatch.setenv("ADVPARAMS_DATA", str(tmp_path / "missing"))
     with pytest.raises(DataError, match="ADVPARAMS_DATA is .*missing, which is not a folder"):
         load_dataset("fashion-mnist", "test", None)
+
+
+def test_an_overwrite_refusal_reads_as_a_sentence_about_this_output(tmp_path) -> None:
+    """It read "was not made by `advparams this command`" and "pass --force (force=True)"."""
+    from advparams.errors import OutputExistsError
+    from advparams.files import atomic_write_bytes, check_output
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"mine")
+    with pytest.raises(OutputExistsError) as plain:
+        check_output(path, force=False)
+    with pytest.raises(OutputExistsError) as kind:
+        atomic_write_bytes(path, b"x", force=True, accept=lambda p: False, what="a query file")
+    assert str(plain.value) == f"{path} exists; pass --force to overwrite it"
+    assert f"{path} exists and is not a query file, the only thing --force replaces here" in str(kind.value)
+    for text in (str(plain.value), str(kind.value)):
+        assert "this command" not in text and "force=True" not in text
+    assert path.read_bytes() == b"mine"

@@ -89,3 +89,23 @@ def test_force_replaces_only_a_file_of_its_own_format(tmp_path) -> None:
     with pytest.raises(OutputExistsError):
         atomic_write_bytes(other, b"new", force=True, accept=lambda p: is_safetensors_format(
             p, "advparams-trace-queries", what="query file", limit=1 << 20))  # fmt: skip
+
+
+def test_check_tree_counts_every_value_and_bounds_the_depth() -> None:
+    from advparams.errors import AdvParamsError
+    from advparams.files import check_tree
+
+    check_tree({"a": [1, 2, {"b": None}]}, what="doc", max_nodes=8)  # the dict, a, the list, 1, 2, {}, b, None
+    with pytest.raises(AdvParamsError, match="more than 7 values"):
+        check_tree({"a": [1, 2, {"b": None}]}, what="doc", max_nodes=7)
+    shared = list(range(100))
+    with pytest.raises(AdvParamsError, match="more than 1000 values"):
+        check_tree([shared] * 20, what="doc", max_nodes=1000)  # a shared list counts at every use
+    deep: list = []
+    cur = deep
+    for _ in range(5):
+        cur.append([])
+        cur = cur[0]
+    check_tree(deep, what="doc", max_depth=6)
+    with pytest.raises(AdvParamsError, match="nested too deeply"):
+        check_tree(deep, what="doc", max_depth=5)

@@ -240,22 +240,18 @@ def check_tree(
 ) -> None:
     """Refuses a parsed document nested deeper than ``max_depth`` or with more than
     ``max_nodes`` values; shared references are counted each time (YAML aliases)."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    nodes = 0
+    containers = (Mapping, list, tuple, set, frozenset)
+    stack: list[tuple[Any, int]] = [(value, 0)] if isinstance(value, containers) else []
+    nodes = 1
     while stack:
         v, depth = stack.pop()
-        nodes += 1
-        if nodes > max_nodes:
-            raise _fail(error, f"{what} holds more than {max_nodes} values (are YAML aliases repeated?)")
-        if isinstance(v, Mapping):
-            children: Any = [*v.keys(), *v.values()]
-        elif isinstance(v, (list, tuple, set, frozenset)):
-            children = v
-        else:
-            continue
+        children: Any = [*v.keys(), *v.values()] if isinstance(v, Mapping) else v
         if depth >= max_depth:
             raise _fail(error, f"{what} is nested too deeply (more than {max_depth} levels)")
-        stack.extend((c, depth + 1) for c in children)
+        nodes += len(children)  # every child counts once here; only containers are visited
+        if nodes > max_nodes:
+            raise _fail(error, f"{what} holds more than {max_nodes} values (are YAML aliases repeated?)")
+        stack.extend((c, depth + 1) for c in children if isinstance(c, containers))
 
 
 def read_text_lines(path: Path, *, what: str, limit: int, error: type[AdvParamsError] = AdvParamsError) -> list[str]:
