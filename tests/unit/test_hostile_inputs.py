@@ -168,8 +168,15 @@ def test_user_table_declaring_a_billion_bits(tmp_path) -> None:
         UserTable.load(tmp_path / "t.json")
 
 
-@pytest.mark.parametrize("arguments", [{"num_classes": 10**7}, {"width": 10**6}, {"input_size": 10**6}])
-def test_model_arguments_that_would_allocate_gigabytes(capsys, tmp_path, arguments) -> None:
+@pytest.mark.parametrize(
+    ("arguments", "match"),
+    [
+        ({"num_classes": 10**7}, "num_classes must be an integer in [1, 1000000]"),  # the shape bounds, first
+        ({"width": 10**6}, "belong to another model"),
+        ({"input_size": 10**6}, "input_size must be an integer in [1, 65536]"),
+    ],
+)
+def test_model_arguments_that_would_allocate_gigabytes(capsys, tmp_path, arguments, match) -> None:
     arch = "vgg" if "width" in arguments else "lenet"
     path = tmp_path / "m"
     save_checkpoint(build_model(arch, ARGS, seed=0), path, architecture=arch, arguments=ARGS, dataset="synthetic")
@@ -179,7 +186,7 @@ def test_model_arguments_that_would_allocate_gigabytes(capsys, tmp_path, argumen
     import resource
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    one_error(capsys, "evaluate", path, match="belong to another model")
+    one_error(capsys, "evaluate", path, match=match)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB: nothing was allocated
 
 
@@ -385,7 +392,7 @@ def test_force_replaces_only_what_the_same_command_made(capsys, tmp_path, ckpt) 
     assert (other / "notes.txt").read_text() == "keep" and (tmp_path / "notes.key").read_text() == "not a key"
     # a trained checkpoint is not a locked one: lock --force does not replace it
     save_checkpoint(build_model("lenet", ARGS, seed=1), tmp_path / "t", architecture="lenet", arguments=ARGS)
-    one_error(capsys, "lock", ckpt, "--out", tmp_path / "t", "--key", tmp_path / "k3.key", "--force", match="not made")
+    one_error(capsys, "lock", ckpt, "--out", tmp_path / "t", "--key", tmp_path / "k3.key", "--force", match="not a folder made")
 
 
 def test_output_paths_are_resolved_before_checks(capsys, tmp_path, ckpt) -> None:
