@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from advparams.errors import UserTableError
 from advparams.tracing import TardosCode, accusation_threshold, observation, scores
 
 SECRET = bytes(range(32))
@@ -76,5 +77,5 @@ def test_code_options_are_checked() -> None:
         TardosCode(b"short", 8)
     with pytest.raises(ValueError, match="position"):
         TardosCode(SECRET, 0)
-    with pytest.raises(ValueError, match="user id"):
+    with pytest.raises(UserTableError, match="user id"):  # a user's mistake: one error line, not a bug
         TardosCode(SECRET, 8).codeword("")

@@ -52,7 +52,7 @@ def test_planned_positions_avoid_the_locks_and_stay_in_weight_tensors() -> None:
     assert name not in plan.names
     assert all(state[n].dim() >= 2 for n in plan.names)
     assert len({(n, int(i)) for n, i in zip(plan.names, plan.indices, strict=True)}) == 200
-    with pytest.raises(ValueError, match="cannot be marked"):
+    with pytest.raises(ConfigError, match="markable weights: create a roster with --set positions=N"):
         mark_plan(model, SECRET, MarkConfig(positions=10**6))
     with pytest.raises(ConfigError):
         MarkConfig(strength=0.0)

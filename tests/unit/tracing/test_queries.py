@@ -86,7 +86,7 @@ def test_a_copys_answers_name_its_user_and_no_other(setup) -> None:
     few, full = tracer.trace(copy7, 1e-3, limit=32), tracer.trace(copy7, 1e-3)
     assert few.queries == 32 and few.threshold < full.threshold
     assert tracer.trace(copy7, 1e-9).threshold > full.threshold
-    with pytest.raises(ValueError, match="one per query"):
+    with pytest.raises(QueryFileError, match="one per query"):
         tracer.trace(copy7[:10], 1e-3)
 
 
