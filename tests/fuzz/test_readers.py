@@ -504,10 +504,16 @@ def configs(draw: st.DrawFn, kind: str) -> bytes:
         return b"name: [unclosed"
 
 
+@pytest.fixture(scope="module")
+def config_loaded() -> None:
+    """The first load imports every family's config checks (seconds): outside the time limit."""
+    load_config(CONFIG)
+
+
 @pytest.mark.parametrize("kind", ["top", "scheme", "attack", "raw", "alias", "blind"])
 @settings(max_examples=14)
 @given(data=st.data())
-def test_config(work, kind, data) -> None:
+def test_config(work, kind, data, config_loaded) -> None:
     path = write(work, "c.yaml", data.draw(configs(kind)))
     clean(lambda: load_config(path))
 

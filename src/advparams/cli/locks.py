@@ -158,6 +158,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
         "check_samples": rep.check_samples,
         "check_accuracy": rep.check_accuracy,
         "check_bound": rep.check_bound,
+        "check_level": rep.check_level,
+        "check_tries": rep.check_tries,
         "certified": rep.certified,
         "lock_seconds": rep.seconds,
         "seconds": time.perf_counter() - start,
@@ -181,8 +183,9 @@ def cmd_lock(args: argparse.Namespace) -> int:
             *(
                 [
                     f"unseen data: {pct(rep.check_accuracy)} on {rep.check_samples} check samples the search never "
-                    f"saw; the {100 * (rep.check_level or 0):.0f} % upper bound {pct(rep.check_bound)} "
+                    f"saw; the {100 * (rep.check_level or 0):.4g} % upper bound {pct(rep.check_bound)} "
                     f"{'certifies' if rep.certified else 'does not certify'} the target {pct(rep.target_accuracy)}"
+                    + (f" (search {rep.check_tries})" if rep.check_tries > 1 else "")
                 ]
                 if rep.check_samples
                 else []

@@ -6,7 +6,7 @@ import math
 
 from advparams.errors import AdvParamsError
 
-__all__ = ["binomial_cdf", "binomial_tail", "binomial_upper_bound"]
+__all__ = ["binomial_cdf", "binomial_tail", "binomial_upper_bound", "certifiable_rate"]
 
 
 def _log_terms(lo: int, hi: int, n: int, p: float) -> list[float]:
@@ -93,3 +93,17 @@ def binomial_upper_bound(successes: int, n: int, level: float) -> float:
         else:
             hi = mid
     return hi
+
+
+def certifiable_rate(target: float, n: int, level: float) -> float:
+    """The largest share ``x / n`` whose one-sided Clopper-Pearson bound at ``level`` is
+    at most ``target`` (-1 when not even 0 of ``n`` is).
+
+    Example:
+        >>> certifiable_rate(0.12, 1000, 0.95)
+        0.102
+    """
+    x = min(n, math.floor(target * n))
+    while x >= 0 and binomial_upper_bound(x, n, level) > target:
+        x -= 1
+    return x / n if x >= 0 else -1.0

@@ -109,7 +109,14 @@ class AdvParamsConfig:
             one-sided Clopper-Pearson bound on its accuracy on them at ``check_level`` is
             at most the target, so the target holds on unseen data with that
             probability, whatever the search did [ours]. 0: no check.
-        check_level: the confidence of that bound.
+        check_level: the confidence of the lock's guarantee.
+        check_tries: how many times the lock may search and check: when the check does
+            not certify the target, the search starts again from the original with the
+            held-out threshold lowered by the check's excess over what the next check
+            can certify plus half a point, up to this many searches. The first check
+            spends 80 % of ``1 - check_level``, the others share the rest, so a lock
+            certified on any of them holds its target with probability ``check_level``
+            (union bound) [ours].
     """
 
     max_params: int = 100
@@ -136,6 +143,7 @@ class AdvParamsConfig:
     prune: bool = True
     check_samples: int = 2000
     check_level: float = 0.95
+    check_tries: int = 2
 
     def __post_init__(self) -> None:
         if self.max_params < 1:

@@ -15,7 +15,7 @@ from torch import nn
 
 from advparams.devices import model_device
 from advparams.metrics.accuracy import logits_of
-from advparams.metrics.binomial import binomial_upper_bound
+from advparams.metrics.binomial import certifiable_rate
 from advparams.schemes.base import LockProgress
 from advparams.schemes.lock_samples import LockBatches, lock_objective
 from advparams.schemes.locking import LockSetup, Search, tensor_bounds
@@ -68,29 +68,19 @@ def holdout_target(
     than chance: a locked model near chance answers each class about as often as the
     held-out samples hold it, so it would go on changing values to fit the held-out
     sample's class counts. Measured to let test accuracy above ``t`` through
-    (``docs/advparams.md``, "The target on unseen data")."""
+    (``docs/advparams.md``, "The target on unseen data").
+
+    Either is lowered by ``setup.shift`` when the lock tries again after a failed check."""
     target = setup.target
     if held is None:
-        return target
-    if rule == "bound":
-        return certifiable_rate(target, held.n, level)
-    margin = target - confidence * math.sqrt(max(target * (1.0 - target), 0.0) / held.n)
-    chance = 1.0 / setup.num_classes if setup.num_classes > 0 else 0.0
-    return min(target, max(margin, (chance + target) / 2))
-
-
-def certifiable_rate(target: float, n: int, level: float) -> float:
-    """The largest share ``x / n`` whose one-sided Clopper-Pearson bound at ``level`` is
-    at most ``target`` (-1 when not even 0 of ``n`` is).
-
-    Example:
-        >>> certifiable_rate(0.12, 1000, 0.95)
-        0.102
-    """
-    x = min(n, math.floor(target * n))
-    while x >= 0 and binomial_upper_bound(x, n, level) > target:
-        x -= 1
-    return x / n if x >= 0 else -1.0
+        value = target
+    elif rule == "bound":
+        value = certifiable_rate(target, held.n, level)
+    else:
+        margin = target - confidence * math.sqrt(max(target * (1.0 - target), 0.0) / held.n)
+        chance = 1.0 / setup.num_classes if setup.num_classes > 0 else 0.0
+        value = min(target, max(margin, (chance + target) / 2))
+    return value - setup.shift if setup.shift else value
 
 
 def stop_reason(

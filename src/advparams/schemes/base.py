@@ -54,7 +54,11 @@ class LockReport:
         check_accuracy: the locked model's accuracy on them; None without a check.
         check_bound: the one-sided Clopper-Pearson upper bound on the locked model's
             accuracy on unseen data at ``check_level``; None without a check.
-        check_level: the confidence of that bound.
+        check_level: the confidence of that bound: the scheme's ``check_level`` with
+            one try; with more, each check's share of it, so that a lock certified on
+            any try holds its target with the scheme's ``check_level`` (union bound).
+        check_tries: checks made: a lock whose check fails searches again with a lower
+            held-out threshold, up to the scheme's ``check_tries`` (0: no check).
         certified: True when ``check_bound <= target_accuracy``: the target holds on
             unseen data (from the data's distribution) with probability ``check_level``;
             False when it is above, or when a check was asked for and the data held no
@@ -84,6 +88,7 @@ class LockReport:
     check_accuracy: float | None = None
     check_bound: float | None = None
     check_level: float | None = None
+    check_tries: int = 0
     certified: bool | None = None
 
     def problem(self) -> str | None:
@@ -106,8 +111,9 @@ class LockReport:
             return (
                 f"the lock's target is not certified on unseen data: {100 * self.check_accuracy:.2f} % on "
                 f"{self.check_samples} check samples the search never saw, whose "
-                f"{100 * (self.check_level or 0):.0f} % upper bound {100 * self.check_bound:.2f} % is above the "
-                f"target {100 * target:.2f} % (stopped: {self.stopped} after {self.params_changed} changed values)"
+                f"{100 * (self.check_level or 0):.4g} % upper bound {100 * self.check_bound:.2f} % is above the "
+                f"target {100 * target:.2f} % (stopped: {self.stopped} after {self.params_changed} changed values, "
+                f"{self.check_tries} search{'es' if self.check_tries > 1 else ''})"
             )
         if not self.target_met:
             return (

@@ -44,7 +44,8 @@ from advparams.models import count_parameters
 from advparams.registry import validated
 from advparams.schemes.advparams_search import holdout_target
 from advparams.schemes.base import SCHEMES, LockProgress, LockResult, Scheme
-from advparams.schemes.locking import check_lock_options, lock_report, prepare_lock
+from advparams.schemes.lock_finish import lock_report
+from advparams.schemes.locking import check_lock_options, prepare_lock
 
 logger = logging.getLogger(__name__)
 

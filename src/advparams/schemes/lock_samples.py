@@ -149,6 +149,7 @@ class LockCheck:
         bound: one-sided Clopper-Pearson upper bound on its accuracy at ``level``.
         level: the bound's confidence.
         certified: ``bound <= target``.
+        tries: the checks the lock made, this the last (each at ``level``).
     """
 
     samples: int
@@ -156,6 +157,7 @@ class LockCheck:
     bound: float
     level: float
     certified: bool
+    tries: int = 1
 
     @property
     def accuracy(self) -> float:

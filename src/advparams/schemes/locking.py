@@ -3,15 +3,18 @@ gradient, candidate tensors, and turning a perturbed work copy into a locked mod
 key and its report. Public, because attacks that know the method (retrace, flip-back)
 and benchmarks use the same candidates and samples as the schemes.
 
-Schemes search on a float32 *work copy* of the model; :func:`finish_lock` writes the
-chosen values back into a copy of the model in its own dtype, and the key is the bitwise
-difference, so the key holds exactly what changed, whatever the scheme did.
+Schemes search on a float32 *work copy* of the model; :func:`finish_lock` (in
+``lock_finish``) writes the chosen values back into a copy of the model in its own
+dtype, and the key is the bitwise difference, so the key holds exactly what changed,
+whatever the scheme did.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import fnmatch
+import logging
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -24,17 +27,26 @@ from torch import nn
 from advparams.data.base import DataLike
 from advparams.devices import model_device
 from advparams.errors import AdvParamsError, ConfigError
-from advparams.keys.key import Key
-from advparams.models import count_parameters
-from advparams.schemes.base import LockProgress, LockReport, LockResult, Scheme
+from advparams.metrics.binomial import certifiable_rate
+from advparams.schemes.base import LockProgress, LockResult, Scheme
+from advparams.schemes.lock_finish import finish_lock
 from advparams.schemes.lock_samples import LockBatches, LockCheck, certify, check_batches
 
 C = TypeVar("C")
 
 
+log = logging.getLogger(__name__)
+
+# after a failed check, the held-out threshold drops by the check's excess over what it
+# could have certified and this much more [ours]
+RETRY_EXTRA = 0.005
+# the share of 1 - check_level the first check spends when there are retries [ours]
+FIRST_SHARE = 0.8
+
+
 def check_lock_options(config: Any) -> None:
     """Validation every scheme config shares: at least one lock sample and batch
-    element, a check set of 0 to 10^6 samples at a level in [0.5, 1), and
+    element, a check set of 0 to 10^6 samples at a level in [0.5, 1), 1 to 10 tries, and
     ``include``/``exclude`` as sequences of patterns (a bare string would be read letter
     by letter). Call it from ``__post_init__``."""
     if config.num_samples < 1 or config.batch_size < 1:
@@ -43,6 +55,8 @@ def check_lock_options(config: Any) -> None:
         raise ValueError(f"check_samples must be in [0, 1000000], got {config.check_samples}")
     if not 0.5 <= getattr(config, "check_level", 0.95) < 1.0:
         raise ValueError(f"check_level must be in [0.5, 1), got {config.check_level}")
+    if not 1 <= getattr(config, "check_tries", 1) <= 10:
+        raise ValueError(f"check_tries must be in [1, 10], got {config.check_tries}")
     if isinstance(getattr(config, "include", ()), str) or isinstance(getattr(config, "exclude", ()), str):
         raise ValueError("include and exclude are sequences of patterns, not strings")
 
@@ -103,12 +117,51 @@ class LockSetup:
     check: LockBatches | None = None  # the check set: never shown to the search
     check_level: float = 0.95
     check_asked: bool = False  # the config asks for a check (check_samples > 0)
+    shift: float = 0.0  # how far below its rule the held-out threshold is set (retries after a failed check)
+    tries: int = 1  # checks the lock may make, each at a share of 1 - check_level
+
+    attempt: int = 1  # which of them this setup makes
+
+    @property
+    def try_level(self) -> float:
+        """The confidence of this setup's check: with one try, ``check_level``; else the
+        first spends ``FIRST_SHARE`` of ``1 - check_level`` and the others share the
+        rest, so that a lock certified on any of them is above its target with
+        probability at most ``1 - check_level`` (union bound) [ours]."""
+        alpha = 1.0 - self.check_level
+        if self.tries == 1:
+            return self.check_level
+        if self.attempt == 1:
+            return 1.0 - FIRST_SHARE * alpha
+        return 1.0 - (1.0 - FIRST_SHARE) * alpha / (self.tries - 1)
 
     def certify(self, model: nn.Module) -> LockCheck | None:
         """``model`` measured on the check set (None when there is none)."""
         if self.check is None:
             return None
-        return certify(self.check, model, self.target, self.check_level)
+        return certify(self.check, model, self.target, self.try_level)
+
+    def retry(self, model: nn.Module, config: Any, checked: LockCheck) -> LockSetup:
+        """The next try after ``checked`` failed: the same samples, check set and target
+        on a fresh work copy of ``model``, the held-out threshold lowered further by the
+        check's excess over what the next check can certify, and ``RETRY_EXTRA``."""
+        work, cands = work_candidates(model, config)
+        out = dataclasses.replace(self, work=work, candidates=cands, attempt=self.attempt + 1)
+        excess = checked.accuracy - certifiable_rate(self.target, checked.samples, out.try_level)
+        return dataclasses.replace(out, shift=self.shift + max(excess, 0.0) + RETRY_EXTRA)
+
+
+def work_candidates(model: nn.Module, config: Any) -> tuple[nn.Module, dict[str, nn.Parameter]]:
+    """A float32 work copy of ``model`` and its candidate tensors (the config's
+    ``include``/``exclude``/``include_1d`` where it has them)."""
+    work = float_work_copy(model)
+    cands = candidate_parameters(
+        work,
+        include=getattr(config, "include", ()),
+        exclude=getattr(config, "exclude", ()),
+        include_1d=getattr(config, "include_1d", False),
+    )
+    return work, cands
 
 
 def prepare_lock(model: nn.Module, data: DataLike, config: Any, generator: torch.Generator | None) -> LockSetup:
@@ -119,20 +172,15 @@ def prepare_lock(model: nn.Module, data: DataLike, config: Any, generator: torch
     the check set (``config.check_samples`` of the other samples, where it has that)."""
     start = time.perf_counter()
     gen = generator if generator is not None else torch.Generator().manual_seed(config.seed)
-    work = float_work_copy(model)
-    cands = candidate_parameters(
-        work,
-        include=getattr(config, "include", ()),
-        exclude=getattr(config, "exclude", ()),
-        include_1d=getattr(config, "include_1d", False),
-    )
+    work, cands = work_candidates(model, config)
     samples = LockBatches(data, config.num_samples, config.batch_size, gen, model_device(model))
     num_classes = samples.num_classes(work)
     target = default_target(getattr(config, "target_accuracy", None), num_classes)
     wanted = int(getattr(config, "check_samples", 0))
     check = check_batches(data, samples, wanted, gen, model_device(model)) if wanted else None
     level = float(getattr(config, "check_level", 0.95))
-    return LockSetup(start, work, cands, samples, target, gen, num_classes, check, level, wanted > 0)
+    tries = int(getattr(config, "check_tries", 1)) if check is not None else 1
+    return LockSetup(start, work, cands, samples, target, gen, num_classes, check, level, wanted > 0, tries=tries)
 
 
 def tensor_bounds(params: Mapping[str, torch.Tensor], margin: float) -> dict[str, tuple[float, float, float]]:
@@ -143,151 +191,6 @@ def tensor_bounds(params: Mapping[str, torch.Tensor], margin: float) -> dict[str
         r = hi - lo
         out[name] = (lo + margin * r, hi - margin * r, r)
     return out
-
-
-def finish_lock(
-    scheme: str,
-    config: Mapping[str, object],
-    model: nn.Module,
-    work: nn.Module,
-    positions: Mapping[str, torch.Tensor],
-    *,
-    start: float,
-    accuracy_before: float,
-    accuracy_after: float,
-    target: float,
-    num_samples: int,
-    rounds: int,
-    stopped: str,
-    extra_info: Mapping[str, object] | None = None,
-    passes: tuple[float, float] = (0.0, 0.0),
-    search_accuracy: float | None = None,
-    holdout: int = 0,
-    holdout_accuracy: float | None = None,
-    check: LockCheck | None = None,
-    check_asked: bool = False,
-) -> LockResult:
-    """Writes the values of ``work`` at ``positions`` into a copy of ``model`` and keys it.
-
-    Args:
-        scheme: registry name of the scheme.
-        config: the scheme's configuration as a dict (stored in the key).
-        model: the original model (not changed).
-        work: the float32 work copy holding the locked values.
-        positions: tensor name -> flat indices to copy from ``work``.
-        start: ``time.perf_counter()`` when the lock began.
-        accuracy_before: accuracy on the lock samples before the lock.
-        accuracy_after: accuracy on the lock samples after it (of the work copy).
-        target: the stopping target.
-        num_samples: number of lock samples.
-        rounds: gradient evaluations made.
-        stopped: why the search stopped.
-        extra_info: more JSON-ready facts for the key's ``info``.
-        passes: forward and backward passes spent, in passes over all lock samples.
-        search_accuracy: accuracy on the samples searched on, where some were held out.
-        holdout: lock samples held out for the stop rule.
-        holdout_accuracy: accuracy on them.
-        check: the locked model measured on the check set (None: no check).
-        check_asked: a check was asked for (without ``check``: the data held no samples for it).
-
-    Values are rounded to each tensor's own dtype; a value that rounds back to the
-    original is not a change and is not in the key.
-    """
-    locked = copy.deepcopy(model)
-    work_params = dict(work.named_parameters())
-    locked_params = dict(locked.named_parameters())
-    with torch.no_grad():
-        for name, idx in positions.items():
-            if idx.numel() == 0:
-                continue
-            target_p = locked_params[name]
-            flat = target_p.detach().reshape(-1).clone()
-            idx = idx.to(flat.device)
-            flat[idx] = (
-                work_params[name]
-                .detach()
-                .reshape(-1)[idx.to(work_params[name].device)]
-                .to(device=flat.device, dtype=flat.dtype)
-            )
-            target_p.copy_(flat.view_as(target_p))
-    total = count_parameters(model)
-    info: dict[str, object] = {
-        "params_total": total,
-        "lock_accuracy_before": accuracy_before,
-        "lock_accuracy_after": accuracy_after,
-        "num_samples": num_samples,
-    }
-    info.update(extra_info or {})
-    key = Key.from_models(model, locked, scheme=scheme, config=dict(config), info=info)
-    report = lock_report(
-        scheme,
-        key,
-        total,
-        start=start,
-        accuracy_before=accuracy_before,
-        accuracy_after=accuracy_after,
-        target=target,
-        num_samples=num_samples,
-        rounds=rounds,
-        stopped=stopped,
-        passes=passes,
-        search_accuracy=search_accuracy,
-        holdout=holdout,
-        holdout_accuracy=holdout_accuracy,
-        check=check,
-        check_asked=check_asked,
-    )
-    return LockResult(locked, key, report)
-
-
-def lock_report(
-    scheme: str,
-    key: Key,
-    params_total: int,
-    *,
-    start: float,
-    accuracy_before: float,
-    accuracy_after: float,
-    target: float,
-    num_samples: int,
-    rounds: int,
-    stopped: str,
-    passes: tuple[float, float] = (0.0, 0.0),
-    search_accuracy: float | None = None,
-    holdout: int = 0,
-    holdout_accuracy: float | None = None,
-    check: LockCheck | None = None,
-    check_asked: bool = False,
-) -> LockReport:
-    """The :class:`LockReport` of a finished lock; sizes come from ``key``, the time from ``start``."""
-    certified = check.certified if check is not None else (False if check_asked else None)
-    return LockReport(
-        scheme=scheme,
-        params_changed=key.num_changed,
-        params_total=params_total,
-        proportion_percent=100.0 * key.num_changed / params_total,
-        lock_accuracy_before=accuracy_before,
-        lock_accuracy_after=accuracy_after,
-        target_accuracy=target,
-        num_samples=num_samples,
-        rounds=rounds,
-        stopped=stopped,
-        seconds=time.perf_counter() - start,
-        changed_per_tensor=key.counts(),
-        target_met=accuracy_after <= target
-        and (holdout_accuracy is None or holdout_accuracy <= target)
-        and certified is not False,
-        forward_passes=passes[0],
-        backward_passes=passes[1],
-        search_accuracy_after=search_accuracy,
-        holdout_accuracy_after=holdout_accuracy,
-        holdout_samples=holdout,
-        check_samples=check.samples if check is not None else 0,
-        check_accuracy=check.accuracy if check is not None else None,
-        check_bound=check.bound if check is not None else None,
-        check_level=check.level if check is not None else None,
-        certified=certified,
-    )
 
 
 @dataclass
@@ -339,8 +242,15 @@ class ParameterScheme(Scheme[C]):
     ) -> LockResult:
         """Locks a copy of ``model`` (see :meth:`Scheme.lock`)."""
         setup = prepare_lock(model, data, self.config, generator)
-        found = self.search(model, setup, progress)
-        checked = setup.certify(setup.work)  # the work copy holds the locked values, rounded to the model's dtype
+        for attempt in range(1, setup.tries + 1):
+            found = self.search(model, setup, progress)
+            checked = setup.certify(setup.work)  # the work copy holds the locked values, rounded to the model's dtype
+            if checked is None or checked.certified or found.stopped != "target" or attempt == setup.tries:
+                break
+            # the held-out samples read lower than unseen data: search again from the
+            # original, their threshold lowered by how far the check was from certifying
+            log.info("check %d of %d not certified (%.4f); searching again", attempt, setup.tries, checked.accuracy)
+            setup = setup.retry(model, self.config, checked)
         result = finish_lock(
             self.name,
             self.config_dict(),
@@ -358,7 +268,7 @@ class ParameterScheme(Scheme[C]):
             search_accuracy=found.search_accuracy,
             holdout=found.holdout,
             holdout_accuracy=found.holdout_accuracy,
-            check=checked,
+            check=checked if checked is None else dataclasses.replace(checked, tries=attempt),
             check_asked=setup.check_asked,
         )
         expected = sum(int(i.numel()) for i in found.positions.values())

@@ -93,3 +93,41 @@ def test_lock_exits_4_and_writes_nothing_when_the_check_cannot_certify(capsys, t
 
     s = json.loads(capsys.readouterr().out)
     assert s["certified"] is True and s["check_samples"] == 1000 and s["check_bound"] <= s["target_accuracy"]
+
+
+def test_a_failed_check_searches_again_with_a_lower_held_out_threshold(trained, monkeypatch) -> None:
+    """When the check does not certify the target, the lock searches again from the
+    original with the held-out threshold lowered, each check at a Bonferroni share of
+    the level, and reports how many searches it took."""
+    import dataclasses
+
+    from advparams.schemes import locking
+
+    model, data = trained
+    real, calls, shifts = locking.LockSetup.certify, [], []
+
+    def fail_first(self, work):
+        shifts.append(self.shift)
+        out = real(self, work)
+        calls.append(out)
+        return dataclasses.replace(out, certified=False) if len(calls) == 1 else out
+
+    monkeypatch.setattr(locking.LockSetup, "certify", fail_first)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    res = AdvParams(num_samples=300, max_params=500).lock(model, data)
+    rep = res.report
+    assert len(calls) == 2 and shifts[0] == 0 and shifts[1] >= locking.RETRY_EXTRA
+    assert rep.check_tries == 2 and rep.certified is True and rep.target_met
+    assert rep.check_level == pytest.approx(1 - 0.2 * 0.05)  # the second check spends the last fifth
+    # the second search stopped at the lowered held-out threshold
+    assert rep.stopped == "target" and rep.holdout_accuracy_after is not None
+    assert rep.holdout_accuracy_after <= certifiable_rate(rep.target_accuracy, rep.holdout_samples, 0.95) - shifts[1]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the input is untouched
+    # one try: the level is the config's and a failed check is final
+    calls.clear()
+    shifts.clear()
+    res = AdvParams(num_samples=300, max_params=500, check_tries=1).lock(model, data)
+    assert len(calls) == 1 and res.report.check_tries == 1 and res.report.certified is False
+    assert res.report.check_level == pytest.approx(0.95) and "1 search)" in (res.report.problem() or "")
+    with pytest.raises(ValueError, match="check_tries"):
+        AdvParams(check_tries=0)
