@@ -392,7 +392,17 @@ def test_force_replaces_only_what_the_same_command_made(capsys, tmp_path, ckpt) 
     assert (other / "notes.txt").read_text() == "keep" and (tmp_path / "notes.key").read_text() == "not a key"
     # a trained checkpoint is not a locked one: lock --force does not replace it
     save_checkpoint(build_model("lenet", ARGS, seed=1), tmp_path / "t", architecture="lenet", arguments=ARGS)
-    one_error(capsys, "lock", ckpt, "--out", tmp_path / "t", "--key", tmp_path / "k3.key", "--force", match="not a folder made")
+    one_error(
+        capsys,
+        "lock",
+        ckpt,
+        "--out",
+        tmp_path / "t",
+        "--key",
+        tmp_path / "k3.key",
+        "--force",
+        match="not a folder made",
+    )
 
 
 def test_output_paths_are_resolved_before_checks(capsys, tmp_path, ckpt) -> None:

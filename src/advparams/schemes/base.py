@@ -42,7 +42,8 @@ class LockReport:
         target_met: ``lock_accuracy_after <= target_accuracy``, the held-out share at its
             own target where there is one, and ``certified`` not False.
         forward_passes: forward computation spent, in passes over all the lock samples
-            (a forward over a quarter of them counts 0.25).
+            (a forward over a quarter of them counts 0.25), by every search the lock made
+            (not the check's one forward pass over the check samples).
         backward_passes: backward computation spent, likewise.
         search_accuracy_after: accuracy on the samples the search computed its
             gradients on, where a share was held out; None where nothing was.

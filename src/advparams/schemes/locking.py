@@ -242,8 +242,10 @@ class ParameterScheme(Scheme[C]):
     ) -> LockResult:
         """Locks a copy of ``model`` (see :meth:`Scheme.lock`)."""
         setup = prepare_lock(model, data, self.config, generator)
+        spent = (0.0, 0.0)  # every search's passes
         for attempt in range(1, setup.tries + 1):
             found = self.search(model, setup, progress)
+            spent = (spent[0] + found.passes[0], spent[1] + found.passes[1])
             checked = setup.certify(setup.work)  # the work copy holds the locked values, rounded to the model's dtype
             if checked is None or checked.certified or found.stopped != "target" or attempt == setup.tries:
                 break
@@ -264,7 +266,7 @@ class ParameterScheme(Scheme[C]):
             num_samples=setup.samples.n,
             rounds=found.rounds,
             stopped=found.stopped,
-            passes=found.passes,
+            passes=spent,
             search_accuracy=found.search_accuracy,
             holdout=found.holdout,
             holdout_accuracy=found.holdout_accuracy,

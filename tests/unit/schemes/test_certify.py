@@ -131,3 +131,24 @@ def test_a_failed_check_searches_again_with_a_lower_held_out_threshold(trained, 
     assert res.report.check_level == pytest.approx(0.95) and "1 search)" in (res.report.problem() or "")
     with pytest.raises(ValueError, match="check_tries"):
         AdvParams(check_tries=0)
+
+
+def test_a_second_search_counts_the_passes_of_both(trained, monkeypatch) -> None:
+    import dataclasses
+
+    from advparams.schemes import locking
+
+    model, data = trained
+    one = AdvParams(num_samples=300, max_params=500).lock(model, data).report
+    real = locking.LockSetup.certify
+    monkeypatch.setattr(
+        locking.LockSetup,
+        "certify",
+        lambda self, work: (lambda c: dataclasses.replace(c, certified=False) if self.attempt == 1 else c)(
+            real(self, work)
+        ),
+    )
+    two = AdvParams(num_samples=300, max_params=500).lock(model, data).report
+    assert (
+        two.check_tries == 2 and two.forward_passes > one.forward_passes and two.backward_passes > one.backward_passes
+    )
