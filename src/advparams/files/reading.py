@@ -59,6 +59,8 @@ MAX_JSON_DEPTH = 32
 """Deepest nesting of arrays and objects accepted in any JSON or YAML document."""
 MAX_TREE_NODES = 1_000_000
 """Most values (counted with repetition) accepted in one parsed document."""
+
+
 def _fail(error: type[AdvParamsError], message: str) -> AdvParamsError:
     return error(message)
 

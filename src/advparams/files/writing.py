@@ -53,8 +53,7 @@ EXISTS = "{} exists; pass --force to overwrite it"
 
 def _not_replaceable(p: Path, what: str) -> str:
     return (
-        f"{p} exists and is not {what}, the only thing --force replaces here: remove it yourself or choose "
-        "another path"
+        f"{p} exists and is not {what}, the only thing --force replaces here: remove it yourself or choose another path"
     )
 
 

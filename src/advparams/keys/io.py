@@ -234,8 +234,9 @@ def save_key(
         force=force,
         private=True,
         accept=lambda p: user_key_replaceable(p, key),
-        what=f"an unsealed key of user {user!r} for this locked model" if user else "a key --force may replace "
-        "(an owner key is replaced only with its locked model, by lock --force)",
+        what=f"an unsealed key of user {user!r} for this locked model"
+        if user
+        else "a key --force may replace (an owner key is replaced only with its locked model, by lock --force)",
     )
 
 

@@ -179,8 +179,16 @@ def prepare_lock(model: nn.Module, data: DataLike, config: Any, generator: torch
     wanted = int(getattr(config, "check_samples", 0))
     check = check_batches(data, samples, wanted, gen, model_device(model)) if wanted else None
     level = float(getattr(config, "check_level", 0.95))
-    tries = int(getattr(config, "check_tries", 1)) if check is not None else 1
-    return LockSetup(start, work, cands, samples, target, gen, num_classes, check, level, wanted > 0, tries=tries)
+    setup = LockSetup(start, work, cands, samples, target, gen, num_classes, check, level, wanted > 0)
+    tries = int(getattr(config, "check_tries", 1))
+    if check is None or tries == 1:
+        return setup
+    # more tries only where a later check, at its smaller share of the level, can still
+    # certify a model at chance: on a small check set it could not, so a second search
+    # would only spend the first check's share (decided from sizes alone, before any check)
+    later = dataclasses.replace(setup, tries=tries, attempt=2).try_level
+    chance = 1.0 / num_classes if num_classes > 0 else 0.0
+    return dataclasses.replace(setup, tries=tries if certifiable_rate(target, check.n, later) >= chance else 1)
 
 
 def tensor_bounds(params: Mapping[str, torch.Tensor], margin: float) -> dict[str, tuple[float, float, float]]:

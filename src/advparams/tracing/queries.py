@@ -259,9 +259,7 @@ class QueryTracer:
         count when given."""
         y = self.observation(answers, limit)
         result = trace_observation(y, self.plan, self.users, rate)
-        return dataclasses.replace(
-            result, queries=check_limit(limit, len(self.queries))
-        )
+        return dataclasses.replace(result, queries=check_limit(limit, len(self.queries)))
 
     def _prior(self) -> torch.Tensor:
         p = self.plan.code.biases()
