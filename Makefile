@@ -36,11 +36,15 @@ data:
 demo: $(STAMP) data
 	$(VENV)/bin/advparams demo --workdir runs/demo
 
+# Tests run in one worker per core (pytest-xdist; a file's tests stay together), each
+# with one torch thread; the slowest are listed at the end.
+PYTEST_WORKERS := -n auto --dist loadfile --durations=15
+
 test: $(STAMP) data
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_WORKERS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest $(PYTEST_WORKERS) -m "not slow"
 
 bench: $(STAMP) data
 	$(PY) benchmarks/lock_speed.py --models lenet vgg --seeds 0 1 2 --out docs/benchmarks/lock_speed_v2.jsonl

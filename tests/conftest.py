@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from advparams.schemes import SCHEMES
 from advparams.testing import TinyConvNet, tiny_data, tiny_trained_classifier
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on two cores: one thread each, or torch's spinning
+    # threads starve each other (a 30 s study took ten minutes beside another job)
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _registries_as_they_were() -> object:
+    """What a test registers (an owner's module given to --import) is gone after it, so
+    tests sharing a process (two xdist workers) see the registries as a fresh one does."""
+    from advparams.cli.models import REGISTRIES
+
+    before = [(reg, dict(reg._items)) for reg, _ in REGISTRIES.values()]
+    yield
+    for reg, items in before:
+        reg._items.clear()
+        reg._items.update(items)
 
 
 @pytest.fixture(autouse=True)
