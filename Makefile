@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all demo test test-fast data bench lint clean
+.PHONY: all demo test test-fast data bench lint clean docs docs-check
 
 all: test
 
@@ -52,9 +52,18 @@ bench: $(STAMP) data
 	$(PY) benchmarks/lock_targets.py --out docs/benchmarks/lock_targets.jsonl
 	$(PY) benchmarks/lock_fmnist_seeds.py --out docs/benchmarks/lock_fmnist_seeds.jsonl
 
+# The measured tables of README.md and docs/*.md between `<!-- generated: COMMAND -->` and
+# `<!-- end generated -->`: `docs` rewrites them from the committed rows, `docs-check` says
+# which is stale (make test checks them too, tests/unit/test_docs_blocks.py).
+docs: $(STAMP)
+	$(PY) tools/docs_blocks.py
+
+docs-check: $(STAMP)
+	$(PY) tools/docs_blocks.py --check
+
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff mypy
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks tools
 	$(PY) -m mypy src
 
 clean:
