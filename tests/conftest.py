@@ -16,10 +16,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _registries_as_they_were() -> object:
-    """What a test registers (an owner's module given to --import) is gone after it, so
-    tests sharing a process (two xdist workers) see the registries as a fresh one does."""
+    """What a test file registers (an owner's module given to --import) is gone after it,
+    so the files a process runs next (one of several xdist workers) see the registries as
+    a fresh process does."""
     from advparams.cli.models import REGISTRIES
 
     before = [(reg, dict(reg._items)) for reg, _ in REGISTRIES.values()]

@@ -113,7 +113,15 @@ def test_ctrl_c_keeps_the_sessions_time_and_the_report_counts_both_sessions(tmp_
     config.write_text(yaml.safe_dump(LOCKS_ONLY))
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[3] / "src")}
-    child = subprocess.Popen([*CLI, "--config", config, "--out", out], env=env, stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal gives it: a pytest-xdist worker ignores SIGINT, and a child would
+    # inherit that (Python then installs no KeyboardInterrupt handler)
+    child = subprocess.Popen(
+        [*CLI, "--config", config, "--out", out],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         _wait_for_units(child, out / "units.jsonl", 3)
         child.send_signal(signal.SIGINT)
