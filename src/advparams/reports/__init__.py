@@ -13,6 +13,7 @@ from advparams.reports.markdown import MARKER, build_report
 
 REPORT_FILE = "report.md"
 REPORT_COMMAND = "report"
+MADE_WITH_FILE = "made-with.txt"  # the commands a report prints as what made the run, one per line
 
 
 def write_report(
@@ -28,8 +29,9 @@ def write_report(
         run_dir: the evaluation's run folder (``config.yaml`` + ``results.jsonl``).
         report_dir: where to write the report; default: ``run_dir``. The resolved
             config and the rows are copied there too, so the report stands alone.
-        command: the command line to print in the report (default: the ones the run's
-            ``session`` rows kept).
+        command: the command line to print in the report, kept in the report folder's
+            ``made-with.txt`` for later rebuilds (default: that file's, else the ones
+            the run's ``session`` rows kept).
         plots: also draw the PNG plots (needs matplotlib).
 
     Returns:
@@ -42,19 +44,32 @@ def write_report(
     dest.mkdir(parents=True, exist_ok=True)
     report_path = dest / REPORT_FILE
     _check_report_dir(dest, resolve(run))
+    kept = _made_with(run)
+    commands = [command] if command else kept
     names: list[str] = []
     if plots:
         from advparams.reports.plots import make_plots
 
         names = [f"plots/{n}" for n in make_plots(rows, config, dest / "plots")]
-    text = build_report(rows, config, command=command, plots=names)
+    text = build_report(rows, config, commands=commands, plots=names)
     atomic_write_bytes(report_path, (text + "\n").encode(), force=True)
+    if commands and (commands != kept or dest != resolve(run)):
+        atomic_write_bytes(dest / MADE_WITH_FILE, "".join(f"{c}\n" for c in commands).encode(), force=True)
     if dest != resolve(run):
         write_marker(dest, REPORT_COMMAND)
         for name in (CONFIG_FILE, RESULTS_FILE):
             data = read_file(run / name, what="run file", limit=LIMITS["rows"])
             atomic_write_bytes(dest / name, data, force=True)
     return report_path
+
+
+def _made_with(run: Path) -> list[str] | None:
+    """The commands kept in the run folder's ``made-with.txt`` (None: no such file)."""
+    path = run / MADE_WITH_FILE
+    if not path.exists():
+        return None
+    text = read_file(path, what="made-with file", limit=LIMITS["run-record"]).decode("utf-8", "replace")
+    return [line for line in text.splitlines() if line.strip()] or None
 
 
 def _written_by_us(report_path: Path) -> bool:

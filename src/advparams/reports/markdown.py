@@ -63,10 +63,16 @@ def session_commands(sessions: Sequence[ResultRow]) -> list[str]:
 
 
 def build_report(
-    rows: Sequence[ResultRow], config: EvalConfig, *, command: str | None = None, plots: Sequence[str] = ()
+    rows: Sequence[ResultRow],
+    config: EvalConfig,
+    *,
+    command: str | None = None,
+    plots: Sequence[str] = (),
+    commands: Sequence[str] | None = None,
 ) -> str:
     """The Markdown report: every table from ``rows``; ``plots`` are relative image paths.
-    ``command`` is printed as what made the run; default: the commands its sessions kept."""
+    ``commands`` (or one ``command``) are printed as what made the run; default: the
+    commands its sessions kept."""
     by_kind: dict[str, list[ResultRow]] = defaultdict(list)
     for r in rows:
         by_kind[r.kind].append(r)
@@ -92,9 +98,9 @@ def build_report(
             f"{env.get('device', '?')}, torch {env.get('torch', '?')}, advparams {env.get('advparams', '?')}."
         )
         out.append("")
-    commands = [command] if command else session_commands(sessions)
-    if commands:
-        out += ["Made with:", "", "```", *commands, "```", ""]
+    made = list(commands) if commands else [command] if command else session_commands(sessions)
+    if made:
+        out += ["Made with:", "", "```", *made, "```", ""]
 
     if schemes:  # the lock sections (a watermark-only evaluation has none)
         # Locking.

@@ -95,6 +95,11 @@ def test_report_reprints_the_stored_command(toy, tmp_path, capsys) -> None:
     code, _, err = run(capsys, "report", out, "--no-plots", "--made-with", "by hand")
     text = (out / "report.md").read_text()
     assert code == 0 and "```\nby hand\n```" in text and command not in text
+    # the command given is kept in the run folder: the next rebuild needs no flag
+    assert (out / "made-with.txt").read_text() == "by hand\n"
+    code, _, err = run(capsys, "report", out, "--no-plots", "--report-dir", str(tmp_path / "r"))
+    assert code == 0 and (tmp_path / "r" / "report.md").read_text() == text
+    assert (tmp_path / "r" / "made-with.txt").read_text() == "by hand\n"  # the report folder stands alone
 
 
 def test_a_run_from_before_commands_prints_none(toy, tmp_path) -> None:
