@@ -90,12 +90,17 @@ def time_limit(seconds: float = LIMIT_S) -> Iterator[None]:
 
 def clean(fn: Callable[[], Any]) -> Any:
     """Runs one case: its result, or None when it raised an AdvParamsError; anything else fails."""
-    with time_limit():
-        try:
-            return fn()
-        except AdvParamsError as exc:
-            assert str(exc) and "\n" not in str(exc).strip(), repr(exc)
-            return None
+    try:
+        with time_limit():
+            try:
+                return fn()
+            except AdvParamsError as exc:
+                assert str(exc) and "\n" not in str(exc).strip(), repr(exc)
+                return None
+    except Hang as exc:
+        # a plain failure: the interrupted frames (some without a line number) would
+        # break pytest's traceback and with it the whole xdist run
+        raise AssertionError(f"{exc} (a hang guard: the case should take well under a second)") from None
 
 
 # ----------------------------------------------------------------------------- strategies

@@ -264,13 +264,56 @@ def read_text_lines(path: Path, *, what: str, limit: int, error: type[AdvParamsE
         raise _fail(error, f"{what} {path} is not UTF-8 text") from None
 
 
+_FLOW = re.compile(r"""[\[\]{}'"#\n\\]""")
+
+
+def flow_depth(text: str) -> int:
+    """The deepest nesting of YAML flow collections (``[...]``, ``{...}``) in ``text``,
+    outside quoted strings and comments: a quick scan, so that a file nested far past the
+    limit is refused before a recursive parser spends seconds on it (a guard, not a
+    parser: the parse that follows still bounds the depth exactly)."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return 0
+    depth = deepest = 0
+    quote = ""
+    comment = False
+    escape_at = -1  # the position a backslash in a double-quoted string escapes
+    for m in _FLOW.finditer(text):
+        ch, at = m.group(), m.start()
+        before = text[at - 1] if at else "\n"
+        if comment:
+            comment = ch != "\n"
+        elif quote == '"':
+            if at == escape_at:
+                continue
+            if ch == "\\":
+                escape_at = at + 1
+            elif ch == '"':
+                quote = ""
+        elif quote == "'":
+            quote = "" if ch == "'" else quote  # '' inside reopens at once: no bracket between
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+        elif ch in "'\"" and before in " \t\n[{,:-":
+            quote = ch
+        elif ch == "#" and before in " \t\n":
+            comment = True
+    return deepest
+
+
 def parse_yaml(data: bytes, *, what: str, error: type[AdvParamsError] = AdvParamsError) -> Any:
     """Parses YAML with ``yaml.safe_load`` (plain data only, no Python objects), bounded:
     depth and value count as :func:`check_tree` (aliases counted each time they are used)."""
     import yaml
 
     try:
-        value = yaml.safe_load(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        if flow_depth(text) > MAX_JSON_DEPTH:  # before the parser recurses that deep (seconds)
+            raise _fail(error, f"{what} is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
+        value = yaml.safe_load(text)
     except UnicodeDecodeError:
         raise _fail(error, f"{what} is not UTF-8 text") from None
     except RecursionError:
