@@ -41,7 +41,7 @@ demo: $(STAMP) data
 PYTEST_WORKERS := -n auto --dist loadfile --durations=15
 
 test: $(STAMP) data
-	$(PY) -m pytest $(PYTEST_WORKERS)
+	ADVPARAMS_REQUIRE_DATA=1 $(PY) -m pytest $(PYTEST_WORKERS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest $(PYTEST_WORKERS) -m "not slow"

@@ -9,18 +9,17 @@ import torch
 
 from advparams.backdoors import BACKDOORS, implant_from_seed, normalise
 from advparams.data import load_dataset
-from advparams.data.fashion_mnist import find_dir
 from advparams.metrics import accuracy, predict
 from advparams.metrics.backdoor import attack_success_rate
 from advparams.training import TrainConfig, train_from_seed
+from tests.slow.realdata import require_fashion_mnist
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _real_data_present() -> None:
-    if find_dir("train", None) is None or find_dir("test", None) is None:
-        pytest.skip("real Fashion-MNIST not found: `make test` installs Debian's dataset-fashion-mnist")
+    require_fashion_mnist()
 
 
 def _subset(name: str, n_train: int, n_test: int):  # type: ignore[no-untyped-def]

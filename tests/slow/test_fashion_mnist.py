@@ -12,8 +12,8 @@ import torch
 
 from advparams import AdvParams, AdvParamsConfig, accuracy, load_checkpoint, load_dataset, unlock
 from advparams.cli import main
-from advparams.data.fashion_mnist import find_dir
 from advparams.testing import state_equal
+from tests.slow.realdata import require_fashion_mnist
 
 pytestmark = pytest.mark.slow
 
@@ -22,11 +22,7 @@ SEEDS = (0, 1, 2)
 
 @pytest.fixture(scope="module", autouse=True)
 def _real_data_present() -> None:
-    if find_dir("train", None) is None or find_dir("test", None) is None:
-        pytest.skip(
-            "real Fashion-MNIST not found: `make test` installs Debian's dataset-fashion-mnist; "
-            "elsewhere set ADVPARAMS_DATA"
-        )
+    require_fashion_mnist()
 
 
 @pytest.fixture(scope="module")

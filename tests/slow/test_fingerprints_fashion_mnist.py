@@ -10,9 +10,9 @@ import torch
 
 from advparams.attacks import ATTACKS
 from advparams.data import load_dataset
-from advparams.data.fashion_mnist import find_dir
 from advparams.fingerprints import FINGERPRINTS, calibrate_on, dtd_relevance
 from advparams.training import TrainConfig, train_from_seed
+from tests.slow.realdata import require_fashion_mnist
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +21,7 @@ OPTIONS = {"num_classes": 10, "in_channels": 1, "input_size": 28}
 
 @pytest.fixture(scope="module")
 def real():  # type: ignore[no-untyped-def]
-    if find_dir("train", None) is None or find_dir("test", None) is None:
-        pytest.skip("real Fashion-MNIST not found: `make test` installs Debian's dataset-fashion-mnist")
+    require_fashion_mnist()
     train = load_dataset("fashion-mnist", "train")
     train = train.subset(torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:10000])
     models = [train_from_seed("lenet", OPTIONS, train, TrainConfig(epochs=2), seed=s).model for s in range(5)]
