@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -129,10 +130,18 @@ def test_ray_joins_an_existing_cluster(tmp_path, monkeypatch) -> None:
         port = s.getsockname()[1]
     ray_cli = str(Path(sys.executable).parent / "ray")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    head = [ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
-    started = subprocess.run(head, capture_output=True, text=True, env=env, timeout=120)
-    assert started.returncode == 0, started.stderr[-2000:]
+    head = [ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--block"]
+    # its own process group, stopped as a group at the end: `ray stop --force` would stop
+    # every Ray on the machine, another test's (xdist) or a user's evaluation included
+    started = subprocess.Popen(head, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
+        deadline = time.monotonic() + 120  # a hang guard
+        while started.poll() is None and time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        assert started.poll() is None, (started.stderr.read() if started.stderr else b"")[-2000:]
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
         executor = RayExecutor(2, address=f"127.0.0.1:{port}")
@@ -141,4 +150,9 @@ def test_ray_joins_an_existing_cluster(tmp_path, monkeypatch) -> None:
         serial = _collect(SerialExecutor(), CountingStudy(str(tmp_path / "b"), n=3))
         assert _plain(joined) == _plain(serial) and len(joined) == 6
     finally:
-        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        os.killpg(started.pid, signal.SIGTERM)  # --block stops the processes it started
+        try:
+            started.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(started.pid, signal.SIGKILL)
+            started.wait()
