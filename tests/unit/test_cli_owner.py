@@ -220,6 +220,7 @@ def test_3_tuple_and_dict_outputs_are_locked_with_the_modules_own_names(data) ->
     from advparams.metrics.accuracy import model_output
     from advparams.training import TrainConfig, train
 
+    torch.manual_seed(0)  # the nets' initial weights: not whatever the tests before left
     for net, how in ((TupleNet(), "auto"), (ScoresNet(), "key:scores")):
         with model_output(how):
             model = train(net, data, TrainConfig(epochs=3)).model

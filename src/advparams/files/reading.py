@@ -311,11 +311,12 @@ def parse_yaml(data: bytes, *, what: str, error: type[AdvParamsError] = AdvParam
 
     try:
         text = data.decode("utf-8")
-        if flow_depth(text) > MAX_JSON_DEPTH:  # before the parser recurses that deep (seconds)
-            raise _fail(error, f"{what} is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
-        value = yaml.safe_load(text)
     except UnicodeDecodeError:
         raise _fail(error, f"{what} is not UTF-8 text") from None
+    if flow_depth(text) > MAX_JSON_DEPTH:  # before the parser recurses that deep (seconds)
+        raise _fail(error, f"{what} is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
+    try:
+        value = yaml.safe_load(text)
     except RecursionError:
         raise _fail(error, f"{what} is nested too deeply (more than {MAX_JSON_DEPTH} levels)") from None
     except yaml.YAMLError as exc:
