@@ -248,7 +248,16 @@ class RayExecutor(Executor):
             if self.address:
                 ray.init(address=self.address, log_to_driver=False, logging_level=level)
             else:
-                ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False, logging_level=level)
+                # a private local instance: never a cluster some `ray start` left on this
+                # machine (ray.init() without an address would join it, or fail on a
+                # stale address of one that has stopped)
+                ray.init(
+                    address="local",
+                    num_cpus=self.workers,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=level,
+                )
         try:
             self._schedule(ray, order(units), runner, on_done, set(done))
         finally:

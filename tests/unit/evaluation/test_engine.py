@@ -5,9 +5,11 @@ with no row lost or doubled."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -130,7 +132,9 @@ def test_ray_joins_an_existing_cluster(tmp_path, monkeypatch) -> None:
         port = s.getsockname()[1]
     ray_cli = str(Path(sys.executable).parent / "ray")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    head = [ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--block"]
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short (Ray's socket paths), and not /tmp/ray
+    head = [ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--block",
+            f"--temp-dir={temp}"]  # fmt: skip
     # its own process group, stopped as a group at the end: `ray stop --force` would stop
     # every Ray on the machine, another test's (xdist) or a user's evaluation included
     started = subprocess.Popen(head, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -156,3 +160,4 @@ def test_ray_joins_an_existing_cluster(tmp_path, monkeypatch) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(started.pid, signal.SIGKILL)
             started.wait()
+        shutil.rmtree(temp, ignore_errors=True)
