@@ -4,10 +4,15 @@ entropy of the model's predictions.
 A clean input blended with other clean images gets varied predictions (high entropy); an
 input whose trigger dominates keeps its (target) answer through the blends (low entropy).
 The score is minus the mean entropy (nats) over ``overlays`` blends, so higher is more
-suspicious. Choices [inferred]: the blend ``alpha * x + (1 - alpha) * overlay`` in pixel
-space (TrojanZoo's, alpha 0.5; Gao et al. add the two images), 64 overlays (TrojanZoo;
-Gao et al. use 100), one fixed set of overlays drawn from the clean data at fit time for
-every input, so scores do not depend on the order of the inputs.
+suspicious.
+
+Blending (``blend``): ``add`` (the default) is Gao et al.'s rule, the two images added
+in [0, 1] pixels and clipped (their code adds with OpenCV's ``addWeighted(x, 1, o, 1, 0)``,
+which saturates); ``weighted`` is TrojanZoo's ``alpha * x + (1 - alpha) * overlay``
+(alpha 0.5), under which STRIP misses blended triggers (docs/detection.md measures both).
+Choices [inferred]: 64 overlays (TrojanZoo; Gao et al. use 100), one fixed set of
+overlays drawn from the clean data at fit time for every input, so scores do not depend
+on the order of the inputs.
 """
 
 from __future__ import annotations
@@ -24,6 +29,26 @@ from advparams.metrics.accuracy import logits_of
 from advparams.registry import validated
 
 
+BLENDS = ("add", "weighted")
+
+
+def superimpose(pixels: torch.Tensor, overlays: torch.Tensor, blend: str, alpha: float = 0.5) -> torch.Tensor:
+    """Every ``[N, ...]`` input superimposed with every ``[K, ...]`` overlay: ``[N, K, ...]`` pixels.
+
+    Example:
+        >>> x, o = torch.tensor([[0.25], [0.75]]), torch.tensor([[0.5]])
+        >>> superimpose(x, o, "add")[:, 0, 0].tolist()
+        [0.75, 1.0]
+        >>> superimpose(x, o, "weighted")[:, 0, 0].tolist()
+        [0.375, 0.625]
+    """
+    if blend == "add":
+        return (pixels[:, None] + overlays[None]).clamp(0.0, 1.0)
+    if blend == "weighted":
+        return alpha * pixels[:, None] + (1.0 - alpha) * overlays[None]
+    raise ValueError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
+
+
 @dataclass(frozen=True)
 @validated
 class StripConfig:
@@ -31,7 +56,9 @@ class StripConfig:
 
     Attributes:
         overlays: clean images each input is superimposed with [inferred].
-        alpha: weight of the input in each blend [inferred].
+        blend: ``add`` (Gao et al.: the images added in pixels, clipped to [0, 1]) or
+            ``weighted`` (TrojanZoo: ``alpha * x + (1 - alpha) * overlay``).
+        alpha: weight of the input in a ``weighted`` blend [inferred]; ``add`` ignores it.
         frr: share of clean inputs the calibrated threshold rejects.
         calibration: held-out clean samples the threshold is set on.
         batch_size: inputs blended and scored at once.
@@ -39,6 +66,7 @@ class StripConfig:
     """
 
     overlays: int = 64
+    blend: str = "add"
     alpha: float = 0.5
     frr: float = 0.05
     calibration: int = 500
@@ -49,6 +77,8 @@ class StripConfig:
         check_common(self.frr, self.calibration, self.batch_size)
         if not 1 <= self.overlays <= 10_000:
             raise ValueError(f"overlays must be in [1, 10000], got {self.overlays}")
+        if self.blend not in BLENDS:
+            raise ValueError(f"blend must be one of {', '.join(BLENDS)}, got {self.blend!r}")
         if not 0.0 < self.alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
 
@@ -93,10 +123,10 @@ class Strip(Detector[StripConfig]):
         net = self._fitted()
         if self.overlay_images is None:
             raise AdvParamsError("the strip detector is not fitted: call fit(model, clean_data) first")
-        a = self.config.alpha
+        cfg = self.config
         ov = self.overlay_images.to(device=x.device, dtype=x.dtype)
-        # Normalisation is affine per channel, so blending normalised inputs is blending pixels.
-        blends = a * x[:, None] + (1.0 - a) * ov[None]
+        # Superimposed in [0, 1] pixels (adding clips there), then normalised again.
+        blends = self._normalised(superimpose(self._pixels(x), self._pixels(ov), cfg.blend, cfg.alpha))
         n, k = blends.shape[:2]
         with torch.no_grad():
             probs = logits_of(net, blends.reshape(n * k, *x.shape[1:])).softmax(1).reshape(n, k, -1)
@@ -104,4 +134,4 @@ class Strip(Detector[StripConfig]):
         return -entropy, {"entropy": entropy}
 
 
-__all__ = ["Strip", "StripConfig", "mean_entropy"]
+__all__ = ["BLENDS", "Strip", "StripConfig", "mean_entropy", "superimpose"]

@@ -95,15 +95,30 @@ def test_strip_entropy_of_a_constant_model_is_log_k() -> None:
     assert torch.allclose(s, torch.full((5,), -math.log(7), dtype=torch.float64), atol=1e-6)
 
 
-def test_strip_entropy_on_a_hand_made_case() -> None:
-    # Overlays all equal to u, the input all v: each blend has mean a*v + (1-a)*u.
-    u, v, a, s = 0.2, 0.9, 0.5, 3.0
+@pytest.mark.parametrize(
+    ("blend", "v", "blended"),
+    [("weighted", 0.9, 0.5 * 0.9 + 0.5 * 0.2), ("add", 0.5, 0.7), ("add", 0.9, 1.0)],  # adding clips at 1
+)
+def test_strip_entropy_on_a_hand_made_case(blend: str, v: float, blended: float) -> None:
+    # Overlays all equal to u = 0.2, the input all v: each blend has the mean `blended`.
+    u, s = 0.2, 3.0
     data = (torch.full((40, 1, 4, 4), u), torch.zeros(40, dtype=torch.long))
-    det = Strip(Strip.Config(overlays=5, calibration=20, alpha=a)).fit(MeanLogit(s), data)
-    p = 1 / (1 + math.exp(-s * (a * v + (1 - a) * u)))
+    det = Strip(Strip.Config(overlays=5, calibration=20, blend=blend)).fit(MeanLogit(s), data)
+    p = 1 / (1 + math.exp(-s * blended))
     got = det.score(torch.full((1, 1, 4, 4), v))
     assert float(got[0]) == pytest.approx(-_entropy2(p), abs=1e-6)
     assert float(mean_entropy(torch.tensor([[[1.0, 0.0]]]))[0]) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_strip_superimposes_every_input_with_every_overlay() -> None:
+    from advparams.detectors.strip import superimpose
+
+    x, o = torch.tensor([[0.9], [0.3]]), torch.tensor([[0.2], [0.6]])
+    got = superimpose(x, o, "add")
+    assert got.shape == (2, 2, 1)
+    assert got.flatten().tolist() == pytest.approx([1.0, 1.0, 0.5, 0.9])  # input 0.9 clips at 1
+    with pytest.raises(ValueError, match="blend must be one of add, weighted"):
+        Strip.Config(blend="mean")
 
 
 @pytest.mark.parametrize("frr", [0.01, 0.05, 0.1, 0.2])
@@ -222,7 +237,7 @@ def test_sanitise_flags_poisoned_samples() -> None:
     # poison_dataset is the implant's own poisoned set: same samples, same labels
     assert res.info["poisoned"] == len(poisoned.plan) == 60
     assert int((poisoned.data.labels != data.labels).sum()) == 60 - int((data.labels[poisoned.plan.indices] == 0).sum())
-    det = DETECTORS.build("strip", {"calibration": 100}).fit(res.model, make_synthetic(300, seed=5))
+    det = DETECTORS.build("strip", {"calibration": 100, "blend": "weighted"}).fit(res.model, make_synthetic(300, seed=5))
     s = sanitise(det, poisoned.data)
     assert len(s.data) + s.flagged.numel() == len(data)
     assert not torch.isin(s.kept, s.flagged).any()
