@@ -23,6 +23,7 @@ weight distribution, which the thief could have without the stolen model.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -40,7 +41,8 @@ from advparams.schemes import Hardened, HardenedConfig  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", required=True, help="a harness run folder with models/seed<S>")
+    ap.add_argument("--run", help="a harness run folder with models/seed<S>")
+    ap.add_argument("--table", metavar="ROWS", help="only print the table of a JSON-lines file of rows")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="models to attack")
     ap.add_argument(
         "--cases", nargs="+", default=["0.01:40", "0.05:25", "0.1:20"], help="FRACTION:EPOCHS fine-tuning cases"
@@ -48,6 +50,11 @@ def main() -> None:
     ap.add_argument("--no-search", action="store_true", help="fine-tuning only (skip flip-back and retrace)")
     ap.add_argument("--out", help="JSON-lines file to append to")
     args = ap.parse_args()
+    if args.table:
+        print_table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()])
+        return
+    if not args.run:
+        ap.error("--run is required (or --table ROWS)")
     run = Path(args.run)
     train, test = load_dataset("fashion-mnist", "train"), load_dataset("fashion-mnist", "test")
     models = {s: load_checkpoint(run / "models" / f"seed{s}").model for s in args.seeds}
@@ -82,6 +89,31 @@ def main() -> None:
             append_jsonl(args.out, [row])
             accs = " ".join(f"{k} {row[k]:.4f}" for k in ("own", "other", "scratch"))
             print(f"seed {seed} {name} {options}: {accs}", flush=True)
+
+
+def print_table(rows: list[dict]) -> None:
+    """Mean ± std over seeds of own, other and scratch accuracy (%) and the two gaps (points)."""
+    from collections import defaultdict
+
+    from advparams.reports import mean_std
+
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["attack"], json.dumps(r["options"], sort_keys=False))].append(r)
+
+    def cell(values: list[float]) -> str:
+        m, s = mean_std([100 * v for v in values])
+        return f"{m:.2f} ± {s:.2f}"
+
+    print("| attack (harness options) | seeds | own % | other % | scratch % | own − other (pp) | own − scratch (pp) |")
+    print("|---|---|---|---|---|---|---|")
+    for (attack, options), rs in groups.items():
+        opts = ", ".join(f"{k} {v}" for k, v in json.loads(options).items())
+        seeds = ", ".join(str(r["seed"]) for r in sorted(rs, key=lambda r: r["seed"]))
+        own, other, scratch = ([r[k] for r in rs] for k in ("own", "other", "scratch"))
+        gaps_o = [a - b for a, b in zip(own, other, strict=True)]
+        gaps_s = [a - b for a, b in zip(own, scratch, strict=True)]
+        print(f"| {attack} ({opts}) | {seeds} | {cell(own)} | {cell(other)} | {cell(scratch)} | {cell(gaps_o)} | {cell(gaps_s)} |")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Hardened lock (docs/hardened.md): the table of every hardened-locking target against every design, from the
 rows of one harness run (no model is run; mean ± std over the run's seeds).
 
-    .venv/bin/python benchmarks/hardened_table.py runs/eval/hardened
+    .venv/bin/python benchmarks/hardened_table.py docs/evaluation/hardened
 
 A mark says whether the mean meets the target (✓) or not (✗); "adv." is the accuracy
 minus that of the same attack, on the same samples, against a freshly initialised
@@ -17,7 +17,6 @@ from pathlib import Path
 
 from advparams.evaluation import open_run
 from advparams.evaluation.rows import ResultRow
-from advparams.keys import load_key
 from advparams.reports import mean_std
 
 Rows = list[ResultRow]
@@ -40,7 +39,7 @@ def _cell(values: list[float], limit: float | None, *, pct: bool = True, digits:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", type=Path, help="harness run folder (holds results.jsonl and locks/)")
+    ap.add_argument("run", type=Path, help="harness run folder or its report folder (results.jsonl)")
     ap.add_argument("--classes", type=int, default=10, help="number of classes (chance = 1/classes)")
     ap.add_argument("--plot", type=Path, help="also write the trade-off plot (PNG) here")
     args = ap.parse_args()
@@ -121,14 +120,18 @@ def main() -> None:
     )
     listed, sizes = [], []
     for s in schemes:
-        files = [args.run / "locks" / f"{s}-seed{r.seed}.key" for r in locks[s]]
-        keys = [load_key(f) for f in files if f.exists()]
-        counts = [float(sum(e.indices.numel() for e in k.entries)) for k in keys]
-        cell = _cell(counts, total / 100, pct=False, digits=0)
-        if any(k.shuffles for k in keys):
+        # Rows from before issue 29 do not hold the key's size: "not recorded" (never read
+        # from key files, which the committed run folders do not hold).
+        kept = [r.metrics for r in locks[s] if "key_bytes" in r.metrics]
+        if not kept:
+            listed.append("not recorded")
+            sizes.append("not recorded")
+            continue
+        cell = _cell([float(m["key_values"]) for m in kept], total / 100, pct=False, digits=0)
+        if any(m["key_secret"] for m in kept):
             cell += " + 32-byte secret"
         listed.append(cell)
-        sizes.append(_cell([float(f.stat().st_size) for f in files if f.exists()], None, pct=False, digits=0))
+        sizes.append(_cell([float(m["key_bytes"]) for m in kept], None, pct=False, digits=0))
     table.append([f"T5 values listed in the key ≤ 1% ({total / 100:.0f})", *listed])
     table.append(["key file, bytes", *sizes])
     table.append(

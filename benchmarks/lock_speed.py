@@ -211,21 +211,43 @@ NAMES = {"lenet": "LeNet-5", "vgg": "VGG-style", "resnet18": "ResNet-18", "large
 
 
 def print_table(rows: list[dict]) -> None:
-    """The Markdown table of docs/advparams.md ("Locking at scale")."""
+    """The Markdown table of docs/advparams.md ("Locking at scale"); rows of the first version
+    of this benchmark (no ``search`` field: the greedy search, repeated locks) get its own table."""
+    if rows and "search" not in rows[0]:
+        print_table_v1(rows)
+        return
     print(
-        "| model | seed | search | params | values changed | lock s | pass s | ratio | forward / backward passes | "
-        "locked test acc % | held-out acc % | bit-exact | peak RSS MiB |"
+        "| model | seed | search | params | clean test acc % | values changed | lock s | pass s | ratio | "
+        "forward / backward passes | locked test acc % | held-out acc % | bit-exact | peak RSS MiB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        clean = "n/a" if r["accuracy_clean"] is None else f"{100 * r['accuracy_clean']:.2f}"
         acc = "n/a" if r["accuracy_locked"] is None else f"{100 * r['accuracy_locked']:.2f}"
         held = "n/a" if r["holdout_accuracy_after"] is None else f"{100 * r['holdout_accuracy_after']:.2f}"
         search = "batched (default)" if r["search"] == "batched" else "greedy (old)"
         print(
-            f"| {NAMES.get(r['model'], r['model'])} | {r['seed']} | {search} | {r['params_total']:,} | "
+            f"| {NAMES.get(r['model'], r['model'])} | {r['seed']} | {search} | {r['params_total']:,} | {clean} | "
             f"{r['params_changed']} | {r['lock_seconds']:.2f} | {r['pass_seconds']:.2f} | {r['ratio']:.2f} | "
             f"{r['forward_passes']:.2f} / {r['backward_passes']:.2f} | {acc} | {held} | "
             f"{'yes' if r['unlock_exact'] else 'NO'} | {r['peak_rss_mib']:.0f} |"
+        )
+
+
+def print_table_v1(rows: list[dict]) -> None:
+    """The first version's rows: the greedy search, each model locked ``repeats`` times."""
+    print(
+        "| model | input | params | lock samples | changed | share % | lock s (runs) | clean acc % | "
+        "locked acc % | bit-exact | peak RSS MiB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        runs = ", ".join(f"{t:.2f}" for t in r["lock_seconds"])
+        print(
+            f"| {r['model']} | {r['input']} | {r['params_total']:,} | {r['num_samples']} | {r['params_changed']} | "
+            f"{r['proportion_percent']:.6f} | {r['lock_seconds_median']:.2f} ({runs}) | "
+            f"{100 * r['accuracy_clean']:.2f} | {100 * r['accuracy_locked']:.2f} | {r['unlock_exact']} | "
+            f"{r['peak_rss_mib']:.0f} |"
         )
 
 

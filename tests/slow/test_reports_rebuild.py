@@ -24,3 +24,23 @@ def test_a_committed_report_rebuilds_byte_identical(folder: Path, tmp_path: Path
     assert out.read_bytes() == (folder / "report.md").read_bytes(), f"run `advparams report {folder}`"
     made = sorted(p.name for p in (tmp_path / folder.name / "plots").glob("*.png"))
     assert made == sorted(p.name for p in (folder / "plots").glob("*.png"))
+
+
+def test_report_table_quotes_the_committed_reports_table() -> None:
+    from advparams.errors import AdvParamsError
+    from advparams.reports import report_table
+
+    folder = next(f for f in FOLDERS if f.name == "hardened")
+    text = (folder / "report.md").read_text().splitlines()
+    start = text.index("## Locking")
+    expected = []
+    for line in text[start + 1 :]:
+        if line.startswith("#") or (expected and not line.startswith("|")):
+            break
+        if line.startswith("|"):
+            expected.append(line)
+    assert len(expected) >= 3 and report_table(folder, "locking") == "\n".join(expected)
+    with pytest.raises(AdvParamsError, match="no section 'Nope'.*its sections: .*Locking"):
+        report_table(folder, "Nope")
+    with pytest.raises(AdvParamsError, match="has 1 table"):
+        report_table(folder, "Locking", number=2)

@@ -64,8 +64,12 @@ def cmd_evaluate_protection(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from advparams.reports import write_report
+    from advparams.reports import report_table, write_report
 
+    if args.table is not None:
+        text = report_table(args.run, args.table, args.number)
+        emit(args, {"run": str(args.run), "section": args.table, "table": text}, [text])
+        return 0
     if not args.no_plots:
         require_matplotlib()
     report = write_report(args.run, args.report_dir, command=args.made_with, plots=not args.no_plots)
@@ -132,5 +136,12 @@ def add_parsers(sub: Any) -> None:
         "--made-with", help="the command line to print in the report (default: the commands its sessions recorded)"
     )
     p.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
+    p.add_argument(
+        "--table",
+        metavar="SECTION",
+        help="print only the table under this section heading of the rebuilt report, writing "
+        "nothing (what the docs' generated blocks quote)",
+    )
+    p.add_argument("--number", type=int, default=1, metavar="N", help="with --table: the N-th table of the section")
     add_common(p, device=False, data=False)
     p.set_defaults(func=cmd_report)

@@ -191,6 +191,11 @@ class LocksStudy(Study):
             "changed_per_tensor": r.changed_per_tensor,
             "unlocked_accuracy": unlocked_acc,
             "bit_exact": state_equal(restored, model),
+            # The key's size, not its content: how many values it lists, whether it holds a
+            # shuffle secret, and the file's bytes (docs quote them; no position or value here).
+            "key_values": sum(int(e.indices.numel()) for e in res.key.entries),
+            "key_secret": bool(res.key.shuffles),
+            "key_bytes": key_path.stat().st_size,
         }
         rows = [ctx.row("lock", seed, spec.title, accuracy=ctx.accuracy(res.model), metrics=metrics, seconds=r.seconds)]
         if cfg.stealth:

@@ -63,6 +63,41 @@ def write_report(
     return report_path
 
 
+def report_text(run_dir: str | Path) -> str:
+    """The Markdown of a run's report, rebuilt from its rows in memory (nothing written, no plots
+    drawn: plot links are left out)."""
+    folder = open_run(run_dir)
+    return build_report(folder.rows(), folder.read_config(), commands=_made_with(folder.path), plots=[])
+
+
+def report_table(run_dir: str | Path, heading: str, number: int = 1) -> str:
+    """The ``number``-th Markdown table under the section titled ``heading`` of a run's
+    report, rebuilt from its rows: what the docs' generated blocks quote.
+
+    Raises:
+        AdvParamsError: no such section, or fewer tables in it; the message lists the sections.
+    """
+    lines = report_text(run_dir).splitlines()
+    titles = [line.lstrip("#").strip() for line in lines if line.startswith("#")]
+    want = heading.strip().lower()
+    starts = [i for i, line in enumerate(lines) if line.startswith("#") and line.lstrip("#").strip().lower() == want]
+    if not starts:
+        raise AdvParamsError(f"no section {heading!r} in the report of {run_dir}; its sections: " + "; ".join(titles))
+    tables: list[list[str]] = []
+    previous = ""
+    for line in lines[starts[0] + 1 :]:
+        if line.startswith("#"):
+            break
+        if line.startswith("|"):
+            if not previous.startswith("|"):
+                tables.append([])
+            tables[-1].append(line)
+        previous = line
+    if number < 1 or number > len(tables):
+        raise AdvParamsError(f"section {heading!r} of the report of {run_dir} has {len(tables)} table(s), not {number}")
+    return "\n".join(tables[number - 1])
+
+
 def _made_with(run: Path) -> list[str] | None:
     """The commands kept in the run folder's ``made-with.txt`` (None: no such file)."""
     path = run / MADE_WITH_FILE
@@ -97,4 +132,15 @@ def _check_report_dir(dest: Path, run: Path) -> None:
         )
 
 
-__all__ = ["MARKER", "REPORT_FILE", "build_report", "fmt_num", "fmt_pct", "mean_std", "table", "write_report"]
+__all__ = [
+    "MARKER",
+    "REPORT_FILE",
+    "build_report",
+    "fmt_num",
+    "fmt_pct",
+    "mean_std",
+    "report_table",
+    "report_text",
+    "table",
+    "write_report",
+]

@@ -102,11 +102,18 @@ def test_key_leak_rows_span_locked_to_clean(tiny_run, scheme) -> None:
 
 
 def test_detection_scores_are_recorded(tiny_run) -> None:
+    # precision = hits / suspects and recall = hits / values changed: one whole number of hits.
     _, rows = tiny_run
+    checked = 0
     for r in by(rows, kind="attack", attack="retrace"):
-        assert 0.0 <= r.metrics["precision"] <= 1.0 and 0.0 <= r.metrics["recall"] <= 1.0
         assert r.metrics["suspects"] == 20
+        changed = by(rows, kind="lock", seed=r.seed, scheme=r.scheme)[0].metrics["params_changed"]
+        hits = r.metrics["precision"] * 20
+        assert hits == pytest.approx(round(hits), abs=1e-9)
+        assert r.metrics["recall"] == pytest.approx(round(hits) / changed, abs=1e-9)
         assert "suspects" not in r.metrics["info"]  # bulky lists stay out of the rows
+        checked += 1
+    assert checked >= 2
 
 
 def test_saved_locks_and_keys_fit(tiny_run) -> None:
@@ -118,6 +125,11 @@ def test_saved_locks_and_keys_fit(tiny_run) -> None:
 
         original = load_checkpoint(out / "models" / "seed1").model
         restored = unlock(model, key)
+        # The lock row holds the key's size (what the docs quote), not its content.
+        (row,) = by(tiny_run[1], kind="lock", seed=1, scheme=s)
+        assert row.metrics["key_bytes"] == (out / "locks" / f"{s}-seed1.key").stat().st_size
+        assert row.metrics["key_values"] == sum(int(e.indices.numel()) for e in key.entries)
+        assert row.metrics["key_secret"] is bool(key.shuffles) is (s == "hardened")
         assert all(
             (a == b).all() for a, b in zip(restored.state_dict().values(), original.state_dict().values(), strict=True)
         )
