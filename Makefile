@@ -54,12 +54,14 @@ bench: $(STAMP) data
 
 # The measured tables of README.md and docs/*.md between `<!-- generated: COMMAND -->` and
 # `<!-- end generated -->`: `docs` rewrites them from the committed rows, `docs-check` says
-# which is stale (make test checks them too, tests/unit/test_docs_blocks.py).
+# which is stale (make test checks them too, tests/unit/test_docs_blocks.py). Numbers in
+# prose are claims (docs/claims.yaml) checked against their rows (tests/unit/test_docs_claims.py).
 docs: $(STAMP)
 	$(PY) tools/docs_blocks.py
 
 docs-check: $(STAMP)
 	$(PY) tools/docs_blocks.py --check
+	$(PY) tools/docs_claims.py
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff mypy

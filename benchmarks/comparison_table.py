@@ -40,7 +40,9 @@ def comparison_rows(rows: list[ResultRow], classes: int = 10) -> tuple[list[str]
     """The table's header and one line per scheme."""
     held_at = 1.0 / classes + 0.10
     schemes = list(dict.fromkeys(r.scheme for r in rows if r.kind == "lock" and r.scheme is not None))
-    base = {(r.attack, _setting(r), r.seed): r.accuracy for r in rows if r.kind == "baseline" and r.accuracy is not None}
+    base = {
+        (r.attack, _setting(r), r.seed): r.accuracy for r in rows if r.kind == "baseline" and r.accuracy is not None
+    }
     attacks: dict[tuple[str, str, str], list[ResultRow]] = defaultdict(list)
     for r in rows:
         if r.kind == "attack" and r.scheme is not None and r.attack is not None and r.accuracy is not None:
@@ -58,7 +60,9 @@ def comparison_rows(rows: list[ResultRow], classes: int = 10) -> tuple[list[str]
     ]
     for _, s in tunes:
         o = json.loads(s)
-        header.append(f"fine-tuning head start, points ({100 * o['data_fraction']:g} % of the data, {o['epochs']} epochs)")
+        header.append(
+            f"fine-tuning head start, points ({100 * o['data_fraction']:g} % of the data, {o['epochs']} epochs)"
+        )
     header += ["key: values listed, bytes", "lock s (range)", "exact unlock"]
     body = []
     for scheme in schemes:
@@ -73,7 +77,11 @@ def comparison_rows(rows: list[ResultRow], classes: int = 10) -> tuple[list[str]
         held = len(adaptive) - len(undone)
         line.append(f"{held}" + (f": undone by {_undone(undone, totals)}" if undone else ""))
         for a, s in tunes:
-            gaps = [100 * (float(r.accuracy) - base[(a, s, r.seed)]) for r in attacks.get((scheme, a, s), []) if (a, s, r.seed) in base]
+            gaps = [
+                100 * (float(r.accuracy) - base[(a, s, r.seed)])
+                for r in attacks.get((scheme, a, s), [])
+                if (a, s, r.seed) in base
+            ]
             line.append(f"{mean_std(gaps)[0]:+.2f}" if gaps else "–")
         metrics = [r.metrics for r in locks]
         if metrics and all("key_bytes" in m for m in metrics):

@@ -113,7 +113,10 @@ def print_table(rows: list[dict]) -> None:
         own, other, scratch = ([r[k] for r in rs] for k in ("own", "other", "scratch"))
         gaps_o = [a - b for a, b in zip(own, other, strict=True)]
         gaps_s = [a - b for a, b in zip(own, scratch, strict=True)]
-        print(f"| {attack} ({opts}) | {seeds} | {cell(own)} | {cell(other)} | {cell(scratch)} | {cell(gaps_o)} | {cell(gaps_s)} |")
+        print(
+            f"| {attack} ({opts}) | {seeds} | {cell(own)} | {cell(other)} | {cell(scratch)} | "
+            f"{cell(gaps_o)} | {cell(gaps_s)} |"
+        )
 
 
 if __name__ == "__main__":

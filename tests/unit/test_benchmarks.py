@@ -71,6 +71,22 @@ def test_the_comparison_table_on_hand_made_rows() -> None:
     assert header[2] == "adaptive attacks held to ≤ 20 % (of 3)"
     assert header[3] == "fine-tuning head start, points (1 % of the data, 40 epochs)"
     # a: clip 15 % held; reset 0 undone (50 %), reset 1 held (10 %); head start 6 points
-    assert body[0] == ["`a`", "11.00 (12.00)", "2: undone by 1 of 2 outlier-reset", "+6.00", "15, 1100 B", "0.30 (0.20-0.40)", "yes"]
+    assert body[0] == [
+        "`a`",
+        "11.00 (12.00)",
+        "2: undone by 1 of 2 outlier-reset",
+        "+6.00",
+        "15, 1100 B",
+        "0.30 (0.20-0.40)",
+        "yes",
+    ]
     # b: clip 25 % undone, both resets held; head start 1 point; a shuffle secret
-    assert body[1] == ["`b`", "10.00 (11.00)", "2: undone by clip", "+1.00", "0 + 32-byte secret, 1224 B", "0.20 (0.10-0.30)", "yes"]
+    assert body[1] == [
+        "`b`",
+        "10.00 (11.00)",
+        "2: undone by clip",
+        "+1.00",
+        "0 + 32-byte secret, 1224 B",
+        "0.20 (0.10-0.30)",
+        "yes",
+    ]
