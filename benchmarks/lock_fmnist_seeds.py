@@ -5,14 +5,18 @@ lock it with the default AdvParams settings and the same seed, and measure test 
 before / locked / unlocked, the number of changed parameters and the lock time.
 
     python benchmarks/lock_fmnist_seeds.py --seeds 0 1 2 --out docs/benchmarks/lock_fmnist_seeds.jsonl
+    python benchmarks/lock_fmnist_seeds.py --table docs/benchmarks/lock_fmnist_seeds.jsonl
+    python benchmarks/lock_fmnist_seeds.py --ablation docs/benchmarks/lock_fmnist_ablation_batched.jsonl
 
-Prints a Markdown table with mean and worst case; appends one JSON line per seed.
+Prints a Markdown table with mean and worst case; appends one JSON line per seed. Rows
+without a ``search`` field were written before the option existed: their search is "not recorded".
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import statistics
 import sys
 import time
@@ -57,16 +61,24 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--selection", default="gain", choices=("gain", "gradient"))
     parser.add_argument("--objective", default="capped-ce", choices=("capped-ce", "ce"))
+    parser.add_argument("--search", default="batched", choices=("batched", "greedy"))
+    parser.add_argument("--table", metavar="ROWS", help="only print the seeds table of a JSON-lines file of rows")
+    parser.add_argument(
+        "--ablation", metavar="ROWS", help="only print one line per variant (search, selection, objective) of ROWS"
+    )
     args = parser.parse_args()
+    if args.table or args.ablation:
+        rows = [json.loads(line) for line in Path(args.table or args.ablation).read_text().splitlines() if line.strip()]
+        (print_table if args.table else print_ablation)(rows)
+        return
     device = resolve_device(args.device)
     train_data, test_data = fashion_mnist("train"), fashion_mnist("test")
     rows = []
     for seed in args.seeds:
         model = trained_lenet(seed, Path(args.cache), device)
         start = time.perf_counter()
-        result = AdvParams(AdvParamsConfig(seed=seed, selection=args.selection, objective=args.objective)).lock(
-            model, train_data
-        )
+        config = AdvParamsConfig(seed=seed, selection=args.selection, objective=args.objective, search=args.search)
+        result = AdvParams(config).lock(model, train_data)
         wall = time.perf_counter() - start
         restored = unlock(result.model, result.key)
         row = {
@@ -75,6 +87,7 @@ def main() -> None:
             "seed": seed,
             "selection": args.selection,
             "objective": args.objective,
+            "search": args.search,
             "accuracy_clean": accuracy(model, test_data),
             "accuracy_locked": accuracy(result.model, test_data),
             "accuracy_unlocked": accuracy(restored, test_data),
@@ -91,6 +104,11 @@ def main() -> None:
         rows.append(row)
         append_jsonl(args.out, [row])
         log(f"seed {seed}: {row['params_changed']} changed, locked {row['accuracy_locked']:.4f}")
+    print_table(rows)
+
+
+def print_table(rows: list[dict]) -> None:
+    """One line per seed, then the mean and the worst case."""
     print("| seed | clean acc % | locked acc % | unlocked acc % | bit-exact | params changed | share % | lock s |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -112,6 +130,30 @@ def main() -> None:
         f"| worst | {100 * min(col['accuracy_clean']):.2f} | {100 * max(col['accuracy_locked']):.2f} | | "
         f"{all(r['unlock_exact'] for r in rows)} | {max(col['params_changed'])} | | {max(col['lock_seconds']):.2f} |"
     )
+
+
+def variant(r: dict) -> str:
+    return f"{r.get('search', 'not recorded')}, {r['selection']}, {r['objective']}"
+
+
+def print_ablation(rows: list[dict]) -> None:
+    """One line per variant: locked accuracy and values changed (mean / worst), lock seconds."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(variant(r), []).append(r)
+    print(
+        "| search, selection, objective | seeds | locked acc % (mean / worst) | changed (mean / worst) | "
+        "lock s (mean) |"
+    )
+    print("|---|---|---|---|---|")
+    for name, rs in groups.items():
+        acc = [100 * r["accuracy_locked"] for r in rs]
+        changed = [r["params_changed"] for r in rs]
+        seeds = ", ".join(str(r["seed"]) for r in rs)
+        print(
+            f"| {name} | {seeds} | {statistics.mean(acc):.2f} / {max(acc):.2f} | "
+            f"{statistics.mean(changed):.1f} / {max(changed)} | {statistics.mean(r['lock_seconds'] for r in rs):.2f} |"
+        )
 
 
 if __name__ == "__main__":
