@@ -182,9 +182,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "SEED", "SEARCH"), help=argparse.SUPPRESS)
     parser.add_argument("--table", metavar="ROWS", help="only print the table of a JSON-lines file of rows")
+    parser.add_argument("--targets", metavar="ROWS", help="only print issue 16's targets against ROWS")
     args = parser.parse_args()
-    if args.table:
-        print_table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()])
+    if args.table or args.targets:
+        rows = [json.loads(line) for line in Path(args.table or args.targets).read_text().splitlines() if line.strip()]
+        (print_table if args.table else print_targets)(rows)
         return
     device = resolve_device(args.device)
     if args.child:
@@ -232,6 +234,50 @@ def print_table(rows: list[dict]) -> None:
             f"{r['forward_passes']:.2f} / {r['backward_passes']:.2f} | {acc} | {held} | "
             f"{'yes' if r['unlock_exact'] else 'NO'} | {r['peak_rss_mib']:.0f} |"
         )
+
+
+RATIO_LIMITS = {"lenet": 8.0, "vgg": 5.0, "resnet18": 5.0}  # issue 16's targets
+
+
+def print_targets(rows: list[dict]) -> None:
+    """Issue 16's targets against the batched search, the old (greedy) one in brackets."""
+    models = [m for m in RATIO_LIMITS if any(r["model"] == m for r in rows)]
+    by = {(r["model"], r["search"], r["seed"]): r for r in rows}
+
+    def seeds(m: str) -> list[int]:
+        return sorted({r["seed"] for r in rows if r["model"] == m})
+
+    def span(m: str, search: str, key: str, scale: float, digits: int) -> tuple[str, float]:
+        vals = [scale * by[(m, search, s)][key] for s in seeds(m) if (m, search, s) in by]
+        text = f"{min(vals):.{digits}f}" if len(vals) == 1 else f"{min(vals):.{digits}f}-{max(vals):.{digits}f}"
+        return text, max(vals)
+
+    def cell(m: str, key: str, scale: float, digits: int, limit: float) -> str:
+        new, worst_new = span(m, "batched", key, scale, digits)
+        old, worst_old = span(m, "greedy", key, scale, digits)
+        return f"{new} {'✓' if worst_new <= limit else '✗'} (old: {old}{'' if worst_old <= limit else ' ✗'})"
+
+    head = [f"{NAMES[m]} ({len(seeds(m))} seed{'s' if len(seeds(m)) > 1 else ''})" for m in models]
+    print("| target (issue 16) | " + " | ".join(head) + " |")
+    print("|---|" + "---|" * len(models))
+    limits = " / ".join(f"{RATIO_LIMITS[m]:g}" for m in models)
+    print(f"| ratio ≤ {limits} | " + " | ".join(cell(m, "ratio", 1.0, 2, RATIO_LIMITS[m]) for m in models) + " |")
+    print(
+        "| locked test accuracy ≤ 12 % | "
+        + " | ".join(cell(m, "accuracy_locked", 100.0, 2, 12.0) for m in models)
+        + " |"
+    )
+    cells = []
+    for m in models:
+        parts, ok = [], True
+        for s in seeds(m):
+            new, old = by[(m, "batched", s)]["params_changed"], by[(m, "greedy", s)]["params_changed"]
+            met = new <= 1.5 * old
+            ok &= met
+            text = f"{new}/{old} ({new / old:.2f})"
+            parts.append(text if met else f"**{text} ✗**")
+        cells.append(", ".join(parts) + (" ✓" if ok else ""))
+    print("| values ≤ 1.5 × the old search's | " + " | ".join(cells) + " |")
 
 
 def print_table_v1(rows: list[dict]) -> None:

@@ -11,7 +11,8 @@ page holds the rendered text (line breaks and repeated spaces count as one space
 
 A placeholder is ``{REDUCER FIELD FORMAT}``: REDUCER one of min, max, mean, std (sample),
 sum, count, one (every selected row holds the same value); FIELD a dotted path into a row
-(``metrics.params_changed``; a run folder's rows are its ``results.jsonl`` lines); FORMAT
+(``metrics.params_changed``; a run folder's rows are its ``results.jsonl`` lines) or the
+difference of two in each row (``accuracy_clean-accuracy_locked``); FORMAT
 ``pct.N`` (times 100, N decimals), ``.N`` (N decimals), ``d`` (whole number), ``,d`` (with
 thousands separators). A claim may name ``where`` per placeholder instead:
 ``{min accuracy pct.2 | kind=lock scheme=hardened}``; its values are strings matched against
@@ -57,6 +58,16 @@ def _field(row: dict[str, Any], path: str) -> Any:
         if not isinstance(value, dict) or part not in value:
             return None
         value = value[part]
+    return value
+
+
+def _value(row: dict[str, Any], path: str) -> Any:
+    """A field, or ``a-b``: the difference of two numeric fields of the same row."""
+    value = _field(row, path)
+    if value is None and "-" in path:
+        a, b = (_field(row, p) for p in path.split("-", 1))
+        if isinstance(a, int | float) and isinstance(b, int | float):
+            return a - b
     return value
 
 
@@ -116,7 +127,7 @@ def render(text: str, rows: list[dict[str, Any]], where: dict[str, Any]) -> str:
                 raise ClaimError(f"placeholder {{{m['body']}}}: conditions are FIELD=VALUE")
             cond[key] = value
         chosen = select(rows, cond)
-        values = [_field(r, path) for r in chosen]
+        values = [_value(r, path) for r in chosen]
         values = [v for v in values if v is not None]
         if reducer == "count":
             return _format(float(len(chosen)), spec)

@@ -64,6 +64,7 @@ def test_placeholders_render_from_rows(tmp_path) -> None:
     assert docs_claims.render("{min x pct.1}-{max x pct.2}%", rows, {}) == "12.3-20.00%"
     assert docs_claims.render("{max n ,d} {sum n d} {count m d} {mean k.s .1}", rows, {"m": "a"}) == "1,234 1244 2 1.5"
     assert docs_claims.render("{one x .3 | k.s=2}", rows, {}) == "0.200"
+    assert docs_claims.render("{max n-k.s d} {min x-n .1}", rows, {}) == "1233 -1233.9"
     with pytest.raises(docs_claims.ClaimError, match="disagree"):
         docs_claims.render("{one x .1}", rows, {})
     with pytest.raises(docs_claims.ClaimError, match="no row has x"):
