@@ -45,7 +45,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", help="JSON-lines file to write")
     parser.add_argument("--force", action="store_true", help="replace --out if this script wrote it")
+    parser.add_argument("--table", metavar="ROWS", help="only print the table of a JSON-lines file of rows")
     args = parser.parse_args()
+    if args.table:
+        print_table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()])
+        return
     rows = []
     for mode in ("onednn", "reproducible"):
         for threads in (1, 2):
@@ -60,6 +64,18 @@ def main() -> None:
     if args.out:
         text = "".join(json.dumps(r) + "\n" for r in rows).encode()
         atomic_write_bytes(Path(args.out), text, force=args.force)
+
+
+def print_table(rows: list[dict]) -> None:
+    """Seconds per case, and whether 1 and 2 threads gave the same weights."""
+    names = {"onednn": "oneDNN (torch's default)", "reproducible": "`reproducible_numerics()` (the engine)"}
+    print("| numerics | 1 thread | 2 threads | 1 and 2 threads give |")
+    print("|---|---|---|---|")
+    for mode in dict.fromkeys(r["numerics"] for r in rows):
+        by = {r["threads"]: r for r in rows if r["numerics"] == mode}
+        same = len({r["fingerprint"] for r in by.values()}) == 1
+        what = "the same weights, to the bit" if same else "different weights"
+        print(f"| {names.get(mode, mode)} | {by[1]['seconds']:.2f} s | {by[2]['seconds']:.2f} s | {what} |")
 
 
 if __name__ == "__main__":
