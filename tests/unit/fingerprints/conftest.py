@@ -23,10 +23,13 @@ def fp_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def independent(trained):
-    """Four tiny classifiers trained on the same data from other seeds (not copies)."""
+    """Ten tiny classifiers trained on the same data from other seeds (not copies): nine to
+    calibrate a threshold on and one held out. Three null models left the normal fit so
+    loose that InFIP's threshold at fpr 0.05 lay above the owner's own score of 1.0 (their
+    InFIP scores range 0.23-0.77 on this task)."""
     _, data = trained
     out = []
-    for s in (21, 22, 23, 24):
+    for s in range(21, 31):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(s)
             net = TinyConvNet()
