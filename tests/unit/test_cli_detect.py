@@ -32,14 +32,19 @@ def backdoored(tmp_path_factory):  # type: ignore[no-untyped-def]
 def test_detect_measures_against_a_trigger(backdoored, capsys) -> None:  # type: ignore[no-untyped-def]
     _, _, bd, trig = backdoored
     code, out, _ = run(
-        capsys, "detect", bd, "--detector", "strip", "--set", "overlays=16", "--trigger", trig,
-        "--samples", "200", "--clean-samples", "200", "--set", "calibration=100", "--json",
+        capsys, "detect", bd, "--detector", "strip", "--set", "overlays=16", "--set", "blend=weighted",
+        "--trigger", trig, "--samples", "200", "--clean-samples", "200", "--set", "calibration=100", "--json",
     )  # fmt: skip
     assert code == 0
     s = json.loads(out)
     m = s["measured"]
     assert s["calibration_frr"] <= 0.05 and m["clean_counted"] == 200 and m["triggered_counted"] == 180
-    assert 0.0 <= m["tpr"]["0.05"] <= 1.0 and m["auc"] > 0.5
+    # STRIP flags the planted trigger. Measured with this setup over model and trigger seeds 0-2 x
+    # detector seeds 0-2: TPR at 5 % FRR 0.76-0.99 (0.99 here), AUC 0.977-0.998. The
+    # default 'add' blend (pixels added and clipped: half the pixels of two of these
+    # synthetic images added saturate) measured TPR 0.01-0.79 on the same nine runs, too
+    # seed-dependent for a floor, so the test blends 'weighted'.
+    assert m["tpr"]["0.05"] >= 0.6 and m["auc"] >= 0.9
     code, out, _ = run(
         capsys, "detect", bd, "--detector", "adversarial", "--set", "steps=5", "--set", "calibration=100",
         "--trigger", trig, "--samples", "100", "--clean-samples", "150",
