@@ -2,7 +2,9 @@
 
 Prints (Markdown) the per-watermark table (accuracy, cost, watermark accuracy, threshold,
 null scores, false positives) and the attacks x watermarks retention table; with
-``--cost`` also the cost against the matched control of ``benchmarks/watermark_cost.py``.
+``--cost`` also the cost against the matched control of ``benchmarks/watermark_cost.py``;
+``--table summary`` or ``--table retention`` prints only that one (what the docs'
+generated blocks quote).
 
     .venv/bin/python benchmarks/watermark_table.py runs/eval/watermarks \\
         --cost docs/benchmarks/watermark_cost.jsonl
@@ -23,6 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", nargs="+", help="run folder(s) of one watermark evaluation (rows are pooled)")
     parser.add_argument("--cost", help="rows of benchmarks/watermark_cost.py")
+    parser.add_argument("--table", choices=["summary", "retention"], help="print only this table")
     args = parser.parse_args()
     cfg = open_run(args.run[0]).read_config()
     rows = [r for run in args.run for r in open_run(run).rows()]
@@ -57,24 +60,22 @@ def main() -> None:
                 f"{sum(bool(r.metrics['verified']) for r in rs)}/{len(rs)}",
             ]
         )
-    print(
-        table(
-            [
-                "watermark",
-                "clean %",
-                "watermarked %",
-                "cost vs clean (pp)",
-                "cost vs control (pp)",
-                "watermark acc %",
-                f"threshold % per seed (fpr {cfg.fpr:g})",
-                "null scores %",
-                "null false positives",
-                "verified",
-            ],
-            out,
-        )
-    )
-    print()
+    header = [
+        "watermark",
+        "clean %",
+        "watermarked %",
+        "cost vs clean (pp)",
+        "cost vs control (pp)",
+        "watermark acc %",
+        f"threshold % per seed (fpr {cfg.fpr:g})",
+        "null scores %",
+        "null false positives",
+        "verified",
+    ]
+    if args.table in (None, "summary"):
+        print(table(header, out))
+    if args.table is None:
+        print()
     attacks = defaultdict(list)
     for r in rows:
         if r.kind == "wm-attack":
@@ -90,7 +91,8 @@ def main() -> None:
                 verified = sum(bool(r.metrics["verified"]) for r in rs)
                 cells.append(f"{fmt_pct([r.metrics['retention'] for r in rs])} ({verified}/{len(rs)})" if rs else "–")
             out.append([label, *cells])
-    print(table(["attack", *names], out))
+    if args.table in (None, "retention"):
+        print(table(["attack", *names], out))
 
 
 if __name__ == "__main__":
