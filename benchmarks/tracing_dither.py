@@ -6,12 +6,16 @@ and puts the original values back; with dither he finds nothing.
 
     python benchmarks/tracing_dither.py --seeds 0 1 2 --out docs/benchmarks/tracing_dither.jsonl
 
-Prints a Markdown table; appends one JSON line per seed and dither to --out.
+Prints a Markdown table; appends one JSON line per seed and dither to --out. ``--table ROWS``
+prints only the table of a JSON-lines file of rows (docs/tracing.md's generated block):
+
+    python benchmarks/tracing_dither.py --table docs/benchmarks/tracing_dither.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -35,7 +39,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--cache", default="runs/bench")
     parser.add_argument("--out")
+    parser.add_argument("--table", metavar="ROWS", help="only print the table of a JSON-lines file of rows")
     args = parser.parse_args()
+    if args.table:
+        print_table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()])
+        return
     device = resolve_device("cpu")
     train = fashion_mnist("train", 28, 1)
     mark = MarkConfig()
@@ -74,6 +82,11 @@ def main() -> None:
             rows.append(row)
             append_jsonl(args.out, [row])
             log(f"seed {seed} dither {dither}: found {u.found}, changed {u.changed}, after: {after.accused}")
+    print_table(rows)
+
+
+def print_table(rows: list[dict]) -> None:
+    """The Markdown table of docs/tracing.md ("Why the lock dithers")."""
     print("| seed | dither | marked values found | values put back | values still off the original "
           "| named before | named after |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
