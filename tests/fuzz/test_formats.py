@@ -4,7 +4,7 @@ files, tracing rosters, users' keys (plain and sealed), query files, answers fil
 images ``backdoor apply`` stamps.
 
 Each case must load or raise an :class:`~advparams.errors.AdvParamsError` of one line
-within 5 seconds (``clean``), and its memory is bounded: the process's peak resident size
+without hanging (``clean``), and its memory is bounded: the process's peak resident size
 is reset before the case (``/proc/self/clear_refs``) and may grow by at most
 :data:`CASE_MIB` over what it held before. Cases are blind mutations (bit flips,
 truncations, insertions), structured edits behind a forged (recomputed) digest so that
@@ -96,7 +96,7 @@ def bounded_memory(mib: int = CASE_MIB) -> Iterator[None]:
 
 
 def refused_or_read(fn: Callable[[], Any], mib: int = CASE_MIB) -> Any:
-    """``clean`` (one-line AdvParamsError or a result, within 5 s) with bounded memory."""
+    """``clean`` (one-line AdvParamsError or a result, under the hang guard) with bounded memory."""
     with bounded_memory(mib):
         return clean(fn)
 

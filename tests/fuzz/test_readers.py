@@ -1,8 +1,9 @@
 """Fuzz suite: generated hostile and broken inputs for every file reader.
 
-Each case gets a 5-second limit (SIGALRM) and must either load or raise an
-:class:`~advparams.errors.AdvParamsError`: any other exception is a traceback the user
-would see, and the limit catches hangs. Inputs are both blind mutations of valid files
+Each case must either load or raise an :class:`~advparams.errors.AdvParamsError`: any
+other exception is a traceback the user would see. A hang guard (SIGALRM,
+:data:`HANG_GUARD_S`) fails a case that never ends; it is not a speed target (speed is
+measured in ``benchmarks/``). Inputs are both blind mutations of valid files
 (bit flips, truncations, insertions, spliced bytes) and structured edits that keep the
 file's digest valid (an attacker can recompute it), so that every field check past the
 digest is reached: hostile JSON (deep, huge numbers, wrong types, duplicate keys),
@@ -55,7 +56,10 @@ from advparams.watermarks.users import table_digest as users_digest
 
 pytestmark = pytest.mark.fuzz
 
-LIMIT_S = 5
+HANG_GUARD_S = 120
+"""Seconds after which a case counts as hung. Cases take well under a second; the guard is
+generous so that a loaded machine never fails one, and still ends a reader that loops or
+expands a tiny file without end."""
 ARGS = {"num_classes": 10, "in_channels": 1, "input_size": SIZE}
 CONFIG = Path(__file__).parents[2] / "configs" / "fashion-mnist.yaml"
 
@@ -71,11 +75,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 class Hang(BaseException):
-    """A case ran past its limit (a BaseException, so no reader's except clause hides it)."""
+    """A case ran past the hang guard (a BaseException, so no reader's except clause hides it)."""
 
 
 @contextlib.contextmanager
-def time_limit(seconds: float = LIMIT_S) -> Iterator[None]:
+def hang_guard(seconds: float = HANG_GUARD_S) -> Iterator[None]:
     def on_alarm(signum: int, frame: Any) -> None:
         raise Hang(f"a case ran past {seconds} s")
 
@@ -91,7 +95,7 @@ def time_limit(seconds: float = LIMIT_S) -> Iterator[None]:
 def clean(fn: Callable[[], Any]) -> Any:
     """Runs one case: its result, or None when it raised an AdvParamsError; anything else fails."""
     try:
-        with time_limit():
+        with hang_guard():
             try:
                 return fn()
             except AdvParamsError as exc:
@@ -100,7 +104,7 @@ def clean(fn: Callable[[], Any]) -> Any:
     except Hang as exc:
         # a plain failure: the interrupted frames (some without a line number) would
         # break pytest's traceback and with it the whole xdist run
-        raise AssertionError(f"{exc} (a hang guard: the case should take well under a second)") from None
+        raise AssertionError(f"{exc}: it hung (a hang guard, not a speed target)") from None
 
 
 # ----------------------------------------------------------------------------- strategies
