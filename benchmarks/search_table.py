@@ -63,7 +63,13 @@ def lines(run: Rows) -> list[tuple[str, str]]:
     fractions = [0.01, 0.05, 0.1, 0.2]
     tuned = [_pick(run, "attack", "finetune", data_fraction=f) for f in fractions]
     pct = seq([f"{100 * f:g}" for f in fractions])
-    out.append((f"fine-tuning with {pct} % of the data, after", seq([_acc(t) for t in tuned])))
+    epochs = sorted({int(r.metrics["options"]["epochs"]) for t in tuned for r in t})
+    out.append(
+        (
+            f"fine-tuning with {pct} % of the data ({'/'.join(map(str, epochs))} epochs), after",
+            seq([_acc(t) for t in tuned]),
+        )
+    )
     out.append(
         (
             "... attacker advantage over training from scratch (points)",
