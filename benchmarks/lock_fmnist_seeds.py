@@ -137,22 +137,26 @@ def variant(r: dict) -> str:
 
 
 def print_ablation(rows: list[dict]) -> None:
-    """One line per variant: locked accuracy and values changed (mean / worst), lock seconds."""
+    """One line per variant: locked accuracy and values changed (mean / worst), lock seconds,
+    and the seeds whose search ran to its budget instead of stopping at the target."""
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(variant(r), []).append(r)
     print(
         "| search, selection, objective | seeds | locked acc % (mean / worst) | changed (mean / worst) | "
-        "lock s (mean) |"
+        "stopped at the budget | lock s (mean) |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for name, rs in groups.items():
         acc = [100 * r["accuracy_locked"] for r in rs]
         changed = [r["params_changed"] for r in rs]
         seeds = ", ".join(str(r["seed"]) for r in rs)
+        budget = [str(r["seed"]) for r in rs if r["stopped"] == "budget"]
+        stops = f"seed {', '.join(budget)}" if budget else "none"
         print(
             f"| {name} | {seeds} | {statistics.mean(acc):.2f} / {max(acc):.2f} | "
-            f"{statistics.mean(changed):.1f} / {max(changed)} | {statistics.mean(r['lock_seconds'] for r in rs):.2f} |"
+            f"{statistics.mean(changed):.1f} / {max(changed)} | {stops} | "
+            f"{statistics.mean(r['lock_seconds'] for r in rs):.2f} |"
         )
 
 
