@@ -33,7 +33,7 @@ TINY_DET = {
         "clean_samples": 150,
         "sanitise": ["badnets"],
         "sanitise_with": ["strip", "nc"],
-        "keep_scores": 50,
+        "keep_scores": 200,  # every score: the rates and the AUC are recomputed from them
     },
 }
 
@@ -45,6 +45,17 @@ def det_run(tmp_path_factory):
     return cfg, out, evaluate_protection(cfg, out, device="cpu")
 
 
+def _flagged(scores: list[float], threshold: float) -> float:
+    """The share of ``scores`` strictly above ``threshold``, rounded as the row rounds scores."""
+    return sum(s > float(f"{threshold:.6g}") for s in scores) / len(scores)
+
+
+def _auc(clean: list[float], triggered: list[float]) -> float:
+    """The chance that a triggered score beats a clean one, ties half: every pair counted."""
+    wins = sum((t > c) + 0.5 * (t == c) for t in triggered for c in clean)
+    return wins / (len(clean) * len(triggered))
+
+
 def test_detection_rows(det_run) -> None:  # type: ignore[no-untyped-def]
     cfg, _, rows = det_run
     det = [r for r in rows if r.kind == "detection"]
@@ -53,10 +64,15 @@ def test_detection_rows(det_run) -> None:  # type: ignore[no-untyped-def]
     )
     for r in det:
         m = r.metrics
-        assert set(m["tpr"]) == set(m["fpr"]) == {"0.05", "0.01"}
-        assert all(0.0 <= v <= 1.0 for v in [*m["tpr"].values(), *m["fpr"].values(), m["auc"]])
+        assert set(m["tpr"]) == set(m["fpr"]) == set(m["thresholds"]) == {"0.05", "0.01"}
+        clean, triggered = m["clean_scores"], m["triggered_scores"]
+        # The rates and the AUC by hand from the scores the row keeps (all of them here).
+        for rate, threshold in m["thresholds"].items():
+            assert m["tpr"][rate] == pytest.approx(_flagged(triggered, threshold), abs=1e-12), (r.attack, rate)
+            assert m["fpr"][rate] == pytest.approx(_flagged(clean, threshold), abs=1e-12), (r.attack, rate)
+        assert m["auc"] == pytest.approx(_auc(clean, triggered), abs=1e-9), r.attack
         assert m["calibration_frr"] <= 0.05
-        assert m["clean_counted"] == 100 and len(m["clean_scores"]) == 50
+        assert m["clean_counted"] == len(clean) == 100 and len(triggered) == m["triggered_counted"]
         assert m["triggered_counted"] == (90 if r.scheme == "badnets" else 180)  # target-class samples left out
         assert m["seconds_per_image"] > 0
         if r.attack == "adversarial":
@@ -67,12 +83,18 @@ def test_detection_rows(det_run) -> None:  # type: ignore[no-untyped-def]
     assert sorted(r.seed for r in inspections) == [0, 1000] and {r.attack for r in inspections} == {"nc"}
     sans = [r for r in rows if r.kind == "sanitise"]
     assert sorted(r.attack for r in sans) == ["nc", "strip"]
-    san = sans[0]
-    m = san.metrics
-    assert m["kept"] + m["flagged"] == m["train_samples"] == 2000 and m["poisoned"] == 200
-    assert 0 <= m["flagged_poisoned"] <= min(m["flagged"], m["poisoned"])
-    assert m["recall"] == pytest.approx(m["flagged_poisoned"] / 200)
-    assert len(m["asr_after"]) == 1 and 0.0 <= san.accuracy <= 1.0
+    (clean_row,) = [r for r in rows if r.kind == "clean"]
+    for san in sans:
+        m = san.metrics
+        assert m["kept"] + m["flagged"] == m["train_samples"] == 2000 and m["poisoned"] == 200
+        assert 0 <= m["flagged_poisoned"] <= min(m["flagged"], m["poisoned"])
+        assert m["recall"] == pytest.approx(m["flagged_poisoned"] / 200)
+        assert m["precision"] == pytest.approx(m["flagged_poisoned"] / m["flagged"] if m["flagged"] else 0.0)
+        assert len(m["asr_after"]) == 1
+        # A whole number of the 500 test images; the model retrained on what was kept learns
+        # the task as the clean one did (measured 1.0 with both detectors, clean 1.0).
+        assert san.accuracy * 500 == pytest.approx(round(san.accuracy * 500), abs=1e-3)
+        assert san.accuracy >= clean_row.accuracy - 0.05, san.attack
 
 
 def test_detection_resumes_without_work(det_run) -> None:  # type: ignore[no-untyped-def]
