@@ -32,6 +32,7 @@ from advparams.evaluation.rows import ResultRow, row_key
 from advparams.fingerprint import model_fingerprint, state_equal
 from advparams.keys import Key, load_key
 from advparams.locked import save_locked
+from advparams.registry import config_to_dict
 from advparams.metrics import detection_scores, stealth_summary
 from advparams.schemes import SCHEMES
 
@@ -176,6 +177,9 @@ class LocksStudy(Study):
         r = res.report
         metrics = {
             "options": options,
+            # every setting the lock ran with, defaults included: a later default change
+            # cannot make the row ambiguous (which search, how many draws)
+            "config": config_to_dict(scheme.config),
             "params_changed": r.params_changed,
             "params_total": r.params_total,
             "proportion_percent": r.proportion_percent,
