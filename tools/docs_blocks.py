@@ -110,6 +110,42 @@ def generate(block: Block, root: Path) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def generate_here(block: Block, root: Path) -> tuple[str, ...]:
+    """What :func:`generate` gives, run in this process (one import of torch for every block:
+    what the tests use); the command's working directory is ``root``."""
+    import contextlib
+    import io
+    import runpy
+
+    argv = argv_of(block.command)
+    out = io.StringIO()
+    old_argv, old_path, old_cwd = sys.argv, list(sys.path), os.getcwd()
+    try:
+        os.chdir(root)
+        with contextlib.redirect_stdout(out):
+            if argv[1:2] == ["-m"]:
+                from advparams.cli import main as cli_main
+
+                code = cli_main(argv[3:])
+            else:
+                sys.argv = argv[1:]
+                sys.path.insert(0, str(Path(argv[1]).resolve().parent))
+                try:
+                    runpy.run_path(argv[1], run_name="__main__")
+                    code = 0
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv, sys.path[:] = old_argv, old_path
+        os.chdir(old_cwd)
+    if code:
+        raise BlockError(f"{block.name(root)}: its command exited {code}")
+    lines = out.getvalue().splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return tuple(lines)
+
+
 def first_difference(old: tuple[str, ...], new: tuple[str, ...]) -> str:
     """Where two blocks first differ, as a sentence."""
     for k, (a, b) in enumerate(zip(old, new, strict=False)):

@@ -17,12 +17,13 @@ import docs_blocks  # noqa: E402
 
 @pytest.fixture(scope="module")
 def generated() -> dict[str, tuple[str, ...]]:
-    """Each block's command, run once: what it prints from the committed rows."""
+    """Each block's command, run once in this process: what it prints from the committed rows
+    (test_a_block_run_here_is_what_its_process_prints checks that this is the same)."""
     out: dict[str, tuple[str, ...]] = {}
     for page in docs_blocks.documents(ROOT):
         for block in docs_blocks.blocks(page):
             if block.command not in out:
-                out[block.command] = docs_blocks.generate(block, ROOT)
+                out[block.command] = docs_blocks.generate_here(block, ROOT)
     return out
 
 
@@ -55,7 +56,7 @@ def test_any_changed_digit_in_any_block_fails_the_check(generated, tmp_path, mon
                     copy = [*lines]
                     copy[block.first + k] = changed
                     page.write_text("\n".join(copy) + "\n", encoding="utf-8")
-                    assert docs_blocks.main(["--check", "--root", str(tmp_path)]) == 1
+                    assert docs_blocks.main(["--check", "--root", str(tmp_path), str(page)]) == 1
                     err = capsys.readouterr().err
                     assert f"block {block.number}" in err and str(page.relative_to(tmp_path)) in err
                     assert f"line {k + 1} of the block" in err
@@ -97,3 +98,12 @@ def test_a_command_must_be_python_or_advparams() -> None:
     assert docs_blocks.argv_of("advparams list")[1:3] == ["-m", "advparams"]
     with pytest.raises(docs_blocks.BlockError, match="must start with"):
         docs_blocks.argv_of("rm -rf /")
+
+
+def test_a_block_run_here_is_what_its_process_prints(generated) -> None:
+    # one block of each kind of command: a benchmark script and the CLI
+    pages = docs_blocks.documents(ROOT)
+    found = [b for p in pages for b in docs_blocks.blocks(p)]
+    for prefix in ("python benchmarks/", "advparams "):
+        block = next(b for b in found if b.command.startswith(prefix))
+        assert docs_blocks.generate(block, ROOT) == generated[block.command]
