@@ -47,10 +47,11 @@ def test_badnets_on_fashion_mnist_costs_little_accuracy() -> None:
 
 def test_dct_triggers_on_the_colour_task_each_reach_their_target() -> None:
     # A narrow net on 8,000 images (about a minute): magnitude 40, where the evaluation
-    # (a wider net) uses 30; measured 85-93 % per trigger with these settings.
+    # (a wider net) uses 30; measured 85-93 % per trigger with these settings, so each
+    # trigger must reach 80 % (5 points below the lowest measured).
     train, test = _subset("fashion-mnist-colour", 8000, 1000)
     options = {"num_classes": 10, "in_channels": 3, "input_size": 32, "width": 8}
     bd = BACKDOORS.build("dct", {"mode": "n-to-n", "triggers": 3, "magnitude": 40})
     res = implant_from_seed(bd, "vgg", options, train, TrainConfig(epochs=4), seed=0)
     asr = [_asr(res.model, res.trigger, test, i) for i in range(3)]
-    assert res.trigger.targets == (0, 1, 2) and min(asr) > 0.6, asr
+    assert res.trigger.targets == (0, 1, 2) and min(asr) >= 0.8, asr

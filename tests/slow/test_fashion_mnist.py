@@ -60,7 +60,11 @@ def checkpoints(tmp_path_factory):
     return paths
 
 
-MAX_CHANGED = 45
+MAX_CHANGED = 35
+"""The most values a LeNet-5 lock may change. The batched search (the default) changed
+19/10/24 values on three such models (docs/benchmarks/lock_fmnist_seeds.jsonl, also in
+lock_speed_v2.jsonl), the greedy search 13/33/19; the headroom over 24 allows for a second
+search after a failed hold-out check, which changes more."""
 
 
 def test_real_files_are_complete(data) -> None:
@@ -77,9 +81,7 @@ def test_lenet_accuracy_and_lock_claims(checkpoints, data, seed) -> None:
     assert clean >= 0.89, f"LeNet-5 seed {seed} reached only {clean:.4f}"
     result = AdvParams(AdvParamsConfig(seed=seed)).lock(model, train)
     locked = accuracy(result.model, test)
-    # A handful of values: 30 for the greedy search before issue 16, the batched default 1.5
-    # times as many (docs/benchmarks/lock_speed_v2.jsonl: batched 19/10/24 values on three
-    # such models, greedy 13/33/19; a second search after a failed check changes more).
+    # A handful of values (MAX_CHANGED says what was measured).
     assert result.report.params_changed <= MAX_CHANGED, result.report
     assert locked <= 0.12, f"seed {seed}: locked test accuracy {locked:.4f} with {result.report.params_changed} changes"
     restored = unlock(result.model, result.key)

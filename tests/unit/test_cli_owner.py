@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -481,8 +480,18 @@ def test_finite_json_values() -> None:
     }
 
 
-def test_user_module_text_is_valid_python() -> None:
-    compile(textwrap.dedent(USER_MODULE), "user_module", "exec")
+def test_user_module_registers_a_dict_returning_model(tmp_path) -> None:
+    """What the tests of this file rely on: the module ``user_module`` writes registers the
+    named model, whose output is a dict holding the class scores under the given key."""
+    path = user_module(tmp_path, "owners-net-t", key="scores")
+    assert "owners-net-t" not in MODELS
+    try:
+        exec(compile(path.read_text(), str(path), "exec"), {"__name__": "owners_net_t"})
+        net = MODELS.get("owners-net-t")(num_classes=7, in_channels=3, input_size=8)
+    finally:
+        MODELS._items.pop("owners-net-t", None)
+    out = net(torch.zeros(2, 3, 8, 8))
+    assert set(out) == {"scores", "features"} and out["scores"].shape == (2, 7) and out["features"].shape == (2, 48)
 
 
 def test_3_an_evaluation_runs_the_users_dict_returning_model_from_its_config(capsys, tmp_path) -> None:

@@ -80,5 +80,13 @@ def test_declared_capabilities_match_what_the_attack_does(attack_name, locked) -
     assert callable(getattr(res.model, "flagged", None)) == cls.filters_queries
 
 
-def test_tiny_options_build(attack_name) -> None:
-    ATTACKS.build(attack_name, tiny(attack_name))  # a typo in a class's tiny options fails here
+def test_tiny_options_build_and_take_effect(attack_name) -> None:
+    options = tiny(attack_name)
+    attack = ATTACKS.build(attack_name, options)  # a typo in a class's tiny options fails here
+    default = ATTACKS.build(attack_name, {}).config
+    assert attack.name == attack_name and type(attack.config) is type(default)
+    # each tiny option reaches the configuration as given, and changes a default (one that
+    # matched the default would make nothing smaller)
+    assert {k: getattr(attack.config, k) for k in options} == options
+    assert all(getattr(default, k) != v for k, v in options.items()), options
+    assert config_to_dict(attack.config) == {**config_to_dict(default), **options}

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from advparams.backdoors import Backdoor, BackdoorOptions, Trigger, implant_from_seed, load_trigger
+from advparams.backdoors.base import normalise
 from advparams.checkpoint import load_checkpoint
 from advparams.data.synthetic import make_synthetic
 from advparams.errors import AdvParamsError
@@ -109,16 +110,26 @@ def test_rows_of_a_backdoor_run(bd_run) -> None:  # type: ignore[no-untyped-def]
     titles = [s.title for s in cfg.backdoors.attacks]
     assert sorted(r.scheme for r in by(rows, kind="backdoor")) == sorted(titles)
     (clean,) = by(rows, kind="clean")
+    test = make_synthetic(200, seed=2)
+    asr_test = test.subset(torch.arange(100))  # asr_samples
     for r in by(rows, kind="backdoor"):
         m = r.metrics
         assert m["clean_accuracy_twin"] == pytest.approx(clean.accuracy)
         assert len(m["asr"]) == len(m["info"]["targets"]) == len(m["psnr"])
-        assert all(0.0 <= a <= 1.0 for a in m["asr"])
-        assert m["counted"][0] < 100  # target-class images were left out
         model_path, trigger_path = backdoor_paths(out, str(r.scheme), 0)
-        model = load_checkpoint(model_path).model
-        assert accuracy(model, make_synthetic(200, seed=2)) == pytest.approx(r.accuracy)
-        assert load_trigger(trigger_path).trigger.targets == tuple(m["info"]["targets"])
+        model = load_checkpoint(model_path).model.eval()
+        assert accuracy(model, test) == pytest.approx(r.accuracy)
+        trigger = load_trigger(trigger_path).trigger
+        assert trigger.targets == tuple(m["info"]["targets"])
+        # The ASR by hand from the saved model and trigger: the test images outside each
+        # sub-trigger's target class, triggered, answered with the target.
+        for i, target in enumerate(trigger.targets):
+            keep = asr_test.labels != target
+            x = normalise(trigger.apply(asr_test.images[keep], i), asr_test)
+            with torch.no_grad():
+                hits = int((model(x).argmax(1) == target).sum())
+            assert m["counted"][i] == int(keep.sum()) < 100  # target-class images were left out
+            assert m["asr"][i] == pytest.approx(hits / m["counted"][i], abs=1e-12)
     (badnets,) = by(rows, kind="backdoor", scheme="badnets")
     assert badnets.metrics["asr"][0] > 0.8 and badnets.metrics["reference_asr"][0] < 0.5
     (resistant,) = by(rows, kind="backdoor", scheme="resistant")

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import copy
+import math
+import statistics
 
 import pytest
 
+from advparams.checkpoint import load_checkpoint
 from advparams.errors import AdvParamsError
 from advparams.evaluation import config_from_mapping, evaluate_protection
-from advparams.evaluation.fingerprints import fingerprint_path
-from advparams.fingerprints import load_fingerprint
+from advparams.evaluation.context import null_seeds
+from advparams.evaluation.fingerprints import fingerprint_path, negative_path
+from advparams.evaluation.run import RunFolder
+from advparams.fingerprints import load_fingerprint, similarity
 from advparams.reports.markdown import build_report
+from advparams.verification import MIN_SPREAD
 
 TINY_FP = {
     "name": "tiny-fp",
@@ -66,15 +72,30 @@ def test_negatives_fingerprints_and_suspects(fp_run) -> None:  # type: ignore[no
         assert m["extract_seconds"] > 0 and m["verify_seconds"] > 0
         fp = load_fingerprint(fingerprint_path(out, title, 0))
         assert fp.scheme == title and len(fp) == 8
+        # The scores by hand: the saved null models and negatives against the saved fingerprint.
+        nulls = [load_checkpoint(RunFolder(out).null_path(s)).model for s in null_seeds(cfg)]
+        assert m["null_scores"] == pytest.approx([similarity(n, fp) for n in nulls], abs=1e-9)
+        negatives = [load_checkpoint(negative_path(out, n["label"], n["seed"])).model for n in m["negatives"]]
+        assert [n["score"] for n in m["negatives"]] == pytest.approx([similarity(n, fp) for n in negatives], abs=1e-9)
+        # The threshold by hand: the normal fit's upper fpr quantile, kept above every null score.
+        fit = statistics.NormalDist(
+            statistics.fmean(m["null_scores"]), max(statistics.stdev(m["null_scores"]), MIN_SPREAD)
+        )
+        want = max(fit.inv_cdf(1.0 - m["fpr"]), math.nextafter(max(m["null_scores"]), math.inf))
+        assert m["threshold"] == pytest.approx(want, rel=1e-9)
+        assert all(n["verified"] == (n["score"] >= want) for n in m["negatives"])
     suspects = {(r.scheme, r.attack) for r in rows if r.kind == "fp-suspect"}
     assert suspects == {
         (t, a) for t in ("infip", "ipguard") for a in ("finetune", "prune", "distill", "relevance-evasion")
     }
     for r in rows:
         if r.kind == "fp-suspect":
-            m = r.metrics
-            assert m["verified"] == (m["score"] >= m["threshold"]) and 0.0 <= m["p_value"] <= 1.0
-            assert m["threshold"] == fps[r.scheme].metrics["threshold"]
+            m, owner = r.metrics, fps[r.scheme].metrics
+            assert m["threshold"] == owner["threshold"] and m["verified"] == (m["score"] >= owner["threshold"])
+            # P(null score >= score) under the normal fit of the fingerprint row's null scores
+            nulls = owner["null_scores"]
+            fit = statistics.NormalDist(statistics.fmean(nulls), max(statistics.stdev(nulls), MIN_SPREAD))
+            assert m["p_value"] == pytest.approx(1.0 - fit.cdf(m["score"]), rel=1e-6, abs=1e-12)
 
 
 def test_no_fingerprint_material_in_rows(fp_run) -> None:  # type: ignore[no-untyped-def]

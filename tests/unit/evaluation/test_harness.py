@@ -130,6 +130,14 @@ def test_saved_locks_and_keys_fit(tiny_run) -> None:
         assert row.metrics["key_bytes"] == (out / "locks" / f"{s}-seed1.key").stat().st_size
         assert row.metrics["key_values"] == sum(int(e.indices.numel()) for e in key.entries)
         assert row.metrics["key_secret"] is bool(key.shuffles) is (s == "hardened")
+        # and every setting the lock ran with, defaults included
+        from advparams.registry import config_to_dict
+        from advparams.schemes import SCHEMES
+
+        built = SCHEMES.build(s, row.metrics["options"]).config
+        assert row.metrics["config"] == config_to_dict(built) and len(row.metrics["config"]) > len(
+            row.metrics["options"]
+        )
         assert all(
             (a == b).all() for a, b in zip(restored.state_dict().values(), original.state_dict().values(), strict=True)
         )
@@ -206,12 +214,21 @@ def test_rows_hold_no_key_material(tiny_run) -> None:
 
 
 def test_retrace_scratch_baseline_is_shared_and_reported(tiny_run, tiny_config) -> None:
+    from advparams.attacks import ATTACKS
+    from advparams.data import load_dataset
     from advparams.reports import build_report
 
-    _, rows = tiny_run
+    out, rows = tiny_run
+    train = load_dataset("synthetic", "train")
+    test = load_dataset("synthetic", "test").subset(__import__("torch").arange(200))
     for seed in (0, 1):
         (base,) = by(rows, kind="baseline", seed=seed, attack="retrace")
-        assert base.scheme == "scratch" and 0.0 <= base.accuracy <= 1.0
+        assert base.scheme == "scratch" and base.metrics["made_with"] == "advparams"
+        # The row's accuracy is the scratch model's: retrace it again with the row's options
+        # beside the lock it was made with, and measure it by hand.
+        locked = load_checkpoint(out / "locks" / f"advparams-seed{seed}").model
+        res = ATTACKS.build("retrace", base.metrics["options"]).run(locked, train)
+        assert accuracy(res.baselines["scratch"], test) == base.accuracy
     text = build_report(rows, tiny_config)
     assert "advantage (pp)" in text.split("retrace", 1)[1]
 

@@ -7,12 +7,17 @@ import copy
 import json
 
 import pytest
+import torch
 
+from advparams.checkpoint import load_checkpoint
 from advparams.errors import ConfigError
 from advparams.evaluation import config_from_mapping, evaluate_protection
+from advparams.evaluation.context import RunContext
 from advparams.evaluation.tracing import tracing_folder
+from advparams.keys import unlock
 from advparams.keys.io import load_key
 from advparams.reports.markdown import build_report
+from advparams.tracing import MarkConfig, issue_user_key
 
 TINY_TRACE = {
     "name": "tiny-trace",
@@ -50,6 +55,8 @@ def trace_run(tmp_path_factory):
 
 def test_every_users_copy_is_measured_and_traced(trace_run) -> None:
     cfg, out, rows = trace_run
+    x, y = RunContext(cfg, out, torch.device("cpu")).test.tensors()
+    mark = MarkConfig(**TINY_TRACE["tracing"]["mark"])
     locks = {r.scheme: r for r in rows if r.kind == "trace-lock"}
     assert set(locks) == {"lenet", "vgg4"}
     for label, lock in locks.items():
@@ -57,12 +64,23 @@ def test_every_users_copy_is_measured_and_traced(trace_run) -> None:
         assert lock.metrics["locked_accuracy"] < lock.accuracy
         copies = [r for r in rows if r.kind == "trace-copy" and r.scheme == label]
         assert sorted(r.setting["user"] for r in copies) == [f"user{i:03d}" for i in range(12)]
+        folder = tracing_folder(out, label, 0)
+        key = load_key(folder / "owner.key")
+        assert all(s.dither == 23 for s in key.shuffles)
+        locked = load_checkpoint(folder / "locked").model
+        with torch.no_grad():
+            original = unlock(locked, key).eval()(x).argmax(1)
+        assert lock.accuracy == pytest.approx(float((original == y).double().mean()), abs=1e-12)
         for r in copies:
             assert r.metrics["white"]["named_right"] and r.metrics["white"]["innocents"] == 0
-            assert 0.0 <= r.metrics["agreement"] <= 1.0
             assert set(r.metrics["black_by_queries"]) == {"32", "256"}
-        key = load_key(tracing_folder(out, label, 0) / "owner.key")
-        assert all(s.dither == 23 for s in key.shuffles)
+            # The copy the user's key unlocks, measured by hand: its answers to the test set
+            # against the labels and against the original's answers.
+            copy_ = unlock(locked, issue_user_key(locked, key, r.setting["user"], mark)).eval()
+            with torch.no_grad():
+                answers = copy_(x).argmax(1)
+            assert r.accuracy == pytest.approx(float((answers == y).double().mean()), abs=1e-12)
+            assert r.metrics["agreement"] == pytest.approx(float((answers == original).double().mean()), abs=1e-12)
 
 
 def test_attacks_and_coalitions(trace_run) -> None:

@@ -2,10 +2,14 @@
 the report sections, and the config's checks."""
 
 import pytest
+import torch
 
+from advparams.attacks import ATTACKS
+from advparams.attacks.querymod import reconstruction_error
 from advparams.checkpoint import load_checkpoint
 from advparams.errors import ConfigError
 from advparams.evaluation import config_from_mapping, evaluate_protection
+from advparams.evaluation.context import RunContext
 from advparams.reports.markdown import build_report
 from advparams.watermarks import load_watermark_key
 
@@ -60,8 +64,22 @@ def test_rows_of_a_watermark_run(wm_run) -> None:
     extra = by(rows, kind="watermark", scheme="additional-class")[0].metrics
     assert extra["forged_rejected"] == 1.0 and extra["unknown_rejected"] == 1.0 and extra["users"] == 3
     assert "authentication_success" not in by(rows, kind="watermark", scheme="content")[0].metrics
-    qm = by(rows, kind="wm-attack", attack="query-modify")
-    assert all(0 <= r.metrics["key_queries_flagged"] <= 1 for r in qm)
+    train = RunContext(cfg, out, torch.device("cpu")).train
+    for r in by(rows, kind="wm-attack", attack="query-modify"):
+        # The same filter again from the row's options (its draws are seeded), and its
+        # answers to the key images by hand: flagged ones (reconstruction error above the
+        # threshold the row records) are altered, the others answered as before.
+        marked = load_checkpoint(out / "watermarks" / f"{r.scheme}-seed0").model.eval()
+        wkey = load_watermark_key(out / "watermarks" / f"{r.scheme}-seed0.wmkey")
+        x = wkey.inputs()
+        wrapper = ATTACKS.build("query-modify", r.metrics["options"]).run(marked, train).model
+        flags = reconstruction_error(wrapper.autoencoder, x) > r.metrics["info"]["threshold"]
+        assert torch.equal(flags, wrapper.flagged(x))
+        assert r.metrics["key_queries_flagged"] == pytest.approx(float(flags.double().mean()), abs=1e-6)
+        with torch.no_grad():
+            answers, before = wrapper(x).argmax(1), marked(x).argmax(1)
+        assert torch.equal(answers[~flags], before[~flags])
+        assert r.metrics["retention"] == pytest.approx(float((answers == wkey.labels).double().mean()), abs=1e-12)
     # Saved artefacts: the model with its extra output and the key it answers.
     model = load_checkpoint(out / "watermarks" / "additional-class-seed0").model
     key = load_watermark_key(out / "watermarks" / "additional-class-seed0.wmkey")
