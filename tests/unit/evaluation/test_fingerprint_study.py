@@ -72,11 +72,12 @@ def test_negatives_fingerprints_and_suspects(fp_run) -> None:  # type: ignore[no
         assert m["extract_seconds"] > 0 and m["verify_seconds"] > 0
         fp = load_fingerprint(fingerprint_path(out, title, 0))
         assert fp.scheme == title and len(fp) == 8
-        # The scores by hand: the saved null models and negatives against the saved fingerprint.
+        # The scores by hand: the saved null models and negatives against the saved fingerprint
+        # (to float32's precision: InFIP's maps and SSIMs are float32 sums, measured 1e-8 apart).
         nulls = [load_checkpoint(RunFolder(out).null_path(s)).model for s in null_seeds(cfg)]
-        assert m["null_scores"] == pytest.approx([similarity(n, fp) for n in nulls], abs=1e-9)
+        assert m["null_scores"] == pytest.approx([similarity(n, fp) for n in nulls], abs=1e-6)
         negatives = [load_checkpoint(negative_path(out, n["label"], n["seed"])).model for n in m["negatives"]]
-        assert [n["score"] for n in m["negatives"]] == pytest.approx([similarity(n, fp) for n in negatives], abs=1e-9)
+        assert [n["score"] for n in m["negatives"]] == pytest.approx([similarity(n, fp) for n in negatives], abs=1e-6)
         # The threshold by hand: the normal fit's upper fpr quantile, kept above every null score.
         fit = statistics.NormalDist(
             statistics.fmean(m["null_scores"]), max(statistics.stdev(m["null_scores"]), MIN_SPREAD)
