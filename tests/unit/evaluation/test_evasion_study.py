@@ -55,22 +55,30 @@ def test_evasion_rows_and_cost(ev_run) -> None:  # type: ignore[no-untyped-def]
     test_x, test_y = ctx.test.tensors()
     with torch.no_grad():
         top2, test_top2 = model(x).topk(2, dim=1).indices, model(test_x).topk(2, dim=1).indices
-    assert marked.metrics["watermark_accuracy"] == pytest.approx(float((top2[:, 0] == y).double().mean()))
+    hits = int((top2[:, 0] == y).sum())
+    assert marked.metrics["watermark_accuracy"] == pytest.approx(hits / len(y))
     for r in attacked:
         m = r.metrics
         assert m["info"]["calibration_frr"] <= 0.1
-        # The same wrapper again from the row's options (the detector's draws are seeded).
-        wrapper = ATTACKS.build("detector-evasion", m["options"]).run(model, ctx.train).model
-        flags, test_flags = wrapper.flagged(x), wrapper.flagged(test_x)
-        # the counts flagged are those whose score is above the threshold the row records
-        assert torch.equal(flags, wrapper.detector.score(x) > m["info"]["threshold"])
-        assert m["key_queries_flagged"] == pytest.approx(float(flags.double().mean()), abs=1e-6)
-        assert m["test_queries_flagged"] == pytest.approx(float(test_flags.double().mean()), abs=1e-6)
-        answers = torch.where(flags, top2[:, 1], top2[:, 0])
-        assert m["retention"] == pytest.approx(float((answers == y).double().mean()), abs=1e-12)
-        test_answers = torch.where(test_flags, test_top2[:, 1], test_top2[:, 0])
-        assert r.accuracy == pytest.approx(float((test_answers == test_y).double().mean()), abs=1e-6)
+        # Each flagged key loses its hit or gains one (when its second label is the key's):
+        # the retention lies within the flagged count of the watermarked model's hits.
+        flagged = round(m["key_queries_flagged"] * len(y))
+        assert m["key_queries_flagged"] * len(y) == pytest.approx(flagged, abs=1e-4)
+        assert hits - flagged <= round(m["retention"] * len(y)) <= hits + flagged
         # Only flagged answers change: accuracy moves by at most the share flagged.
         assert abs(marked.accuracy - r.accuracy) <= m["test_queries_flagged"] + 1e-6
+    # STRIP's wrapper again from its row's options (its draws are seeded; the adversarial
+    # detector's fit would double this file's time), every answer worked out by hand.
+    m = attacked[0].metrics
+    wrapper = ATTACKS.build("detector-evasion", m["options"]).run(model, ctx.train).model
+    flags, test_flags = wrapper.flagged(x), wrapper.flagged(test_x)
+    # the queries flagged are those whose score is above the threshold the row records
+    assert torch.equal(flags, wrapper.detector.score(x) > m["info"]["threshold"])
+    assert m["key_queries_flagged"] == pytest.approx(float(flags.double().mean()), abs=1e-6)  # a float32 mean
+    assert m["test_queries_flagged"] == pytest.approx(float(test_flags.double().mean()), abs=1e-6)
+    answers = torch.where(flags, top2[:, 1], top2[:, 0])
+    assert m["retention"] == pytest.approx(float((answers == y).double().mean()), abs=1e-12)
+    test_answers = torch.where(test_flags, test_top2[:, 1], test_top2[:, 0])
+    assert attacked[0].accuracy == pytest.approx(float((test_answers == test_y).double().mean()), abs=1e-6)
     text = build_report(rows, cfg, command="advparams evaluate-protection ...")
     assert "### Detector evasion" in text and "detector-evasion (detector=strip)" in text
