@@ -11,7 +11,7 @@ page holds the rendered text (line breaks and repeated spaces count as one space
 
 A placeholder is ``{REDUCER FIELD FORMAT}``: REDUCER one of min, max, mean, std (sample),
 sum, count, one (every selected row holds the same value); FIELD a dotted path into a row
-(``metrics.params_changed``; a run folder's rows are its ``results.jsonl`` lines) or the
+(``metrics.params_changed``, ``metrics.tpr.0.05`` for the key ``0.05``; a run folder's rows are its ``results.jsonl`` lines) or the
 difference of two in each row (``accuracy_clean-accuracy_locked``); FORMAT
 ``pct.N`` (times 100, N decimals), ``.N`` (N decimals), ``d`` (whole number), ``,d`` (with
 thousands separators). A claim may name ``where`` per placeholder instead:
@@ -52,13 +52,21 @@ class ClaimError(Exception):
     """A claim that cannot be read or rendered, or a page that does not hold it (one line)."""
 
 
-def _field(row: dict[str, Any], path: str) -> Any:
-    value: Any = row
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
+def _field(row: Any, path: str) -> Any:
+    """The value at a dotted path; a key that itself holds dots (``metrics.tpr.0.05``,
+    the key ``0.05``) is matched whole, the longest key first."""
+    if not path:
+        return row
+    if not isinstance(row, dict):
+        return None
+    parts = path.split(".")
+    for n in range(len(parts), 0, -1):
+        key = ".".join(parts[:n])
+        if key in row:
+            value = _field(row[key], ".".join(parts[n:]))
+            if value is not None:
+                return value
+    return None
 
 
 def _value(row: dict[str, Any], path: str) -> Any:

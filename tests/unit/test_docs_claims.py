@@ -71,6 +71,10 @@ def test_placeholders_render_from_rows(tmp_path) -> None:
         docs_claims.render("{min x .1 | m=b}", rows, {})
     with pytest.raises(docs_claims.ClaimError, match="unknown format"):
         docs_claims.render("{min x %}", rows, {})
+    rated = [{"tpr": {"0.05": 0.5, "0.01": 0.25, "0": {"5": 9}}}]
+    assert docs_claims.render("{one tpr.0.05 pct.1} {one tpr.0.01 pct.1} {one tpr.0.5 d}", rated, {}) == "50.0 25.0 9"
+    with pytest.raises(docs_claims.ClaimError, match="no row has tpr.0.1"):
+        docs_claims.render("{one tpr.0.1 .1}", rated, {})
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
