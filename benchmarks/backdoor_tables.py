@@ -37,6 +37,7 @@ from advparams.evaluation.backdoor_config import BackdoorSpec
 from advparams.evaluation.rows import ResultRow
 from advparams.imaging import CODECS as ALL_CODECS
 from advparams.reports import fmt_num, fmt_pct, mean_std, table
+from advparams.reports.backdoors import grid_cell
 
 DATASETS = {"fashion-mnist": "Fashion-MNIST", "fashion-mnist-colour": "colour"}
 MODELS = {"lenet": "LeNet-5", "vgg": "VGG"}
@@ -141,16 +142,6 @@ def summary(runs: Sequence[Run]) -> str:
     return table(header, body)
 
 
-def _grid(rs: Sequence[ResultRow], grid: str, key: str, sub: str) -> list[float]:
-    """Per seed, the mean over triggers of ``metrics[grid][key][sub]`` (the report's cell)."""
-    out = []
-    for r in rs:
-        v = r.metrics.get(grid, {}).get(key, {}).get(sub)
-        if v:
-            out.append(sum(v) / len(v))
-    return out
-
-
 def _mean(values: list[float]) -> str:
     return f"{100 * mean_std(values)[0]:.2f}"
 
@@ -171,7 +162,7 @@ def compression(runs: Sequence[Run]) -> str:
     worst: list[int] = []
     for run, (_, resistant, _) in zip(runs, pairs, strict=True):
         cells = [
-            (mean_std(_grid(resistant, "compression", c, str(q)))[0], q)
+            (mean_std(grid_cell(resistant, "compression", c, str(q)))[0], q)
             for c in run.section.codecs
             for q in run.section.qualities
         ]
@@ -182,10 +173,11 @@ def compression(runs: Sequence[Run]) -> str:
     for codec in runs[0].section.codecs:
         line = [CODECS.get(codec, codec) + (" (held out)" if codec in held_out else "")]
         for (plain, resistant, _), q in zip(pairs, worst, strict=True):
-            cell = f"{fmt_pct(_grid(plain, 'compression', codec, str(first)))} / "
-            cell += fmt_pct(_grid(resistant, "compression", codec, str(first)))
+            cell = f"{fmt_pct(grid_cell(plain, 'compression', codec, str(first)))} / "
+            cell += fmt_pct(grid_cell(resistant, "compression", codec, str(first)))
             if q != first:
-                a, b = _grid(plain, "compression", codec, str(q)), _grid(resistant, "compression", codec, str(q))
+                a = grid_cell(plain, "compression", codec, str(q))
+                b = grid_cell(resistant, "compression", codec, str(q))
                 cell += f" (q{q}: {_mean(a)} / {_mean(b)})"
             line.append(cell)
         line.append(PAPER_COMPRESSION.get(codec, "–"))
@@ -210,8 +202,8 @@ def physical(runs: Sequence[Run]) -> str:
                 cells = []
                 for label in (str(twin.compare), twin.title):
                     rs = run.rows.get(label, [])
-                    asr = _grid(rs, "physical", "combined", str(s))
-                    clean = _grid(rs, "physical_clean", "combined", str(s))
+                    asr = grid_cell(rs, "physical", "combined", str(s))
+                    clean = grid_cell(rs, "physical_clean", "combined", str(s))
                     cells.append(f"{_mean(asr)} ({_mean(clean)})" if asr else "–")
                 line.append(" / ".join(cells))
         line.append("82 / under 11" if abs(rate - PAPER_RATE) < 1e-12 else "–")

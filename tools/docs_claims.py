@@ -11,8 +11,8 @@ page holds the rendered text (line breaks and repeated spaces count as one space
 
 A placeholder is ``{REDUCER FIELD FORMAT}``: REDUCER one of min, max, mean, std (sample),
 sum, count, one (every selected row holds the same value); FIELD a dotted path into a row
-(``metrics.params_changed``, ``metrics.tpr.0.05`` for the key ``0.05``; a run folder's rows are its ``results.jsonl`` lines) or the
-difference of two in each row (``accuracy_clean-accuracy_locked``); FORMAT
+(``metrics.params_changed``; ``metrics.tpr.0.05`` reads the key ``0.05``; a run folder's
+rows are its ``results.jsonl`` lines) or the difference of two in each row (``accuracy_clean-accuracy_locked``); FORMAT
 ``pct.N`` (times 100, N decimals), ``.N`` (N decimals), ``d`` (whole number), ``,d`` (with
 thousands separators). A claim may name ``where`` per placeholder instead:
 ``{min accuracy pct.2 | kind=lock scheme=hardened}``; its values are strings matched against

@@ -48,7 +48,7 @@ def _by_spec(rows: Sequence[ResultRow]) -> dict[str, list[ResultRow]]:
     return out
 
 
-def _grid_cell(rs: Sequence[ResultRow], grid: str, key: str, sub: str) -> list[float]:
+def grid_cell(rs: Sequence[ResultRow], grid: str, key: str, sub: str) -> list[float]:
     """Per seed, the mean over triggers of ``metrics[grid][key][sub]``."""
     vals = []
     for r in rs:
@@ -147,7 +147,7 @@ def _compression_lines(section: Any, rows: Mapping[str, list[ResultRow]]) -> lis
     body = []
     for codec in section.codecs:
         for q in section.qualities:
-            cells = [fmt_pct(_grid_cell(rows[t], "compression", codec, str(q))) for t in titles]
+            cells = [fmt_pct(grid_cell(rows[t], "compression", codec, str(q))) for t in titles]
             paper = _COMPRESSION_PAPER.get(codec)
             body.append(
                 [
@@ -191,8 +191,8 @@ def _physical_lines(section: Any, rows: Mapping[str, list[ResultRow]]) -> list[s
         for s in strengths:
             cells = []
             for t in titles:
-                asr = _grid_cell(rows[t], "physical", kind, str(s))
-                clean = _grid_cell(rows[t], "physical_clean", kind, str(s))
+                asr = grid_cell(rows[t], "physical", kind, str(s))
+                clean = grid_cell(rows[t], "physical_clean", kind, str(s))
                 cells.append(f"{fmt_pct(asr)} ({fmt_pct(clean)})" if asr else "–")
             body.append([kind, f"{s:g}", *cells])
     out += [_tab(["transformation", "strength", *titles], body), ""]
@@ -237,7 +237,7 @@ def backdoor_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Path, 
             xs = section.qualities if grid == "compression" else section.transformations[key]
             series = []
             for s in measured:
-                pts = {float(x): [100 * v for v in _grid_cell(by[s.title], grid, key, str(x))] for x in xs}
+                pts = {float(x): [100 * v for v in grid_cell(by[s.title], grid, key, str(x))] for x in xs}
                 pts = {x: v for x, v in pts.items() if v}
                 dashed = (s.name != "compression-resistant" and grid == "compression") or (
                     s.name == "ptb" and not s.options.get("physical", True)
@@ -335,4 +335,4 @@ def example_grid(config: EvalConfig, folder: Path, plt: Any, images: int = 3) ->
     return made[0]
 
 
-__all__ = ["backdoor_plots", "backdoor_sections", "example_grid", "paper_figure"]
+__all__ = ["backdoor_plots", "backdoor_sections", "example_grid", "grid_cell", "paper_figure"]

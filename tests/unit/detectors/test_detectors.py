@@ -237,7 +237,9 @@ def test_sanitise_flags_poisoned_samples() -> None:
     # poison_dataset is the implant's own poisoned set: same samples, same labels
     assert res.info["poisoned"] == len(poisoned.plan) == 60
     assert int((poisoned.data.labels != data.labels).sum()) == 60 - int((data.labels[poisoned.plan.indices] == 0).sum())
-    det = DETECTORS.build("strip", {"calibration": 100, "blend": "weighted"}).fit(res.model, make_synthetic(300, seed=5))
+    det = DETECTORS.build("strip", {"calibration": 100, "blend": "weighted"}).fit(
+        res.model, make_synthetic(300, seed=5)
+    )
     s = sanitise(det, poisoned.data)
     assert len(s.data) + s.flagged.numel() == len(data)
     assert not torch.isin(s.kept, s.flagged).any()
