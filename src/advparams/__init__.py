@@ -16,9 +16,7 @@ Example:
     True
 """
 
-__version__ = "0.1.0"
-
-import os  # noqa: E402
+import os
 
 # MKL's matrix products give the same bits whatever the thread count only in its strict
 # reproducible mode, which must be chosen before MKL's first call: see
@@ -34,6 +32,7 @@ from advparams.metrics import accuracy  # noqa: E402
 from advparams.models import build_model, list_models  # noqa: E402
 from advparams.schemes import SCHEMES, AdvParams, AdvParamsConfig, LockResult, list_schemes  # noqa: E402
 from advparams.training import TrainConfig, train  # noqa: E402
+from advparams.version import __version__  # noqa: E402
 
 __all__ = [
     "SCHEMES",

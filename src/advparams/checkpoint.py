@@ -27,11 +27,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from advparams import __version__
 from advparams.errors import AdvParamsError, CheckpointError, ConfigError
 from advparams.files import LIMITS, atomic_directory, check_regular, integer, number, parse_json, read_file, string
 from advparams.fingerprint import model_fingerprint
 from advparams.models import MODELS, count_parameters
+from advparams.version import __version__
 
 if TYPE_CHECKING:
     from advparams.data.base import ImageDataset

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from advparams import __version__
+from advparams.version import __version__
 
 
 def environment(device: torch.device) -> dict[str, Any]:

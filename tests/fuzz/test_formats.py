@@ -35,12 +35,11 @@ from safetensors.torch import save as st_save
 from advparams.backdoors import BACKDOORS, load_trigger
 from advparams.backdoors.triggerfile import trigger_digest, trigger_to_bytes
 from advparams.data.synthetic import SIZE
-from advparams.files import safetensors_metadata
+from advparams.files import safetensors_metadata, tagged_digest
 from advparams.fingerprints import FINGERPRINTS, load_fingerprint, similarity
 from advparams.fingerprints.fingerprintfile import fingerprint_digest, fingerprint_to_bytes
 from advparams.imaging import png_bytes, read_image
 from advparams.keys import Key, key_to_bytes, load_key, unlock
-from advparams.keys.io import tagged_digest
 from advparams.keys.seal import seal
 from advparams.models import build_model
 from advparams.schemes import SCHEMES

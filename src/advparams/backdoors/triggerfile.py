@@ -35,25 +35,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save as st_save
 
-from advparams import __version__
 from advparams.backdoors.triggers import TRIGGERS, DCTTrigger, Trigger
 from advparams.errors import AdvParamsError, TriggerFileError
 from advparams.files import (
-    LIMITS,
+    SecretFormat,
     TensorSpec,
-    atomic_write_bytes,
-    is_safetensors_format,
-    open_safetensors,
     parse_json,
-    read_file,
     string,
 )
-from advparams.keys.io import tagged_digest
 
 TRIGGER_FORMAT = "advparams-trigger"
 TRIGGER_VERSION = "1"
+FORMAT = SecretFormat(TRIGGER_FORMAT, TRIGGER_VERSION, "trigger file", "trigger", TriggerFileError)
+"""The file format (:class:`advparams.files.SecretFormat`)."""
 MAX_TARGET = 100_000
 """Target labels are class indices below this."""
 MAX_TARGETS = 1000
@@ -87,15 +82,13 @@ class TriggerFile:
 
 def trigger_digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
     """The ``digest`` field of a trigger file with this metadata and these tensors."""
-    return tagged_digest(b"advparams-trigger-digest-v1\0", meta, tensors)
+    return FORMAT.digest(meta, tensors)
 
 
 def trigger_to_bytes(trigger: Trigger, *, backdoor: str = "", config: dict[str, Any] | None = None) -> bytes:
     """Serialises ``trigger`` as a trigger file."""
     tensors = {k: v.contiguous() for k, v in trigger.tensors().items()}
     meta = {
-        "format": TRIGGER_FORMAT,
-        "version": TRIGGER_VERSION,
         "kind": trigger.kind,
         "targets": json.dumps(list(trigger.targets)),
         "channels": str(trigger.channels),
@@ -103,10 +96,8 @@ def trigger_to_bytes(trigger: Trigger, *, backdoor: str = "", config: dict[str, 
         "backdoor": backdoor,
         "config": json.dumps(config or {}, sort_keys=True),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "advparams_version": __version__,
     }
-    meta["digest"] = trigger_digest(meta, tensors)
-    return st_save(tensors, metadata=meta)
+    return FORMAT.encode(tensors, meta)
 
 
 def _json(meta: dict[str, str], name: str, max_values: int) -> Any:
@@ -185,15 +176,7 @@ def trigger_from_bytes(data: bytes) -> TriggerFile:
         fields.extend(_fields(meta))
         _check_header(meta, specs)
 
-    meta, tensors = open_safetensors(
-        data,
-        what="trigger file",
-        file_format=TRIGGER_FORMAT,
-        version=TRIGGER_VERSION,
-        digest=trigger_digest,
-        error=TriggerFileError,
-        check=check,
-    )
+    meta, tensors = FORMAT.decode(data, check=check)
     kind, targets, params, config = fields
     try:
         trigger = TRIGGERS.get(kind).from_parts(targets, int(meta["channels"]), params, tensors)
@@ -207,7 +190,7 @@ def trigger_from_bytes(data: bytes) -> TriggerFile:
 
 def is_trigger_file(path: Path) -> bool:
     """Whether ``path`` holds a trigger file (what ``--force`` may replace)."""
-    return is_safetensors_format(path, TRIGGER_FORMAT, what="trigger file", limit=LIMITS["trigger"])
+    return FORMAT.is_file(path)
 
 
 def save_trigger(
@@ -221,15 +204,16 @@ def save_trigger(
     """Writes ``trigger`` atomically; refuses to overwrite anything but a trigger file, and
     that only with ``force``."""
     data = trigger_to_bytes(trigger, backdoor=backdoor, config=config)
-    return atomic_write_bytes(path, data, force=force, private=True, accept=is_trigger_file)
+    return FORMAT.write(path, data, force=force)
 
 
 def load_trigger(path: str | os.PathLike[str]) -> TriggerFile:
     """Reads a trigger file, with one clear error when it cannot be used."""
-    return trigger_from_bytes(read_file(path, what="trigger file", limit=LIMITS["trigger"], error=TriggerFileError))
+    return trigger_from_bytes(FORMAT.read(path))
 
 
 __all__ = [
+    "FORMAT",
     "MAX_CONFIG_VALUES",
     "MAX_PARAMS_VALUES",
     "MAX_PAYLOAD_BITS",

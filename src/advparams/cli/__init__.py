@@ -23,10 +23,10 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from advparams import __version__
 from advparams.cli import backdoors, demo, detect, evaluation, fingerprints, locks, models, tracing, watermarks
 from advparams.cli._common import EXIT_ERROR, EXIT_USAGE, Parser, add_import_option, emit_error, exit_status
 from advparams.errors import AdvParamsError
+from advparams.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:

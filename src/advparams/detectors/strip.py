@@ -28,7 +28,6 @@ from advparams.errors import AdvParamsError
 from advparams.metrics.accuracy import logits_of
 from advparams.registry import validated
 
-
 BLENDS = ("add", "weighted")
 
 

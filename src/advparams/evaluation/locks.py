@@ -32,8 +32,8 @@ from advparams.evaluation.rows import ResultRow, row_key
 from advparams.fingerprint import model_fingerprint, state_equal
 from advparams.keys import Key, load_key
 from advparams.locked import save_locked
-from advparams.registry import config_to_dict
 from advparams.metrics import detection_scores, stealth_summary
+from advparams.registry import config_to_dict
 from advparams.schemes import SCHEMES
 
 

@@ -1,8 +1,10 @@
 """Files people share: bounded reading (:mod:`advparams.files.reading`, and
 :mod:`advparams.files.tensors` for safetensors files) and safe, atomic writing
-(:mod:`advparams.files.writing`). Every reader and writer of the toolkit goes through
+(:mod:`advparams.files.writing`); one format for every secret file the toolkit writes
+(:mod:`advparams.files.formats`). Every reader and writer of the toolkit goes through
 these modules; their limits are listed in ``docs/formats.md``."""
 
+from advparams.files.formats import SecretFormat, tagged_digest
 from advparams.files.pairs import install_folder_with_key, is_paired_key, recover_interrupted_pair
 from advparams.files.reading import (
     LIMITS,
@@ -45,6 +47,7 @@ __all__ = [
     "MAX_SAFETENSORS_HEADER",
     "MAX_TENSOR_DIMS",
     "MAX_TREE_NODES",
+    "SecretFormat",
     "TensorSpec",
     "atomic_directory",
     "atomic_write_bytes",
@@ -71,5 +74,6 @@ __all__ = [
     "safetensors_metadata",
     "staging_folder",
     "string",
+    "tagged_digest",
     "write_marker",
 ]

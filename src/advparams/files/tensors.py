@@ -95,9 +95,11 @@ def safetensors_header(
             or not isinstance(offsets, list)
             or len(offsets) != 2
             or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
-            or not 0 <= offsets[0] <= offsets[1] <= body
+            or not 0 <= offsets[0] <= offsets[1]
         ):
             raise _fail(error, bad)
+        if offsets[1] > body:
+            raise _fail(error, f"{what} is truncated or corrupt (tensor {name[:40]!r} ends past the file's end)")
         spec = TensorSpec(dtype, tuple(shape))
         if spec.numel * SAFETENSORS_DTYPES[dtype] != offsets[1] - offsets[0]:
             raise _fail(error, f"{what} is truncated or corrupt (tensor {name[:40]!r} does not fill its bytes)")
@@ -110,23 +112,28 @@ def open_safetensors(
     *,
     what: str,
     file_format: str,
-    version: str,
+    version: str | tuple[str, ...],
     digest: Callable[[dict[str, str], dict[str, Any]], str],
     error: type[AdvParamsError] = AdvParamsError,
     check: Callable[[dict[str, str], dict[str, TensorSpec]], None] | None = None,
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """``(metadata, tensors)`` of one of the toolkit's safetensors files, checked in the
     order that costs least: the bounded header (:func:`safetensors_header`), its
-    ``format`` and ``version``, the caller's ``check`` of the metadata and the declared
-    tensors (names, dtypes, shapes, counts: nothing is copied yet), the tensors, then the
-    ``digest`` recomputed by ``digest``. The caller checks the values after."""
+    ``format`` and ``version`` (one of them when ``version`` is a tuple), the caller's
+    ``check`` of the metadata and the declared tensors (names, dtypes, shapes, counts:
+    nothing is copied yet), the tensors, then the ``digest`` recomputed by ``digest``. The
+    caller checks the values after."""
     from safetensors.torch import load as st_load
 
     meta, specs = safetensors_header(data, what=what, error=error)
     if meta.get("format") != file_format:
         raise _fail(error, f"not an advparams {what} (format {meta.get('format', '')[:40]!r})")
-    if meta.get("version") != version:
-        raise _fail(error, f"{what} version {meta.get('version', '')[:20]!r} is not supported (this reads {version})")
+    reads = (version,) if isinstance(version, str) else version
+    if meta.get("version") not in reads:
+        raise _fail(
+            error,
+            f"{what} version {meta.get('version', '')[:20]!r} is not supported (this version reads {', '.join(reads)})",
+        )
     if check is not None:
         check(meta, specs)
     try:

@@ -35,24 +35,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save as st_save
 
-from advparams import __version__
 from advparams.errors import AdvParamsError, FingerprintFileError
 from advparams.files import (
-    LIMITS,
+    SecretFormat,
     TensorSpec,
-    atomic_write_bytes,
     integer,
-    is_safetensors_format,
     normalisation_field,
-    open_safetensors,
     parse_json,
-    read_file,
     string,
 )
 from advparams.fingerprints.base import FINGERPRINTS, Fingerprint, check_probe_shape
-from advparams.keys.io import tagged_digest
 
 FP_FORMAT = "advparams-fingerprint"
 FP_VERSION = "1"
@@ -61,11 +54,13 @@ MAX_CLASSES = 100_000
 MAX_CONFIG_VALUES = 10_000
 """The most JSON values of the ``config`` field."""
 WHAT = "fingerprint file"
+FORMAT = SecretFormat(FP_FORMAT, FP_VERSION, WHAT, "fingerprint", FingerprintFileError)
+"""The file format (:class:`advparams.files.SecretFormat`)."""
 
 
 def fingerprint_digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
     """The ``digest`` field of a fingerprint file with this metadata and these tensors."""
-    return tagged_digest(b"advparams-fingerprint-digest-v1\0", meta, tensors)
+    return FORMAT.digest(meta, tensors)
 
 
 def fingerprint_to_bytes(fp: Fingerprint) -> bytes:
@@ -74,8 +69,6 @@ def fingerprint_to_bytes(fp: Fingerprint) -> bytes:
     if fp.maps is not None:
         tensors["maps"] = fp.maps.float().contiguous()
     meta = {
-        "format": FP_FORMAT,
-        "version": FP_VERSION,
         "scheme": fp.scheme,
         "config": json.dumps(dict(fp.config), sort_keys=True),
         "num_classes": str(fp.num_classes),
@@ -83,10 +76,8 @@ def fingerprint_to_bytes(fp: Fingerprint) -> bytes:
         "std": json.dumps(list(fp.std)),
         "model_fingerprint": fp.model_fingerprint,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "advparams_version": __version__,
     }
-    meta["digest"] = fingerprint_digest(meta, tensors)
-    return st_save(tensors, metadata=meta)
+    return FORMAT.encode(tensors, meta)
 
 
 def _floats(meta: dict[str, str], name: str, channels: int) -> tuple[float, ...]:
@@ -149,15 +140,7 @@ def fingerprint_from_bytes(data: bytes) -> Fingerprint:
     """Parses a fingerprint file, checking its format, version, fields and declared
     shapes, then its digest and values, in the order that costs least."""
     fields: dict[str, Any] = {}
-    meta, tensors = open_safetensors(
-        data,
-        what=WHAT,
-        file_format=FP_FORMAT,
-        version=FP_VERSION,
-        digest=fingerprint_digest,
-        error=FingerprintFileError,
-        check=lambda meta, specs: fields.update(_check_header(meta, specs)),
-    )
+    meta, tensors = FORMAT.decode(data, check=lambda meta, specs: fields.update(_check_header(meta, specs)))
     try:
         return Fingerprint(inputs=tensors["inputs"], labels=tensors["labels"], maps=tensors.get("maps"), **fields)
     except AdvParamsError as exc:
@@ -166,22 +149,22 @@ def fingerprint_from_bytes(data: bytes) -> Fingerprint:
 
 def is_fingerprint_file(path: Path) -> bool:
     """Whether ``path`` holds a fingerprint file (what ``--force`` may replace)."""
-    return is_safetensors_format(path, FP_FORMAT, what=WHAT, limit=LIMITS["fingerprint"])
+    return FORMAT.is_file(path)
 
 
 def save_fingerprint(fp: Fingerprint, path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Writes ``fp`` atomically (owner-only permissions); refuses to overwrite without
     ``force``, and ``force`` replaces only a fingerprint file."""
-    return atomic_write_bytes(path, fingerprint_to_bytes(fp), force=force, private=True, accept=is_fingerprint_file)
+    return FORMAT.write(path, fingerprint_to_bytes(fp), force=force)
 
 
 def load_fingerprint(path: str | os.PathLike[str]) -> Fingerprint:
     """Reads a fingerprint file, with one clear error when it cannot be used."""
-    data = read_file(path, what=WHAT, limit=LIMITS["fingerprint"], error=FingerprintFileError)
-    return fingerprint_from_bytes(data)
+    return fingerprint_from_bytes(FORMAT.read(path))
 
 
 __all__ = [
+    "FORMAT",
     "FP_FORMAT",
     "FP_VERSION",
     "fingerprint_digest",

@@ -28,7 +28,6 @@ recompute it). For secrecy and authenticity, seal the key with a passphrase
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -36,38 +35,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
-from advparams import __version__
 from advparams.errors import KeyFileError, PassphraseError
-from advparams.files import LIMITS, atomic_write_bytes, integer, parse_json, read_file, safetensors_metadata, string
-from advparams.fingerprint import tensor_bytes
+from advparams.files import SecretFormat, integer, parse_json, safetensors_metadata, string
 from advparams.keys.key import Key, KeyEntry, Shuffle
 from advparams.keys.seal import Passphrase, is_sealed, seal, unseal
 from advparams.keys.shuffle import SECRET_BYTES
 
 KEY_FORMAT = "advparams-key"
 KEY_VERSION = 2
-_READS = ("1", "2", "3")
+FORMAT = SecretFormat(KEY_FORMAT, "1", "key file", "key", KeyFileError, reads=("1", "2", "3"))
+"""The file format (:class:`advparams.files.SecretFormat`); a key is written as the lowest
+version that holds it (:func:`_version`)."""
 
 
 def key_file_digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
     """The ``digest`` field of a key file with this metadata and these tensors (not a signature)."""
-    return tagged_digest(b"advparams-key-digest-v1\0", meta, tensors)
-
-
-def tagged_digest(tag: bytes, meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over ``tag``, the metadata other than ``digest`` (sorted JSON) and every
-    tensor's name, dtype, shape and bytes: the digest of the toolkit's safetensors files."""
-    h = hashlib.sha256(tag)
-    h.update(json.dumps({k: v for k, v in meta.items() if k != "digest"}, sort_keys=True).encode())
-    for name in sorted(tensors):
-        t = tensors[name]
-        head = json.dumps([name, str(t.dtype), list(t.shape)]).encode()
-        data = tensor_bytes(t)
-        h.update(len(head).to_bytes(8, "little") + head + len(data).to_bytes(8, "little") + data)
-    return "sha256:" + h.hexdigest()
+    return FORMAT.digest(meta, tensors)
 
 
 def _version(key: Key) -> str:
@@ -87,8 +71,6 @@ def key_to_bytes(key: Key) -> bytes:
     if key.shuffles:
         tensors["secret"] = torch.frombuffer(bytearray(key.secret), dtype=torch.uint8).clone()
     meta = {
-        "format": KEY_FORMAT,
-        "version": _version(key),
         "names": json.dumps([e.name for e in key.entries]),
         "scheme": key.scheme,
         "config": json.dumps(dict(key.config), sort_keys=True),
@@ -96,14 +78,12 @@ def key_to_bytes(key: Key) -> bytes:
         "original_fingerprint": key.original_fingerprint,
         "locked_fingerprint": key.locked_fingerprint,
         "created": key.created,
-        "advparams_version": __version__,
     }
     if key.shuffles:
         meta["shuffles"] = json.dumps(
             [[sh.name, sh.numel, sh.count] + ([sh.dither] if sh.dither else []) for sh in key.shuffles]
         )
-    meta["digest"] = key_file_digest(meta, tensors)
-    return st_save(tensors, metadata=meta)
+    return FORMAT.encode(tensors, meta, version=_version(key))
 
 
 def key_metadata(data: bytes) -> dict[str, str]:
@@ -155,20 +135,7 @@ def _shuffles(meta: dict[str, str]) -> tuple[Shuffle, ...]:
 
 def key_from_bytes(data: bytes) -> Key:
     """Parses a plain key file, checking its format, version, digest and every field."""
-    meta = key_metadata(data)
-    if meta.get("format") != KEY_FORMAT:
-        raise KeyFileError(f"not an advparams key file (format {meta.get('format', '')[:40]!r})")
-    if meta.get("version") not in _READS:
-        raise KeyFileError(
-            f"key file version {meta.get('version', '')[:20]!r} is not supported "
-            f"(this version reads {', '.join(_READS)})"
-        )
-    try:
-        tensors = st_load(data)
-    except Exception as exc:  # noqa: BLE001  (safetensors raises its own error types)
-        raise KeyFileError(f"key file is truncated or corrupt ({type(exc).__name__})") from None
-    if meta.get("digest") != key_file_digest(meta, tensors):
-        raise KeyFileError("key file is corrupt or was edited (digest mismatch)")
+    meta, tensors = FORMAT.decode(data)
     names = _json_field(meta, "names", list)
     if len(names) > MAX_ENTRIES:
         raise KeyFileError(f"key file lists {len(names)} tensors, more than {MAX_ENTRIES}")
@@ -228,11 +195,10 @@ def save_key(
     if passphrase is not None:
         data = seal(data, passphrase)
     user = key.info.get("user")
-    return atomic_write_bytes(
+    return FORMAT.write(
         path,
         data,
         force=force,
-        private=True,
         accept=lambda p: user_key_replaceable(p, key),
         what=f"an unsealed key of user {user!r} for this locked model"
         if user
@@ -265,7 +231,7 @@ def user_key_replaceable_for(path: Path, user: str, locked_fingerprint: str) -> 
 
 def read_key_file(path: str | os.PathLike[str]) -> bytes:
     """Reads a key file's bytes: a regular file within ``LIMITS["key"]``, else one clear error."""
-    return read_file(path, what="key file", limit=LIMITS["key"], error=KeyFileError)
+    return FORMAT.read(path)
 
 
 def is_key_file(path: Path) -> bool:

@@ -31,20 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save as st_save
 
-from advparams import __version__
 from advparams.errors import QueryFileError
 from advparams.files import (
-    LIMITS,
+    SecretFormat,
     TensorSpec,
-    atomic_write_bytes,
-    is_safetensors_format,
-    open_safetensors,
     parse_json,
-    read_file,
 )
-from advparams.keys.io import tagged_digest
 from advparams.registry import config_from_dict, config_to_dict
 from advparams.tracing.mark import MarkConfig
 from advparams.tracing.queries import QueryConfig
@@ -53,6 +46,8 @@ __all__ = ["QUERY_FORMAT", "QuerySet", "is_query_file", "load_queries", "save_qu
 
 QUERY_FORMAT = "advparams-trace-queries"
 QUERY_VERSION = "1"
+FORMAT = SecretFormat(QUERY_FORMAT, QUERY_VERSION, "query file", "trace-queries", QueryFileError)
+"""The file format (:class:`advparams.files.SecretFormat`)."""
 _FINGERPRINT_LEN = 71  # "sha256:" + 64 hex digits
 
 
@@ -76,24 +71,20 @@ class QuerySet:
 
 
 def _digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
-    return tagged_digest(b"advparams-trace-queries-digest-v1\0", meta, tensors)
+    return FORMAT.digest(meta, tensors)
 
 
 def queries_to_bytes(q: QuerySet) -> bytes:
     """Serialises a query set."""
     tensors = {"inputs": q.inputs.detach().cpu().float().contiguous()}
     meta = {
-        "format": QUERY_FORMAT,
-        "version": QUERY_VERSION,
         "code": q.code,
         "original": q.original,
         "mark": json.dumps(config_to_dict(q.mark), sort_keys=True),
         "config": json.dumps(config_to_dict(q.config), sort_keys=True),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "advparams_version": __version__,
     }
-    meta["digest"] = _digest(meta, tensors)
-    return st_save(tensors, metadata=meta)
+    return FORMAT.encode(tensors, meta)
 
 
 def _json(meta: dict[str, str], name: str) -> Any:
@@ -128,15 +119,7 @@ def _check_specs(meta: dict[str, str], specs: dict[str, TensorSpec]) -> None:
 def queries_from_bytes(data: bytes) -> QuerySet:
     """Parses a query file, checking its format, version, digest and every field (the
     queries' shape from the header, before any tensor is copied)."""
-    meta, tensors = open_safetensors(
-        data,
-        what="query file",
-        file_format=QUERY_FORMAT,
-        version=QUERY_VERSION,
-        digest=_digest,
-        error=QueryFileError,
-        check=_check_specs,
-    )
+    meta, tensors = FORMAT.decode(data, check=_check_specs)
     if set(tensors) != {"inputs"}:
         raise QueryFileError("query file holds unexpected or missing tensors")
     inputs = tensors["inputs"]
@@ -162,16 +145,15 @@ def queries_from_bytes(data: bytes) -> QuerySet:
 
 def is_query_file(path: Path) -> bool:
     """Whether ``path`` holds a query file (what ``--force`` may replace)."""
-    return is_safetensors_format(path, QUERY_FORMAT, what="query file", limit=LIMITS["trace-queries"])
+    return FORMAT.is_file(path)
 
 
 def save_queries(q: QuerySet, path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Writes a query file atomically (owner-only permissions); with ``force`` it replaces
     only an existing query file."""
-    return atomic_write_bytes(path, queries_to_bytes(q), force=force, private=True, accept=is_query_file)
+    return FORMAT.write(path, queries_to_bytes(q), force=force)
 
 
 def load_queries(path: str | os.PathLike[str]) -> QuerySet:
     """Reads a query file (a regular file, at most ``LIMITS["trace-queries"]`` bytes)."""
-    data = read_file(Path(path), what="query file", limit=LIMITS["trace-queries"], error=QueryFileError)
-    return queries_from_bytes(data)
+    return queries_from_bytes(FORMAT.read(path))

@@ -29,39 +29,32 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import save as st_save
 
-from advparams import __version__
 from advparams.errors import AdvParamsError, KeyFileError
 from advparams.files import (
-    LIMITS,
-    atomic_write_bytes,
+    SecretFormat,
     integer,
-    is_safetensors_format,
     normalisation_field,
-    open_safetensors,
     parse_json,
-    read_file,
     string,
 )
-from advparams.keys.io import tagged_digest
 from advparams.watermarks.base import WatermarkKey
 
 WM_FORMAT = "advparams-watermark"
 WM_VERSION = "1"
+FORMAT = SecretFormat(WM_FORMAT, WM_VERSION, "watermark key file", "watermark-key", KeyFileError)
+"""The file format (:class:`advparams.files.SecretFormat`)."""
 
 
 def watermark_key_digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
     """The ``digest`` field of a watermark key file with this metadata and these tensors."""
-    return tagged_digest(b"advparams-watermark-digest-v1\0", meta, tensors)
+    return FORMAT.digest(meta, tensors)
 
 
 def watermark_key_to_bytes(key: WatermarkKey) -> bytes:
     """Serialises ``key`` as a watermark key file."""
     tensors = {"images": key.images.contiguous(), "labels": key.labels.long().contiguous()}
     meta = {
-        "format": WM_FORMAT,
-        "version": WM_VERSION,
         "scheme": key.scheme,
         "config": json.dumps(dict(key.config), sort_keys=True),
         "num_classes": str(key.num_classes),
@@ -70,10 +63,8 @@ def watermark_key_to_bytes(key: WatermarkKey) -> bytes:
         "model_fingerprint": key.model_fingerprint,
         "user": key.user,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "advparams_version": __version__,
     }
-    meta["digest"] = watermark_key_digest(meta, tensors)
-    return st_save(tensors, metadata=meta)
+    return FORMAT.encode(tensors, meta)
 
 
 MAX_CLASSES = 100_000
@@ -85,14 +76,7 @@ def _floats(meta: dict[str, str], name: str, channels: int) -> tuple[float, ...]
 
 def watermark_key_from_bytes(data: bytes) -> WatermarkKey:
     """Parses a watermark key file, checking its format, version, digest and every field."""
-    meta, tensors = open_safetensors(
-        data,
-        what="watermark key file",
-        file_format=WM_FORMAT,
-        version=WM_VERSION,
-        digest=watermark_key_digest,
-        error=KeyFileError,
-    )
+    meta, tensors = FORMAT.decode(data)
     if set(tensors) != {"images", "labels"}:
         raise KeyFileError("watermark key file holds unexpected or missing tensors")
     images, labels = tensors["images"], tensors["labels"]
@@ -130,17 +114,14 @@ def watermark_key_from_bytes(data: bytes) -> WatermarkKey:
 
 def is_watermark_key_file(path: Path) -> bool:
     """Whether ``path`` holds a watermark key file (what ``--force`` may replace)."""
-    return is_safetensors_format(path, WM_FORMAT, what="watermark key file", limit=LIMITS["watermark-key"])
+    return FORMAT.is_file(path)
 
 
 def save_watermark_key(key: WatermarkKey, path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Writes ``key`` atomically (owner-only permissions); refuses to overwrite without ``force``."""
-    return atomic_write_bytes(
-        path, watermark_key_to_bytes(key), force=force, private=True, accept=is_watermark_key_file
-    )
+    return FORMAT.write(path, watermark_key_to_bytes(key), force=force)
 
 
 def load_watermark_key(path: str | os.PathLike[str]) -> WatermarkKey:
     """Reads a watermark key file, with one clear error when it cannot be used."""
-    data = read_file(path, what="watermark key file", limit=LIMITS["watermark-key"], error=KeyFileError)
-    return watermark_key_from_bytes(data)
+    return watermark_key_from_bytes(FORMAT.read(path))
