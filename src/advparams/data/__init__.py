@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from advparams.data import cifar10, colour_fashion_mnist, fashion_mnist, gtsrb, synthetic  # noqa: F401  (registers)
 from advparams.data.base import (
+    DATASETS,
     DataLike,
     DatasetSpec,
     ImageDataset,
@@ -21,11 +23,6 @@ from advparams.data.base import (
     num_examples,
 )
 from advparams.errors import DataError
-from advparams.registry import Registry
-
-DATASETS: Registry[DatasetSpec] = Registry("dataset")
-
-from advparams.data import cifar10, colour_fashion_mnist, fashion_mnist, gtsrb, synthetic  # noqa: E402,F401  (registers)
 
 SPLITS = ("train", "test")
 

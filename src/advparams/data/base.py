@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from advparams.errors import DataError
+from advparams.registry import Registry
 
 DataLike = Dataset | tuple[torch.Tensor, torch.Tensor]
 
@@ -203,3 +204,7 @@ class DatasetSpec:
     def model_options(self) -> dict[str, int]:
         """The options a registered model factory needs to fit this data set."""
         return {"num_classes": self.num_classes, "in_channels": self.in_channels, "input_size": self.input_size}
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+"""Every data set by name (each module of :mod:`advparams.data` registers its own)."""

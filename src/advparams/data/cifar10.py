@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from advparams.data import DATASETS
 from advparams.data._pickle_data import loads_data
-from advparams.data.base import DatasetSpec, ImageDataset
+from advparams.data.base import DATASETS, DatasetSpec, ImageDataset
 from advparams.errors import DataError
 from advparams.files import LIMITS, read_file
 

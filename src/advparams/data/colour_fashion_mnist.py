@@ -18,8 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from advparams.data import DATASETS
-from advparams.data.base import DatasetSpec, ImageDataset
+from advparams.data.base import DATASETS, DatasetSpec, ImageDataset
 from advparams.data.fashion_mnist import load as load_grey
 
 PALETTE_SEED = 20211

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from advparams.data import DATASETS
-from advparams.data.base import DatasetSpec, ImageDataset
+from advparams.data.base import DATASETS, DatasetSpec, ImageDataset
 from advparams.errors import DataError
 from advparams.files import LIMITS, atomic_write_bytes, read_file
 

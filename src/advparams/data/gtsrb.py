@@ -19,8 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from advparams.data import DATASETS
-from advparams.data.base import DatasetSpec, ImageDataset
+from advparams.data.base import DATASETS, DatasetSpec, ImageDataset
 from advparams.errors import DataError
 from advparams.files import LIMITS, read_file
 

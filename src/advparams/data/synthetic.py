@@ -11,8 +11,7 @@ from pathlib import Path
 
 import torch
 
-from advparams.data import DATASETS
-from advparams.data.base import DatasetSpec, ImageDataset
+from advparams.data.base import DATASETS, DatasetSpec, ImageDataset
 
 NUM_CLASSES = 10
 SIZE = 16

@@ -9,42 +9,13 @@ is untouched).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
 from advparams._rng import isolated_seed
-from advparams.errors import ConfigError
-from advparams.registry import Registry
-
-SHAPE_LIMITS = {"num_classes": 1_000_000, "in_channels": 4096, "input_size": 65536}
-"""Bounds of the arguments every factory takes, checked before any factory runs."""
-
-
-class ModelRegistry(Registry[Any]):
-    """The registry of architectures: :meth:`build` first checks the arguments every
-    factory shares (:data:`SHAPE_LIMITS`), so a checkpoint or config with 0 classes is one
-    clear error, not torch's warnings and a shape mismatch."""
-
-    def build(self, name: str, options: Mapping[str, Any] | None = None) -> Any:
-        for key, top in SHAPE_LIMITS.items():
-            value = (options or {}).get(key)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
-                raise ConfigError(f"model {name!r}: {key} must be an integer in [1, {top}], got {str(value)[:40]}")
-        return super().build(name, options)
-
-
-MODELS: Registry[Any] = ModelRegistry(
-    "model",
-    hint="for an architecture of your own, register it with @advparams.models.MODELS.register(NAME) "
-    "in a module or .py file and pass --import MODULE_OR_FILE (or set ADVPARAMS_IMPORT, or declare an "
-    "'advparams.models' entry point); see docs/models.md",
-)
-
-from advparams.models import lenet, resnet, vgg  # noqa: E402,F401  (registers the models)
+from advparams.models import lenet, resnet, vgg  # noqa: F401  (registers the models)
+from advparams.models.registry import MODELS, SHAPE_LIMITS, ModelRegistry
 
 
 def build_model(name: str, options: dict[str, Any] | None = None, *, seed: int | None = None) -> nn.Module:
@@ -72,4 +43,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["MODELS", "build_model", "count_parameters", "list_models"]
+__all__ = ["MODELS", "SHAPE_LIMITS", "ModelRegistry", "build_model", "count_parameters", "list_models"]

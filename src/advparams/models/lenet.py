@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from advparams.models import MODELS
+from advparams.models.registry import MODELS
 
 
 class LeNet5(nn.Module):

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advparams.models import MODELS
+from advparams.models.registry import MODELS
 
 
 class BasicBlock(nn.Module):
