@@ -22,8 +22,8 @@ from advparams.files import atomic_write_bytes
 CHILD = r"""
 import json, sys, time, dataclasses, contextlib
 import torch
-import advparams  # sets MKL_CBWR before MKL's first call
-from advparams.devices import reproducible_numerics
+from advparams.devices import reproducible_numerics, strict_mkl
+strict_mkl()  # before MKL's first call
 from advparams.data import load_dataset
 from advparams.fingerprint import model_fingerprint
 from advparams.training import TrainConfig, train_from_seed

@@ -16,23 +16,16 @@ Example:
     True
 """
 
-import os
-
-# MKL's matrix products give the same bits whatever the thread count only in its strict
-# reproducible mode, which must be chosen before MKL's first call: see
-# advparams.devices.reproducible_numerics. A user's own MKL_CBWR is kept.
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
-
-from advparams.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
-from advparams.data import list_datasets, load_dataset  # noqa: E402
-from advparams.fingerprint import model_fingerprint  # noqa: E402
-from advparams.keys import Key, load_key, relock, save_key, unlock  # noqa: E402
-from advparams.locked import save_locked  # noqa: E402
-from advparams.metrics import accuracy  # noqa: E402
-from advparams.models import build_model, list_models  # noqa: E402
-from advparams.schemes import SCHEMES, AdvParams, AdvParamsConfig, LockResult, list_schemes  # noqa: E402
-from advparams.training import TrainConfig, train  # noqa: E402
-from advparams.version import __version__  # noqa: E402
+from advparams.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from advparams.data import list_datasets, load_dataset
+from advparams.fingerprint import model_fingerprint
+from advparams.keys import Key, load_key, relock, save_key, unlock
+from advparams.locked import save_locked
+from advparams.metrics import accuracy
+from advparams.models import build_model, list_models
+from advparams.schemes import SCHEMES, AdvParams, AdvParamsConfig, LockResult, list_schemes
+from advparams.training import TrainConfig, train
+from advparams.version import __version__
 
 __all__ = [
     "SCHEMES",

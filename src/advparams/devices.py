@@ -50,7 +50,19 @@ def model_float_dtype(model: nn.Module) -> torch.dtype:
 MKL_STRICT = "AUTO,STRICT"
 """MKL's strict conditional numerical reproducibility: its matrix products give the same
 bits whatever the number of threads. It takes effect only if set before MKL's first call
-in the process; ``import advparams`` sets it (unless ``MKL_CBWR`` is already set)."""
+in the process: :func:`strict_mkl` sets it where work starts (the command line, the
+evaluation, each Ray worker's first unit); importing advparams changes nothing."""
+
+
+def strict_mkl() -> str:
+    """Chooses :data:`MKL_STRICT` for this process unless ``MKL_CBWR`` is already set (a
+    user's own choice is kept); returns the mode in force. Call it before the first matrix
+    product: MKL reads the variable once, at its first call.
+
+    >>> strict_mkl() == os.environ["MKL_CBWR"]
+    True
+    """
+    return os.environ.setdefault("MKL_CBWR", MKL_STRICT)
 
 
 @contextmanager

@@ -203,6 +203,9 @@ def _node_threads() -> int:
 def _run_in_worker(runner: Runner, unit: Unit, threads: int | None) -> list[ResultRow]:
     import torch
 
+    from advparams.devices import strict_mkl
+
+    strict_mkl()  # a fresh worker's first unit comes before its first matrix product
     torch.set_num_threads(threads or _node_threads())
     return runner(unit)
 
