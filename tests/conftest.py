@@ -7,8 +7,11 @@ import os
 import pytest
 import torch
 
+from advparams.devices import strict_mkl
 from advparams.schemes import SCHEMES
 from advparams.testing import TinyConvNet, tiny_data, tiny_trained_classifier
+
+strict_mkl()  # as the command line does, before this process's first matrix product
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two workers on two cores: one thread each, or torch's spinning
@@ -21,10 +24,14 @@ def _registries_as_they_were() -> object:
     """What a test file registers (an owner's module given to --import) is gone after it,
     so the files a process runs next (one of several xdist workers) see the registries as
     a fresh process does."""
-    from advparams.cli.models import REGISTRIES
+    from advparams.house import families, registries, unregister_family
 
-    before = [(reg, dict(reg._items)) for reg, _ in REGISTRIES.values()]
+    before = [(reg, dict(reg._items)) for reg, _ in registries().values()]
+    houses = {f.name for f in families()}
     yield
+    for family in families():
+        if family.name not in houses:
+            unregister_family(family.name)
     for reg, items in before:
         reg._items.clear()
         reg._items.update(items)

@@ -355,9 +355,9 @@ def test_7_the_api_takes_a_config_a_mapping_or_keywords_and_checks_types_at_cons
 
 
 def every_config():
-    from advparams.cli.models import REGISTRIES
+    from advparams.house import registries
 
-    for family, (registry, _) in REGISTRIES.items():
+    for family, (registry, _) in registries().items():
         for name in registry.names():
             cfg = getattr(registry.get(name), "Config", None)
             if cfg is not None:

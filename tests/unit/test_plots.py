@@ -248,7 +248,7 @@ def test_trace_queries_with_one_query_limit_is_not_drawn(tmp_path) -> None:  # t
     config, rows = _committed("tracing-fashion-mnist")
     plt = pyplot()
     assert tracing_plots(rows, config, tmp_path, plt) == ["trace-queries.png"]
-    one = replace(config, tracing=replace(config.tracing, limits=(256,)))
+    one = config.with_section("tracing", replace(config.tracing, limits=(256,)))
     assert tracing_plots(rows, one, tmp_path / "one", plt) == []
 
 

@@ -1,8 +1,10 @@
 """The ``advparams`` command line: a thin layer over the library, one module per command
-group (:mod:`~advparams.cli.models`, :mod:`~advparams.cli.locks`,
-:mod:`~advparams.cli.evaluation`, :mod:`~advparams.cli.watermarks`, :mod:`~advparams.cli.backdoors`,
-:mod:`~advparams.cli.detect`, :mod:`~advparams.cli.fingerprints`, :mod:`~advparams.cli.demo`); each
-parses, calls the library and prints.
+group; each parses, calls the library and prints. The groups are every registered
+family's verbs (:attr:`advparams.house.Family.cli`: :mod:`~advparams.cli.models`,
+:mod:`~advparams.cli.locks`, :mod:`~advparams.cli.watermarks`,
+:mod:`~advparams.cli.backdoors`, :mod:`~advparams.cli.detect`,
+:mod:`~advparams.cli.fingerprints`, :mod:`~advparams.cli.tracing`, and an owner's own),
+then the house's (:mod:`~advparams.cli.evaluation`, :mod:`~advparams.cli.demo`).
 
 Exit codes (``docs/cli.md``): 0 success (for a yes/no command: yes); 1 an error; 2 a
 usage error (an unknown option, a missing argument: argparse's convention); 3 a yes/no
@@ -23,9 +25,10 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from advparams.cli import backdoors, demo, detect, evaluation, fingerprints, locks, models, tracing, watermarks
+from advparams.cli import demo, evaluation
 from advparams.cli._common import EXIT_ERROR, EXIT_USAGE, Parser, add_import_option, emit_error, exit_status
 from advparams.errors import AdvParamsError
+from advparams.house import families
 from advparams.version import __version__
 
 
@@ -45,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_import_option(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
-    for group in (models, locks, tracing, evaluation, watermarks, backdoors, detect, fingerprints, demo):
+    for family in families():
+        if family.cli is not None:
+            family.cli(sub)
+    for group in (evaluation, demo):
         group.add_parsers(sub)
     return parser
 
@@ -72,7 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``advparams`` command."""
     import logging
 
+    from advparams.devices import strict_mkl
     from advparams.plugins import load_plugins
+
+    strict_mkl()  # before any matrix product of this process (advparams.devices.MKL_STRICT)
 
     logging.basicConfig(level=logging.WARNING, format="advparams: %(levelname)s: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)

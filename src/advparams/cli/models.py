@@ -11,8 +11,6 @@ from typing import Any
 
 import torch
 
-from advparams.attacks import ATTACKS
-from advparams.backdoors import BACKDOORS
 from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.cli._common import (
     add_common,
@@ -25,40 +23,26 @@ from advparams.cli._common import (
     progress_bar,
 )
 from advparams.data import DATASETS
-from advparams.detectors import DETECTORS
 from advparams.devices import resolve_device
 from advparams.errors import ConfigError
 from advparams.files import check_output
 from advparams.fingerprint import model_fingerprint
-from advparams.fingerprints import FINGERPRINTS
+from advparams.house import registries
 from advparams.metrics import accuracy
 from advparams.models import MODELS, count_parameters
-from advparams.schemes import SCHEMES
 from advparams.training import TrainConfig, TrainProgress, train_from_seed
-from advparams.watermarks import WATERMARKS
-
-REGISTRIES = {
-    "schemes": (SCHEMES, "advparams lock --scheme NAME"),
-    "attacks": (ATTACKS, "evaluation configs: attacks: [{name: NAME}]"),
-    "watermarks": (WATERMARKS, "advparams watermark embed --scheme NAME"),
-    "backdoors": (BACKDOORS, "advparams backdoor implant --backdoor NAME"),
-    "detectors": (DETECTORS, "advparams detect --detector NAME"),
-    "fingerprints": (FINGERPRINTS, "advparams fingerprint extract --scheme NAME"),
-    "models": (MODELS, "advparams train --model NAME"),
-    "datasets": (DATASETS, "--dataset NAME"),
-}
-"""Every registry ``advparams list`` shows, with where its names are used."""
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    families = args.family or list(REGISTRIES)
-    unknown = [f for f in families if f not in REGISTRIES]
+    shown = registries()
+    families = args.family or list(shown)
+    unknown = [f for f in families if f not in shown]
     if unknown:
-        raise ConfigError(f"unknown family {unknown[0][:40]!r}; known: {', '.join(REGISTRIES)}")
+        raise ConfigError(f"unknown family {unknown[0][:40]!r}; known: {', '.join(shown)}")
     summary: dict[str, Any] = {}
     lines: list[str] = []
     for family in families:
-        registry, used = REGISTRIES[family]
+        registry, used = shown[family]
         members = member_summaries(registry)
         summary[family] = [{"name": n, "description": d} for n, d in members]
         lines.append(f"{family} ({used}):")
@@ -165,7 +149,7 @@ def add_parsers(sub: Any) -> None:
         help="list every registered scheme, attack, watermark, backdoor, detector, fingerprint, model and data set",
         description="Every registry's members with a one-line description; name families to list only those.",
     )
-    p.add_argument("family", nargs="*", help=f"families to list: {', '.join(REGISTRIES)} (default: all)")
+    p.add_argument("family", nargs="*", help=f"families to list: {', '.join(registries())} (default: all)")
     add_common(p, device=False, data=False)
     p.set_defaults(func=cmd_list)
 

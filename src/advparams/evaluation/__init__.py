@@ -1,4 +1,4 @@
-"""The evaluation: studies (models, locks, watermarks) -> units -> an executor -> rows.
+"""The evaluation: the families' studies -> units -> an executor -> rows.
 
 >>> from advparams.evaluation import config_from_mapping
 >>> cfg = config_from_mapping({"name": "t", "dataset": "synthetic", "model": "lenet",
@@ -9,14 +9,13 @@
 
 from advparams.evaluation.config import AttackSpec, EvalConfig, SchemeSpec, config_from_mapping, load_config
 from advparams.evaluation.engine import RayExecutor, SerialExecutor, Study, Unit, make_executor
-from advparams.evaluation.harness import STUDIES, HarnessProgress, evaluate_protection
+from advparams.evaluation.harness import HarnessProgress, evaluate_protection, studies
 from advparams.evaluation.rows import ResultRow, RowWriter, read_rows
 from advparams.evaluation.run import CONFIG_FILE, RESULTS_FILE, RunFolder, open_run
 
 __all__ = [
     "CONFIG_FILE",
     "RESULTS_FILE",
-    "STUDIES",
     "AttackSpec",
     "EvalConfig",
     "HarnessProgress",
@@ -34,4 +33,5 @@ __all__ = [
     "make_executor",
     "open_run",
     "read_rows",
+    "studies",
 ]

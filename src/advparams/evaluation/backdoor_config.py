@@ -182,7 +182,14 @@ def section_from_mapping(raw: Any, taken: list[str]) -> BackdoorSection:
     return BackdoorSection(tuple(specs), asr_samples, tuple(codecs), tuple(qualities), grid)
 
 
+def read_backdoors(raw: Any, so_far: Mapping[str, Any]) -> BackdoorSection:
+    """The ``backdoors:`` section (:attr:`advparams.house.Section.read`): its labels may not
+    repeat the schemes' and watermarks'."""
+    return section_from_mapping(raw, [*so_far["schemes"], *so_far["watermarks"]])
+
+
 __all__ = [
+    "read_backdoors",
     "COMBINED",
     "DEFAULT_TRANSFORMATIONS",
     "MEASURES",

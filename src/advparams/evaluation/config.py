@@ -34,16 +34,13 @@ from typing import Any
 from advparams.attacks import ATTACKS
 from advparams.data import DATASETS
 from advparams.errors import AdvParamsError, ConfigError
-from advparams.evaluation.backdoor_config import BackdoorSection, section_from_mapping
-from advparams.evaluation.detection_config import DetectionSection, detection_from_mapping
-from advparams.evaluation.fingerprint_config import FingerprintSection, fingerprints_from_mapping
 from advparams.evaluation.limits import MAX_BUDGETS, MAX_SAMPLES, MAX_SEEDS, check_train
 from advparams.evaluation.model_check import check_models
 from advparams.evaluation.reading import is_int, known_keys, mapping
 from advparams.evaluation.specs import AttackSpec, SchemeSpec, WatermarkSpec, attack_spec_from_mapping
-from advparams.evaluation.tracing_config import TracingSection, tracing_from_mapping
 from advparams.evaluation.yaml_keys import refuse_duplicate_keys
 from advparams.files import LIMITS, parse_yaml, read_file
+from advparams.house import section_keys, sections
 from advparams.metrics.accuracy import check_output_adapter
 from advparams.models import MODELS
 from advparams.plugins import load_plugins, resolve_spec
@@ -80,10 +77,10 @@ class EvalConfig:
         budgets: budgets for the accuracy-against-size curve (empty: no curve).
         stealth: compute KS tests, ranks and z-scores of every lock.
         histograms: keep per-layer weight histograms (first seed) for the plots.
-        backdoors: the backdoors to implant and measure (None: none).
-        detection: the backdoor detectors that screen them (None: none).
-        fingerprints: the ownership fingerprints taken of each seed's model (None: none).
-        tracing: traceable keys issued to a roster of users, their copies traced (None: none).
+        sections: the families' config sections (:attr:`advparams.house.Family.section`),
+            by key, each also read as an attribute (``config.backdoors``: the backdoors
+            to implant and measure; ``config.detection``, ``config.fingerprints``,
+            ``config.tracing``; ``None`` where the config has no such section).
         imports: modules or ``.py`` files imported first, in the driver and in every
             worker (your own architecture's registration; files relative to the config
             file's folder; see :mod:`advparams.plugins`).
@@ -111,12 +108,20 @@ class EvalConfig:
     budgets: tuple[int, ...] = ()
     stealth: bool = True
     histograms: bool = True
-    backdoors: BackdoorSection | None = None
-    detection: DetectionSection | None = None
-    fingerprints: FingerprintSection | None = None
-    tracing: TracingSection | None = None
+    sections: Mapping[str, Any] = field(default_factory=dict)
     imports: tuple[str, ...] = ()
     model_output: str = "auto"
+
+    def __getattr__(self, name: str) -> Any:
+        # A registered family's section, by its key (config.tracing); None when absent.
+        if not name.startswith("_") and name in section_keys():
+            return self.__dict__.get("sections", {}).get(name)
+        raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
+
+    def with_section(self, key: str, value: Any) -> EvalConfig:
+        """A copy with section ``key`` replaced by ``value`` (``None``: removed)."""
+        rest = {k: v for k, v in self.sections.items() if k != key}
+        return dataclasses.replace(self, sections=rest if value is None else {**rest, key: value})
 
     def scheme(self, label: str) -> SchemeSpec:
         """The scheme with this label."""
@@ -160,10 +165,7 @@ class EvalConfig:
             "stealth": self.stealth,
             "histograms": self.histograms,
             # Only when present, so that the fingerprints of earlier runs stay the same.
-            **({"backdoors": self.backdoors.to_dict()} if self.backdoors is not None else {}),
-            **({"detection": self.detection.to_dict()} if self.detection is not None else {}),
-            **({"fingerprints": self.fingerprints.to_dict()} if self.fingerprints is not None else {}),
-            **({"tracing": self.tracing.to_dict()} if self.tracing is not None else {}),
+            **{s.key: s.to_dict(self.sections[s.key]) for s in sections() if self.sections.get(s.key) is not None},
             **({"imports": list(self.imports)} if self.imports else {}),
             **({"model_output": self.model_output} if self.model_output != "auto" else {}),
         }
@@ -173,7 +175,9 @@ class EvalConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
-_TOP = {f.name for f in dataclasses.fields(EvalConfig)}
+def _top_keys() -> set[str]:
+    """The keys a config may hold: the house's and every family's section."""
+    return {f.name for f in dataclasses.fields(EvalConfig)} - {"sections"} | set(section_keys())
 
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -209,7 +213,12 @@ def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
 
 def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
     raw = mapping(raw, "the config")
-    known_keys(raw, _TOP, "the config")
+    imports = raw.get("imports") or []
+    if not isinstance(imports, list) or not all(isinstance(s, str) and s.strip() for s in imports):
+        raise ConfigError("imports must be a list of module names or .py files")
+    imports = [resolve_spec(s) for s in imports]
+    load_plugins(imports, environment=False, entry_points=False)
+    known_keys(raw, _top_keys(), "the config")  # an imported family may add a section
     for req in ("name", "dataset", "model"):
         if not raw.get(req):
             raise ConfigError(f"the config needs {req!r}")
@@ -219,11 +228,6 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         raise ConfigError(
             f"name {raw['name'][:40]!r} must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
         )
-    imports = raw.get("imports") or []
-    if not isinstance(imports, list) or not all(isinstance(s, str) and s.strip() for s in imports):
-        raise ConfigError("imports must be a list of module names or .py files")
-    imports = [resolve_spec(s) for s in imports]
-    load_plugins(imports, environment=False, entry_points=False)
     model_output = raw.get("model_output", "auto")
     if not isinstance(model_output, str):
         raise ConfigError("model_output must be a string (auto, logits, first, key:NAME or index:N)")
@@ -278,22 +282,18 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         if wspec.title in [x.title for x in watermarks] + [x.title for x in schemes]:
             raise ConfigError(f"{wspec.title!r} is listed twice; give one a label")
         watermarks.append(wspec)
-    backdoors = None
-    if raw.get("backdoors") is not None:
-        backdoors = section_from_mapping(raw["backdoors"], [x.title for x in schemes] + [x.title for x in watermarks])
-    detection = None
-    if raw.get("detection") is not None:
-        detection = detection_from_mapping(raw["detection"], [b.title for b in backdoors.attacks] if backdoors else [])
-    fingerprints = None
-    if raw.get("fingerprints") is not None:
-        fingerprints = fingerprints_from_mapping(raw["fingerprints"])
-        if raw["model"] in [o.title for o in fingerprints.other_models]:
-            raise ConfigError(
-                f"fingerprints.other_models: label the {raw['model']} entry, the run's model has that name"
-            )
-    tracing = None if raw.get("tracing") is None else tracing_from_mapping(raw["tracing"], str(raw["model"]))
-    if not schemes and not watermarks and backdoors is None and fingerprints is None and tracing is None:
-        raise ConfigError("the config lists no schemes, no watermarks, no backdoors, no fingerprints and no tracing")
+    so_far: dict[str, Any] = {
+        "model": raw["model"],
+        "schemes": [x.title for x in schemes],
+        "watermarks": [x.title for x in watermarks],
+    }
+    read: dict[str, Any] = {}
+    for section in sections():  # each family's, in family order (a later one may read an earlier)
+        if raw.get(section.key) is not None:
+            read[section.key] = section.read(raw[section.key], {**so_far, **read})
+    work = ["schemes", "watermarks", *(s.key for s in sections() if s.is_work)]
+    if not schemes and not watermarks and not any(s.is_work and s.key in read for s in sections()):
+        raise ConfigError(f"the config lists {', '.join(f'no {k}' for k in work[:-1])} and no {work[-1]}")
     null_models = raw.get("null_models", 5)
     if not is_int(null_models) or not 1 <= null_models <= 1000:
         raise ConfigError("null_models must be an integer in [1, 1000]")
@@ -354,10 +354,7 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         budgets=tuple(budgets),
         stealth=raw.get("stealth", True),
         histograms=raw.get("histograms", True),
-        backdoors=backdoors,
-        detection=detection,
-        fingerprints=fingerprints,
-        tracing=tracing,
+        sections=read,
         imports=tuple(imports),
         model_output=model_output,
     )

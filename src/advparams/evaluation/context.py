@@ -59,10 +59,12 @@ def backdoor_paths(out: Path, title: str, seed: int) -> tuple[Path, Path]:
 
 
 def null_seeds(config: EvalConfig) -> list[int]:
-    """The seeds of the run's null models (none without watermarks, detection or
-    fingerprints: they calibrate watermark and fingerprint thresholds and are the clean
-    models detectors inspect)."""
-    wanted = bool(config.watermarks) or config.detection is not None or config.fingerprints is not None
+    """The seeds of the run's null models (none unless a family wants them:
+    :attr:`advparams.house.Family.wants_null_models`; they calibrate watermark and
+    fingerprint thresholds and are the clean models detectors inspect)."""
+    from advparams.house import families
+
+    wanted = any(f.wants_null_models is not None and f.wants_null_models(config) for f in families())
     return [NULL_SEED + i for i in range(config.null_models)] if wanted else []
 
 

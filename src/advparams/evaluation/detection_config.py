@@ -160,4 +160,11 @@ def detection_from_mapping(raw: Any, backdoors: list[str]) -> DetectionSection:
     )
 
 
-__all__ = ["DetectionSection", "DetectorSpec", "detection_from_mapping"]
+def read_detection(raw: Any, so_far: Mapping[str, Any]) -> DetectionSection:
+    """The ``detection:`` section (:attr:`advparams.house.Section.read`): it screens the
+    ``backdoors:`` section's backdoors, read before it."""
+    backdoors = so_far.get("backdoors")
+    return detection_from_mapping(raw, [b.title for b in backdoors.attacks] if backdoors is not None else [])
+
+
+__all__ = ["DetectionSection", "DetectorSpec", "detection_from_mapping", "read_detection"]

@@ -150,7 +150,30 @@ def fingerprints_from_mapping(raw: Any) -> FingerprintSection:
     )
 
 
+def read_fingerprints(raw: Any, so_far: Mapping[str, Any]) -> FingerprintSection:
+    """The ``fingerprints:`` section (:attr:`advparams.house.Section.read`); an other model
+    may not share the run model's name unlabelled."""
+    section = fingerprints_from_mapping(raw)
+    if so_far["model"] in [o.title for o in section.other_models]:
+        raise ConfigError(
+            f"fingerprints.other_models: label the {so_far['model']} entry, the run's model has that name"
+        )
+    return section
+
+
+def check_fingerprint_models(config: Any, run_model: Any) -> None:
+    """Every other model's architecture builds and runs on the data set's inputs."""
+    from advparams.evaluation.model_check import check_architecture
+
+    for i, o in enumerate(config.fingerprints.other_models):
+        check_architecture(
+            o.model, o.options, config.dataset, config.model_output, f"fingerprints.other_models[{i}].options"
+        )
+
+
 __all__ = [
+    "check_fingerprint_models",
+    "read_fingerprints",
     "NEGATIVE_SEED",
     "OTHER_SEED",
     "FingerprintSection",

@@ -1,13 +1,16 @@
 """The evaluation: the config's studies turned into units, run by an executor into one run folder.
 
-The studies are :class:`~advparams.evaluation.models.ModelsStudy` (trained and null
-models), :class:`~advparams.evaluation.locks.LocksStudy` (locks, budget sweeps, attacks)
-, :class:`~advparams.evaluation.watermarks.WatermarksStudy` (watermarks and their
+The studies are the registered families' (:func:`studies`, in family order:
+:class:`~advparams.evaluation.models.ModelsStudy` (trained and null models),
+:class:`~advparams.evaluation.locks.LocksStudy` (locks, budget sweeps, attacks),
+:class:`~advparams.evaluation.watermarks.WatermarksStudy` (watermarks and their
 attacks), :class:`~advparams.evaluation.backdoors.BackdoorsStudy` (backdoors implanted
-and measured) :class:`~advparams.evaluation.detection.DetectionStudy` (backdoor
-detectors against them) and :class:`~advparams.evaluation.fingerprints.FingerprintsStudy`
-(ownership fingerprints against copies and strangers); the run folder is :mod:`advparams.evaluation.run`, the engine
-:mod:`advparams.evaluation.engine`.
+and measured), :class:`~advparams.evaluation.detection.DetectionStudy` (backdoor
+detectors against them), :class:`~advparams.evaluation.fingerprints.FingerprintsStudy`
+(ownership fingerprints against copies and strangers),
+:class:`~advparams.evaluation.tracing.TracingStudy` (per-user keys traced), and those of
+families an owner registers); the run folder is :mod:`advparams.evaluation.run`, the
+engine :mod:`advparams.evaluation.engine`.
 
 Everything the run reads (the config's values, the data, the checkpoints) is checked
 before the run folder is made; a session that stops part way (Ctrl-C, an error) still
@@ -29,35 +32,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from advparams.devices import numerics, resolve_device
+from advparams.devices import numerics, resolve_device, strict_mkl
 from advparams.environment import environment
 from advparams.errors import AdvParamsError
-from advparams.evaluation.backdoors import BackdoorsStudy
 from advparams.evaluation.config import EvalConfig
 from advparams.evaluation.context import RunContext
-from advparams.evaluation.detection import DetectionStudy
 from advparams.evaluation.engine import Executor, Runner, SerialExecutor, Study, Unit, order
-from advparams.evaluation.fingerprints import FingerprintsStudy
 from advparams.evaluation.inputs import check_inputs
-from advparams.evaluation.locks import LocksStudy
-from advparams.evaluation.models import ModelsStudy
 from advparams.evaluation.rows import ResultRow
 from advparams.evaluation.run import RunFolder
-from advparams.evaluation.tracing import TracingStudy
-from advparams.evaluation.watermarks import WatermarksStudy
+from advparams.house import families
 
 log = logging.getLogger(__name__)
 
-STUDIES: tuple[Callable[[RunContext], Study], ...] = (
-    ModelsStudy,
-    LocksStudy,
-    WatermarksStudy,
-    BackdoorsStudy,
-    DetectionStudy,
-    FingerprintsStudy,
-    TracingStudy,
-)
-"""The studies of an evaluation, each built from the run's :class:`RunContext`."""
+
+def studies() -> tuple[Callable[[RunContext], Study], ...]:
+    """The studies of an evaluation, each built from the run's :class:`RunContext`: every
+    registered family's (:attr:`advparams.house.Family.study`), in family order."""
+    return tuple(f.study for f in families() if f.study is not None)
 
 
 @dataclass(frozen=True)
@@ -120,15 +112,16 @@ def evaluate_protection(
         >>> sorted(r.kind for r in rows)
         ['clean', 'lock', 'session', 'stealth']
     """
+    strict_mkl()  # in time if this process has not multiplied matrices yet (the command line's case)
     start, wall = time.perf_counter(), time.time()
     run = RunFolder(out)
     check_inputs(config)
     ctx = RunContext(config, run.path, resolve_device(device))
     _ = (ctx.train, ctx.test)  # the data loaded, and so checked, before the folder is made
     run.prepare(config, force=force)
-    studies = [cls(ctx) for cls in STUDIES]
-    units = order([u for s in studies for u in s.units()])
-    done = _done_units(run, studies, units)
+    built = [cls(ctx) for cls in studies()]
+    units = order([u for s in built for u in s.units()])
+    done = _done_units(run, built, units)
     known = {r.key for r in run.rows()}
     writer = run.writer()
     total, count, added, ran = len(units), 0, 0, 0
@@ -175,7 +168,7 @@ def evaluate_protection(
         )
 
     try:
-        chosen.run(units, Runner(studies, imports=config.imports, model_output=config.model_output), on_done, done=done)
+        chosen.run(units, Runner(built, imports=config.imports, model_output=config.model_output), on_done, done=done)
     except BaseException as exc:  # Ctrl-C or an error: the session's time is recorded, then it goes on up
         row = session(type(exc).__name__)
         try:
@@ -188,4 +181,4 @@ def evaluate_protection(
     return run.rows()
 
 
-__all__ = ["STUDIES", "HarnessProgress", "evaluate_protection"]
+__all__ = ["HarnessProgress", "evaluate_protection", "studies"]

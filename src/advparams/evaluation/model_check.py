@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from advparams.errors import AdvParamsError, ConfigError
-from advparams.evaluation.limits import MARK_SHARE, MAX_MODEL_PARAMETERS
+from advparams.evaluation.limits import MAX_MODEL_PARAMETERS
+from advparams.house import sections
 
 if TYPE_CHECKING:
     from advparams.evaluation.config import EvalConfig
@@ -168,7 +169,8 @@ def check_candidates(model: nn.Module, scheme: str, options: Mapping[str, Any], 
 
 def check_models(config: EvalConfig) -> None:
     """Every architecture of ``config``, the parameters each scheme may change in the
-    run's model, and the tracing marks' room in each traced model (see the module docstring).
+    run's model, and each family's own checks (:attr:`advparams.house.Section.check_models`:
+    the tracing marks' room in each traced model, the fingerprints' other models).
 
     Raises:
         ConfigError: naming the first value at fault by its place in the config.
@@ -181,29 +183,9 @@ def check_models(config: EvalConfig) -> None:
         check_candidates(
             run_model, str(config.lock_with["name"]), config.lock_with.get("options") or {}, "lock_with.options"
         )
-    if config.fingerprints is not None:
-        for i, o in enumerate(config.fingerprints.other_models):
-            check_architecture(o.model, o.options, dataset, how, f"fingerprints.other_models[{i}].options")
-    if config.tracing is None:
-        return
-    section = config.tracing
-    traced = [(config.model, run_model)]
-    for i, m in enumerate(section.models):
-        traced.append((m.title, check_architecture(m.model, m.options, dataset, how, f"tracing.models[{i}].options")))
-    from advparams.registry import config_from_dict
-    from advparams.tracing.mark import MarkConfig
-
-    positions = config_from_dict(MarkConfig, dict(section.mark), what="tracing.mark").positions
-    for title, model in traced:
-        try:
-            capacity = mark_capacity(model, section.lock, section.mark)
-        except ConfigError as exc:
-            raise ConfigError(f"tracing.lock or tracing.mark leave no weight of {title} to mark ({exc})") from None
-        if positions > int(MARK_SHARE * capacity):
-            raise ConfigError(
-                f"tracing.mark.positions must be at most {int(MARK_SHARE * capacity)} for {title} (half the "
-                f"{capacity} weights its hardened lock moves and the mark may use), got {positions}"
-            )
+    for section in sections():  # each family's own checks of its section
+        if section.check_models is not None and config.sections.get(section.key) is not None:
+            section.check_models(config, run_model)
 
 
 __all__ = [

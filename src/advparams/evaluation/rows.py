@@ -1,6 +1,7 @@
 """Result rows: one JSON line per measured thing, the only input of reports.
 
-Kinds of row:
+Every row has a kind its family registered (:attr:`advparams.house.Family.kinds`); the
+toolkit's own:
 
 * ``clean``: the trained model of a seed (accuracy, training time);
 * ``lock``: a scheme's lock of that model (locked / unlocked accuracy, key size, time);
@@ -36,32 +37,9 @@ from typing import Any
 
 from advparams.errors import AdvParamsError
 from advparams.files import LIMITS, parse_json, read_file, read_text_lines
+from advparams.house import row_kinds
 
 log = logging.getLogger(__name__)
-
-KINDS = (
-    "clean",
-    "lock",
-    "stealth",
-    "histogram",
-    "budget",
-    "attack",
-    "baseline",
-    "null",
-    "watermark",
-    "wm-attack",
-    "backdoor",
-    "detection",
-    "inspection",
-    "sanitise",
-    "fp-model",
-    "fingerprint",
-    "fp-suspect",
-    "trace-lock",
-    "trace-copy",
-    "trace-attack",
-    "session",
-)
 
 
 @dataclass(frozen=True)
@@ -70,7 +48,7 @@ class ResultRow:
 
     Attributes:
         run: the evaluation's name.
-        kind: one of :data:`KINDS`.
+        kind: a registered row kind (:func:`advparams.house.row_kinds`).
         seed: the seed (``-1`` for session rows).
         scheme: scheme label (``None`` for clean/session rows; ``"scratch"`` for the
             fine-tuning baseline).
@@ -92,7 +70,7 @@ class ResultRow:
     seconds: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
+        if self.kind not in row_kinds():
             raise ValueError(f"unknown row kind {str(self.kind)[:40]!r}")
         ok = (
             isinstance(self.run, str)

@@ -242,4 +242,42 @@ def tracing_from_mapping(raw: Any, run_model: str) -> TracingSection:
     return section
 
 
-__all__ = ["OWN_ATTACKS", "TracedModel", "TracingSection", "tracing_from_mapping"]
+def read_tracing(raw: Any, so_far: Mapping[str, Any]) -> TracingSection:
+    """The ``tracing:`` section (:attr:`advparams.house.Section.read`)."""
+    return tracing_from_mapping(raw, str(so_far["model"]))
+
+
+def check_tracing_models(config: Any, run_model: Any) -> None:
+    """Each traced architecture builds, and the marks have room in each traced model: at
+    most :data:`~advparams.evaluation.limits.MARK_SHARE` of the weights both the hardened
+    lock moves and the mark may use (:attr:`advparams.house.Section.check_models`)."""
+    from advparams.evaluation.limits import MARK_SHARE
+    from advparams.evaluation.model_check import check_architecture, mark_capacity
+    from advparams.registry import config_from_dict
+    from advparams.tracing.mark import MarkConfig
+
+    section, how, dataset = config.tracing, config.model_output, config.dataset
+    traced = [(config.model, run_model)]
+    for i, m in enumerate(section.models):
+        traced.append((m.title, check_architecture(m.model, m.options, dataset, how, f"tracing.models[{i}].options")))
+    positions = config_from_dict(MarkConfig, dict(section.mark), what="tracing.mark").positions
+    for title, model in traced:
+        try:
+            capacity = mark_capacity(model, section.lock, section.mark)
+        except ConfigError as exc:
+            raise ConfigError(f"tracing.lock or tracing.mark leave no weight of {title} to mark ({exc})") from None
+        if positions > int(MARK_SHARE * capacity):
+            raise ConfigError(
+                f"tracing.mark.positions must be at most {int(MARK_SHARE * capacity)} for {title} (half the "
+                f"{capacity} weights its hardened lock moves and the mark may use), got {positions}"
+            )
+
+
+__all__ = [
+    "OWN_ATTACKS",
+    "TracedModel",
+    "TracingSection",
+    "check_tracing_models",
+    "read_tracing",
+    "tracing_from_mapping",
+]

@@ -31,7 +31,6 @@ from advparams.reports.plotting import (
     grid_shape,
     outside_legend,
     pyplot,
-    save,
     set_ticks,
     tick_label,
 )
@@ -227,46 +226,27 @@ def hist_figure(plt: Any, layers: Mapping[str, Mapping[str, Any]], title: str) -
 
 
 def make_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: str | Path) -> list[str]:
-    """Writes the plots into ``folder``; returns their file names (only the plots made).
+    """Writes every family's plots (:attr:`advparams.house.Family.plots`, in family order)
+    into ``folder``; returns their file names (only the plots made).
 
-    * ``budget.png``: locked accuracy against the number of changed values;
-    * ``<attack>.png``: accuracy after any attack that sweeps a numeric option (e.g.
-      ``finetune.png``: fine-tuned and scratch accuracy against the data fraction);
-    * ``hist-<scheme>.png``: per-tensor weight histograms, original against locked;
+    * ``budget.png``, ``<attack>.png`` and ``hist-<scheme>.png``: the locks' (see
+      :func:`advparams.reports.locks.lock_plots`), e.g. ``finetune.png``: fine-tuned and
+      scratch accuracy against the data fraction;
     * ``backdoor-*.png``: see :func:`advparams.reports.backdoors.backdoor_plots`;
     * ``detect-*.png``: see :func:`advparams.reports.detection.detection_plots`;
     * ``fp-*.png``: see :func:`advparams.reports.fingerprints.fingerprint_plots`;
     * ``trace-queries.png``: see :func:`advparams.reports.tracing.tracing_plots`.
     """
-    from advparams.reports.backdoors import backdoor_plots
-    from advparams.reports.detection import detection_plots
-    from advparams.reports.fingerprints import fingerprint_plots
-    from advparams.reports.tracing import tracing_plots
+    from advparams.house import families
 
     plt = pyplot()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     made: list[str] = []
-    clean = [r.accuracy for r in rows if r.kind == "clean" and r.accuracy is not None]
-    locks = [r for r in rows if r.kind == "lock"]
-    chance = locks[0].metrics.get("target_accuracy", 0.12) - 0.02 if locks else None
-    refs = (clean, chance)
     with plt.rc_context(STYLE):
-        fig = budget_figure(plt, rows, config, refs)
-        if fig is not None:
-            save(fig, plt, folder, "budget.png", made)
-        for aspec in config.attacks:
-            fig = attack_figure(plt, rows, config, aspec, refs)
-            if fig is not None:
-                save(fig, plt, folder, f"{aspec.name}.png", made)
-        for r in rows:  # the first seed's, one row per scheme
-            if r.kind == "histogram" and r.metrics:
-                title = f"{r.scheme}, seed {r.seed}: weights of the touched tensors"
-                save(hist_figure(plt, r.metrics, title), plt, folder, f"hist-{r.scheme}.png", made)
-        made += backdoor_plots(rows, config, folder, plt)
-        made += detection_plots(rows, config, folder, plt)
-        made += fingerprint_plots(rows, config, folder, plt)
-        made += tracing_plots(rows, config, folder, plt)
+        for family in families():
+            if family.plots is not None:
+                made += family.plots(rows, config, folder, plt)
     return made
 
 

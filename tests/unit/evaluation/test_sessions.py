@@ -31,7 +31,7 @@ class _Toy(Study):
 
 @pytest.fixture
 def toy(monkeypatch):
-    monkeypatch.setattr(harness, "STUDIES", (_Toy,))
+    monkeypatch.setattr(harness, "studies", lambda: (_Toy,))
     monkeypatch.setattr(_Toy, "stop", False)
     return _Toy
 

@@ -1,0 +1,35 @@
+"""The fingerprints family's place in the house (:mod:`advparams.house`): the
+``fingerprints:`` section, ownership fingerprints against copies and strangers;
+``advparams fingerprint``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from advparams.cli import fingerprints as cli
+from advparams.evaluation.fingerprint_config import check_fingerprint_models, read_fingerprints
+from advparams.evaluation.fingerprints import FingerprintsStudy
+from advparams.fingerprints import FINGERPRINTS
+from advparams.house import Family, Section, register_family
+from advparams.reports.fingerprints import fingerprint_plots, fingerprint_sections
+
+
+def _wants_null_models(config: Any) -> bool:
+    return config.fingerprints is not None  # the strangers that calibrate the threshold
+
+
+FAMILY = register_family(
+    Family(
+        "fingerprints",
+        order=50,
+        what="ownership fingerprints of each seed's model, verified on copies and strangers",
+        section=Section("fingerprints", read_fingerprints, check_models=check_fingerprint_models),
+        study=FingerprintsStudy,
+        kinds=("fp-model", "fingerprint", "fp-suspect"),
+        report=fingerprint_sections,
+        plots=fingerprint_plots,
+        cli=cli.add_parsers,
+        registries={"fingerprints": (FINGERPRINTS, "advparams fingerprint extract --scheme NAME")},
+        wants_null_models=_wants_null_models,
+    )
+)
