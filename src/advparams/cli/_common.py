@@ -10,7 +10,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from advparams.files import LIMITS, read_file
 from advparams.keys import Key, key_is_sealed, load_key
 from advparams.keys.seal import Passphrase
 from advparams.registry import option_docs
+from advparams.training import TrainProgress
 
 PASSPHRASE_ENV = "ADVPARAMS_PASSPHRASE"
 
@@ -116,6 +117,25 @@ def progress_bar(total: int | None, desc: str, *, quiet: bool = False, unit: str
         dynamic_ncols=True,
         unit=unit,
     )
+
+
+def train_progress(model: str, *, quiet: bool) -> tuple[Any, Callable[[TrainProgress], None]]:
+    """A progress bar over every step of the training, and the callback that moves it
+    (an epoch's summary line on stderr unless ``--json``)."""
+    bar = progress_bar(None, f"train {model}", quiet=quiet)
+
+    def on_step(p: TrainProgress) -> None:
+        bar.total = p.epochs * p.steps
+        bar.update(1)
+        bar.set_postfix(epoch=f"{p.epoch}/{p.epochs}", loss=f"{p.loss:.3f}")
+        if p.record is not None and not quiet:
+            bar.write(
+                f"epoch {p.epoch}/{p.epochs}: loss {p.record.loss:.4f}, train {pct(p.record.train_accuracy)}, "
+                f"test {pct(p.record.eval_accuracy)} ({p.record.seconds:.1f} s)",
+                file=sys.stderr,
+            )
+
+    return bar, on_step
 
 
 def json_ready(value: Any) -> Any:

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import time
 from typing import Any
 
-from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.cli._common import (
     PASSPHRASE_ENV,
     add_common,
-    dataset_name,
     distinct_outputs,
     emit,
-    load_split,
     member_summaries,
     options_help,
     parse_sets,
@@ -24,16 +19,13 @@ from advparams.cli._common import (
     read_passphrase,
 )
 from advparams.data import DATASETS
-from advparams.devices import resolve_device
-from advparams.errors import ConfigError, LockIncompleteError, PassphraseError
+from advparams.errors import PassphraseError
 from advparams.files import check_output
 from advparams.fingerprint import short
-from advparams.keys import key_is_sealed, unlock
-from advparams.locked import check_locked_outputs, save_locked
-from advparams.metrics import accuracy
+from advparams.keys import key_is_sealed
+from advparams.locked import check_locked_outputs
 from advparams.schemes import SCHEMES, LockProgress
-
-DEFAULT_SCHEME = "advparams"
+from advparams.usecases.locks import DEFAULT_SCHEME, Locked, lock_checkpoint, unlock_checkpoint
 
 
 class LockBar:
@@ -78,180 +70,89 @@ class SchemeHelp(argparse.Action):
         parser.exit()
 
 
+def _lock_passphrase(args: argparse.Namespace) -> Any:
+    """The passphrase to seal the key with (``None``: not sealed)."""
+    if not (args.seal or args.passphrase_file):
+        return None
+    passphrase = read_passphrase(args, confirm=True)
+    if not passphrase:
+        raise PassphraseError(f"sealing needs a passphrase: --passphrase-file, ${PASSPHRASE_ENV} or a terminal prompt")
+    return passphrase
+
+
+def _lock_lines(done: Locked) -> list[str]:
+    """What ``advparams lock`` prints."""
+    rep = done.report
+    lines = [
+        f"locked {done.checkpoint} with {done.scheme}: {rep.params_changed} of {rep.params_total} "
+        f"parameters changed ({rep.proportion_percent:.6f}%) in {rep.seconds:.2f} s (stopped: {rep.stopped})",
+        f"{done.dataset} test accuracy: before {pct(done.accuracy_before)}, locked {pct(done.accuracy_locked)}",
+    ]
+    if rep.holdout_samples:
+        lines.append(
+            f"lock samples: {pct(rep.lock_accuracy_after)} locked; {pct(rep.holdout_accuracy_after)} on the "
+            f"{rep.holdout_samples} the search did not see (target {pct(rep.target_accuracy)}); "
+            f"{rep.forward_passes:.1f} forward and {rep.backward_passes:.1f} backward passes"
+        )
+    if rep.check_samples:
+        lines.append(
+            f"unseen data: {pct(rep.check_accuracy)} on {rep.check_samples} check samples the search never "
+            f"saw; the {100 * (rep.check_level or 0):.4g} % upper bound {pct(rep.check_bound)} "
+            f"{'certifies' if rep.certified else 'does not certify'} the target {pct(rep.target_accuracy)}"
+            + (f" (search {rep.check_tries})" if rep.check_tries > 1 else "")
+        )
+    if done.problem:
+        lines.append(f"PARTIAL LOCK (accepted with --allow-partial): {done.problem}")
+    return [*lines, f"locked model written to {done.out}",
+            f"key written to {done.key}{' (sealed)' if done.sealed else ''}: keep it secret"]  # fmt: skip
+
+
 def cmd_lock(args: argparse.Namespace) -> int:
-    start = time.perf_counter()
-    args.scheme = args.scheme or DEFAULT_SCHEME
+    scheme = args.scheme or DEFAULT_SCHEME
+    options = parse_sets(args.set) | ({"seed": args.seed} if args.seed is not None else {})
     check_locked_outputs(args.out, args.key, force=args.force, source=args.checkpoint)
-    scheme = SCHEMES.build(args.scheme, parse_sets(args.set) | ({"seed": args.seed} if args.seed is not None else {}))
-    passphrase = None
-    if args.seal or args.passphrase_file:
-        passphrase = read_passphrase(args, confirm=True)
-        if not passphrase:
-            raise PassphraseError(
-                f"sealing needs a passphrase: --passphrase-file, ${PASSPHRASE_ENV} or a terminal prompt"
-            )
-    device = resolve_device(args.device)
-    ckpt = load_checkpoint(args.checkpoint, device=device)
-    if ckpt.meta.get("locked"):
-        raise ConfigError(f"{args.checkpoint} is already locked")
-    name = dataset_name(args, ckpt.meta)
-    lock_data = load_split(name, "train", args.data_dir)
-    ckpt.check_fits(lock_data)
-    test_data = None if args.no_eval else load_split(name, "test", args.data_dir)
-    bar = LockBar(args.scheme, quiet=args.json)
-    result = scheme.lock(ckpt.model, lock_data, progress=bar.update)
-    bar.close()
-    rep = result.report
-    problem = rep.problem()
-    if problem and not args.allow_partial:
-        if rep.lock_accuracy_before <= rep.target_accuracy:
-            advice = "check the checkpoint and --dataset"
-        elif rep.certified is False and rep.lock_accuracy_after <= rep.target_accuracy:
-            advice = "give the search more lock samples (--set num_samples=N) or the check more (--set check_samples=N)"
-        else:
-            advice = "raise the budget (--set max_params=N) or lower the target"
-        raise LockIncompleteError(f"{problem}; nothing was written: {advice}, or accept it with --allow-partial")
-    acc_before = acc_locked = None
-    if test_data is not None:
-        acc_before, acc_locked = accuracy(ckpt.model, test_data), accuracy(result.model, test_data)
-    record = {
-        "lock": dataclasses.asdict(rep),
-        "original_fingerprint": result.key.original_fingerprint,
-        "source_checkpoint": str(args.checkpoint),
-        "test_accuracy": acc_locked,
-    }
-    save_locked(
-        result.model,
-        result.key,
-        args.out,
-        args.key,
-        architecture=ckpt.architecture,
-        arguments=ckpt.arguments,
-        dataset=name,
-        record=record,
-        passphrase=passphrase,
-        force=args.force,
-    )
-    summary = {
-        "checkpoint": args.checkpoint,
-        "out": args.out,
-        "key": args.key,
-        "sealed": passphrase is not None,
-        "scheme": args.scheme,
-        "dataset": name,
-        "device": str(device),
-        "accuracy_before": acc_before,
-        "accuracy_locked": acc_locked,
-        "lock_accuracy_before": rep.lock_accuracy_before,
-        "lock_accuracy_after": rep.lock_accuracy_after,
-        "target_accuracy": rep.target_accuracy,
-        "params_changed": rep.params_changed,
-        "params_total": rep.params_total,
-        "proportion_percent": rep.proportion_percent,
-        "stopped": rep.stopped,
-        "target_met": rep.target_met,
-        "partial": problem is not None,
-        "lock_rounds": rep.rounds,
-        "lock_forward_passes": rep.forward_passes,
-        "lock_backward_passes": rep.backward_passes,
-        "holdout_accuracy_after": rep.holdout_accuracy_after,
-        "check_samples": rep.check_samples,
-        "check_accuracy": rep.check_accuracy,
-        "check_bound": rep.check_bound,
-        "check_level": rep.check_level,
-        "check_tries": rep.check_tries,
-        "certified": rep.certified,
-        "lock_seconds": rep.seconds,
-        "seconds": time.perf_counter() - start,
-    }
-    emit(
-        args,
-        summary,
-        [
-            f"locked {args.checkpoint} with {args.scheme}: {rep.params_changed} of {rep.params_total} "
-            f"parameters changed ({rep.proportion_percent:.6f}%) in {rep.seconds:.2f} s (stopped: {rep.stopped})",
-            f"{name} test accuracy: before {pct(acc_before)}, locked {pct(acc_locked)}",
-            *(
-                [
-                    f"lock samples: {pct(rep.lock_accuracy_after)} locked; {pct(rep.holdout_accuracy_after)} on the "
-                    f"{rep.holdout_samples} the search did not see (target {pct(rep.target_accuracy)}); "
-                    f"{rep.forward_passes:.1f} forward and {rep.backward_passes:.1f} backward passes"
-                ]
-                if rep.holdout_samples
-                else []
-            ),
-            *(
-                [
-                    f"unseen data: {pct(rep.check_accuracy)} on {rep.check_samples} check samples the search never "
-                    f"saw; the {100 * (rep.check_level or 0):.4g} % upper bound {pct(rep.check_bound)} "
-                    f"{'certifies' if rep.certified else 'does not certify'} the target {pct(rep.target_accuracy)}"
-                    + (f" (search {rep.check_tries})" if rep.check_tries > 1 else "")
-                ]
-                if rep.check_samples
-                else []
-            ),
-            *([f"PARTIAL LOCK (accepted with --allow-partial): {problem}"] if problem else []),
-            f"locked model written to {args.out}",
-            f"key written to {args.key}{' (sealed)' if passphrase else ''}: keep it secret",
-        ],
-    )
+    SCHEMES.build(scheme, options)  # a wrong option fails before a passphrase is asked for
+    passphrase = _lock_passphrase(args)
+    bar = LockBar(scheme, quiet=args.json)
+    try:
+        done = lock_checkpoint(args.checkpoint, args.out, args.key, scheme=scheme, options=options,
+                               dataset=args.dataset, data_dir=args.data_dir, device=args.device,
+                               evaluate=not args.no_eval, allow_partial=args.allow_partial, passphrase=passphrase,
+                               force=args.force, progress=bar.update)  # fmt: skip
+    finally:
+        bar.close()
+    summary = done.summary()
+    summary["checkpoint"], summary["out"], summary["key"] = args.checkpoint, args.out, args.key
+    emit(args, summary, _lock_lines(done))
     return 0
 
 
 def cmd_unlock(args: argparse.Namespace) -> int:
-    start = time.perf_counter()
     distinct_outputs(args.locked, args.out)
     check_output(args.out, force=args.force, made_by="unlock")
     key = read_key(args)
-    device = resolve_device(args.device)
-    ckpt = load_checkpoint(args.locked, device=device)
-    restored = unlock(ckpt.model, key)  # checks both fingerprints
-    acc_locked = acc_unlocked = None
-    name = args.dataset or ckpt.meta.get("dataset")
-    if args.eval:
-        name = dataset_name(args, ckpt.meta)
-        data = load_split(name, "test", args.data_dir)
-        ckpt.check_fits(data)
-        acc_locked, acc_unlocked = accuracy(ckpt.model, data), accuracy(restored, data)
-    record = {"unlocked_from": str(args.locked), "key_created": key.created}
-    save_checkpoint(
-        restored,
-        args.out,
-        architecture=ckpt.architecture,
-        arguments=ckpt.arguments,
-        dataset=ckpt.dataset,
-        locked=False,
-        record=record,
-        force=args.force,
-        made_by="unlock",
-    )
+    done = unlock_checkpoint(args.locked, key, args.out, evaluate=args.eval, dataset=args.dataset,
+                             data_dir=args.data_dir, device=args.device, force=args.force)  # fmt: skip
     summary = {
         "checkpoint": args.locked,
         "key": args.key,
         "out": args.out,
-        "params_restored": key.num_changed,
+        "params_restored": done.params_restored,
         "exact": True,
-        "fingerprint": key.original_fingerprint,
-        "user": key.info.get("user"),
-        "accuracy_locked": acc_locked,
-        "accuracy_unlocked": acc_unlocked,
-        "dataset": name,
-        "seconds": time.perf_counter() - start,
+        "fingerprint": done.fingerprint,
+        "user": done.user,
+        "accuracy_locked": done.accuracy_locked,
+        "accuracy_unlocked": done.accuracy_unlocked,
+        "dataset": done.dataset,
+        "seconds": done.seconds,
     }
-    emit(
-        args,
-        summary,
-        [
-            f"unlocked {args.locked}: {key.num_changed} parameters restored; "
-            + (
-                f"weights equal {user}'s copy ({short(key.original_fingerprint)})"
-                if (user := key.info.get("user"))
-                else f"weights equal the original ({short(key.original_fingerprint)})"
-            ),
-            *([f"{name} test accuracy: locked {pct(acc_locked)}, unlocked {pct(acc_unlocked)}"] if args.eval else []),
-            f"restored model written to {args.out}",
-        ],
-    )
+    whose = f"{done.user}'s copy" if done.user else "the original"
+    lines = [f"unlocked {args.locked}: {done.params_restored} parameters restored; weights equal {whose} "
+             f"({short(done.fingerprint)})"]  # fmt: skip
+    if args.eval:
+        lines.append(f"{done.dataset} test accuracy: locked {pct(done.accuracy_locked)}, "
+                     f"unlocked {pct(done.accuracy_unlocked)}")  # fmt: skip
+    emit(args, summary, [*lines, f"restored model written to {args.out}"])
     return 0
 
 

@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
-import torch
-
-from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.cli._common import (
     add_common,
-    dataset_name,
     emit,
-    load_split,
     member_summaries,
     parse_sets,
     pct,
-    progress_bar,
+    train_progress,
 )
 from advparams.data import DATASETS
-from advparams.devices import resolve_device
 from advparams.errors import ConfigError
-from advparams.files import check_output
-from advparams.fingerprint import model_fingerprint
 from advparams.house import registries
-from advparams.metrics import accuracy
-from advparams.models import MODELS, count_parameters
-from advparams.training import TrainConfig, TrainProgress, train_from_seed
+from advparams.models import MODELS
+from advparams.training import TrainConfig
+from advparams.usecases.models import evaluate_checkpoint, train_checkpoint
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -53,92 +41,33 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    start = time.perf_counter()
     out = args.out or f"runs/{args.model}-{args.dataset}-seed{args.seed}"
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    check_output(out, force=args.force, made_by="train")
-    device = resolve_device(args.device)
-    spec = DATASETS.get(args.dataset)
-    MODELS.get(args.model)
-    train_data = load_split(args.dataset, "train", args.data_dir)
-    test_data = load_split(args.dataset, "test", args.data_dir)
-    if args.train_samples:
-        g = torch.Generator().manual_seed(args.seed)
-        train_data = train_data.subset(torch.randperm(len(train_data), generator=g)[: args.train_samples])
-    options = {**spec.model_options, **parse_sets(args.set)}
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer)
-    bar = progress_bar(cfg.epochs * -(-len(train_data) // cfg.batch_size), f"train {args.model}", quiet=args.json)
-
-    def on_step(p: TrainProgress) -> None:
-        bar.update(1)
-        bar.set_postfix(epoch=f"{p.epoch}/{p.epochs}", loss=f"{p.loss:.3f}")
-        if p.record is not None and not args.json:
-            bar.write(
-                f"epoch {p.epoch}/{p.epochs}: loss {p.record.loss:.4f}, train {pct(p.record.train_accuracy)}, "
-                f"test {pct(p.record.eval_accuracy)} ({p.record.seconds:.1f} s)",
-                file=sys.stderr,
-            )
-
-    result = train_from_seed(
-        args.model, options, train_data, cfg, seed=args.seed, device=device, eval_data=test_data, progress=on_step
-    )
-    bar.close()
-    test_acc = result.history[-1].eval_accuracy if result.history else None
-    record = {
-        "train": dataclasses.asdict(cfg),
-        "seed": args.seed,
-        "train_samples": len(train_data),
-        "test_accuracy": test_acc,
-        "history": [dataclasses.asdict(h) for h in result.history],
-        "device": str(device),
-    }
-    save_checkpoint(
-        result.model,
-        out,
-        architecture=args.model,
-        arguments=options,
-        dataset=args.dataset,
-        record=record,
-        force=args.force,
-        made_by="train",
-    )
-    summary = {
-        "out": out,
-        "model": args.model,
-        "dataset": args.dataset,
-        "accuracy": test_acc,
-        "params_total": count_parameters(result.model),
-        "fingerprint": model_fingerprint(result.model),
-        "seconds": time.perf_counter() - start,
-    }
-    emit(
-        args,
-        summary,
-        [f"trained {args.model} on {args.dataset}: test accuracy {pct(test_acc)}", f"checkpoint written to {out}"],
-    )
+    DATASETS.get(args.dataset)
+    MODELS.get(args.model)
+    bar, on_step = train_progress(args.model, quiet=args.json)
+    try:
+        done = train_checkpoint(args.model, args.dataset, out, options=parse_sets(args.set), train=cfg, seed=args.seed,
+                                train_samples=args.train_samples, data_dir=args.data_dir, device=args.device,
+                                force=args.force, progress=on_step)  # fmt: skip
+    finally:
+        bar.close()
+    summary = {**done.summary(), "out": out}
+    lines = [f"trained {args.model} on {args.dataset}: test accuracy {pct(done.test_accuracy)}",
+             f"checkpoint written to {out}"]  # fmt: skip
+    emit(args, summary, lines)
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    start = time.perf_counter()
-    device = resolve_device(args.device)
-    ckpt = load_checkpoint(args.checkpoint, device=device)
-    name = dataset_name(args, ckpt.meta)
-    data = load_split(name, args.split, args.data_dir)
-    ckpt.check_fits(data)
-    acc = accuracy(ckpt.model, data)
-    summary = {
-        "checkpoint": args.checkpoint,
-        "dataset": name,
-        "split": args.split,
-        "accuracy": acc,
-        "num_samples": len(data),
-        "locked": bool(ckpt.meta.get("locked")),
-        "fingerprint": ckpt.meta["fingerprint"],
-        "seconds": time.perf_counter() - start,
-    }
-    state = " (locked)" if summary["locked"] else ""
-    emit(args, summary, [f"{args.checkpoint}{state}: {name} {args.split} accuracy {pct(acc)} on {len(data)} samples"])
+    done = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, split=args.split, data_dir=args.data_dir,
+                               device=args.device)  # fmt: skip
+    summary = {**done.summary(), "checkpoint": args.checkpoint}
+    state = " (locked)" if done.locked else ""
+    line = (
+        f"{args.checkpoint}{state}: {done.dataset} {args.split} accuracy {pct(done.accuracy)} on {done.samples} samples"
+    )
+    emit(args, summary, [line])
     return 0
 
 

@@ -23,6 +23,7 @@ from advparams.evaluation.rows import ResultRow
 from advparams.evaluation.run import RunFolder
 from advparams.metrics import accuracy
 from advparams.training import train_from_seed
+from advparams.usecases.models import training_subset
 
 NULL_SEED = 1000
 """Null models (independently trained, for watermark thresholds) have seeds 1000, 1001, ...:
@@ -129,11 +130,8 @@ class RunContext:
         if self._data is None and _LOADED.get("which") == which:
             self._data = _LOADED["data"]  # a worker process keeps the data between units
         if self._data is None:
-            train_data = load_dataset(cfg.dataset, "train", cfg.data_dir)
+            train_data = training_subset(load_dataset(cfg.dataset, "train", cfg.data_dir), cfg.train_samples)
             test_data = load_dataset(cfg.dataset, "test", cfg.data_dir)
-            if cfg.train_samples is not None and cfg.train_samples < len(train_data):
-                g = torch.Generator().manual_seed(0)
-                train_data = train_data.subset(torch.randperm(len(train_data), generator=g)[: cfg.train_samples])
             if cfg.test_samples is not None and cfg.test_samples < len(test_data):
                 test_data = test_data.subset(torch.arange(cfg.test_samples))
             self._data = (train_data, test_data)

@@ -42,7 +42,8 @@ from advparams.evaluation.rows import ResultRow, row_key
 from advparams.evaluation.tracing_config import TracingSection
 from advparams.files import atomic_write_bytes, read_file
 from advparams.keys import unlock
-from advparams.keys.io import load_key, save_key
+from advparams.keys.io import load_key
+from advparams.locked import save_locked
 from advparams.registry import config_from_dict
 from advparams.schemes import SCHEMES
 from advparams.schemes.hardened import Hardened
@@ -236,9 +237,9 @@ class TracingStudy(Study):
         folder = tracing_folder(ctx.out, label, seed)
         folder.mkdir(parents=True, exist_ok=True)
         arch = self.section.model(label).model if self.section.model(label) else ctx.config.model  # type: ignore[union-attr]
-        save_key(locked.key, folder / "owner.key", force=True)
-        save_checkpoint(locked.model, folder / "locked", architecture=arch, arguments=self._arguments(label),
-                        dataset=ctx.config.dataset, force=True)  # fmt: skip
+        # the key first, then the locked model beside it (advparams.locked.save_locked)
+        save_locked(locked.model, locked.key, folder / "locked", folder / "owner.key", architecture=arch,
+                    arguments=self._arguments(label), dataset=ctx.config.dataset, force=True)  # fmt: skip
         plan = user_plan(locked.key, original, mark)
         # The copy a user's key unlocks is the one the plan writes, bit for bit.
         issued = unlock(locked.model, issue_user_key(locked.model, locked.key, users[0], mark))

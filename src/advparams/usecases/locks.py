@@ -1,0 +1,216 @@
+"""Locking and unlocking checkpoints on disk: ``advparams lock`` and ``unlock``, the demo."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from advparams.checkpoint import load_checkpoint, save_checkpoint
+from advparams.data import load_dataset
+from advparams.devices import resolve_device
+from advparams.errors import ConfigError, LockIncompleteError
+from advparams.files import check_output
+from advparams.keys import Key, unlock
+from advparams.keys.seal import Passphrase
+from advparams.locked import check_locked_outputs, save_locked
+from advparams.metrics import accuracy
+from advparams.schemes import SCHEMES, LockProgress, LockReport
+from advparams.usecases.models import checkpoint_dataset
+
+DEFAULT_SCHEME = "advparams"
+
+
+@dataclass(frozen=True)
+class Locked:
+    """What :func:`lock_checkpoint` did. It holds no key material: the key is in its file.
+
+    Attributes:
+        report: the scheme's report of the lock.
+        problem: why the lock missed its target (``None``: it met it).
+        accuracy_before, accuracy_locked: test accuracy of the original and the locked
+            model (``None`` without ``evaluate``).
+    """
+
+    checkpoint: str
+    out: Path
+    key: Path
+    scheme: str
+    dataset: str
+    device: str
+    sealed: bool
+    report: LockReport
+    problem: str | None
+    accuracy_before: float | None
+    accuracy_locked: float | None
+    seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-ready summary ``advparams lock --json`` prints."""
+        rep = self.report
+        return {
+            "checkpoint": self.checkpoint,
+            "out": str(self.out),
+            "key": str(self.key),
+            "sealed": self.sealed,
+            "scheme": self.scheme,
+            "dataset": self.dataset,
+            "device": self.device,
+            "accuracy_before": self.accuracy_before,
+            "accuracy_locked": self.accuracy_locked,
+            "lock_accuracy_before": rep.lock_accuracy_before,
+            "lock_accuracy_after": rep.lock_accuracy_after,
+            "target_accuracy": rep.target_accuracy,
+            "params_changed": rep.params_changed,
+            "params_total": rep.params_total,
+            "proportion_percent": rep.proportion_percent,
+            "stopped": rep.stopped,
+            "target_met": rep.target_met,
+            "partial": self.problem is not None,
+            "lock_rounds": rep.rounds,
+            "lock_forward_passes": rep.forward_passes,
+            "lock_backward_passes": rep.backward_passes,
+            "holdout_accuracy_after": rep.holdout_accuracy_after,
+            "check_samples": rep.check_samples,
+            "check_accuracy": rep.check_accuracy,
+            "check_bound": rep.check_bound,
+            "check_level": rep.check_level,
+            "check_tries": rep.check_tries,
+            "certified": rep.certified,
+            "lock_seconds": rep.seconds,
+            "seconds": self.seconds,
+        }
+
+
+def _missed(rep: LockReport, problem: str) -> LockIncompleteError:
+    """The error of a lock that missed its target, with what to do about it."""
+    if rep.lock_accuracy_before <= rep.target_accuracy:
+        advice = "check the checkpoint and --dataset"
+    elif rep.certified is False and rep.lock_accuracy_after <= rep.target_accuracy:
+        advice = "give the search more lock samples (--set num_samples=N) or the check more (--set check_samples=N)"
+    else:
+        advice = "raise the budget (--set max_params=N) or lower the target"
+    return LockIncompleteError(f"{problem}; nothing was written: {advice}, or accept it with --allow-partial")
+
+
+def lock_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    key: str | os.PathLike[str],
+    *,
+    scheme: str = DEFAULT_SCHEME,
+    options: Mapping[str, Any] | None = None,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    device: str = "auto",
+    evaluate: bool = True,
+    allow_partial: bool = False,
+    passphrase: Passphrase | None = None,
+    force: bool = False,
+    progress: Callable[[LockProgress], None] | None = None,
+) -> Locked:
+    """Locks the checkpoint folder ``checkpoint`` with registered ``scheme`` and writes
+    the locked model to ``out`` and its key to ``key`` (sealed with ``passphrase`` if
+    given), the key first (:func:`advparams.locked.save_locked`).
+
+    Both outputs are checked before the lock starts; a lock that misses its target
+    writes nothing unless ``allow_partial``.
+
+    Raises:
+        LockIncompleteError: the target was missed and ``allow_partial`` is false.
+        ConfigError: the checkpoint is already locked, or an option is wrong.
+    """
+    start = time.perf_counter()
+    check_locked_outputs(out, key, force=force, source=checkpoint)
+    built = SCHEMES.build(scheme, dict(options or {}))
+    dev = resolve_device(device)
+    ckpt = load_checkpoint(checkpoint, device=dev)
+    if ckpt.meta.get("locked"):
+        raise ConfigError(f"{checkpoint} is already locked")
+    name = checkpoint_dataset(ckpt.meta, dataset)
+    lock_data = load_dataset(name, "train", data_dir)
+    ckpt.check_fits(lock_data)
+    test_data = load_dataset(name, "test", data_dir) if evaluate else None
+    result = built.lock(ckpt.model, lock_data, progress=progress)
+    rep = result.report
+    problem = rep.problem()
+    if problem and not allow_partial:
+        raise _missed(rep, problem)
+    before = locked_acc = None
+    if test_data is not None:
+        before, locked_acc = accuracy(ckpt.model, test_data), accuracy(result.model, test_data)
+    record = {"lock": dataclasses.asdict(rep), "original_fingerprint": result.key.original_fingerprint,
+              "source_checkpoint": str(checkpoint), "test_accuracy": locked_acc}  # fmt: skip
+    o, k = save_locked(result.model, result.key, out, key, architecture=ckpt.architecture, arguments=ckpt.arguments,
+                       dataset=name, record=record, passphrase=passphrase, force=force)  # fmt: skip
+    return Locked(str(checkpoint), o, k, scheme, name, str(dev), passphrase is not None, rep, problem, before,
+                  locked_acc, time.perf_counter() - start)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Unlocked:
+    """What :func:`unlock_checkpoint` did (the key's fingerprints are public, never its
+    positions or values)."""
+
+    locked: str
+    out: Path
+    model: nn.Module
+    params_restored: int
+    fingerprint: str
+    user: str | None
+    dataset: str | None
+    accuracy_locked: float | None
+    accuracy_unlocked: float | None
+    seconds: float
+
+
+def unlock_checkpoint(
+    locked: str | os.PathLike[str],
+    key: str | os.PathLike[str] | Key,
+    out: str | os.PathLike[str],
+    *,
+    passphrase: Passphrase | None = None,
+    evaluate: bool = False,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    device: str = "auto",
+    force: bool = False,
+) -> Unlocked:
+    """Restores the locked checkpoint folder ``locked`` with ``key`` (a key file, sealed
+    ones opened with ``passphrase``, or a loaded key) and writes the restored model to
+    ``out``; with ``evaluate``, measures both on the test split.
+
+    Raises:
+        KeyMismatchError: the key is not this model's.
+    """
+    from advparams.keys import load_key
+
+    start = time.perf_counter()
+    if Path(out).resolve() == Path(locked).resolve():
+        raise ConfigError("the output paths must differ from each other and from the input")
+    check_output(out, force=force, made_by="unlock")
+    opened = key if isinstance(key, Key) else load_key(key, passphrase=passphrase)
+    ckpt = load_checkpoint(locked, device=resolve_device(device))
+    restored = unlock(ckpt.model, opened)  # checks both fingerprints
+    before = after = None
+    name = dataset or ckpt.meta.get("dataset")
+    if evaluate:
+        name = checkpoint_dataset(ckpt.meta, dataset)
+        data = load_dataset(name, "test", data_dir)
+        ckpt.check_fits(data)
+        before, after = accuracy(ckpt.model, data), accuracy(restored, data)
+    record = {"unlocked_from": str(locked), "key_created": opened.created}
+    save_checkpoint(restored, out, architecture=ckpt.architecture, arguments=ckpt.arguments, dataset=ckpt.dataset,
+                    locked=False, record=record, force=force, made_by="unlock")  # fmt: skip
+    user = opened.info.get("user")
+    return Unlocked(str(locked), Path(out), restored, opened.num_changed, opened.original_fingerprint,
+                    None if user is None else str(user), name, before, after, time.perf_counter() - start)  # fmt: skip
+
+
+__all__ = ["DEFAULT_SCHEME", "Locked", "Unlocked", "lock_checkpoint", "unlock_checkpoint"]
