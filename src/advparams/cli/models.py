@@ -96,7 +96,12 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimiser (default: adam)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffling (default: 0)")
-    p.add_argument("--train-samples", type=int, help="train on a random subset of this many samples")
+    p.add_argument(
+        "--train-samples",
+        type=int,
+        help="train on a fixed subset of this many samples (the same for every --seed, as an evaluation's "
+        "train_samples)",
+    )
     p.add_argument(
         "--set",
         action="append",
