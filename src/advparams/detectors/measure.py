@@ -27,6 +27,17 @@ def _rounded(t: torch.Tensor, keep: int) -> list[float]:
     return [float(f"{v:.6g}") for v in t[:keep].tolist()]
 
 
+def defender_split(test: ImageDataset, scored: int, clean: int) -> tuple[ImageDataset, ImageDataset]:
+    """The two disjoint parts of a test split a detector is measured with: the first
+    ``scored`` images (triggered and scored) and the last ``clean`` (the defender's clean
+    data the detector is fitted and calibrated on), in ``advparams detect`` as in the
+    evaluation. The caller checks ``scored + clean <= len(test)`` (with its own words)."""
+    n = len(test)
+    if scored + clean > n:
+        raise ValueError(f"{scored} + {clean} test images asked of {n}")
+    return test.subset(torch.arange(scored)), test.subset(torch.arange(n - clean, n))
+
+
 def measure_detector(
     detector: Detector[Any],
     model: nn.Module,
@@ -109,4 +120,4 @@ def measure_detector(
     return out
 
 
-__all__ = ["measure_detector"]
+__all__ = ["defender_split", "measure_detector"]

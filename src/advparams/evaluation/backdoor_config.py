@@ -31,6 +31,7 @@ from advparams.backdoors.measure import COMBINED, DEFAULT_TRANSFORMATIONS
 from advparams.errors import ConfigError
 from advparams.evaluation.limits import MAX_ASR_SAMPLES, MAX_STRENGTHS, check_strength
 from advparams.evaluation.reading import known_keys
+from advparams.evaluation.specs import Titled
 from advparams.imaging import CODECS, TRANSFORMATIONS
 
 MEASURES = ("compression", "physical")
@@ -38,7 +39,7 @@ MEASURES = ("compression", "physical")
 
 
 @dataclass(frozen=True)
-class BackdoorSpec:
+class BackdoorSpec(Titled):
     """One backdoor to implant.
 
     Attributes:
@@ -55,11 +56,6 @@ class BackdoorSpec:
     label: str | None = None
     measure: tuple[str, ...] = ()
     compare: str | None = None
-
-    @property
-    def title(self) -> str:
-        """The label, or the name."""
-        return self.label or self.name
 
 
 @dataclass(frozen=True)

@@ -21,30 +21,20 @@ from advparams.backdoors import BACKDOORS, implant_from_seed, save_trigger
 from advparams.backdoors.measure import measure_backdoor
 from advparams.backdoors.ptb import PTBConfig
 from advparams.checkpoint import save_checkpoint
-from advparams.errors import ConfigError
 from advparams.evaluation.backdoor_config import BackdoorSection, BackdoorSpec
-from advparams.evaluation.context import RunContext, backdoor_paths, backdoor_unit, train_unit, with_seed
-from advparams.evaluation.engine import Study, Unit
+from advparams.evaluation.context import SectionStudy, backdoor_paths, backdoor_unit, train_unit, with_seed
+from advparams.evaluation.engine import Unit
 from advparams.evaluation.rows import ResultRow, row_key
 
 
-class BackdoorsStudy(Study):
+class BackdoorsStudy(SectionStudy[BackdoorSection]):
     """Implanting and measuring the config's backdoors."""
 
     name = "backdoors"
-
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
-
-    @property
-    def section(self) -> BackdoorSection:
-        section = self.ctx.config.backdoors
-        if section is None:
-            raise ConfigError("the config has no backdoors section")
-        return section
+    section_key = "backdoors"
 
     def units(self) -> list[Unit]:
-        if self.ctx.config.backdoors is None:
+        if not self.present:
             return []
         return [
             Unit(

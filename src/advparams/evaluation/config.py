@@ -152,15 +152,7 @@ class EvalConfig:
             "fpr": self.fpr,
             "users": self.users,
             "lock_with": dict(self.lock_with),
-            "attacks": [
-                {
-                    "name": a.name,
-                    "options": dict(a.options),
-                    "grid": {k: list(v) for k, v in a.grid.items()},
-                    "cases": [dict(c) for c in a.cases],
-                }
-                for a in self.attacks
-            ],
+            "attacks": [a.to_dict() for a in self.attacks],
             "budgets": list(self.budgets),
             "stealth": self.stealth,
             "histograms": self.histograms,

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import torch
 from torch import nn
 
 from advparams.checkpoint import load_checkpoint, save_checkpoint
 from advparams.data import DATASETS, ImageDataset, load_dataset
+from advparams.errors import ConfigError
 from advparams.evaluation.config import EvalConfig
+from advparams.evaluation.engine import Study
 from advparams.evaluation.rows import ResultRow
 from advparams.evaluation.run import RunFolder
 from advparams.metrics import accuracy
@@ -191,7 +193,38 @@ class RunContext:
         return model, acc, seconds
 
 
+class RunStudy(Study):
+    """A study built from the run's :class:`RunContext` (what the house builds each
+    family's study from)."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+
+
+S = TypeVar("S")
+
+
+class SectionStudy(RunStudy, Generic[S]):
+    """The study of one config section (:attr:`section_key`): no units without it."""
+
+    section_key: ClassVar[str]
+
+    @property
+    def present(self) -> bool:
+        """Whether the config has this study's section."""
+        return self.ctx.config.sections.get(self.section_key) is not None
+
+    @property
+    def section(self) -> S:
+        """The config's section (one clear error where it has none)."""
+        if not self.present:
+            raise ConfigError(f"the config has no {self.section_key} section")
+        return cast(S, self.ctx.config.sections[self.section_key])
+
+
 __all__ = [
+    "RunStudy",
+    "SectionStudy",
     "NULL_SEED",
     "RunContext",
     "backdoor_paths",

@@ -28,10 +28,10 @@ from advparams.backdoors import BACKDOORS, load_trigger
 from advparams.backdoors.measure import measure_backdoor
 from advparams.data.base import ImageDataset
 from advparams.detectors import DETECTORS, Detector, sanitise
-from advparams.detectors.measure import measure_detector
+from advparams.detectors.measure import defender_split, measure_detector
 from advparams.errors import ConfigError
 from advparams.evaluation.context import (
-    RunContext,
+    SectionStudy,
     backdoor_paths,
     backdoor_unit,
     null_seeds,
@@ -40,25 +40,16 @@ from advparams.evaluation.context import (
     with_seed,
 )
 from advparams.evaluation.detection_config import DetectionSection, DetectorSpec
-from advparams.evaluation.engine import Study, Unit
+from advparams.evaluation.engine import Unit
 from advparams.evaluation.rows import ResultRow, row_key
 from advparams.training import train_from_seed
 
 
-class DetectionStudy(Study):
+class DetectionStudy(SectionStudy[DetectionSection]):
     """Backdoor detectors against the config's backdoors, on inputs, models and training sets."""
 
     name = "detection"
-
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
-
-    @property
-    def section(self) -> DetectionSection:
-        section = self.ctx.config.detection
-        if section is None:
-            raise ConfigError("the config has no detection section")
-        return section
+    section_key = "detection"
 
     def _screened(self) -> list[str]:
         backdoors = self.ctx.config.backdoors
@@ -128,9 +119,7 @@ class DetectionStudy(Study):
                 f"detection needs eval_samples + clean_samples ({section.eval_samples} + "
                 f"{section.clean_samples}) test images; the run has {n}"
             )
-        scored = test.subset(torch.arange(section.eval_samples))
-        defender = test.subset(torch.arange(n - section.clean_samples, n))
-        return scored, defender
+        return defender_split(test, section.eval_samples, section.clean_samples)
 
     def _fitted(self, spec: DetectorSpec, model: torch.nn.Module, seed: int, defender: ImageDataset) -> Detector[Any]:
         options = with_seed(DETECTORS.get(spec.name), dict(spec.options), seed)

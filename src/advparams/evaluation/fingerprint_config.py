@@ -26,7 +26,7 @@ from typing import Any
 
 from advparams.errors import ConfigError
 from advparams.evaluation.reading import integer, known_keys, mapping
-from advparams.evaluation.specs import MemberSpec
+from advparams.evaluation.specs import MemberSpec, Titled
 
 NEGATIVE_SEED = 2000
 """Negatives of the run's architecture have seeds 2000, 2001, ...; never a seed of the run
@@ -41,7 +41,7 @@ class FingerprintSpec(MemberSpec):
 
 
 @dataclass(frozen=True)
-class OtherModelSpec:
+class OtherModelSpec(Titled):
     """Independently trained negatives of another architecture.
 
     Attributes:
@@ -51,15 +51,11 @@ class OtherModelSpec:
         label: how tables call it (default: the architecture's name).
     """
 
+    named_by = "model"
     model: str
     options: Mapping[str, Any] = field(default_factory=dict)
     count: int = 2
     label: str | None = None
-
-    @property
-    def title(self) -> str:
-        """The label, or the architecture's name."""
-        return self.label or self.model
 
 
 @dataclass(frozen=True)

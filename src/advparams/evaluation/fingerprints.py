@@ -29,8 +29,8 @@ from torch import nn
 
 from advparams.attacks import ATTACKS
 from advparams.errors import ConfigError
-from advparams.evaluation.context import RunContext, null_seeds, null_unit, slim_info, train_unit, with_seed
-from advparams.evaluation.engine import Study, Unit
+from advparams.evaluation.context import SectionStudy, null_seeds, null_unit, slim_info, train_unit, with_seed
+from advparams.evaluation.engine import Unit
 from advparams.evaluation.fingerprint_config import NEGATIVE_SEED, OTHER_SEED, FingerprintSection, FingerprintSpec
 from advparams.evaluation.rows import ResultRow, row_key
 from advparams.fingerprint import state_equal
@@ -66,20 +66,11 @@ def _timed_score(scheme: FingerprintScheme[Any], model: nn.Module, fp: Fingerpri
     return score, time.perf_counter() - start
 
 
-class FingerprintsStudy(Study):
+class FingerprintsStudy(SectionStudy[FingerprintSection]):
     """Fingerprints of the config's models, verified on attacked copies and on strangers."""
 
     name = "fingerprints"
-
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
-
-    @property
-    def section(self) -> FingerprintSection:
-        section = self.ctx.config.fingerprints
-        if section is None:
-            raise ConfigError("the config has no fingerprints section")
-        return section
+    section_key = "fingerprints"
 
     def negatives(self) -> list[dict[str, Any]]:
         """Every negative: label, architecture, options, seed (plain data)."""

@@ -26,8 +26,8 @@ from torch import nn
 from advparams.attacks import ATTACKS
 from advparams.errors import ConfigError, KeyMismatchError
 from advparams.evaluation.config import SchemeSpec
-from advparams.evaluation.context import RunContext, slim_info, train_unit, with_seed
-from advparams.evaluation.engine import Study, Unit
+from advparams.evaluation.context import RunStudy, slim_info, train_unit, with_seed
+from advparams.evaluation.engine import Unit
 from advparams.evaluation.rows import ResultRow, row_key
 from advparams.fingerprint import model_fingerprint, state_equal
 from advparams.keys import Key, load_key
@@ -77,13 +77,10 @@ def stealth_row(original: nn.Module, locked: nn.Module, key: Key) -> dict[str, A
     return summary
 
 
-class LocksStudy(Study):
+class LocksStudy(RunStudy):
     """Locks, budget sweeps and attacks of the config's schemes."""
 
     name = "locks"
-
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
 
     # -- units ------------------------------------------------------------------------------
     def units(self) -> list[Unit]:

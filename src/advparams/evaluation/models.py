@@ -9,18 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from advparams.evaluation.context import RunContext, null_seeds, null_unit, train_unit
-from advparams.evaluation.engine import Study, Unit
+from advparams.evaluation.context import RunStudy, null_seeds, null_unit, train_unit
+from advparams.evaluation.engine import Unit
 from advparams.evaluation.rows import ResultRow, row_key
 
 
-class ModelsStudy(Study):
+class ModelsStudy(RunStudy):
     """Trains (or loads, where the config names a checkpoint) one model per seed."""
 
     name = "models"
-
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
 
     def units(self) -> list[Unit]:
         nulls = [Unit(null_unit(s), self.name, {"seed": s, "null": True}) for s in null_seeds(self.ctx.config)]

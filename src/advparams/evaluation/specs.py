@@ -7,11 +7,24 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+
+class Titled:
+    """A config entry that tables call by its ``label``, or else by the field
+    :attr:`named_by` names (its registered name, or its architecture)."""
+
+    named_by: ClassVar[str] = "name"
+    label: str | None
+
+    @property
+    def title(self) -> str:
+        """The label, or the name."""
+        return self.label or str(getattr(self, self.named_by))
 
 
 @dataclass(frozen=True)
-class SchemeSpec:
+class SchemeSpec(Titled):
     """One scheme to evaluate.
 
     Attributes:
@@ -28,14 +41,9 @@ class SchemeSpec:
     match_params: str | None = None
     label: str | None = None
 
-    @property
-    def title(self) -> str:
-        """The label, or the name."""
-        return self.label or self.name
-
 
 @dataclass(frozen=True)
-class MemberSpec:
+class MemberSpec(Titled):
     """One registered member of a family, with its options and the label tables use.
 
     Attributes:
@@ -47,11 +55,6 @@ class MemberSpec:
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
     label: str | None = None
-
-    @property
-    def title(self) -> str:
-        """The label, or the name."""
-        return self.label or self.name
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,15 @@ class AttackSpec:
         keys = list(self.grid)
         for values in itertools.product(*(self.grid[k] for k in keys)):
             yield dict(zip(keys, values, strict=True))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/YAML-ready dict that :func:`attack_spec_from_mapping` reads back."""
+        return {
+            "name": self.name,
+            "options": dict(self.options),
+            "grid": {k: list(v) for k, v in self.grid.items()},
+            "cases": [dict(c) for c in self.cases],
+        }
 
 
 def attack_spec_from_mapping(raw: Any, what: str) -> AttackSpec:

@@ -35,9 +35,8 @@ from torch import nn
 
 from advparams.attacks import ATTACKS
 from advparams.checkpoint import save_checkpoint
-from advparams.errors import ConfigError
-from advparams.evaluation.context import RunContext, train_unit, with_seed
-from advparams.evaluation.engine import Study, Unit
+from advparams.evaluation.context import SectionStudy, train_unit, with_seed
+from advparams.evaluation.engine import Unit
 from advparams.evaluation.rows import ResultRow, row_key
 from advparams.evaluation.tracing_config import TracingSection
 from advparams.files import atomic_write_bytes, read_file
@@ -91,20 +90,11 @@ def named(result: TraceResult, guilty: set[str]) -> dict[str, Any]:
     }
 
 
-class TracingStudy(Study):
+class TracingStudy(SectionStudy[TracingSection]):
     """Traceable keys on the config's models (see the module docstring)."""
 
     name = "tracing"
-
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
-
-    @property
-    def section(self) -> TracingSection:
-        section = self.ctx.config.tracing
-        if section is None:
-            raise ConfigError("the config has no tracing section")
-        return section
+    section_key = "tracing"
 
     def labels(self) -> list[str]:
         """The traced models' labels: the run's model first."""

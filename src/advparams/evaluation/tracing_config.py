@@ -36,7 +36,7 @@ from typing import Any
 from advparams.errors import ConfigError
 from advparams.evaluation.limits import MAX_SAMPLES, check_train
 from advparams.evaluation.reading import integer, known_keys, mapping
-from advparams.evaluation.specs import AttackSpec, attack_spec_from_mapping
+from advparams.evaluation.specs import AttackSpec, Titled, attack_spec_from_mapping
 
 OWN_ATTACKS = ("noise", "relock", "adaptive")
 """Attacks on leaked copies that only tracing runs (the others are registered attacks)."""
@@ -48,7 +48,7 @@ MODEL_SEED = 0
 
 
 @dataclass(frozen=True)
-class TracedModel:
+class TracedModel(Titled):
     """An architecture traced besides the run's model.
 
     Attributes:
@@ -59,16 +59,12 @@ class TracedModel:
         label: how tables call it (default: the architecture's name).
     """
 
+    named_by = "model"
     model: str
     options: Mapping[str, Any] = field(default_factory=dict)
     train: Mapping[str, Any] = field(default_factory=dict)
     train_samples: int | None = None
     label: str | None = None
-
-    @property
-    def title(self) -> str:
-        """The label, or the architecture's name."""
-        return self.label or self.model
 
 
 @dataclass(frozen=True)
@@ -129,15 +125,7 @@ class TracingSection:
             "attacked_users": self.attacked_users,
             "coalitions": self.coalitions,
             "colluders": list(self.colluders),
-            "attacks": [
-                {
-                    "name": a.name,
-                    "options": dict(a.options),
-                    "grid": {k: list(v) for k, v in a.grid.items()},
-                    "cases": [dict(c) for c in a.cases],
-                }
-                for a in self.attacks
-            ],
+            "attacks": [a.to_dict() for a in self.attacks],
             "limits": list(self.limits),
         }
 

@@ -24,8 +24,8 @@ from advparams.data.base import iter_batches
 from advparams.devices import model_device
 from advparams.errors import AdvParamsError, ConfigError
 from advparams.evaluation.config import WatermarkSpec
-from advparams.evaluation.context import RunContext, null_seeds, null_unit, slim_info, train_unit, with_seed
-from advparams.evaluation.engine import Study, Unit
+from advparams.evaluation.context import RunStudy, null_seeds, null_unit, slim_info, train_unit, with_seed
+from advparams.evaluation.engine import Unit
 from advparams.evaluation.rows import ResultRow, row_key
 from advparams.fingerprint import state_equal
 from advparams.schemes import SCHEMES
@@ -97,13 +97,10 @@ def authentication_metrics(
     return out
 
 
-class WatermarksStudy(Study):
+class WatermarksStudy(RunStudy):
     """Embedding, calibration, verification and attacks of the config's watermarks."""
 
     name = "watermarks"
-
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
 
     def units(self) -> list[Unit]:
         cfg, out = self.ctx.config, []
