@@ -363,7 +363,7 @@ def test_wrong_config_types(capsys, tmp_path, edit, match) -> None:
 
 
 def test_any_unexpected_exception_is_one_line_and_debug_shows_the_traceback(capsys, monkeypatch, ckpt) -> None:
-    import advparams.cli.models as cli
+    import advparams.usecases.models as cli  # where `evaluate` loads the checkpoint
 
     def boom(*a, **k):
         raise ZeroDivisionError("boom")

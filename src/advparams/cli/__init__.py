@@ -74,6 +74,18 @@ def imports_in(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def _parse(argv: list[str], as_json: bool) -> argparse.Namespace:
+    """The command line parsed (a usage error is one JSON object too with ``--json``)."""
+    parser = build_parser()
+    Parser.json_errors = as_json
+    try:
+        args = parser.parse_args(argv)
+    finally:
+        Parser.json_errors = False
+    args.argv = argv
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``advparams`` command."""
     import logging
@@ -82,7 +94,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from advparams.plugins import load_plugins
 
     strict_mkl()  # before any matrix product of this process (advparams.devices.MKL_STRICT)
-
     logging.basicConfig(level=logging.WARNING, format="advparams: %(levelname)s: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
@@ -91,13 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_plugins(imports_in(argv))
     except BaseException as exc:  # noqa: BLE001
         return _fail(exc, command=None, as_json=as_json, debug=debug)
-    parser = build_parser()
-    Parser.json_errors = as_json
-    try:
-        args = parser.parse_args(argv)
-    finally:
-        Parser.json_errors = False
-    args.argv = argv
+    args = _parse(argv, as_json)
     func: Callable[[argparse.Namespace], int] = args.func
     from advparams.metrics.accuracy import model_output
 

@@ -21,6 +21,7 @@ from advparams.keys import Key, key_is_sealed, load_key
 from advparams.keys.seal import Passphrase
 from advparams.registry import option_docs
 from advparams.training import TrainProgress
+from advparams.usecases.models import distinct_paths
 
 PASSPHRASE_ENV = "ADVPARAMS_PASSPHRASE"
 
@@ -136,6 +137,19 @@ def train_progress(model: str, *, quiet: bool) -> tuple[Any, Callable[[TrainProg
             )
 
     return bar, on_step
+
+
+def verdict_fields(v: Any, calibration: Any, fpr: float) -> dict[str, Any]:
+    """The JSON fields of a yes/no verification against null models (a watermark's, a
+    fingerprint's): score, threshold, p-value, decision, the rate and the nulls' scores."""
+    return {
+        "score": v.score,
+        "threshold": v.threshold,
+        "p_value": v.p_value,
+        "verified": v.decision,
+        "fpr": fpr,
+        "null_scores": list(calibration.null_scores),
+    }
 
 
 def json_ready(value: Any) -> Any:
@@ -287,10 +301,8 @@ def not_an_input(out: str, *inputs: str | None) -> None:
             raise ConfigError(f"the output {out} is one of this command's inputs ({given}); choose another path")
 
 
-def distinct_outputs(*paths: str) -> None:
-    resolved = [Path(p).resolve() for p in paths]
-    if len(set(resolved)) != len(resolved):
-        raise ConfigError("the output paths must differ from each other and from the input")
+distinct_outputs = distinct_paths
+"""Refuses outputs that are each other or the input (:func:`advparams.usecases.distinct_paths`)."""
 
 
 # ----------------------------------------------------------------------------- commands

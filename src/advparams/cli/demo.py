@@ -11,6 +11,7 @@ import torch
 
 from advparams.checkpoint import load_checkpoint
 from advparams.cli._common import pct, train_progress
+from advparams.cli._spec import add_verbs
 from advparams.data import load_dataset
 from advparams.devices import resolve_device
 from advparams.errors import AdvParamsError
@@ -73,10 +74,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    """Registers these commands on the top-level parser's subparsers."""
-    p = sub.add_parser("demo", help="train (or reuse) LeNet-5 on Fashion-MNIST, lock, unlock, show the numbers")
-    p.add_argument("--workdir", default="runs/demo", help="folder for the demo's files (default: runs/demo)")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs when no cached checkpoint (default: 10)")
-    p.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: CUDA when present)")
-    p.add_argument("--data-dir", help="folder holding Fashion-MNIST (default: found automatically)")
-    p.set_defaults(func=cmd_demo)
+    """Adds these commands (declared in ``demo.yaml`` beside this module) to the CLI's sub-parsers."""
+    add_verbs(sub, globals())

@@ -15,14 +15,14 @@ from advparams.checkpoint import load_checkpoint, read_meta
 from advparams.cli._common import (
     EXIT_NO,
     EXIT_OK,
-    add_common,
     dataset_name,
     distinct_outputs,
     emit,
     load_split,
-    options_help,
     parse_sets,
+    verdict_fields,
 )
+from advparams.cli._spec import add_verbs
 from advparams.data import DATASETS
 from advparams.devices import resolve_device
 from advparams.errors import AdvParamsError, ConfigError
@@ -114,12 +114,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         "checkpoint": args.suspect,
         "fingerprint": args.fingerprint,
         "scheme": fp.scheme,
-        "score": v.score,
-        "threshold": v.threshold,
-        "p_value": v.p_value,
-        "verified": v.decision,
-        "fpr": args.fpr,
-        "null_scores": list(calibration.null_scores),
+        **verdict_fields(v, calibration, args.fpr),
     }
     verdict = "is a copy of the fingerprinted model" if v.decision else "is not shown to be a copy"
     emit(
@@ -135,58 +130,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    """Adds ``fingerprint`` and its sub-commands to the CLI's sub-parsers."""
-    p = sub.add_parser(
-        "fingerprint",
-        help="ownership fingerprints that need no change to the model: extract, verify",
-        description="Passive protection without changing the model: take a fingerprint of a checkpoint "
-        "(InFIP: DTD relevance maps of secret probes; IPGuard: points near its decision boundary), and "
-        "later verify whether a suspect is a copy, at a threshold set from null models for --fpr.",
-    )
-    fsub = p.add_subparsers(dest="fingerprint_command", required=True, metavar="SUBCOMMAND")
-    e = fsub.add_parser(
-        "extract",
-        help="take a fingerprint of a checkpoint; writes a fingerprint file (keep it secret)",
-        description="Draw probes from the data set's training split and record what the model makes of them. "
-        "The model is not changed.",
-        epilog="examples:\n"
-        "  advparams fingerprint extract runs/model --out owner.fingerprint\n"
-        "  advparams fingerprint extract runs/model --scheme ipguard --set k=2 --out owner.ipguard\n\n"
-        + options_help(FINGERPRINTS),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    e.add_argument("checkpoint", help="checkpoint folder of the owner's model")
-    e.add_argument("--scheme", default="infip", choices=FINGERPRINTS.names(), help="fingerprint (default: infip)")
-    e.add_argument("--out", required=True, help="fingerprint file to write")
-    e.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="fingerprint option (repeatable; see below)"
-    )
-    e.add_argument("--seed", type=int, help="seed of the choice of probes")
-    e.add_argument("--dataset", help="data set (default: the checkpoint's)")
-    e.add_argument("--force", action="store_true", help="overwrite an existing fingerprint file at --out")
-    add_common(e)
-    e.set_defaults(func=cmd_extract)
-
-    v = fsub.add_parser(
-        "verify",
-        help="is a suspect model a copy of the fingerprinted one?",
-        description="Score the suspect against the fingerprint. The threshold is set from null models "
-        "(independently trained models of the task) for --fpr: a normal fit to their scores, never at or "
-        "below the highest of them. Exit code: 0 verified (a copy), 3 not verified, 1 an error.",
-        epilog="example:\n  advparams fingerprint verify suspect/ --fingerprint owner.fingerprint "
-        "--null null1/ null2/ null3/ null4/ null5/ --json",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    v.add_argument("suspect", help="checkpoint folder of the suspect model")
-    v.add_argument("--fingerprint", required=True, help="the fingerprint file")
-    v.add_argument(
-        "--null", required=True, nargs="+", help="checkpoint folders of null models (2 at least, 5 or more advised)"
-    )
-    v.add_argument(
-        "--fpr", type=float, default=0.01, help="false-positive rate of the threshold, in [1e-12, 0.5) (default: 0.01)"
-    )
-    add_common(v, data=False)
-    v.set_defaults(func=cmd_verify)
+    """Adds these commands (declared in ``fingerprints.yaml`` beside this module) to the CLI's sub-parsers."""
+    add_verbs(sub, globals())
 
 
 __all__ = ["add_parsers", "cmd_extract", "cmd_verify", "input_shape"]

@@ -7,7 +7,6 @@ from typing import Any
 
 from advparams.cli._common import (
     PASSPHRASE_ENV,
-    add_common,
     distinct_outputs,
     emit,
     member_summaries,
@@ -18,7 +17,7 @@ from advparams.cli._common import (
     read_key,
     read_passphrase,
 )
-from advparams.data import DATASETS
+from advparams.cli._spec import add_verbs
 from advparams.errors import PassphraseError
 from advparams.files import check_output
 from advparams.fingerprint import short
@@ -187,88 +186,5 @@ def cmd_key_info(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    """Registers these commands on the top-level parser's subparsers."""
-    p = sub.add_parser(
-        "lock",
-        help="lock a checkpoint; writes the locked model and its secret key",
-        description="Lock a trained checkpoint so that the model is useless without the key. "
-        "Lock samples come from the data set's training split; accuracies are measured on its "
-        "test split. A lock that misses its target accuracy writes nothing and exits 4 unless "
-        "--allow-partial is given.",
-        epilog=scheme_list(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        add_help=False,
-    )
-    p.add_argument(
-        "-h",
-        "--help",
-        action=SchemeHelp,
-        help="show this help; with --scheme NAME before it, that scheme's options too",
-    )
-    p.add_argument("checkpoint", help="checkpoint folder of the trained model")
-    p.add_argument("--out", required=True, help="checkpoint folder to write the locked model to")
-    p.add_argument("--key", required=True, help="key file to write (safetensors; keep it secret)")
-    p.add_argument(
-        "--scheme",
-        default=None,
-        choices=SCHEMES.names(),
-        help="locking scheme (default: advparams; see 'which lock' in the README)",
-    )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="scheme option, e.g. --set max_params=30; lists as JSON, e.g. --set 'include=[\"fc*\"]' "
-        "(repeatable; 'advparams lock --scheme NAME --help' lists them)",
-    )
-    p.add_argument("--seed", type=int, help="seed of the lock-sample choice (scheme option 'seed')")
-    p.add_argument("--dataset", choices=DATASETS.names(), help="data set (default: the checkpoint's)")
-    p.add_argument(
-        "--seal",
-        action="store_true",
-        help=f"seal the key with a passphrase (from --passphrase-file, ${PASSPHRASE_ENV} or a prompt)",
-    )
-    p.add_argument("--passphrase-file", help="file whose first line is the passphrase (implies --seal)")
-    p.add_argument("--no-eval", action="store_true", help="skip measuring test accuracy")
-    p.add_argument(
-        "--allow-partial",
-        action="store_true",
-        help="write a lock that missed its target accuracy (reported as partial) instead of exiting 4",
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="replace an earlier lock's --out and the key it was written with (never another model's key)",
-    )
-    add_common(p)
-    p.set_defaults(func=cmd_lock)
-
-    p = sub.add_parser(
-        "unlock",
-        help="restore the original model from a locked one and its key",
-        description="Restore the original model bit-exactly. The key's fingerprints must match "
-        "the locked model, and the result is checked against the original's. Needs only the "
-        "locked model and the key (no data set) unless --eval is given.",
-    )
-    p.add_argument("locked", help="checkpoint folder of the locked model")
-    p.add_argument("--key", required=True, help="the key file written by 'advparams lock'")
-    p.add_argument("--out", required=True, help="checkpoint folder to write the restored model to")
-    p.add_argument("--passphrase-file", help=f"passphrase of a sealed key (else ${PASSPHRASE_ENV} or a prompt)")
-    p.add_argument(
-        "--eval",
-        action="store_true",
-        help="also measure test accuracy of the locked and the unlocked model (needs the data set; "
-        "without it, unlock needs only the model and the key)",
-    )
-    p.add_argument("--dataset", choices=DATASETS.names(), help="data set for --eval (default: the checkpoint's)")
-    p.add_argument("--no-eval", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
-    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
-    add_common(p)
-    p.set_defaults(func=cmd_unlock)
-
-    p = sub.add_parser("key-info", help="describe a key file (what it changes, which model it fits)")
-    p.add_argument("key", help="key file")
-    p.add_argument("--passphrase-file", help=f"passphrase of a sealed key (else ${PASSPHRASE_ENV} or a prompt)")
-    add_common(p, device=False, data=False)
-    p.set_defaults(func=cmd_key_info)
+    """Adds these commands (declared in ``locks.yaml`` beside this module) to the CLI's sub-parsers."""
+    add_verbs(sub, globals())

@@ -20,24 +20,39 @@ Example:
     True
 """
 
+from advparams.usecases.backdoors import Implanted, implant_checkpoint
+from advparams.usecases.detect import Screened, screen_checkpoint
 from advparams.usecases.locks import Locked, Unlocked, lock_checkpoint, unlock_checkpoint
 from advparams.usecases.models import (
     Evaluated,
+    Opened,
     Trained,
     checkpoint_dataset,
+    distinct_paths,
     evaluate_checkpoint,
+    open_checkpoint,
     train_checkpoint,
     training_subset,
 )
+from advparams.usecases.watermarks import Embedded, embed_checkpoint
 
 __all__ = [
+    "Embedded",
     "Evaluated",
+    "Implanted",
     "Locked",
+    "Opened",
+    "Screened",
     "Trained",
     "Unlocked",
     "checkpoint_dataset",
+    "distinct_paths",
+    "embed_checkpoint",
     "evaluate_checkpoint",
+    "implant_checkpoint",
     "lock_checkpoint",
+    "open_checkpoint",
+    "screen_checkpoint",
     "train_checkpoint",
     "training_subset",
     "unlock_checkpoint",

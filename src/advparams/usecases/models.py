@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from advparams.checkpoint import load_checkpoint, save_checkpoint
+from advparams.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from advparams.data import DATASETS, ImageDataset, load_dataset
 from advparams.devices import resolve_device
 from advparams.errors import ConfigError
@@ -51,6 +51,58 @@ def checkpoint_dataset(meta: Mapping[str, Any], dataset: str | None = None) -> s
         raise ConfigError("the checkpoint names no data set: pass --dataset")
     DATASETS.get(str(name))
     return str(name)
+
+
+def distinct_paths(*paths: str | os.PathLike[str]) -> None:
+    """Refuses outputs that are the same path as each other or as the input.
+
+    Raises:
+        ConfigError: two of them resolve to one path.
+    """
+    resolved = [Path(p).resolve() for p in paths]
+    if len(set(resolved)) != len(resolved):
+        raise ConfigError("the output paths must differ from each other and from the input")
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A checkpoint opened for a verb, with the splits it works on (already checked to fit)."""
+
+    checkpoint: Checkpoint
+    dataset: str
+    device: torch.device
+    train: ImageDataset | None
+    test: ImageDataset | None
+
+
+def open_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    *,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    device: str = "auto",
+    train: bool = False,
+    test: bool = False,
+    unlocked: str | None = None,
+) -> Opened:
+    """Loads a checkpoint folder and the splits of its data set a verb needs.
+
+    Args:
+        dataset: the data set (default: the checkpoint's own).
+        train, test: load these splits; the first loaded is checked to fit the model.
+        unlocked: refuse a locked checkpoint, with this advice (``"unlock it first"``).
+    """
+    dev = resolve_device(device)
+    ckpt = load_checkpoint(checkpoint, device=dev)
+    if unlocked is not None and ckpt.meta.get("locked"):
+        raise ConfigError(f"{checkpoint} is locked: {unlocked}")
+    name = checkpoint_dataset(ckpt.meta, dataset)
+    train_data = load_dataset(name, "train", data_dir) if train else None
+    test_data = load_dataset(name, "test", data_dir) if test else None
+    first = train_data if train_data is not None else test_data
+    if first is not None:
+        ckpt.check_fits(first)
+    return Opened(ckpt, name, dev, train_data, test_data)
 
 
 @dataclass(frozen=True)
@@ -186,9 +238,12 @@ def evaluate_checkpoint(
 __all__ = [
     "SUBSET_SEED",
     "Evaluated",
+    "Opened",
     "Trained",
     "checkpoint_dataset",
+    "distinct_paths",
     "evaluate_checkpoint",
+    "open_checkpoint",
     "train_checkpoint",
     "training_subset",
 ]
