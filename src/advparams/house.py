@@ -19,7 +19,7 @@ Nothing shared names a family: :class:`~advparams.evaluation.EvalConfig`, the en
 ``advparams list`` and the command line all read :func:`families`.
 
 Example:
-    >>> fam = Family("example-family", order=999, what="an example", kinds=("example-row",))
+    >>> fam = Family("example-family", order=999, what="an example", kinds=(RowKind("example-row"),))
     >>> with registered(fam):
     ...     "example-row" in row_kinds()
     True
@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -37,8 +38,51 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HOUSE_KINDS = ("session",)
-"""The row kinds the house itself writes (one ``session`` row per invocation)."""
+
+@dataclass(frozen=True)
+class RowKind:
+    """A kind of result row and the metrics its rows may carry.
+
+    A row whose metrics hold a name its kind does not declare is refused when it is made
+    and when it is read back, and a report that asks a row for an undeclared name fails
+    (:class:`advparams.evaluation.rows.Metrics`): a typo is an error, not a blank cell.
+
+    Attributes:
+        name: the kind (``"lock"``), unique in the house.
+        metrics: the names its ``metrics`` may hold; a name may be a shell pattern
+            (``"clean_*"``: one per fact a detector measures; ``"*"``: keyed by data, such
+            as a histogram's tensor names).
+        what: one line on what a row of this kind records.
+    """
+
+    name: str
+    metrics: tuple[str, ...] = ()
+    what: str = ""
+
+    def allows(self, metric: str) -> bool:
+        """Whether ``metric`` is one of this kind's metrics."""
+        return metric in self.metrics or any(
+            ("*" in m or "?" in m) and fnmatch.fnmatchcase(metric, m) for m in self.metrics
+        )
+
+
+SESSION = RowKind(
+    "session",
+    (
+        "rows_added",
+        "units",
+        "units_run",
+        "executor",
+        "environment",
+        "command",
+        "interrupted",
+        "stopped_by",
+        "merged_from",
+    ),  # fmt: skip
+    "one invocation of the evaluation: wall time, environment, the command line that started it",
+)
+"""The row kind the house itself writes (one ``session`` row per invocation)."""
+HOUSE_KINDS = (SESSION,)
 
 FAMILY_MODULE = "family"
 """The module a package folder holds to declare its family (``advparams/<folder>/family.py``)."""
@@ -83,7 +127,7 @@ class Family:
         what: one line for ``--help`` and the docs.
         section: its config section, if it has one.
         study: builds its study from the run's :class:`~advparams.evaluation.context.RunContext`.
-        kinds: the row kinds its study writes.
+        kinds: the row kinds its study writes (:class:`RowKind`).
         report: ``report(rows_by_kind, config)`` gives its Markdown lines (empty: none).
         plots: ``plots(rows, config, folder, plt)`` writes its figures; returns their names.
         cli: ``cli(subparsers)`` adds its verbs to the command line.
@@ -96,7 +140,7 @@ class Family:
     what: str
     section: Section | None = None
     study: Callable[[Any], Any] | None = None
-    kinds: tuple[str, ...] = ()
+    kinds: tuple[RowKind, ...] = ()
     report: Callable[[Mapping[str, list[Any]], Any], list[str]] | None = None
     plots: Callable[[Any, Any, Path, Any], list[str]] | None = None
     cli: Callable[[Any], None] | None = None
@@ -130,10 +174,13 @@ def register_family(family: Family) -> Family:
     with _LOCK:
         if family.name in _FAMILIES:
             raise ValueError(f"family {family.name!r} is already registered")
-        taken = {k for f in _FAMILIES.values() for k in f.kinds} | set(HOUSE_KINDS)
-        clash = [k for k in family.kinds if k in taken]
-        if clash or len(set(family.kinds)) != len(family.kinds):
-            raise ValueError(f"family {family.name!r}: row kind {(clash or list(family.kinds))[0]!r} is taken")
+        if not all(isinstance(k, RowKind) for k in family.kinds):
+            raise TypeError(f"family {family.name!r}: kinds must be RowKind declarations")
+        taken = {k.name for f in _FAMILIES.values() for k in f.kinds} | {k.name for k in HOUSE_KINDS}
+        names = [k.name for k in family.kinds]
+        clash = [k for k in names if k in taken]
+        if clash or len(set(names)) != len(names):
+            raise ValueError(f"family {family.name!r}: row kind {(clash or names)[0]!r} is taken")
         keys = {f.section.key for f in _FAMILIES.values() if f.section is not None}
         if family.section is not None and family.section.key in keys:
             raise ValueError(f"family {family.name!r}: config key {family.section.key!r} is taken")
@@ -175,8 +222,16 @@ def section_keys() -> tuple[str, ...]:
 
 
 def row_kinds() -> tuple[str, ...]:
-    """Every registered row kind: the families' in order, then the house's."""
-    return tuple(k for f in families() for k in f.kinds) + HOUSE_KINDS
+    """Every registered row kind's name: the families' in order, then the house's."""
+    return tuple(k.name for f in families() for k in f.kinds) + tuple(k.name for k in HOUSE_KINDS)
+
+
+def row_kind(name: str) -> RowKind | None:
+    """The declaration of row kind ``name`` (``None``: no family declares it)."""
+    for kind in (*(k for f in families() for k in f.kinds), *HOUSE_KINDS):
+        if kind.name == name:
+            return kind
+    return None
 
 
 def registries() -> dict[str, tuple[Any, str]]:
@@ -190,12 +245,15 @@ def registries() -> dict[str, tuple[Any, str]]:
 __all__ = [
     "FAMILY_MODULE",
     "HOUSE_KINDS",
+    "SESSION",
     "Family",
+    "RowKind",
     "Section",
     "families",
     "register_family",
     "registered",
     "registries",
+    "row_kind",
     "row_kinds",
     "section_keys",
     "sections",

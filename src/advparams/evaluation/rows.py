@@ -37,9 +37,41 @@ from typing import Any
 
 from advparams.errors import AdvParamsError
 from advparams.files import LIMITS, parse_json, read_file, read_text_lines
-from advparams.house import row_kinds
+from advparams.house import RowKind, row_kind
 
 log = logging.getLogger(__name__)
+
+
+class Metrics(dict[str, Any]):
+    """A row's metrics, held to the names its kind declares (:class:`advparams.house.RowKind`):
+    a row is refused when made with another name, and asking for one (``m["x"]``,
+    ``m.get("x")``, ``"x" in m``) is an error, not a silent blank cell in a report."""
+
+    def __init__(self, data: Any = (), kind: RowKind | None = None) -> None:
+        super().__init__(data)
+        self.kind = kind
+        if kind is not None:
+            unknown = sorted(k for k in self if not kind.allows(k))
+            if unknown:
+                raise ValueError(
+                    f"row kind {kind.name!r} has no metric {unknown[0][:60]!r} (its metrics: {', '.join(kind.metrics)})"
+                )
+
+    def _declared(self, name: Any) -> None:
+        if self.kind is not None and not (isinstance(name, str) and self.kind.allows(name)):
+            raise KeyError(f"row kind {self.kind.name!r} has no metric {name!r}")
+
+    def __getitem__(self, name: str) -> Any:
+        self._declared(name)
+        return super().__getitem__(name)
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        self._declared(name)
+        return super().get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        self._declared(name)
+        return super().__contains__(name)
 
 
 @dataclass(frozen=True)
@@ -70,7 +102,8 @@ class ResultRow:
     seconds: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.kind not in row_kinds():
+        kind = row_kind(self.kind) if isinstance(self.kind, str) else None
+        if kind is None:
             raise ValueError(f"unknown row kind {str(self.kind)[:40]!r}")
         ok = (
             isinstance(self.run, str)
@@ -84,6 +117,7 @@ class ResultRow:
         )
         if not ok:
             raise ValueError("a row field has the wrong type")
+        object.__setattr__(self, "metrics", Metrics(self.metrics, kind))
 
     @property
     def key(self) -> tuple[str, int, str | None, str | None, str]:
@@ -125,7 +159,8 @@ def read_rows(path: str | Path) -> list[ResultRow]:
             if i == len(lines) - 1:
                 log.warning("%s: dropping an incomplete last line", p)
                 continue
-            raise AdvParamsError(f"{p}, line {i + 1}: not a result row ({type(exc).__name__})") from None
+            why = f"{type(exc).__name__}: {str(exc)[:160]}" if "has no metric" in str(exc) else type(exc).__name__
+            raise AdvParamsError(f"{p}, line {i + 1}: not a result row ({why})") from None
     return rows
 
 

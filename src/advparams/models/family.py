@@ -6,8 +6,19 @@ from __future__ import annotations
 from advparams.cli import models as cli
 from advparams.data import DATASETS
 from advparams.evaluation.models import ModelsStudy
-from advparams.house import Family, register_family
+from advparams.house import Family, RowKind, register_family
 from advparams.models import MODELS
+
+CLEAN_ROW = RowKind(
+    "clean",
+    ("checkpoint", "epochs"),
+    "the trained (or loaded) model of a seed: its test accuracy and training time",
+)
+NULL_ROW = RowKind(
+    "null",
+    (),
+    "an independently trained model that calibrates thresholds",
+)
 
 FAMILY = register_family(
     Family(
@@ -15,7 +26,7 @@ FAMILY = register_family(
         order=0,
         what="trained models of each seed and the null models that calibrate thresholds",
         study=ModelsStudy,
-        kinds=("clean", "null"),
+        kinds=(CLEAN_ROW, NULL_ROW),
         cli=cli.add_parsers,
         registries={
             "models": (MODELS, "advparams train --model NAME"),

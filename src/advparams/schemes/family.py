@@ -7,9 +7,70 @@ from __future__ import annotations
 from advparams.attacks import ATTACKS
 from advparams.cli import locks as cli
 from advparams.evaluation.locks import LocksStudy
-from advparams.house import Family, register_family
+from advparams.house import Family, RowKind, register_family
 from advparams.reports.locks import lock_plots, lock_sections
 from advparams.schemes import SCHEMES
+
+LOCK_ROW = RowKind(
+    "lock",
+    (
+        "backward_passes",
+        "bit_exact",
+        "changed_per_tensor",
+        "config",
+        "forward_passes",
+        "holdout_accuracy_after",
+        "key_bytes",
+        "key_secret",
+        "key_values",
+        "lock_accuracy_after",
+        "lock_accuracy_before",
+        "options",
+        "params_changed",
+        "params_total",
+        "proportion_percent",
+        "rounds",
+        "stopped",
+        "target_accuracy",
+        "target_met",
+        "unlocked_accuracy",
+    ),
+    "a scheme's lock of a seed's model: locked and unlocked accuracy, the key's size, time",
+)
+STEALTH_ROW = RowKind(
+    "stealth",
+    (
+        "alpha",
+        "max_abs_z",
+        "mean_abs_z",
+        "min_p_value",
+        "per_tensor",
+        "share_extreme_1pct",
+        "tensors",
+        "tensors_rejected",
+    ),
+    "KS tests, ranks and z-scores of a lock's changed values",
+)
+HISTOGRAM_ROW = RowKind(
+    "histogram",
+    ("*",),
+    "per-tensor weight histograms, original against locked (first seed)",
+)
+BUDGET_ROW = RowKind(
+    "budget",
+    ("lock_accuracy_after", "options", "params_changed"),
+    "a lock made with a given budget: accuracy against size",
+)
+ATTACK_ROW = RowKind(
+    "attack",
+    ("info", "options", "precision", "recall", "suspects"),
+    "an attack on a locked model: accuracy after, detection scores",
+)
+BASELINE_ROW = RowKind(
+    "baseline",
+    ("made_with", "options"),
+    "a model an attack made for comparison (the scratch model)",
+)
 
 FAMILY = register_family(
     Family(
@@ -17,7 +78,7 @@ FAMILY = register_family(
         order=10,
         what="models locked by a scheme, their stealth, budget curves and the attacks on them",
         study=LocksStudy,
-        kinds=("lock", "stealth", "histogram", "budget", "attack", "baseline"),
+        kinds=(LOCK_ROW, STEALTH_ROW, HISTOGRAM_ROW, BUDGET_ROW, ATTACK_ROW, BASELINE_ROW),
         report=lock_sections,
         plots=lock_plots,
         cli=cli.add_parsers,

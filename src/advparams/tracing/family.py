@@ -7,8 +7,48 @@ from __future__ import annotations
 from advparams.cli import tracing as cli
 from advparams.evaluation.tracing import TracingStudy
 from advparams.evaluation.tracing_config import check_tracing_models, read_tracing
-from advparams.house import Family, Section, register_family
+from advparams.house import Family, RowKind, Section, register_family
 from advparams.reports.tracing import tracing_plots, tracing_sections
+
+TRACE_LOCK_ROW = RowKind(
+    "trace-lock",
+    (
+        "copy_reproduced",
+        "draws",
+        "locked_accuracy",
+        "positions",
+        "queries",
+        "query_seconds",
+        "rate",
+        "strength",
+        "users",
+    ),
+    "a traceable lock of a model and the queries' cost",
+)
+TRACE_COPY_ROW = RowKind(
+    "trace-copy",
+    ("accuracy_original", "agreement", "black", "black_by_queries", "guilty", "queries_needed", "white"),
+    "one user's copy: accuracy, label agreement, white- and black-box tracing",
+)
+TRACE_ATTACK_ROW = RowKind(
+    "trace-attack",
+    (
+        "accuracy_original",
+        "agreement",
+        "attack_seconds",
+        "black",
+        "black_by_queries",
+        "changed",
+        "found",
+        "guilty",
+        "members",
+        "queries_needed",
+        "relocked_values",
+        "skipped",
+        "white",
+    ),
+    "an attacked or colluders' copy, traced both ways",
+)
 
 FAMILY = register_family(
     Family(
@@ -17,7 +57,7 @@ FAMILY = register_family(
         what="traceable per-user keys, their users' copies and the attacks on them, traced both ways",
         section=Section("tracing", read_tracing, check_models=check_tracing_models),
         study=TracingStudy,
-        kinds=("trace-lock", "trace-copy", "trace-attack"),
+        kinds=(TRACE_LOCK_ROW, TRACE_COPY_ROW, TRACE_ATTACK_ROW),
         report=tracing_sections,
         plots=tracing_plots,
         cli=cli.add_parsers,

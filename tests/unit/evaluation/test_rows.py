@@ -11,7 +11,7 @@ def test_round_trip(tmp_path) -> None:
     w = RowWriter(path)
     rows = [
         ResultRow("t", "clean", 0, accuracy=0.9),
-        ResultRow("t", "attack", 1, "advparams", "prune", {"rate": 0.5}, 0.2, {"x": [1, 2]}, 0.5),
+        ResultRow("t", "attack", 1, "advparams", "prune", {"rate": 0.5}, 0.2, {"suspects": [1, 2]}, 0.5),
     ]
     for r in rows:
         w.write(r)

@@ -12,7 +12,7 @@ import yaml
 from advparams.errors import ConfigError
 from advparams.evaluation import config_from_mapping, open_run
 from advparams.evaluation.rows import ResultRow
-from advparams.house import Family, Section, families, register_family, registered, row_kinds, section_keys
+from advparams.house import Family, RowKind, Section, families, register_family, registered, row_kinds, section_keys
 from tests.unit.cli_helpers import run
 
 TOY = Path(__file__).with_name("toy_family.py")
@@ -71,7 +71,7 @@ def test_the_toy_section_is_checked_like_the_houses_own(toy_run) -> None:
 def test_an_unknown_row_kind_fails_at_write_and_read(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown row kind"):
         ResultRow("r", "no-such-kind", 0)
-    family = Family("kinds-for-a-while", order=999, what="a test's", kinds=("for-a-while",))
+    family = Family("kinds-for-a-while", order=999, what="a test's", kinds=(RowKind("for-a-while", ("n",)),))
     with registered(family):
         line = ResultRow("r", "for-a-while", 0).to_json()
     (tmp_path / "results.jsonl").write_text(line + "\n" + line + "\n")
@@ -86,9 +86,9 @@ def test_a_family_cannot_take_anothers_name_kind_or_key() -> None:
     with pytest.raises(ValueError, match="already registered"):
         register_family(Family("locks", order=1, what="again"))
     with pytest.raises(ValueError, match="row kind 'lock' is taken"):
-        register_family(Family("thief", order=1, what="x", kinds=("lock",)))
+        register_family(Family("thief", order=1, what="x", kinds=(RowKind("lock"),)))
     with pytest.raises(ValueError, match="row kind 'session' is taken"):
-        register_family(Family("thief", order=1, what="x", kinds=("session",)))
+        register_family(Family("thief", order=1, what="x", kinds=(RowKind("session"),)))
     with pytest.raises(ValueError, match="config key 'tracing' is taken"):
         register_family(Family("thief", order=1, what="x", section=Section("tracing", lambda raw, so_far: raw)))
     assert "thief" not in [f.name for f in families()]
@@ -99,5 +99,26 @@ def test_the_houses_own_families_each_declare_their_parts() -> None:
     assert names[:7] == ["models", "locks", "watermarks", "backdoors", "detection", "fingerprints", "tracing"]
     for family in families():
         assert family.kinds and family.study is not None and family.cli is not None, family.name
-    kinds = [k for f in families() for k in f.kinds]
+    kinds = [k.name for f in families() for k in f.kinds]
     assert len(kinds) == len(set(kinds))
+
+
+def test_a_metric_its_kind_does_not_declare_fails_at_write_at_read_and_when_asked(tmp_path) -> None:
+    from advparams.errors import AdvParamsError
+    from advparams.evaluation.rows import read_rows
+
+    row = ResultRow("r", "lock", 0, "advparams", metrics={"params_changed": 3})
+    assert row.metrics["params_changed"] == 3 and row.metrics.get("bit_exact") is None
+    assert "bit_exact" not in row.metrics
+    with pytest.raises(KeyError, match="has no metric 'params_chnaged'"):
+        row.metrics.get("params_chnaged")  # a report's typo is an error, not a blank cell
+    with pytest.raises(KeyError, match="has no metric"):
+        _ = "precison" in row.metrics
+    with pytest.raises(ValueError, match="row kind 'lock' has no metric 'params_chnaged'"):
+        ResultRow("r", "lock", 0, "advparams", metrics={"params_chnaged": 3})
+    bad = row.to_json().replace('"params_changed"', '"params_chnaged"')
+    (tmp_path / "results.jsonl").write_text(bad + "\n" + row.to_json() + "\n")
+    with pytest.raises(AdvParamsError, match="line 1: not a result row .*has no metric 'params_chnaged'"):
+        read_rows(tmp_path / "results.jsonl")
+    detection = ResultRow("r", "detection", 0, metrics={"clean_entropy": 1.0, "triggered_l2": 2.0})
+    assert detection.metrics["clean_entropy"] == 1.0  # a detector's own facts, by pattern

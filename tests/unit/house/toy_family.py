@@ -18,7 +18,7 @@ import torch
 from advparams.errors import ConfigError
 from advparams.evaluation import ResultRow, Study, Unit
 from advparams.evaluation.context import RunContext, train_unit
-from advparams.house import Family, Section, register_family
+from advparams.house import Family, RowKind, Section, register_family
 from advparams.registry import Registry
 
 TOYS: Registry[Any] = Registry("toy")
@@ -99,7 +99,7 @@ FAMILY = register_family(
         what="the test suite's toy family",
         section=Section("toy", read_toy),
         study=ToyStudy,
-        kinds=("toy-count",),
+        kinds=(RowKind("toy-count", ("classes", "predicted"), "which of the first classes a model predicts"),),
         report=toy_report,
         cli=toy_cli,
         registries={"toys": (TOYS, "the test suite's toy family")},
