@@ -79,6 +79,9 @@ class Attack(Configurable[C], ABC):
             score the guess against the true key.
         filters_queries: the attacked "model" is a query filter in front of the stolen
             model, with a ``flagged(x)`` method that says which queries it caught.
+        attacks_copies: it also makes sense against a user's unlocked copy, to wash out
+            the marks that name its holder (the tracing study offers it; a
+            ``scratch_baseline`` attack runs there without its scratch model).
     """
 
     uses_key: ClassVar[bool] = False
@@ -86,6 +89,7 @@ class Attack(Configurable[C], ABC):
     scratch_baseline: ClassVar[bool] = False
     reports_suspects: ClassVar[bool] = False
     filters_queries: ClassVar[bool] = False
+    attacks_copies: ClassVar[bool] = False
 
     def run(
         self,

@@ -64,6 +64,7 @@ class FineTune(Attack[FineTuneConfig]):
     """Fine-tuning of all layers on a fraction of the training data, against a scratch baseline."""
 
     name = "finetune"
+    attacks_copies = True
     scratch_baseline = True
     Config = FineTuneConfig
     tiny = {"epochs": 1, "data_fraction": 0.2}

@@ -77,6 +77,7 @@ class Prune(Attack[PruneConfig]):
     """Magnitude pruning (Han et al., NeurIPS 2015)."""
 
     name = "prune"
+    attacks_copies = True
     Config = PruneConfig
     uses_data = False
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -182,9 +182,33 @@ class Backdoor(Configurable[C], ABC):
 
     Attributes:
         fresh_each_epoch: True when the poisoned samples are made anew every epoch.
+        survives: the conditions its paper claims it survives (``"compression"``,
+            ``"physical"``): a report draws its curve there as the claim, and the other
+            backdoors' as the comparison.
+        paper_compression: its paper's ASR after each codec, ``codec -> (a normal
+            backdoor's, this one's)`` in percent (empty: the paper gives none).
     """
 
     fresh_each_epoch: ClassVar[bool] = False
+    survives: ClassVar[tuple[str, ...]] = ()
+    paper_compression: ClassVar[Mapping[str, tuple[float, float]]] = {}
+
+    @classmethod
+    def paper_figure(cls, options: Mapping[str, Any]) -> str:
+        """The paper's headline number for this backdoor with these options (its
+        abstract's), or a dash where it has none."""
+        return "–"
+
+    @classmethod
+    def robust_to(cls, condition: str, options: Mapping[str, Any]) -> bool:
+        """Whether, with these options, it is trained to survive ``condition`` (one of
+        :attr:`survives`)."""
+        return condition in cls.survives
+
+    @classmethod
+    def trained_codecs(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        """The codecs its training sees (none unless it trains against compression)."""
+        return ()
 
     def implant(
         self,

@@ -14,8 +14,9 @@ are ``target, target + 1, ...`` unless listed; N-to-One sends each trigger on it
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -82,6 +83,13 @@ class DCTSteganography(Backdoor[DCTConfig]):
 
     name = "dct"
     Config = DCTConfig
+
+    @classmethod
+    def paper_figure(cls, options: Mapping[str, Any]) -> str:
+        if options.get("mode", "n-to-n") == "n-to-one":
+            return "mean ASR 90.22 % (N-to-One, CIFAR-10); clean accuracy unaffected"
+        return "mean ASR 93.95 % (N-to-N, CIFAR-10); clean accuracy unaffected"
+
     tiny = {"poison_rate": 0.15, "triggers": 2, "magnitude": 30.0, "block": 8}
 
     def targets(self, num_classes: int) -> tuple[int, ...]:

@@ -14,8 +14,9 @@ size and place, the transformation set and every range.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -102,6 +103,19 @@ class PTB(Backdoor[PTBConfig]):
 
     name = "ptb"
     Config = PTBConfig
+    survives = ("physical",)
+
+    @classmethod
+    def paper_figure(cls, options: Mapping[str, Any]) -> str:
+        rate = "" if options.get("poison_rate", 0.005) == 0.005 else "; the paper poisons 0.5 % only"
+        if options.get("physical", True):
+            return f"82 % ASR under physical conditions at 0.5 % poisoning (VGGFace){rate}"
+        return f"under 11 % ASR under physical conditions (without PTB, VGGFace){rate}"
+
+    @classmethod
+    def robust_to(cls, condition: str, options: Mapping[str, Any]) -> bool:
+        return condition == "physical" and bool(options.get("physical", True))  # physical: false is its twin
+
     tiny = {"poison_rate": 0.1, "size": 4, "row": -2, "col": -2}
 
     @property

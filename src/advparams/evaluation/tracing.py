@@ -44,7 +44,6 @@ from advparams.keys import unlock
 from advparams.keys.io import load_key
 from advparams.locked import save_locked
 from advparams.registry import config_from_dict
-from advparams.schemes import SCHEMES
 from advparams.schemes.hardened import Hardened
 from advparams.tracing import (
     MarkConfig,
@@ -58,7 +57,7 @@ from advparams.tracing import (
     trace_weights,
     user_plan,
 )
-from advparams.tracing.attacks import average_copies, unmark_by_values, weight_noise
+from advparams.tracing.attacks import COPY_ATTACKS, CopyContext, average_copies
 from advparams.training import train_from_seed
 
 STATE_LIMIT = 4 << 30
@@ -341,23 +340,15 @@ class TracingStudy(SectionStudy[TracingSection]):
     def _attacked(
         self, copy_: nn.Module, locked: nn.Module, name: str, options: dict[str, Any], seed: int
     ) -> tuple[nn.Module, dict[str, Any]]:
-        ctx = self.ctx
-        if name in ("finetune", "prune"):
-            attack = ATTACKS.build(
-                name,
-                with_seed(ATTACKS.get(name), {**options, **({"scratch": False} if name == "finetune" else {})}, seed),
-            )
-            return attack.run(copy_, ctx.train).model, {}
-        if name == "noise":
-            return weight_noise(copy_, float(options["scale"]), seed), {}
-        if name == "relock":
-            scheme = SCHEMES.build(str(options["scheme"]), with_seed(SCHEMES.get(str(options["scheme"])), {}, seed))
-            attacker = ctx.train.subset(torch.arange(min(2000, len(ctx.train))))
-            result = scheme.lock(copy_, attacker)
-            return result.model, {"relocked_values": result.key.num_changed}
-        strength = self._mark().strength
-        u = unmark_by_values(copy_, locked, strength)
-        return u.model, {"found": u.found, "changed": u.changed, "skipped": u.skipped}
+        """The attacked copy and the attack's counts: one of tracing's own attacks, or a lock
+        attack that declares ``attacks_copies`` (without its scratch model)."""
+        if name in COPY_ATTACKS:
+            context = CopyContext(locked, self.ctx.train, self._mark().strength)
+            attack: Any = COPY_ATTACKS.build(name, options)
+            return attack.attack(copy_, context, seed)
+        cls = ATTACKS.get(name)
+        opts = {**options, **({"scratch": False} if cls.scratch_baseline else {})}
+        return ATTACKS.build(name, with_seed(cls, opts, seed)).run(copy_, self.ctx.train).model, {}
 
     def _collude(self, label: str, seed: int, size: int) -> list[ResultRow]:
         ctx, section = self.ctx, self.section

@@ -29,6 +29,7 @@ each weight tensor's standard deviation), ``relock`` (the leaker locks his copy 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,10 +39,6 @@ from advparams.evaluation.limits import MAX_SAMPLES, check_train
 from advparams.evaluation.reading import integer, known_keys, mapping
 from advparams.evaluation.specs import AttackSpec, Titled, attack_spec_from_mapping
 
-OWN_ATTACKS = ("noise", "relock", "adaptive")
-"""Attacks on leaked copies that only tracing runs (the others are registered attacks)."""
-REGISTERED = ("finetune", "prune")
-RELOCK_SCHEMES = ("advparams", "hardened")
 DEFAULT_LIMITS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 MODEL_SEED = 0
 """Extra architectures train from the run's seeds (their own units and folders)."""
@@ -131,26 +128,23 @@ class TracingSection:
 
 
 def _attack(raw: Any, i: int) -> AttackSpec:
+    """One entry of ``tracing.attacks``: a lock attack that declares ``attacks_copies``, or
+    one of :data:`advparams.tracing.attacks.COPY_ATTACKS`; every setting is checked now."""
     from advparams.attacks import ATTACKS
+    from advparams.tracing.attacks import COPY_ATTACKS, copy_attacks
 
     what = f"tracing.attacks[{i}]"
     spec = attack_spec_from_mapping(raw, what)
-    name, options = spec.name, dict(spec.options)
-    if name not in (*REGISTERED, *OWN_ATTACKS):
-        raise ConfigError(f"{what}.name must be one of {', '.join((*REGISTERED, *OWN_ATTACKS))}, got {name!r}")
+    if spec.name not in copy_attacks():
+        raise ConfigError(f"{what}.name must be one of {', '.join(copy_attacks())}, got {spec.name!r}")
+    registry: Any = COPY_ATTACKS if spec.name in COPY_ATTACKS else ATTACKS
     for setting in spec.settings():
-        merged = {**options, **setting}
-        if name in REGISTERED:
-            ATTACKS.build(name, merged)  # validates the setting now
-        elif name == "noise":
-            scale = merged.get("scale")
-            if set(merged) != {"scale"} or not isinstance(scale, (int, float)) or not 0 < scale <= 10:
-                raise ConfigError(f"{what}: noise takes one option, scale, in (0, 10]")
-        elif name == "relock":
-            if set(merged) != {"scheme"} or merged.get("scheme") not in RELOCK_SCHEMES:
-                raise ConfigError(f"{what}: relock takes one option, scheme, one of {', '.join(RELOCK_SCHEMES)}")
-        elif merged:
-            raise ConfigError(f"{what}: adaptive takes no options")
+        try:
+            registry.build(spec.name, {**dict(spec.options), **setting})
+        except ConfigError as exc:
+            fields = [f.name for f in dataclasses.fields(registry.get(spec.name).Config)]
+            takes = f"takes {', '.join(fields)}" if fields else "takes no options"
+            raise ConfigError(f"{what}: {spec.name} {takes} ({exc})") from None
     return spec
 
 
@@ -262,7 +256,6 @@ def check_tracing_models(config: Any, run_model: Any) -> None:
 
 
 __all__ = [
-    "OWN_ATTACKS",
     "TracedModel",
     "TracingSection",
     "check_tracing_models",

@@ -19,24 +19,26 @@ from advparams.reports._table import fmt_num, fmt_pct, table
 
 log = logging.getLogger(__name__)
 
-_COMPRESSION_PAPER = {"jpeg": (6.63, 98.77), "jpeg2000": (6.20, 97.69), "webp": (3.97, 98.93)}
+
+def _method(spec: BackdoorSpec) -> Any:
+    """The registered backdoor class of ``spec`` (what the report asks about its paper)."""
+    from advparams.backdoors import BACKDOORS
+
+    return BACKDOORS.get(spec.name)
 
 
 def paper_figure(spec: BackdoorSpec) -> str:
-    """The paper's headline number for this backdoor (its abstract's), or a dash."""
-    opts = spec.options
-    if spec.name == "dct":
-        if opts.get("mode", "n-to-n") == "n-to-one":
-            return "mean ASR 90.22 % (N-to-One, CIFAR-10); clean accuracy unaffected"
-        return "mean ASR 93.95 % (N-to-N, CIFAR-10); clean accuracy unaffected"
-    if spec.name == "compression-resistant":
-        return "ASR 98.77 / 97.69 / 98.93 % after JPEG / JPEG 2000 / WEBP"
-    if spec.name == "ptb":
-        rate = "" if opts.get("poison_rate", 0.005) == 0.005 else "; the paper poisons 0.5 % only"
-        if opts.get("physical", True):
-            return f"82 % ASR under physical conditions at 0.5 % poisoning (VGGFace){rate}"
-        return f"under 11 % ASR under physical conditions (without PTB, VGGFace){rate}"
-    return "–"
+    """The paper's headline number for this backdoor (its abstract's), or a dash
+    (:meth:`advparams.backdoors.Backdoor.paper_figure`)."""
+    return str(_method(spec).paper_figure(spec.options))
+
+
+def _paper_compression(specs: Sequence[BackdoorSpec]) -> dict[str, tuple[float, float]]:
+    """The papers' ASR after each codec, normal against resistant, of the measured backdoors."""
+    out: dict[str, tuple[float, float]] = {}
+    for s in specs:
+        out.update(_method(s).paper_compression)
+    return out
 
 
 def _by_spec(rows: Sequence[ResultRow]) -> dict[str, list[ResultRow]]:
@@ -142,13 +144,13 @@ def _compression_lines(section: Any, rows: Mapping[str, list[ResultRow]]) -> lis
         "JPEG 2000 / WEBP, the compression-resistant one 98.77 / 97.69 / 98.93 %."
     )
     out.append("")
-    trained = _trained_codecs(measured)
+    trained, papers = _trained_codecs(measured), _paper_compression(measured)
     titles = [s.title for s in measured]
     body = []
     for codec in section.codecs:
         for q in section.qualities:
             cells = [fmt_pct(grid_cell(rows[t], "compression", codec, str(q))) for t in titles]
-            paper = _COMPRESSION_PAPER.get(codec)
+            paper = papers.get(codec)
             body.append(
                 [
                     codec,
@@ -164,11 +166,9 @@ def _compression_lines(section: Any, rows: Mapping[str, list[ResultRow]]) -> lis
 
 
 def _trained_codecs(specs: Sequence[BackdoorSpec]) -> set[str]:
-    """The codecs the compression-resistant backdoors among ``specs`` were trained with
-    (the backdoor's default, every codec, where the options name none)."""
-    from advparams.imaging import CODECS
-
-    return {c for s in specs if s.name == "compression-resistant" for c in s.options.get("codecs", CODECS)}
+    """The codecs the backdoors among ``specs`` were trained against
+    (:meth:`advparams.backdoors.Backdoor.trained_codecs`)."""
+    return {c for s in specs for c in _method(s).trained_codecs(s.options)}
 
 
 def _physical_lines(section: Any, rows: Mapping[str, list[ResultRow]]) -> list[str]:
@@ -239,9 +239,11 @@ def backdoor_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Path, 
             for s in measured:
                 pts = {float(x): [100 * v for v in grid_cell(by[s.title], grid, key, str(x))] for x in xs}
                 pts = {x: v for x, v in pts.items() if v}
-                dashed = (s.name != "compression-resistant" and grid == "compression") or (
-                    s.name == "ptb" and not s.options.get("physical", True)
-                )
+                # the claim solid, the comparison dashed: under compression every backdoor not
+                # trained against it; elsewhere a method's twin without its training
+                method = _method(s)
+                robust = method.robust_to(grid, s.options)
+                dashed = not robust and (grid == "compression" or grid in method.survives)
                 if pts:
                     series.append(Series(s.title, pts, order[s.title], dashed=dashed))
             if enough_points(x for sr in series for x in sr.points):

@@ -16,14 +16,19 @@ marked: he finds nothing he can tell apart, and leaves such tensors alone.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Unmarked", "average_copies", "unmark_by_values", "weight_noise"]
+from advparams.registry import Configurable, Registry, validated
+
+C = TypeVar("C")
+
 
 _VIEW = {
     torch.float64: torch.int64,
@@ -147,3 +152,143 @@ def unmark_by_values(copy_: nn.Module, locked: nn.Module, strength: float, *, gi
         with torch.no_grad():
             t.copy_(new.view_as(t).to(t.device))
     return Unmarked(out, found, changed, skipped)
+
+
+# ------------------------------------------------------------------ registered copy attacks
+
+
+def copy_attacks() -> list[str]:
+    """Every attack the tracing study can run on a leaked copy: the lock attacks that
+    declare ``attacks_copies``, then :data:`COPY_ATTACKS`'s."""
+    from advparams.attacks import ATTACKS
+
+    return [n for n in ATTACKS.names() if getattr(ATTACKS.get(n), "attacks_copies", False)] + COPY_ATTACKS.names()
+
+
+@dataclass(frozen=True)
+class CopyContext:
+    """What an attack on a leaked copy may hold besides the copy: the locked model every
+    user has, the attacker's data, and the marks' documented strength."""
+
+    locked: nn.Module
+    data: Any
+    strength: float
+
+
+class CopyAttack(Configurable[C]):
+    """Base of the attacks only tracing runs, on one user's unlocked copy (registered in
+    :data:`COPY_ATTACKS`); the lock attacks of :mod:`advparams.attacks` that declare
+    ``attacks_copies`` run there too."""
+
+    def attack(self, copy_: nn.Module, context: CopyContext, seed: int) -> tuple[nn.Module, dict[str, Any]]:
+        """The attacked copy and what the attack reports (counts only, never a value)."""
+        raise NotImplementedError
+
+
+COPY_ATTACKS: Registry[type[CopyAttack[Any]]] = Registry("tracing attack")
+"""Attacks on leaked copies that only tracing runs, by name."""
+
+
+@dataclass(frozen=True)
+@validated
+class NoiseConfig:
+    """Attributes:
+    scale: the noise's standard deviation as a multiple of the mark's strength scale, in (0, 10].
+    """
+
+    scale: float
+
+    def __post_init__(self) -> None:
+        if not 0 < self.scale <= 10:
+            raise ValueError(f"noise takes one option, scale, in (0, 10], got {self.scale}")
+
+
+@COPY_ATTACKS.register("noise")
+class Noise(CopyAttack[NoiseConfig]):
+    """Gaussian noise on every weight (:func:`weight_noise`)."""
+
+    name = "noise"
+    Config = NoiseConfig
+
+    def attack(self, copy_: nn.Module, context: CopyContext, seed: int) -> tuple[nn.Module, dict[str, Any]]:
+        return weight_noise(copy_, float(self.config.scale), seed), {}
+
+
+RELOCK_SCHEMES = ("advparams", "hardened")
+"""The schemes a user may lock his copy again with."""
+
+
+@dataclass(frozen=True)
+@validated
+class RelockConfig:
+    """Attributes:
+    scheme: the scheme the user locks his copy with again (advparams or hardened; default hardened).
+    samples: how many of his training images he locks with (the first ones).
+    """
+
+    scheme: Literal["advparams", "hardened"] = "hardened"
+    samples: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise ValueError(f"samples must be at least 1, got {self.samples}")
+
+
+@COPY_ATTACKS.register("relock")
+class Relock(CopyAttack[RelockConfig]):
+    """The user locks his copy again with a scheme of his own, on his first images."""
+
+    name = "relock"
+    Config = RelockConfig
+
+    def attack(self, copy_: nn.Module, context: CopyContext, seed: int) -> tuple[nn.Module, dict[str, Any]]:
+        from advparams.schemes import SCHEMES
+
+        seeded = "seed" in {f.name for f in dataclasses.fields(SCHEMES.get(self.config.scheme).Config)}
+        scheme = SCHEMES.build(self.config.scheme, {"seed": seed} if seeded else {})
+        attacker = context.data.subset(torch.arange(min(self.config.samples, len(context.data))))
+        result = scheme.lock(copy_, attacker)
+        return result.model, {"relocked_values": result.key.num_changed}
+
+
+@dataclass(frozen=True)
+@validated
+class AdaptiveConfig:
+    """Attributes:
+    give_up: a tensor in which more than this share of values looks marked is left alone, in (0, 1].
+    """
+
+    give_up: float = 0.9
+
+    def __post_init__(self) -> None:
+        if not 0 < self.give_up <= 1:
+            raise ValueError(f"give_up must be in (0, 1], got {self.give_up}")
+
+
+@COPY_ATTACKS.register("adaptive")
+class Adaptive(CopyAttack[AdaptiveConfig]):
+    """The attacker who knows the scheme, holds his copy and the locked model, and puts
+    back the values he can tell are marked (:func:`unmark_by_values`)."""
+
+    name = "adaptive"
+    Config = AdaptiveConfig
+
+    def attack(self, copy_: nn.Module, context: CopyContext, seed: int) -> tuple[nn.Module, dict[str, Any]]:
+        u = unmark_by_values(copy_, context.locked, context.strength, give_up=self.config.give_up)
+        return u.model, {"found": u.found, "changed": u.changed, "skipped": u.skipped}
+
+
+__all__ = [
+    "COPY_ATTACKS",
+    "RELOCK_SCHEMES",
+    "Adaptive",
+    "CopyAttack",
+    "CopyContext",
+    "Noise",
+    "Relock",
+    "Unmarked",
+    "average_copies",
+    "copy_attacks",
+    "unmark_by_values",
+    "weight_noise",
+]

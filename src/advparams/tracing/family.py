@@ -9,6 +9,7 @@ from advparams.evaluation.tracing import TracingStudy
 from advparams.evaluation.tracing_config import check_tracing_models, read_tracing
 from advparams.house import Family, RowKind, Section, register_family
 from advparams.reports.tracing import tracing_plots, tracing_sections
+from advparams.tracing.attacks import COPY_ATTACKS
 
 TRACE_LOCK_ROW = RowKind(
     "trace-lock",
@@ -61,5 +62,6 @@ FAMILY = register_family(
         report=tracing_sections,
         plots=tracing_plots,
         cli=cli.add_parsers,
+        registries={"tracing-attacks": (COPY_ATTACKS, "evaluation configs: tracing: attacks: [{name: NAME}]")},
     )
 )

@@ -122,7 +122,7 @@ def test_report_has_the_tracing_tables(trace_run) -> None:
         ({"attacks": [{"name": "distill"}]}, "name must be one of"),
         ({"attacks": [{"name": "noise", "grid": {"scale": [0]}}]}, "scale"),
         ({"attacks": [{"name": "relock", "grid": {"scheme": ["random"]}}]}, "scheme"),
-        ({"attacks": [{"name": "adaptive", "options": {"x": 1}}]}, "no options"),
+        ({"attacks": [{"name": "adaptive", "options": {"x": 1}}]}, "unknown option"),
         ({"users": 5}, "needs 7 users"),
         ({"limits": [512]}, "limits"),
         ({"colluders": [1]}, "colluders"),
