@@ -42,8 +42,11 @@ from advparams.files import (
     SecretFormat,
     TensorSpec,
     parse_json,
+    register_limit,
     string,
 )
+
+register_limit("trigger", 64 * 1024**2)  # a backdoor trigger file (a pattern the size of one image, or numbers)
 
 TRIGGER_FORMAT = "advparams-trigger"
 TRIGGER_VERSION = "1"

@@ -18,6 +18,7 @@ from advparams.files.reading import (
     parse_yaml,
     read_file,
     read_text_lines,
+    register_limit,
 )
 from advparams.files.tensors import (
     MAX_SAFETENSORS_HEADER,
@@ -67,6 +68,7 @@ __all__ = [
     "read_file",
     "read_marker",
     "read_text_lines",
+    "register_limit",
     "recover_interrupted_pair",
     "resolve",
     "open_safetensors",

@@ -37,12 +37,7 @@ LIMITS: dict[str, int] = {
     "key": 1 * GiB,  # plain or sealed key file
     "checkpoint-description": 1 * MiB,  # model.json
     "checkpoint-weights": 16 * GiB,  # model.safetensors (memory-mapped, never read whole)
-    "watermark-key": 256 * MiB,
-    "trigger": 64 * MiB,  # a backdoor trigger file (a pattern the size of one image, or numbers)
-    "fingerprint": 160 * MiB,  # an ownership fingerprint file: probes and maps of at most 2^24 values each
     "user-table": 16 * MiB,
-    "trace-queries": 256 * MiB,  # a tracing query file (a batch of inputs)
-    "trace-answers": 16 * MiB,  # a suspect's answers to the queries (JSON)
     "config": 1 * MiB,  # evaluation config (YAML)
     "passphrase": 64 * KiB,
     "cifar-batch": 64 * MiB,  # the official batches are 30-31 MB
@@ -53,7 +48,21 @@ LIMITS: dict[str, int] = {
     "rows": 1 * GiB,  # a run folder's results.jsonl
     "run-record": 16 * MiB,  # a run folder's config and bookkeeping files
 }
-"""Size cap in bytes for every kind of file the toolkit reads."""
+"""Size cap in bytes for every kind of file the toolkit reads: the house's here, each
+family's own registered by the module that reads it (:func:`register_limit`)."""
+
+
+def register_limit(kind: str, size: int) -> int:
+    """Adds a family's file kind to :data:`LIMITS` (from the module that reads such files);
+    returns ``size``. Registering a kind again with the same size does nothing.
+
+    Raises:
+        ValueError: ``kind`` already has another limit.
+    """
+    if LIMITS.setdefault(kind, size) != size:
+        raise ValueError(f"file kind {kind!r} already has the limit {LIMITS[kind]}")
+    return size
+
 
 MAX_JSON_DEPTH = 32
 """Deepest nesting of arrays and objects accepted in any JSON or YAML document."""

@@ -43,9 +43,14 @@ from advparams.files import (
     integer,
     normalisation_field,
     parse_json,
+    register_limit,
     string,
 )
 from advparams.fingerprints.base import FINGERPRINTS, Fingerprint, check_probe_shape
+
+register_limit(
+    "fingerprint", 160 * 1024**2
+)  # an ownership fingerprint file: probes and maps of at most 2^24 values each
 
 FP_FORMAT = "advparams-fingerprint"
 FP_VERSION = "1"

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from advparams.errors import QueryFileError
-from advparams.files import LIMITS, parse_json, read_file
+from advparams.files import LIMITS, parse_json, read_file, register_limit
 from advparams.fingerprint import model_fingerprint
 from advparams.keys.key import Key, unlock
 from advparams.tracing.keys import user_plan
@@ -35,6 +35,8 @@ from advparams.tracing.queries import (
     query_code_id,
 )
 from advparams.tracing.queryfile import QuerySet
+
+register_limit("trace-answers", 16 * 1024**2)  # a suspect's answers to the queries (JSON)
 
 __all__ = ["MAX_LABEL", "owner_queries", "read_answers", "trace_answers"]
 

@@ -37,10 +37,13 @@ from advparams.files import (
     SecretFormat,
     TensorSpec,
     parse_json,
+    register_limit,
 )
 from advparams.registry import config_from_dict, config_to_dict
 from advparams.tracing.mark import MarkConfig
 from advparams.tracing.queries import QueryConfig
+
+register_limit("trace-queries", 256 * 1024**2)  # a tracing query file (a batch of inputs)
 
 __all__ = ["QUERY_FORMAT", "QuerySet", "is_query_file", "load_queries", "save_queries"]
 

@@ -36,9 +36,12 @@ from advparams.files import (
     integer,
     normalisation_field,
     parse_json,
+    register_limit,
     string,
 )
 from advparams.watermarks.base import WatermarkKey
+
+register_limit("watermark-key", 256 * 1024**2)  # a watermark key file
 
 WM_FORMAT = "advparams-watermark"
 WM_VERSION = "1"
