@@ -1,8 +1,9 @@
-"""Secret keys: the exact lock/unlock operations, the file format and passphrase sealing."""
+"""Secret keys: the exact lock/unlock operations, the file format (:data:`FORMAT`: its
+name, the versions it reads, its digest and size limit) and passphrase sealing."""
 
 from advparams.keys.io import (
+    FORMAT,
     KEY_FORMAT,
-    KEY_VERSION,
     is_key_file,
     key_from_bytes,
     key_is_sealed,
@@ -14,8 +15,8 @@ from advparams.keys.io import (
 from advparams.keys.key import Key, KeyEntry, Shuffle, relock, unlock
 
 __all__ = [
+    "FORMAT",
     "KEY_FORMAT",
-    "KEY_VERSION",
     "Key",
     "KeyEntry",
     "is_key_file",

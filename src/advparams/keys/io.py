@@ -43,7 +43,6 @@ from advparams.keys.seal import Passphrase, is_sealed, seal, unseal
 from advparams.keys.shuffle import SECRET_BYTES
 
 KEY_FORMAT = "advparams-key"
-KEY_VERSION = 2
 FORMAT = SecretFormat(KEY_FORMAT, "1", "key file", "key", KeyFileError, reads=("1", "2", "3"))
 """The file format (:class:`advparams.files.SecretFormat`); a key is written as the lowest
 version that holds it (:func:`_version`)."""
