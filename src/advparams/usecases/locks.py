@@ -22,13 +22,13 @@ from advparams.keys.seal import Passphrase
 from advparams.locked import check_locked_outputs, save_locked
 from advparams.metrics import accuracy
 from advparams.schemes import SCHEMES, LockProgress, LockReport
-from advparams.usecases.models import checkpoint_dataset
+from advparams.usecases.models import Written, checkpoint_dataset
 
 DEFAULT_SCHEME = "advparams"
 
 
 @dataclass(frozen=True)
-class Locked:
+class Locked(Written):
     """What :func:`lock_checkpoint` did. It holds no key material: the key is in its file.
 
     Attributes:
@@ -38,12 +38,6 @@ class Locked:
             model (``None`` without ``evaluate``).
     """
 
-    checkpoint: str
-    out: Path
-    key: Path
-    scheme: str
-    dataset: str
-    device: str
     sealed: bool
     report: LockReport
     problem: str | None

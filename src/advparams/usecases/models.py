@@ -106,6 +106,20 @@ def open_checkpoint(
 
 
 @dataclass(frozen=True)
+class Written:
+    """What a verb that writes a model beside its secret file did: the input checkpoint,
+    the model written, the secret file written first (its path only, never its content),
+    the method, the data set and the device."""
+
+    checkpoint: str
+    out: Path
+    key: Path
+    scheme: str
+    dataset: str
+    device: str
+
+
+@dataclass(frozen=True)
 class Trained:
     """What :func:`train_checkpoint` made (no key material: every field may be printed)."""
 
@@ -240,6 +254,7 @@ __all__ = [
     "Evaluated",
     "Opened",
     "Trained",
+    "Written",
     "checkpoint_dataset",
     "distinct_paths",
     "evaluate_checkpoint",

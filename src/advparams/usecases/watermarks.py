@@ -12,7 +12,7 @@ from typing import Any
 from advparams.checkpoint import save_checkpoint
 from advparams.files import check_output
 from advparams.metrics import accuracy
-from advparams.usecases.models import distinct_paths, open_checkpoint
+from advparams.usecases.models import Written, distinct_paths, open_checkpoint
 from advparams.watermarks import WATERMARKS, is_watermark_key_file, save_watermark_key
 
 EMBED_COMMAND = "watermark embed"
@@ -20,15 +20,9 @@ EMBED_COMMAND = "watermark embed"
 
 
 @dataclass(frozen=True)
-class Embedded:
+class Embedded(Written):
     """What :func:`embed_checkpoint` did (no key material: the key is in its file)."""
 
-    checkpoint: str
-    out: Path
-    key: Path
-    scheme: str
-    dataset: str
-    device: str
     accuracy_before: float | None
     accuracy_after: float | None
     watermark_accuracy: float
