@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from advparams.errors import ConfigError
-from advparams.evaluation.reading import integer, known_keys
+from advparams.evaluation.reading import option, read_typed, write_typed
 from advparams.evaluation.specs import MemberSpec
 
 
@@ -52,14 +52,14 @@ class DetectionSection:
         keep_scores: scores kept per row for the ROC curves and histograms (the first N).
     """
 
-    detectors: tuple[DetectorSpec, ...]
+    detectors: tuple[DetectorSpec, ...] = option(nonempty=True)
     backdoors: tuple[str, ...] = ()
-    frrs: tuple[float, ...] = (0.05, 0.01)
-    eval_samples: int = 500
-    clean_samples: int = 1000
+    frrs: tuple[float, ...] = option((0.05, 0.01), lo=0.0, hi=0.5, open_range=True, nonempty=True)
+    eval_samples: int = option(500, lo=10, hi=100_000)
+    clean_samples: int = option(1000, lo=20, hi=100_000)
     sanitise: tuple[str, ...] = ()
     sanitise_with: tuple[str, ...] = ()
-    keep_scores: int = 2000
+    keep_scores: int = option(2000, lo=0, hi=100_000)
 
     def spec(self, title: str) -> DetectorSpec:
         """The detector labelled ``title``."""
@@ -75,89 +75,37 @@ class DetectionSection:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON/YAML-ready dict that :func:`detection_from_mapping` reads back."""
-        return {
-            "detectors": [{"name": d.name, "options": dict(d.options), "label": d.label} for d in self.detectors],
-            "backdoors": list(self.backdoors),
-            "frrs": list(self.frrs),
-            "eval_samples": self.eval_samples,
-            "clean_samples": self.clean_samples,
-            "sanitise": list(self.sanitise),
-            "sanitise_with": list(self.sanitise_with),
-            "keep_scores": self.keep_scores,
-        }
+        return dict(write_typed(self))
 
 
-def _labels(v: Any, what: str, known: list[str], kind: str) -> tuple[str, ...]:
-    if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
-        raise ConfigError(f"detection.{what} must be a list of {kind} labels")
+def _labels(v: tuple[str, ...], what: str, known: list[str], kind: str) -> tuple[str, ...]:
     unknown = [s for s in v if s not in known]
     if unknown:
         raise ConfigError(f"detection.{what} names {', '.join(unknown)}, not a {kind} of the config")
-    return tuple(v)
+    return v
 
 
 def detection_from_mapping(raw: Any, backdoors: list[str]) -> DetectionSection:
-    """Builds and validates the ``detection:`` section; ``backdoors`` are the labels of the
-    config's backdoors (the section screens some of them)."""
+    """Reads the ``detection:`` section (:func:`~advparams.evaluation.reading.read_typed`)
+    and checks it against the config: ``backdoors`` are the labels of the config's
+    backdoors (the section screens some of them); every detector is built with its options."""
     from advparams.detectors import DETECTORS
 
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"detection must be a mapping, got {type(raw).__name__}")
-    allowed = {
-        "detectors",
-        "backdoors",
-        "frrs",
-        "eval_samples",
-        "clean_samples",
-        "sanitise",
-        "sanitise_with",
-        "keep_scores",
-    }
-    known_keys(raw, allowed, "detection")
+    if isinstance(raw, Mapping) and isinstance(raw.get("sanitise_with"), str):
+        raw = {**raw, "sanitise_with": [raw["sanitise_with"]]}  # one detector, named alone
+    section = read_typed(DetectionSection, raw, "detection")
     if not backdoors:
         raise ConfigError("detection needs a backdoors section: the backdoors it screens")
-    specs: list[DetectorSpec] = []
-    listed = raw.get("detectors") or []
-    if not isinstance(listed, list) or not listed:
-        raise ConfigError("detection.detectors must be a non-empty list")
-    for i, d in enumerate(listed):
-        what = f"detection.detectors[{i}]"
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"{what} must be a mapping")
-        known_keys(d, {"name", "options", "label"}, what)
-        name, label = d.get("name"), d.get("label")
-        if not isinstance(name, str) or not (label is None or isinstance(label, str)):
-            raise ConfigError(f"{what} needs a name; name and label are strings")
-        options = d.get("options") or {}
-        if not isinstance(options, Mapping):
-            raise ConfigError(f"{what}.options must be a mapping")
-        DETECTORS.build(name, dict(options))  # validates name and options
-        spec = DetectorSpec(name, dict(options), label)
-        if spec.title in [s.title for s in specs]:
+    titles: list[str] = []
+    for spec in section.detectors:
+        DETECTORS.build(spec.name, dict(spec.options))  # validates name and options
+        if spec.title in titles:
             raise ConfigError(f"detector {spec.title!r} is listed twice; give one a label")
-        specs.append(spec)
-    titles = [s.title for s in specs]
-    screened = _labels(raw.get("backdoors") or [], "backdoors", backdoors, "backdoor")
-    frrs_raw = raw.get("frrs", [0.05, 0.01])
-    if (
-        not isinstance(frrs_raw, list)
-        or not frrs_raw
-        or not all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0.0 < f < 0.5 for f in frrs_raw)
-    ):
-        raise ConfigError("detection.frrs must be a list of rates in (0, 0.5)")
-    sanitise = _labels(raw.get("sanitise") or [], "sanitise", backdoors, "backdoor")
-    with_raw = raw.get("sanitise_with") or []
-    sanitise_with = _labels([with_raw] if isinstance(with_raw, str) else with_raw, "sanitise_with", titles, "detector")
-    return DetectionSection(
-        tuple(specs),
-        screened,
-        tuple(float(f) for f in frrs_raw),
-        integer(raw.get("eval_samples", 500), "detection.eval_samples", 10, 100_000),
-        integer(raw.get("clean_samples", 1000), "detection.clean_samples", 20, 100_000),
-        sanitise,
-        sanitise_with,
-        integer(raw.get("keep_scores", 2000), "detection.keep_scores", 0, 100_000),
-    )
+        titles.append(spec.title)
+    _labels(section.backdoors, "backdoors", backdoors, "backdoor")
+    _labels(section.sanitise, "sanitise", backdoors, "backdoor")
+    _labels(section.sanitise_with, "sanitise_with", titles, "detector")
+    return section
 
 
 def read_detection(raw: Any, so_far: Mapping[str, Any]) -> DetectionSection:

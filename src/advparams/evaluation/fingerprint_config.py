@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advparams.errors import ConfigError
-from advparams.evaluation.reading import integer, known_keys, mapping
+from advparams.evaluation.reading import option, read_typed, write_typed
 from advparams.evaluation.specs import MemberSpec, Titled
 
 NEGATIVE_SEED = 2000
@@ -54,7 +54,7 @@ class OtherModelSpec(Titled):
     named_by = "model"
     model: str
     options: Mapping[str, Any] = field(default_factory=dict)
-    count: int = 2
+    count: int = option(2, lo=1, hi=100)
     label: str | None = None
 
 
@@ -69,9 +69,9 @@ class FingerprintSection:
         other_models: independent models of other architectures (held out).
     """
 
-    schemes: tuple[FingerprintSpec, ...]
-    fpr: float = 0.01
-    negatives: int = 5
+    schemes: tuple[FingerprintSpec, ...] = option(nonempty=True)
+    fpr: float = option(0.01, lo=0.0, hi=0.5, open_range=True)
+    negatives: int = option(5, lo=0, hi=1000)
     other_models: tuple[OtherModelSpec, ...] = ()
 
     def spec(self, title: str) -> FingerprintSpec:
@@ -83,67 +83,29 @@ class FingerprintSection:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON/YAML-ready dict that :func:`fingerprints_from_mapping` reads back."""
-        return {
-            "schemes": [{"name": s.name, "options": dict(s.options), "label": s.label} for s in self.schemes],
-            "fpr": self.fpr,
-            "negatives": self.negatives,
-            "other_models": [
-                {"model": o.model, "options": dict(o.options), "count": o.count, "label": o.label}
-                for o in self.other_models
-            ],
-        }
+        return dict(write_typed(self))
 
 
 def fingerprints_from_mapping(raw: Any) -> FingerprintSection:
-    """Builds and validates the ``fingerprints:`` section."""
+    """Reads the ``fingerprints:`` section (:func:`~advparams.evaluation.reading.read_typed`);
+    every fingerprint is built with its options, every other model's architecture known."""
     from advparams.fingerprints import FINGERPRINTS
     from advparams.models import MODELS
 
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"fingerprints must be a mapping, got {type(raw).__name__}")
-    allowed = {"schemes", "fpr", "negatives", "other_models"}
-    known_keys(raw, allowed, "fingerprints")
-    listed = raw.get("schemes") or []
-    if not isinstance(listed, list) or not listed:
-        raise ConfigError("fingerprints.schemes must be a non-empty list")
-    specs: list[FingerprintSpec] = []
-    for i, d in enumerate(listed):
-        what = f"fingerprints.schemes[{i}]"
-        d = mapping(d, what)
-        known_keys(d, {"name", "options", "label"}, what)
-        name, label = d.get("name"), d.get("label")
-        if not isinstance(name, str) or not (label is None or isinstance(label, str)):
-            raise ConfigError(f"{what} needs a name; name and label are strings")
-        options = mapping(d.get("options"), f"{what}.options")
-        FINGERPRINTS.build(name, options)  # validates name and options
-        spec = FingerprintSpec(name, options, label)
-        if spec.title in [s.title for s in specs]:
+    section = read_typed(FingerprintSection, raw, "fingerprints")
+    titles: list[str] = []
+    for spec in section.schemes:
+        FINGERPRINTS.build(spec.name, dict(spec.options))  # validates name and options
+        if spec.title in titles:
             raise ConfigError(f"fingerprint {spec.title!r} is listed twice; give one a label")
-        specs.append(spec)
-    fpr = raw.get("fpr", 0.01)
-    if not isinstance(fpr, (int, float)) or isinstance(fpr, bool) or not 0.0 < float(fpr) < 0.5:
-        raise ConfigError("fingerprints.fpr must be a number in (0, 0.5)")
-    others: list[OtherModelSpec] = []
-    for i, o in enumerate(raw.get("other_models") or []):
-        what = f"fingerprints.other_models[{i}]"
-        o = mapping(o, what)
-        known_keys(o, {"model", "options", "count", "label"}, what)
-        model, label = o.get("model"), o.get("label")
-        if not isinstance(model, str) or not (label is None or isinstance(label, str)):
-            raise ConfigError(f"{what} needs a model; model and label are strings")
-        MODELS.get(model)
-        spec_o = OtherModelSpec(
-            model,
-            mapping(o.get("options"), f"{what}.options"),
-            integer(o.get("count", 2), f"fingerprints.other_models[{i}].count", 1, 100),
-            label,
-        )
-        if spec_o.title in [x.title for x in others]:
-            raise ConfigError(f"other model {spec_o.title!r} is listed twice; give one a label")
-        others.append(spec_o)
-    return FingerprintSection(
-        tuple(specs), float(fpr), integer(raw.get("negatives", 5), "fingerprints.negatives", 0, 1000), tuple(others)
-    )
+        titles.append(spec.title)
+    others: list[str] = []
+    for o in section.other_models:
+        MODELS.get(o.model)
+        if o.title in others:
+            raise ConfigError(f"other model {o.title!r} is listed twice; give one a label")
+        others.append(o.title)
+    return section
 
 
 def read_fingerprints(raw: Any, so_far: Mapping[str, Any]) -> FingerprintSection:
