@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from advparams.backdoors.measure import COMBINED, DEFAULT_TRANSFORMATIONS
 from advparams.errors import ConfigError
 from advparams.evaluation.limits import MAX_ASR_SAMPLES, MAX_STRENGTHS, check_strength
-from advparams.evaluation.reading import known_keys
+from advparams.evaluation.reading import option, read_typed, write_typed
 from advparams.evaluation.specs import Titled
 from advparams.imaging import CODECS, TRANSFORMATIONS
 
@@ -54,7 +54,7 @@ class BackdoorSpec(Titled):
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
     label: str | None = None
-    measure: tuple[str, ...] = ()
+    measure: tuple[Literal["compression", "physical"], ...] = ()
     compare: str | None = None
 
 
@@ -71,11 +71,11 @@ class BackdoorSection:
         transformations: transformation -> strengths of the physical grid.
     """
 
-    attacks: tuple[BackdoorSpec, ...]
-    asr_samples: int | None = 2000
-    codecs: tuple[str, ...] = CODECS
-    qualities: tuple[int, ...] = (10, 30, 50, 70, 90)
-    transformations: Mapping[str, tuple[float, ...]] = field(default_factory=lambda: dict(DEFAULT_TRANSFORMATIONS))
+    attacks: tuple[BackdoorSpec, ...] = option(nonempty=True)
+    asr_samples: int | None = option(2000, lo=10, hi=MAX_ASR_SAMPLES)
+    codecs: tuple[str, ...] = option(CODECS, nonempty=True)
+    qualities: tuple[int, ...] = option((10, 30, 50, 70, 90), lo=1, hi=95, nonempty=True)
+    transformations: Mapping[str, tuple[float, ...]] = option(DEFAULT_TRANSFORMATIONS)
 
     def spec(self, title: str) -> BackdoorSpec:
         """The backdoor labelled ``title``."""
@@ -86,96 +86,50 @@ class BackdoorSection:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON/YAML-ready dict that :func:`section_from_mapping` reads back."""
-        return {
-            "attacks": [
-                {
-                    "name": s.name,
-                    "options": dict(s.options),
-                    "label": s.label,
-                    "measure": list(s.measure),
-                    "compare": s.compare,
-                }
-                for s in self.attacks
-            ],
-            "asr_samples": self.asr_samples,
-            "codecs": list(self.codecs),
-            "qualities": list(self.qualities),
-            "transformations": {k: list(v) for k, v in self.transformations.items()},
-        }
+        return dict(write_typed(self))
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def section_from_mapping(raw: Any, taken: list[str]) -> BackdoorSection:
-    """Builds and validates the ``backdoors:`` section; ``taken`` are labels already used
-    by the config's schemes and watermarks."""
+def _check_specs(section: BackdoorSection, taken: list[str]) -> None:
+    """Every backdoor built with its options, labelled once, compared with another."""
     from advparams.backdoors import BACKDOORS
 
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"backdoors must be a mapping, got {type(raw).__name__}")
-    allowed = {"attacks", "asr_samples", "codecs", "qualities", "transformations"}
-    known_keys(raw, allowed, "backdoors")
-    specs: list[BackdoorSpec] = []
-    attacks = raw.get("attacks") or []
-    if not isinstance(attacks, list) or not attacks:
-        raise ConfigError("backdoors.attacks must be a non-empty list")
-    for i, a in enumerate(attacks):
-        what = f"backdoors.attacks[{i}]"
-        if not isinstance(a, Mapping):
-            raise ConfigError(f"{what} must be a mapping")
-        known_keys(a, {"name", "options", "label", "measure", "compare"}, what)
-        name, label, compare = a.get("name"), a.get("label"), a.get("compare")
-        if not isinstance(name, str) or not all(v is None or isinstance(v, str) for v in (label, compare)):
-            raise ConfigError(f"{what} needs a name; name, label and compare are strings")
-        options = a.get("options") or {}
-        if not isinstance(options, Mapping):
-            raise ConfigError(f"{what}.options must be a mapping")
+    titles: list[str] = []
+    for i, spec in enumerate(section.attacks):
         try:  # validates the name and the options (PTB's ranges within the transformations' limits)
-            BACKDOORS.build(name, dict(options))
+            BACKDOORS.build(spec.name, dict(spec.options))
         except ConfigError as exc:
-            raise ConfigError(f"{what}.options: {exc}") from None
-        measure = a.get("measure") or []
-        if not isinstance(measure, list) or any(m not in MEASURES for m in measure):
-            raise ConfigError(f"{what}.measure must list some of {', '.join(MEASURES)}")
-        spec = BackdoorSpec(name, dict(options), label, tuple(measure), compare)
-        if spec.title in taken + [s.title for s in specs]:
+            raise ConfigError(f"backdoors.attacks[{i}].options: {exc}") from None
+        if spec.title in taken + titles:
             raise ConfigError(f"{spec.title!r} is listed twice; give one a label")
-        specs.append(spec)
-    titles = [s.title for s in specs]
-    for s in specs:
+        titles.append(spec.title)
+    for s in section.attacks:
         if s.compare is not None and (s.compare not in titles or s.compare == s.title):
             raise ConfigError(f"backdoor {s.title} compares with {s.compare!r}, which is not another listed backdoor")
-    asr_samples = raw.get("asr_samples", 2000)
-    if asr_samples is not None and (
-        not isinstance(asr_samples, int) or isinstance(asr_samples, bool) or not 10 <= asr_samples <= MAX_ASR_SAMPLES
-    ):
-        raise ConfigError(f"backdoors.asr_samples must be an integer in [10, {MAX_ASR_SAMPLES}], or null")
-    codecs = raw.get("codecs", list(CODECS))
-    if not isinstance(codecs, list) or not codecs or any(c not in CODECS for c in codecs):
+
+
+def _check_grids(section: BackdoorSection) -> None:
+    """The codecs known, every transformation known and its strengths within its limit."""
+    if any(c not in CODECS for c in section.codecs):
         raise ConfigError(f"backdoors.codecs must list some of {', '.join(CODECS)}")
-    qualities = raw.get("qualities", [10, 30, 50, 70, 90])
-    if (
-        not isinstance(qualities, list)
-        or not qualities
-        or not all(isinstance(q, int) and not isinstance(q, bool) and 1 <= q <= 95 for q in qualities)
-    ):
-        raise ConfigError("backdoors.qualities must be a list of integers in [1, 95]")
-    grid_raw = raw.get("transformations", {k: list(v) for k, v in DEFAULT_TRANSFORMATIONS.items()})
-    if not isinstance(grid_raw, Mapping) or not grid_raw:
+    if not section.transformations:
         raise ConfigError("backdoors.transformations must map transformations to lists of strengths")
-    grid: dict[str, tuple[float, ...]] = {}
-    for k, v in grid_raw.items():
+    for k, v in section.transformations.items():
         if k not in (*TRANSFORMATIONS, COMBINED):
             raise ConfigError(f"unknown transformation {k!r}; known: {', '.join((*TRANSFORMATIONS, COMBINED))}")
         what = f"backdoors.transformations.{k}"
-        if not isinstance(v, list) or not v or len(v) > MAX_STRENGTHS or not all(_is_number(s) for s in v):
+        if not v or len(v) > MAX_STRENGTHS:
             raise ConfigError(f"{what} must be a list of 1 to {MAX_STRENGTHS} strengths")
-        for s in v:
-            check_strength(k, s, what)
-        grid[k] = tuple(float(s) for s in v)
-    return BackdoorSection(tuple(specs), asr_samples, tuple(codecs), tuple(qualities), grid)
+        for strength in v:
+            check_strength(k, strength, what)
+
+
+def section_from_mapping(raw: Any, taken: list[str]) -> BackdoorSection:
+    """Reads the ``backdoors:`` section (:func:`~advparams.evaluation.reading.read_typed`)
+    and checks it: ``taken`` are labels already used by the config's schemes and watermarks."""
+    section = read_typed(BackdoorSection, raw, "backdoors")
+    _check_specs(section, taken)
+    _check_grids(section)
+    return section
 
 
 def read_backdoors(raw: Any, so_far: Mapping[str, Any]) -> BackdoorSection:
