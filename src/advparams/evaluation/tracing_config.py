@@ -36,7 +36,7 @@ from typing import Any
 
 from advparams.errors import ConfigError
 from advparams.evaluation.limits import MAX_SAMPLES, check_train
-from advparams.evaluation.reading import integer, known_keys, mapping
+from advparams.evaluation.reading import mapping, option, read_typed, write_typed
 from advparams.evaluation.specs import AttackSpec, Titled, attack_spec_from_mapping
 
 DEFAULT_LIMITS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -60,7 +60,7 @@ class TracedModel(Titled):
     model: str
     options: Mapping[str, Any] = field(default_factory=dict)
     train: Mapping[str, Any] = field(default_factory=dict)
-    train_samples: int | None = None
+    train_samples: int | None = option(None, lo=1, hi=MAX_SAMPLES)
     label: str | None = None
 
 
@@ -82,17 +82,17 @@ class TracingSection:
         limits: query counts at which black-box tracing is also scored (queries needed).
     """
 
-    users: int = 100
+    users: int = option(100, lo=1, hi=100_000)
     models: tuple[TracedModel, ...] = ()
     lock: Mapping[str, Any] = field(default_factory=dict)
     mark: Mapping[str, Any] = field(default_factory=dict)
     queries: Mapping[str, Any] = field(default_factory=dict)
-    query_pool: int = 5000
-    attacked_users: int = 3
-    coalitions: int = 3
-    colluders: tuple[int, ...] = (2, 3)
+    query_pool: int = option(5000, lo=2, hi=10**7)
+    attacked_users: int = option(3, lo=0, hi=100_000)
+    coalitions: int = option(3, lo=0, hi=10_000)
+    colluders: tuple[int, ...] = option((2, 3), lo=2, hi=50)
     attacks: tuple[AttackSpec, ...] = ()
-    limits: tuple[int, ...] = DEFAULT_LIMITS
+    limits: tuple[int, ...] = option(DEFAULT_LIMITS, lo=1, hi=10**9, nonempty=True)
 
     def model(self, title: str) -> TracedModel | None:
         """The extra architecture labelled ``title`` (None: the run's model)."""
@@ -103,28 +103,7 @@ class TracingSection:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON/YAML-ready dict that :func:`tracing_from_mapping` reads back."""
-        return {
-            "users": self.users,
-            "models": [
-                {
-                    "model": m.model,
-                    "options": dict(m.options),
-                    "train": dict(m.train),
-                    "train_samples": m.train_samples,
-                    "label": m.label,
-                }
-                for m in self.models
-            ],
-            "lock": dict(self.lock),
-            "mark": dict(self.mark),
-            "queries": dict(self.queries),
-            "query_pool": self.query_pool,
-            "attacked_users": self.attacked_users,
-            "coalitions": self.coalitions,
-            "colluders": list(self.colluders),
-            "attacks": [a.to_dict() for a in self.attacks],
-            "limits": list(self.limits),
-        }
+        return dict(write_typed(self))
 
 
 def _attack(raw: Any, i: int) -> AttackSpec:
@@ -148,72 +127,44 @@ def _attack(raw: Any, i: int) -> AttackSpec:
     return spec
 
 
-def tracing_from_mapping(raw: Any, run_model: str) -> TracingSection:
-    """Builds and validates the ``tracing:`` section (``run_model``: the run's architecture)."""
+def _check_models(section: TracingSection, run_model: str) -> None:
+    """Every traced architecture registered, its training options valid, its label its own."""
     from advparams.models import MODELS
+    from advparams.registry import config_from_dict
+    from advparams.training import TrainConfig
+
+    for i, m in enumerate(section.models):
+        if m.model not in MODELS.names():
+            raise ConfigError(f"tracing.models[{i}].model must be one of {', '.join(MODELS.names())}")
+        what = f"tracing.models[{i}].train"
+        check_train(config_from_dict(TrainConfig, dict(m.train), what=what), what)
+    titles = [run_model] + [m.title for m in section.models]
+    if len(set(titles)) != len(titles):
+        raise ConfigError(f"tracing.models: every model needs its own label (the run's model is {run_model!r})")
+
+
+def tracing_from_mapping(raw: Any, run_model: str) -> TracingSection:
+    """Reads the ``tracing:`` section (:func:`~advparams.evaluation.reading.read_typed`; its
+    attacks through :func:`_attack`) and checks it (``run_model``: the run's architecture):
+    the lock's, marks' and queries' options, the query counts, enough users."""
     from advparams.registry import config_from_dict
     from advparams.schemes.hardened import HardenedConfig
     from advparams.tracing import MarkConfig, QueryConfig
-    from advparams.training import TrainConfig
 
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"tracing must be a mapping, got {type(raw).__name__}")
-    allowed = {f for f in TracingSection.__dataclass_fields__}
-    known_keys(raw, allowed, "tracing")
-    models = []
-    for i, m_raw in enumerate(raw.get("models") or []):
-        m = mapping(m_raw, f"tracing.models[{i}]")
-        known_keys(m, {"model", "options", "train", "train_samples", "label"}, f"tracing.models[{i}]")
-        if m.get("model") not in MODELS.names():
-            raise ConfigError(f"tracing.models[{i}].model must be one of {', '.join(MODELS.names())}")
-        label = m.get("label")
-        if label is not None and not isinstance(label, str):
-            raise ConfigError(f"tracing.models[{i}].label must be a string")
-        train = mapping(m.get("train"), f"tracing.models[{i}].train")
-        check_train(
-            config_from_dict(TrainConfig, train, what=f"tracing.models[{i}].train"), f"tracing.models[{i}].train"
-        )
-        samples = m.get("train_samples")
-        if samples is not None:
-            integer(samples, f"tracing.models[{i}].train_samples", 1, MAX_SAMPLES)
-        models.append(
-            TracedModel(m["model"], mapping(m.get("options"), f"tracing.models[{i}].options"), train, samples, label)
-        )
-    titles = [run_model] + [m.title for m in models]
-    if len(set(titles)) != len(titles):
-        raise ConfigError(
-            "tracing.models: every model needs its own label (the run's model is " + repr(run_model) + ")"
-        )
-    lock = mapping(raw.get("lock"), "tracing.lock")
-    config_from_dict(HardenedConfig, {**lock, "dither": 23}, what="tracing.lock")
-    mark = mapping(raw.get("mark"), "tracing.mark")
-    config_from_dict(MarkConfig, mark, what="tracing.mark")
-    queries = mapping(raw.get("queries"), "tracing.queries")
-    qcfg = config_from_dict(QueryConfig, queries, what="tracing.queries")
-    colluders = raw.get("colluders", [2, 3])
-    if not isinstance(colluders, list) or not all(
-        isinstance(c, int) and not isinstance(c, bool) and 2 <= c <= 50 for c in colluders
-    ):
-        raise ConfigError("tracing.colluders must be a list of coalition sizes in [2, 50]")
-    limits = raw.get("limits", list(DEFAULT_LIMITS))
-    if (
-        not isinstance(limits, list)
-        or not limits
-        or not all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= qcfg.queries for n in limits)
-    ):
+    attacks = mapping(raw, "tracing").get("attacks") or []
+    if not isinstance(attacks, list):
+        raise ConfigError("tracing.attacks must be a list of attacks")
+    section = read_typed(TracingSection, {k: v for k, v in dict(raw).items() if k != "attacks"}, "tracing")
+    _check_models(section, run_model)
+    config_from_dict(HardenedConfig, {**dict(section.lock), "dither": 23}, what="tracing.lock")
+    config_from_dict(MarkConfig, dict(section.mark), what="tracing.mark")
+    qcfg = config_from_dict(QueryConfig, dict(section.queries), what="tracing.queries")
+    if max(section.limits) > qcfg.queries:
         raise ConfigError(f"tracing.limits must be a list of query counts in [1, {qcfg.queries}]")
-    section = TracingSection(
-        users=integer(raw.get("users", 100), "tracing.users", 1, 100_000),
-        models=tuple(models),
-        lock=lock,
-        mark=mark,
-        queries=queries,
-        query_pool=integer(raw.get("query_pool", 5000), "tracing.query_pool", 2, 10**7),
-        attacked_users=integer(raw.get("attacked_users", 3), "tracing.attacked_users", 0, 100_000),
-        coalitions=integer(raw.get("coalitions", 3), "tracing.coalitions", 0, 10_000),
-        colluders=tuple(colluders),
-        attacks=tuple(_attack(a, i) for i, a in enumerate(raw.get("attacks") or [])),
-        limits=tuple(sorted(set(limits))),
+    section = dataclasses.replace(
+        section,
+        attacks=tuple(_attack(a, i) for i, a in enumerate(attacks)),
+        limits=tuple(sorted(set(section.limits))),
     )
     need = section.attacked_users + section.coalitions * sum(section.colluders)
     if need > section.users:
