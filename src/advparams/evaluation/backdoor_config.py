@@ -31,7 +31,7 @@ from advparams.backdoors.measure import COMBINED, DEFAULT_TRANSFORMATIONS
 from advparams.errors import ConfigError
 from advparams.evaluation.limits import MAX_ASR_SAMPLES, MAX_STRENGTHS, check_strength
 from advparams.evaluation.reading import option, read_typed, write_typed
-from advparams.evaluation.specs import Titled
+from advparams.evaluation.specs import Titled, titled
 from advparams.imaging import CODECS, TRANSFORMATIONS
 
 MEASURES = ("compression", "physical")
@@ -79,10 +79,7 @@ class BackdoorSection:
 
     def spec(self, title: str) -> BackdoorSpec:
         """The backdoor labelled ``title``."""
-        for s in self.attacks:
-            if s.title == title:
-                return s
-        raise ConfigError(f"the config has no backdoor labelled {title!r}")
+        return titled(self.attacks, title, "backdoor")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON/YAML-ready dict that :func:`section_from_mapping` reads back."""

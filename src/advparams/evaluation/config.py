@@ -37,7 +37,7 @@ from advparams.errors import AdvParamsError, ConfigError
 from advparams.evaluation.limits import MAX_BUDGETS, MAX_SAMPLES, MAX_SEEDS, check_train
 from advparams.evaluation.model_check import check_models
 from advparams.evaluation.reading import is_int, known_keys, mapping
-from advparams.evaluation.specs import AttackSpec, SchemeSpec, WatermarkSpec, attack_spec_from_mapping
+from advparams.evaluation.specs import AttackSpec, SchemeSpec, WatermarkSpec, attack_spec_from_mapping, titled
 from advparams.evaluation.yaml_keys import refuse_duplicate_keys
 from advparams.files import LIMITS, parse_yaml, read_file
 from advparams.house import section_keys, sections
@@ -125,10 +125,7 @@ class EvalConfig:
 
     def scheme(self, label: str) -> SchemeSpec:
         """The scheme with this label."""
-        for s in self.schemes:
-            if s.title == label:
-                return s
-        raise ConfigError(f"no scheme labelled {label!r}")
+        return titled(self.schemes, label, "scheme")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON/YAML-ready dict that :func:`config_from_mapping` reads back."""

@@ -27,7 +27,7 @@ from typing import Any
 
 from advparams.errors import ConfigError
 from advparams.evaluation.reading import option, read_typed, write_typed
-from advparams.evaluation.specs import MemberSpec
+from advparams.evaluation.specs import MemberSpec, built_once, titled
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,7 @@ class DetectionSection:
 
     def spec(self, title: str) -> DetectorSpec:
         """The detector labelled ``title``."""
-        for s in self.detectors:
-            if s.title == title:
-                return s
-        raise ConfigError(f"the config has no detector labelled {title!r}")
+        return titled(self.detectors, title, "detector")
 
     @property
     def sanitisers(self) -> list[DetectorSpec]:
@@ -96,12 +93,7 @@ def detection_from_mapping(raw: Any, backdoors: list[str]) -> DetectionSection:
     section = read_typed(DetectionSection, raw, "detection")
     if not backdoors:
         raise ConfigError("detection needs a backdoors section: the backdoors it screens")
-    titles: list[str] = []
-    for spec in section.detectors:
-        DETECTORS.build(spec.name, dict(spec.options))  # validates name and options
-        if spec.title in titles:
-            raise ConfigError(f"detector {spec.title!r} is listed twice; give one a label")
-        titles.append(spec.title)
+    titles = built_once(DETECTORS, section.detectors, "detector")
     _labels(section.backdoors, "backdoors", backdoors, "backdoor")
     _labels(section.sanitise, "sanitise", backdoors, "backdoor")
     _labels(section.sanitise_with, "sanitise_with", titles, "detector")

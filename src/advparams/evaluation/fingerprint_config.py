@@ -26,7 +26,7 @@ from typing import Any
 
 from advparams.errors import ConfigError
 from advparams.evaluation.reading import option, read_typed, write_typed
-from advparams.evaluation.specs import MemberSpec, Titled
+from advparams.evaluation.specs import MemberSpec, Titled, built_once, titled
 
 NEGATIVE_SEED = 2000
 """Negatives of the run's architecture have seeds 2000, 2001, ...; never a seed of the run
@@ -76,10 +76,7 @@ class FingerprintSection:
 
     def spec(self, title: str) -> FingerprintSpec:
         """The fingerprint labelled ``title``."""
-        for s in self.schemes:
-            if s.title == title:
-                return s
-        raise ConfigError(f"the config has no fingerprint labelled {title!r}")
+        return titled(self.schemes, title, "fingerprint")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON/YAML-ready dict that :func:`fingerprints_from_mapping` reads back."""
@@ -93,12 +90,7 @@ def fingerprints_from_mapping(raw: Any) -> FingerprintSection:
     from advparams.models import MODELS
 
     section = read_typed(FingerprintSection, raw, "fingerprints")
-    titles: list[str] = []
-    for spec in section.schemes:
-        FINGERPRINTS.build(spec.name, dict(spec.options))  # validates name and options
-        if spec.title in titles:
-            raise ConfigError(f"fingerprint {spec.title!r} is listed twice; give one a label")
-        titles.append(spec.title)
+    built_once(FINGERPRINTS, section.schemes, "fingerprint")
     others: list[str] = []
     for o in section.other_models:
         MODELS.get(o.model)

@@ -5,9 +5,9 @@ family's member), one attack with its settings (each a frozen dataclass;
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 
 class Titled:
@@ -21,6 +21,37 @@ class Titled:
     def title(self) -> str:
         """The label, or the name."""
         return self.label or str(getattr(self, self.named_by))
+
+
+TitledT = TypeVar("TitledT", bound=Titled)
+
+
+def titled(items: Iterable[TitledT], title: str, what: str) -> TitledT:
+    """The entry of ``items`` whose title is ``title``.
+
+    Raises:
+        ConfigError: none is (``what`` names the kind: ``"backdoor"``).
+    """
+    from advparams.errors import ConfigError
+
+    for item in items:
+        if item.title == title:
+            return item
+    raise ConfigError(f"the config has no {what} labelled {title!r}")
+
+
+def built_once(registry: Any, specs: Iterable[MemberSpec], what: str) -> list[str]:
+    """Builds every entry with its options (a wrong name or option fails now) and refuses a
+    title listed twice; returns the titles."""
+    from advparams.errors import ConfigError
+
+    titles: list[str] = []
+    for spec in specs:
+        registry.build(spec.name, dict(spec.options))
+        if spec.title in titles:
+            raise ConfigError(f"{what} {spec.title!r} is listed twice; give one a label")
+        titles.append(spec.title)
+    return titles
 
 
 @dataclass(frozen=True)
@@ -133,4 +164,13 @@ def attack_spec_from_mapping(raw: Any, what: str) -> AttackSpec:
     return AttackSpec(a["name"], options, grid, cases)
 
 
-__all__ = ["AttackSpec", "MemberSpec", "SchemeSpec", "WatermarkSpec", "attack_spec_from_mapping"]
+__all__ = [
+    "AttackSpec",
+    "MemberSpec",
+    "SchemeSpec",
+    "Titled",
+    "WatermarkSpec",
+    "attack_spec_from_mapping",
+    "built_once",
+    "titled",
+]
