@@ -36,7 +36,7 @@ from advparams.data import DATASETS
 from advparams.errors import AdvParamsError, ConfigError
 from advparams.evaluation.limits import MAX_BUDGETS, MAX_SAMPLES, MAX_SEEDS, check_train
 from advparams.evaluation.model_check import check_models
-from advparams.evaluation.reading import is_int, known_keys, mapping
+from advparams.evaluation.reading import is_int, known_keys, mapping, option, read_typed, write_typed
 from advparams.evaluation.specs import AttackSpec, SchemeSpec, WatermarkSpec, attack_spec_from_mapping, titled
 from advparams.evaluation.yaml_keys import refuse_duplicate_keys
 from advparams.files import LIMITS, parse_yaml, read_file
@@ -44,9 +44,11 @@ from advparams.house import section_keys, sections
 from advparams.metrics.accuracy import check_output_adapter
 from advparams.models import MODELS
 from advparams.plugins import load_plugins, resolve_spec
-from advparams.registry import config_from_dict, config_to_dict
 from advparams.schemes import SCHEMES
 from advparams.training import TrainConfig
+
+MAX_SEED = 2**31 - 1
+"""The largest seed of an evaluation."""
 
 
 @dataclass(frozen=True)
@@ -91,21 +93,21 @@ class EvalConfig:
     name: str
     dataset: str
     model: str
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = option((0, 1, 2), lo=0, hi=MAX_SEED, nonempty=True)
     data_dir: str | None = None
     model_options: Mapping[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
-    train_samples: int | None = None
-    test_samples: int | None = None
+    train_samples: int | None = option(None, lo=1, hi=MAX_SAMPLES)
+    test_samples: int | None = option(None, lo=1, hi=MAX_SAMPLES)
     checkpoints: Mapping[int, str] = field(default_factory=dict)
     schemes: tuple[SchemeSpec, ...] = ()
     watermarks: tuple[WatermarkSpec, ...] = ()
-    null_models: int = 5
-    fpr: float = 1e-6
-    users: int = 10
+    null_models: int = option(5, lo=1, hi=1000)
+    fpr: float = option(1e-6, lo=0.0, hi=1.0, open_range=True)
+    users: int = option(10, lo=1, hi=10_000)
     lock_with: Mapping[str, Any] = field(default_factory=dict)
     attacks: tuple[AttackSpec, ...] = ()
-    budgets: tuple[int, ...] = ()
+    budgets: tuple[int, ...] = option((), lo=1, hi=2**40)
     stealth: bool = True
     histograms: bool = True
     sections: Mapping[str, Any] = field(default_factory=dict)
@@ -128,36 +130,17 @@ class EvalConfig:
         return titled(self.schemes, label, "scheme")
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON/YAML-ready dict that :func:`config_from_mapping` reads back."""
-        return {
-            "name": self.name,
-            "dataset": self.dataset,
-            "data_dir": self.data_dir,
-            "model": self.model,
-            "model_options": dict(self.model_options),
-            "seeds": list(self.seeds),
-            "train": config_to_dict(self.train),
-            "train_samples": self.train_samples,
-            "test_samples": self.test_samples,
-            "checkpoints": {int(k): v for k, v in self.checkpoints.items()},
-            "schemes": [
-                {"name": s.name, "options": dict(s.options), "match_params": s.match_params, "label": s.label}
-                for s in self.schemes
-            ],
-            "watermarks": [{"name": w.name, "options": dict(w.options), "label": w.label} for w in self.watermarks],
-            "null_models": self.null_models,
-            "fpr": self.fpr,
-            "users": self.users,
-            "lock_with": dict(self.lock_with),
-            "attacks": [a.to_dict() for a in self.attacks],
-            "budgets": list(self.budgets),
-            "stealth": self.stealth,
-            "histograms": self.histograms,
-            # Only when present, so that the fingerprints of earlier runs stay the same.
-            **{s.key: s.to_dict(self.sections[s.key]) for s in sections() if self.sections.get(s.key) is not None},
-            **({"imports": list(self.imports)} if self.imports else {}),
-            **({"model_output": self.model_output} if self.model_output != "auto" else {}),
-        }
+        """A JSON/YAML-ready dict that :func:`config_from_mapping` reads back (the same
+        writer as every section's, :func:`~advparams.evaluation.reading.write_typed`)."""
+        out = {k: v for k, v in write_typed(self).items() if k not in ("sections", "imports", "model_output")}
+        out["checkpoints"] = {int(k): v for k, v in self.checkpoints.items()}
+        # Only when present, so that the fingerprints of earlier runs stay the same.
+        out.update({s.key: s.to_dict(self.sections[s.key]) for s in sections() if self.sections.get(s.key) is not None})
+        if self.imports:
+            out["imports"] = list(self.imports)
+        if self.model_output != "auto":
+            out["model_output"] = self.model_output
+        return out
 
     def fingerprint(self) -> str:
         """A canonical JSON string: two configs that run the same rows compare equal."""
@@ -172,7 +155,6 @@ def _top_keys() -> set[str]:
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """A run name: letters, digits, ``_``, ``.`` and ``-``, starting with a letter or digit
 (it names a folder under ``runs/eval/``, so it holds no path separator and no ``..``)."""
-MAX_SEED = 2**31 - 1
 
 
 def _optional_str(v: Any, what: str) -> str | None:
@@ -200,6 +182,49 @@ def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
         ) from None
 
 
+def _check_schemes(config: EvalConfig) -> None:
+    """Every scheme built with its options, matched only to one listed before it, listed once."""
+    seen: list[str] = []
+    for i, spec in enumerate(config.schemes):
+        SCHEMES.build(spec.name, dict(spec.options))  # validates name and options
+        if spec.match_params is not None and spec.match_params not in seen:
+            raise ConfigError(
+                f"schemes[{i}] ({spec.title}) matches {spec.match_params!r}, which must be listed before it"
+            )
+        if spec.match_params is not None and SCHEMES.get(spec.name).budget_option is None:
+            raise ConfigError(f"schemes[{i}] ({spec.title}) cannot match a count of values: its size is not one")
+        if spec.title in seen:
+            raise ConfigError(f"scheme {spec.title!r} is listed twice; give one a label")
+        seen.append(spec.title)
+
+
+def _check_members(config: EvalConfig) -> None:
+    """The watermarks and the lock of watermarked models built with their options; every
+    attack setting built; the seeds and budgets within their counts."""
+    from advparams.watermarks import WATERMARKS
+
+    seen = [s.title for s in config.schemes]
+    for spec in config.watermarks:
+        WATERMARKS.build(spec.name, dict(spec.options))  # validates name and options
+        if spec.title in seen:
+            raise ConfigError(f"{spec.title!r} is listed twice; give one a label")
+        seen.append(spec.title)
+    if config.lock_with:
+        known_keys(config.lock_with, {"name", "options"}, "lock_with")
+        SCHEMES.build(str(config.lock_with.get("name")), mapping(config.lock_with.get("options"), "lock_with.options"))
+    for aspec in config.attacks:
+        for setting in aspec.settings():
+            ATTACKS.build(aspec.name, {**aspec.options, **setting})  # validates every setting now
+    if len(config.seeds) > MAX_SEEDS:
+        raise ConfigError(f"seeds lists {len(config.seeds)} seeds; at most {MAX_SEEDS} are allowed")
+    if len(set(config.seeds)) != len(config.seeds):
+        raise ConfigError("seeds must not repeat")
+    if len(config.budgets) > MAX_BUDGETS:
+        raise ConfigError(f"budgets must be a list of at most {MAX_BUDGETS} integers in [1, 2**40]")
+    if not all(is_int(k) for k in config.checkpoints):
+        raise ConfigError("checkpoints maps seeds (integers) to checkpoint folders (strings)")
+
+
 def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
     raw = mapping(raw, "the config")
     imports = raw.get("imports") or []
@@ -211,142 +236,36 @@ def _config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
     for req in ("name", "dataset", "model"):
         if not raw.get(req):
             raise ConfigError(f"the config needs {req!r}")
-        if not isinstance(raw[req], str):
-            raise ConfigError(f"{req} must be a string, got {type(raw[req]).__name__}")
-    if not NAME_PATTERN.fullmatch(raw["name"]) or ".." in raw["name"]:
+    attacks = raw.get("attacks") or []
+    if not isinstance(attacks, list):
+        raise ConfigError("attacks must be a list of attacks")
+    core = {k: v for k, v in raw.items() if k not in (*section_keys(), "attacks", "imports") and v is not None}
+    config = read_typed(EvalConfig, core, "")
+    if not NAME_PATTERN.fullmatch(config.name) or ".." in config.name:
         raise ConfigError(
-            f"name {raw['name'][:40]!r} must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+            f"name {config.name[:40]!r} must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
         )
-    model_output = raw.get("model_output", "auto")
-    if not isinstance(model_output, str):
-        raise ConfigError("model_output must be a string (auto, logits, first, key:NAME or index:N)")
-    check_output_adapter(model_output)
-    DATASETS.get(raw["dataset"])
-    MODELS.get(raw["model"])
-    _optional_str(raw.get("data_dir"), "data_dir")
-    seeds = raw.get("seeds", [0, 1, 2])
-    if not isinstance(seeds, list) or not seeds or not all(is_int(s) and 0 <= s <= MAX_SEED for s in seeds):
-        raise ConfigError(f"seeds must be a non-empty list of integers in [0, {MAX_SEED}]")
-    if len(seeds) > MAX_SEEDS:
-        raise ConfigError(f"seeds lists {len(seeds)} seeds; at most {MAX_SEEDS} are allowed")
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError("seeds must not repeat")
-    train = config_from_dict(TrainConfig, mapping(raw.get("train"), "train"), what="train")
-    check_train(train, "train")
-
-    schemes: list[SchemeSpec] = []
-    for i, s_raw in enumerate(raw.get("schemes") or []):
-        s = mapping(s_raw, f"schemes[{i}]")
-        known_keys(s, {"name", "options", "match_params", "label"}, f"schemes[{i}]")
-        if "name" not in s:
-            raise ConfigError(f"schemes[{i}] needs a name")
-        opts = mapping(s.get("options"), f"schemes[{i}].options")
-        _optional_str(s["name"], f"schemes[{i}].name")
-        _optional_str(s.get("match_params"), f"schemes[{i}].match_params")
-        _optional_str(s.get("label"), f"schemes[{i}].label")
-        SCHEMES.build(s["name"], opts)  # validates name and options
-        spec = SchemeSpec(s["name"], opts, s.get("match_params"), s.get("label"))
-        if spec.match_params is not None and spec.match_params not in [x.title for x in schemes]:
-            raise ConfigError(
-                f"schemes[{i}] ({spec.title}) matches {spec.match_params!r}, which must be listed before it"
-            )
-        if spec.match_params is not None and SCHEMES.get(spec.name).budget_option is None:
-            raise ConfigError(f"schemes[{i}] ({spec.title}) cannot match a count of values: its size is not one")
-        if spec.title in [x.title for x in schemes]:
-            raise ConfigError(f"scheme {spec.title!r} is listed twice; give one a label")
-        schemes.append(spec)
-    from advparams.watermarks import WATERMARKS
-
-    watermarks: list[WatermarkSpec] = []
-    for i, w_raw in enumerate(raw.get("watermarks") or []):
-        w = mapping(w_raw, f"watermarks[{i}]")
-        known_keys(w, {"name", "options", "label"}, f"watermarks[{i}]")
-        if "name" not in w:
-            raise ConfigError(f"watermarks[{i}] needs a name")
-        opts = mapping(w.get("options"), f"watermarks[{i}].options")
-        _optional_str(w["name"], f"watermarks[{i}].name")
-        _optional_str(w.get("label"), f"watermarks[{i}].label")
-        WATERMARKS.build(w["name"], opts)  # validates name and options
-        wspec = WatermarkSpec(w["name"], opts, w.get("label"))
-        if wspec.title in [x.title for x in watermarks] + [x.title for x in schemes]:
-            raise ConfigError(f"{wspec.title!r} is listed twice; give one a label")
-        watermarks.append(wspec)
+    check_output_adapter(config.model_output)
+    DATASETS.get(config.dataset)
+    MODELS.get(config.model)
+    check_train(config.train, "train")
+    specs = tuple(attack_spec_from_mapping(a, f"attacks[{i}]") for i, a in enumerate(attacks))
+    config = dataclasses.replace(config, attacks=specs, imports=tuple(imports))
+    _check_schemes(config)
+    _check_members(config)
     so_far: dict[str, Any] = {
-        "model": raw["model"],
-        "schemes": [x.title for x in schemes],
-        "watermarks": [x.title for x in watermarks],
+        "model": config.model,
+        "schemes": [x.title for x in config.schemes],
+        "watermarks": [x.title for x in config.watermarks],
     }
     read: dict[str, Any] = {}
     for section in sections():  # each family's, in family order (a later one may read an earlier)
         if raw.get(section.key) is not None:
             read[section.key] = section.read(raw[section.key], {**so_far, **read})
     work = ["schemes", "watermarks", *(s.key for s in sections() if s.is_work)]
-    if not schemes and not watermarks and not any(s.is_work and s.key in read for s in sections()):
+    if not config.schemes and not config.watermarks and not any(s.is_work and s.key in read for s in sections()):
         raise ConfigError(f"the config lists {', '.join(f'no {k}' for k in work[:-1])} and no {work[-1]}")
-    null_models = raw.get("null_models", 5)
-    if not is_int(null_models) or not 1 <= null_models <= 1000:
-        raise ConfigError("null_models must be an integer in [1, 1000]")
-    fpr = raw.get("fpr", 1e-6)
-    if not isinstance(fpr, (int, float)) or isinstance(fpr, bool) or not 0.0 < float(fpr) < 1.0:
-        raise ConfigError("fpr must be a number in (0, 1)")
-    users = raw.get("users", 10)
-    if not is_int(users) or not 1 <= users <= 10_000:
-        raise ConfigError("users must be an integer in [1, 10000]")
-    lock_with = mapping(raw.get("lock_with"), "lock_with")
-    if lock_with:
-        known_keys(lock_with, {"name", "options"}, "lock_with")
-        SCHEMES.build(str(lock_with.get("name")), mapping(lock_with.get("options"), "lock_with.options"))
-
-    attacks: list[AttackSpec] = []
-    for i, a_raw in enumerate(raw.get("attacks") or []):
-        aspec = attack_spec_from_mapping(a_raw, f"attacks[{i}]")
-        for setting in aspec.settings():
-            ATTACKS.build(aspec.name, {**aspec.options, **setting})  # validates every setting now
-        attacks.append(aspec)
-
-    budgets = raw.get("budgets") or []
-    if (
-        not isinstance(budgets, list)
-        or len(budgets) > MAX_BUDGETS
-        or not all(is_int(b) and 1 <= b <= 2**40 for b in budgets)
-    ):
-        raise ConfigError(f"budgets must be a list of at most {MAX_BUDGETS} integers in [1, 2**40]")
-    for name in ("train_samples", "test_samples"):
-        v = raw.get(name)
-        if v is not None and (not is_int(v) or not 1 <= v <= MAX_SAMPLES):
-            raise ConfigError(f"{name} must be an integer in [1, {MAX_SAMPLES}] or null")
-    checkpoints = mapping(raw.get("checkpoints"), "checkpoints")
-    if not all(is_int(k) and isinstance(v, str) for k, v in checkpoints.items()):
-        raise ConfigError("checkpoints maps seeds (integers) to checkpoint folders (strings)")
-    ckpts: dict[int, str] = {int(k): str(v) for k, v in checkpoints.items()}
-    for name in ("stealth", "histograms"):
-        if not isinstance(raw.get(name, True), bool):
-            raise ConfigError(f"{name} must be true or false")
-    config = EvalConfig(
-        name=raw["name"],
-        dataset=raw["dataset"],
-        model=raw["model"],
-        seeds=tuple(seeds),
-        data_dir=raw.get("data_dir"),
-        model_options=mapping(raw.get("model_options"), "model_options"),
-        train=train,
-        train_samples=raw.get("train_samples"),
-        test_samples=raw.get("test_samples"),
-        checkpoints=ckpts,
-        schemes=tuple(schemes),
-        watermarks=tuple(watermarks),
-        null_models=null_models,
-        fpr=float(fpr),
-        users=users,
-        lock_with=lock_with,
-        attacks=tuple(attacks),
-        budgets=tuple(budgets),
-        stealth=raw.get("stealth", True),
-        histograms=raw.get("histograms", True),
-        sections=read,
-        imports=tuple(imports),
-        model_output=model_output,
-    )
+    config = dataclasses.replace(config, sections=read)
     check_models(config)
     return config
 

@@ -144,7 +144,8 @@ def _short(v: Any) -> str:
 
 
 def read_typed(cls: type[T], raw: Any, path: str) -> T:
-    """Reads the frozen dataclass ``cls`` from a parsed YAML value: every key one of its
+    """Reads the frozen dataclass ``cls`` from a parsed YAML value (``path``: its place in
+    the config, ``""`` for the top level): every key one of its
     fields (an unknown key is refused with its full path), every value checked against the
     field's annotation (integers, numbers, booleans, strings, literals, ``X | None``, lists,
     mappings, nested sections) and :func:`option` checks; a missing field takes its
@@ -164,23 +165,24 @@ def read_typed(cls: type[T], raw: Any, path: str) -> T:
         ...
         advparams.errors.ConfigError: grid.rates[0] must be a number in [0, 1], got 2
     """
-    m = mapping(raw, path)
+    where = path or "the config"  # "": the top level
+    m = mapping(raw, where)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
-    known_keys(m, set(fields), path)
+    known_keys(m, set(fields), where)
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for name, f in fields.items():
         if name not in m:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{path} needs {name!r}")
+                raise ConfigError(f"{where} needs {name!r}")
             continue
-        values[name] = _value(m[name], hints[name], f.metadata, f"{path}.{name}")
+        values[name] = _value(m[name], hints[name], f.metadata, f"{path}.{name}" if path else name)
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):
             raise
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def write_typed(obj: Any) -> Any:
