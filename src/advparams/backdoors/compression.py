@@ -26,8 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from advparams.backdoors.badnets import square_patch
-from advparams.backdoors.base import BACKDOORS, Backdoor, BackdoorOptions, EpochBatch, PoisonPlan, normalise
+from advparams.backdoors.base import BACKDOORS, Backdoor, BackdoorOptions, EpochBatch, normalise
 from advparams.backdoors.blend import noise_blend
+from advparams.backdoors.poison import PoisonPlan
 from advparams.backdoors.triggers import PatchTrigger, Trigger
 from advparams.errors import AdvParamsError
 from advparams.imaging import CODECS, compress

@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 import torch
 
-from advparams.backdoors.base import BACKDOORS, Backdoor, BackdoorOptions, PoisonPlan, apply_each
+from advparams.backdoors.base import BACKDOORS, Backdoor, BackdoorOptions
+from advparams.backdoors.poison import PoisonPlan, apply_each
 from advparams.backdoors.triggers import PatchTrigger, Trigger
 from advparams.imaging import STRENGTH_LIMITS, random_physical
 from advparams.registry import validated
