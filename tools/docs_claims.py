@@ -227,10 +227,12 @@ def check(root: Path, list_all: bool = False) -> list[str]:
     problems: list[str] = []
     rendered: dict[str, list[str]] = {}
     cache: dict[str, list[dict[str, Any]]] = {}
+    pages_text: dict[str, str] = {}
     for i, c in enumerate(claims, 1):
         try:
-            rows = cache.setdefault(c.rows, load_rows(root / c.rows))
-            text = render(c.text, rows, c.where)
+            if c.rows not in cache:  # each rows file read once per check
+                cache[c.rows] = load_rows(root / c.rows)
+            text = render(c.text, cache[c.rows], c.where)
         except ClaimError as exc:
             problems.append(f"{CLAIMS}: claim {i} ({c.doc}): {exc}")
             continue
@@ -238,7 +240,9 @@ def check(root: Path, list_all: bool = False) -> list[str]:
         if not page.is_file():
             problems.append(f"{CLAIMS}: claim {i}: no page {c.doc}")
             continue
-        if flat(text) not in flat(page.read_text(encoding="utf-8")):
+        if c.doc not in pages_text:
+            pages_text[c.doc] = flat(page.read_text(encoding="utf-8"))
+        if flat(text) not in pages_text[c.doc]:
             problems.append(f"{c.doc}: claim {i} renders {text!r} from {c.rows}; the page does not say it")
         rendered.setdefault(c.doc, []).append(text)
     quotes: dict[str, list[str]] = {}
