@@ -14,14 +14,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from advparams.data import DATASETS, ImageDataset, load_dataset
+from advparams.data import ImageDataset, load_dataset
 from advparams.errors import AdvParamsError, ConfigError, PassphraseError
 from advparams.files import LIMITS, read_file
 from advparams.keys import Key, key_is_sealed, load_key
 from advparams.keys.seal import Passphrase
 from advparams.registry import option_docs
 from advparams.training import TrainProgress
-from advparams.usecases.models import distinct_paths
+from advparams.usecases.models import checkpoint_dataset, distinct_paths
 
 PASSPHRASE_ENV = "ADVPARAMS_PASSPHRASE"
 
@@ -281,11 +281,8 @@ def read_passphrase(
 
 
 def dataset_name(args: argparse.Namespace, ckpt_meta: dict[str, Any]) -> str:
-    name = args.dataset or ckpt_meta.get("dataset")
-    if not name:
-        raise ConfigError("the checkpoint names no data set: pass --dataset")
-    DATASETS.get(name)
-    return name
+    """``--dataset``, else the checkpoint's (:func:`advparams.usecases.checkpoint_dataset`)."""
+    return checkpoint_dataset(ckpt_meta, args.dataset)
 
 
 def load_split(name: str, split: str, data_dir: str | None) -> ImageDataset:

@@ -157,12 +157,6 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 (it names a folder under ``runs/eval/``, so it holds no path separator and no ``..``)."""
 
 
-def _optional_str(v: Any, what: str) -> str | None:
-    if v is not None and not isinstance(v, str):
-        raise ConfigError(f"{what} must be a string, got {type(v).__name__}")
-    return v
-
-
 def config_from_mapping(raw: Mapping[str, Any]) -> EvalConfig:
     """Builds and validates an :class:`EvalConfig`; every mistake is one clear ConfigError.
 
