@@ -17,6 +17,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two workers on two cores: one thread each, or torch's spinning
     # threads starve each other (a 30 s study took ten minutes beside another job)
     torch.set_num_threads(1)
+    # and so do the processes the tests start (the command line in a subprocess, Ray's
+    # workers, the kill tests' victims): torch and the engine read this cap
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(scope="module", autouse=True)

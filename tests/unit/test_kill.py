@@ -1,7 +1,8 @@
 """``lock`` and ``unlock`` killed with SIGKILL at every step of their output stage and at
 moments spread over the whole run: no key is ever lost.
 
-The command runs in a child process whose file-system calls (rename, link, unlink,
+The command runs in a child process (forked from a server that imported the toolkit once:
+:mod:`tests.forked`) whose file-system calls (rename, link, unlink,
 write, fsync, mkdir, the exchange and unnamed-file link of :mod:`advparams.files.writing`,
 the weights write) are counted; with ``KILL_AT=n`` the child kills itself with SIGKILL
 just before call ``n``, which is exactly what a kill from outside at that instant does.
@@ -20,8 +21,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,53 +34,20 @@ from advparams.files import recover_interrupted_pair
 from advparams.fingerprint import model_fingerprint
 from advparams.keys import load_key, unlock
 from advparams.models import build_model
+from tests import forked
 
 ARGS = {"num_classes": 10, "in_channels": 1, "input_size": SIZE}
-
-CHILD = r"""
-import os, shutil, signal, sys
-from pathlib import Path
-kill_at, counter = int(os.environ["KILL_AT"]), [0]
-log = open(os.environ["STEP_LOG"], "a")
-def hook(name, fn):
-    def wrapped(*a, **k):
-        counter[0] += 1
-        log.write(f"{counter[0]} {name}\n"); log.flush()
-        if counter[0] == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return fn(*a, **k)
-    return wrapped
-import advparams.checkpoint as c
-import advparams.files.writing as w
-from advparams.cli import main
-for name in ("rename", "replace", "link", "unlink", "write", "fsync", "mkdir", "fchmod"):
-    setattr(os, name, hook(name, getattr(os, name)))
-shutil.rmtree = hook("rmtree", shutil.rmtree)
-Path.write_text = hook("write_text", Path.write_text)
-w._exchange = hook("exchange", w._exchange)
-w._link_fd = hook("linkat", w._link_fd)
-c.save_file = hook("save_weights", c.save_file)
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def _child(argv: list[str], cwd: Path, kill_at: int, delay: float | None = None) -> tuple[int, list[str]]:
     log = cwd / f"steps-{kill_at}-{delay}.log"
-    env = {**os.environ, "KILL_AT": str(kill_at), "STEP_LOG": str(log), "PYTHONHASHSEED": "0"}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, *argv], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    if delay is not None:
-        try:
-            proc.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-    _, err = proc.communicate(timeout=120)
-    if proc.returncode not in (0, -signal.SIGKILL):
-        print(err.decode(errors="replace"))
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = forked.run("command_killed_at", (argv, kill_at, str(log)), workdir=cwd, env=env, kill_after=delay)
+    if done.returncode not in (0, -signal.SIGKILL):
+        print(done.stderr)
     steps = log.read_text().splitlines() if log.exists() else []
     log.unlink(missing_ok=True)
-    return proc.returncode, steps
+    return done.returncode, steps
 
 
 def _fingerprint_or_none(path: Path) -> str | None:

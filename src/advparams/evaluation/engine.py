@@ -182,12 +182,16 @@ class SerialExecutor(Executor):
 
 
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
-    """Torch threads for each of ``workers`` processes on ``cores`` cores (at least 1).
+    """Torch threads for each of ``workers`` processes on ``cores`` cores (at least 1), at
+    most ``OMP_NUM_THREADS`` when that is set (the usual cap of a shared machine: more
+    threads than free cores spin against each other).
 
     >>> threads_per_worker(2, 2), threads_per_worker(2, 16), threads_per_worker(8, 4)
     (1, 8, 1)
     """
-    return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
+    share = max(1, (cores or os.cpu_count() or 1) // max(1, workers))
+    cap = os.environ.get("OMP_NUM_THREADS", "")
+    return min(share, int(cap)) if cap.isdigit() and int(cap) >= 1 else share
 
 
 def _node_threads() -> int:
