@@ -25,6 +25,7 @@ from advparams.metrics import accuracy
 from advparams.models import build_model, list_models
 from advparams.schemes import SCHEMES, AdvParams, AdvParamsConfig, LockResult, list_schemes
 from advparams.training import TrainConfig, train
+from advparams.usecases.locks import open_unlocked
 from advparams.version import __version__
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "load_dataset",
     "load_key",
     "model_fingerprint",
+    "open_unlocked",
     "relock",
     "save_checkpoint",
     "save_key",

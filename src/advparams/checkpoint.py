@@ -61,6 +61,31 @@ class Checkpoint:
     dataset: str | None
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def is_huggingface(self) -> bool:
+        """Whether it was read from a Hugging Face folder (:mod:`advparams.huggingface`)."""
+        return self.meta.get("format") == "huggingface"
+
+    def write(
+        self,
+        model: nn.Module,
+        folder: Path,
+        *,
+        locked: bool = False,
+        dataset: str | None = None,
+        record: dict[str, Any] | None = None,
+    ) -> None:
+        """Writes ``model`` (this checkpoint's architecture, new weights) into the existing,
+        empty ``folder`` in this checkpoint's own kind: an advparams checkpoint, or a
+        Hugging Face folder in the layout of the one it was read from."""
+        if self.is_huggingface:
+            from advparams.huggingface.folder import write_hf_folder
+
+            write_hf_folder(model, folder, self.meta["folder"], locked=locked, dataset=dataset, record=record)
+        else:
+            write_checkpoint(model, folder, architecture=self.architecture, arguments=self.arguments,
+                             dataset=dataset, locked=locked, record=record)  # fmt: skip
+
     def check_fits(self, data: ImageDataset) -> None:
         """Refuses a data set whose shape differs from the model's arguments, or that has
         more classes than the model has outputs. A model with *more* outputs fits (the
@@ -124,6 +149,24 @@ def save_checkpoint(
         write_checkpoint(
             model, tmp, architecture=architecture, arguments=arguments, dataset=dataset, locked=locked, record=record
         )
+    return Path(path)
+
+
+def save_like(
+    like: Checkpoint,
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    locked: bool = False,
+    dataset: str | None = None,
+    record: dict[str, Any] | None = None,
+    force: bool = False,
+    made_by: str = "checkpoint",
+) -> Path:
+    """Writes ``model`` at ``path`` (atomically) as the same kind of folder as ``like``
+    (:meth:`Checkpoint.write`); ``force`` and ``made_by`` as in :func:`save_checkpoint`."""
+    with atomic_directory(path, force=force, made_by=made_by) as tmp:
+        like.write(model, tmp, locked=locked, dataset=dataset, record=record)
     return Path(path)
 
 
@@ -237,7 +280,9 @@ def _state_bytes(architecture: str, arguments: dict[str, Any], dtype: torch.dtyp
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> Checkpoint:
-    """Loads a checkpoint folder, rebuilding the model and checking its fingerprint.
+    """Loads a checkpoint folder, rebuilding the model and checking its fingerprint; a
+    Hugging Face folder (``config.json`` and safetensors weights) is read through
+    ``transformers`` (:func:`advparams.huggingface.folder.load_hf_folder`).
 
     The model's size is worked out from its arguments on the meta device first: a
     description that asks for more bytes than the weights file holds is refused before
@@ -248,6 +293,10 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: str | torch.device 
         UnknownNameError: the architecture is not registered.
     """
     p = Path(path)
+    from advparams.huggingface.folder import is_hf_folder
+
+    if is_hf_folder(p):
+        return _load_huggingface(p, device)
     meta = read_meta(p)
     MODELS.get(meta["architecture"])
     dtype = _DTYPES[str(meta.get("dtype", "float32"))]
@@ -290,3 +339,10 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: str | torch.device 
         raise CheckpointError(f"{p / WEIGHTS} does not match the fingerprint in {META}: corrupt or edited")
     model.eval()
     return Checkpoint(model.to(device), meta["architecture"], dict(meta["arguments"]), meta.get("dataset"), meta)
+
+
+def _load_huggingface(path: Path, device: str | torch.device) -> Checkpoint:
+    from advparams.huggingface.folder import load_hf_folder, model_arguments
+
+    model, meta = load_hf_folder(path, device=device)
+    return Checkpoint(model, meta["architecture"], model_arguments(meta["config"]), meta.get("dataset"), meta)

@@ -18,7 +18,7 @@ from typing import Any
 
 from torch import nn
 
-from advparams.checkpoint import write_checkpoint
+from advparams.checkpoint import Checkpoint, write_checkpoint
 from advparams.errors import AdvParamsError, ConfigError
 from advparams.files import (
     check_output,
@@ -83,14 +83,17 @@ def save_locked(
     out: str | os.PathLike[str],
     key_path: str | os.PathLike[str],
     *,
-    architecture: str,
-    arguments: dict[str, Any],
+    architecture: str | None = None,
+    arguments: dict[str, Any] | None = None,
+    like: Checkpoint | None = None,
     dataset: str | None = None,
     record: dict[str, Any] | None = None,
     passphrase: Passphrase | None = None,
     force: bool = False,
 ) -> tuple[Path, Path]:
-    """Writes locked ``model`` as a checkpoint at ``out`` and ``key`` at ``key_path``.
+    """Writes locked ``model`` as a checkpoint at ``out`` and ``key`` at ``key_path``: a
+    checkpoint of registered ``architecture`` built with ``arguments``, or the same kind
+    of folder as ``like`` (a Hugging Face folder keeps its layout and files).
 
     With ``force`` an earlier ``lock`` output pair is replaced; a folder that ``lock``
     did not make, or a file that is not the key that folder was written with, is never
@@ -101,6 +104,8 @@ def save_locked(
         AdvParamsError: the key does not restore its original.
         OutputExistsError / ConfigError: as :func:`check_locked_outputs`.
     """
+    if like is None and (architecture is None or arguments is None):
+        raise ConfigError("save_locked needs the architecture and its arguments, or a checkpoint to write like")
     o, k = check_locked_outputs(out, key_path, force=force)
     restored = unlock(model, key)  # checks the locked fingerprint
     if model_fingerprint(restored) != key.original_fingerprint:
@@ -109,9 +114,11 @@ def save_locked(
     if passphrase is not None:
         data = seal(data, passphrase)
     with staging_folder(o, made_by=LOCK_COMMAND) as tmp:
-        write_checkpoint(
-            model, tmp, architecture=architecture, arguments=arguments, dataset=dataset, locked=True, record=record
-        )
+        if like is not None:
+            like.write(model, tmp, locked=True, dataset=dataset, record=record)
+        else:
+            write_checkpoint(model, tmp, architecture=str(architecture), arguments=dict(arguments or {}),
+                             dataset=dataset, locked=True, record=record)  # fmt: skip
         install_folder_with_key(tmp, o, data, k, force=force, key_accept=_paired_with(o))
     return o, k
 

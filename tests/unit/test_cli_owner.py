@@ -295,12 +295,12 @@ def trained_model_and_data():
 def test_5_unlock_needs_only_the_model_and_the_key(capsys, tmp_path, trained, monkeypatch) -> None:
     out, key = tmp_path / "L", tmp_path / "k.key"
     assert run(capsys, "lock", trained[0], "--out", out, "--key", key, "--no-eval")[0] == 0
-    import advparams.usecases.locks as locks  # where unlock's work is done since the use-case layer
+    import advparams.usecases.data as data  # where every verb's data set is loaded (use-case layer)
 
     def no_data(*a, **k):
         raise AssertionError("unlock loaded a data set")
 
-    monkeypatch.setattr(locks, "load_dataset", no_data)
+    monkeypatch.setattr(data, "load_dataset", no_data)
     code, stdout, err = run(capsys, "unlock", out, "--key", key, "--out", tmp_path / "U", "--json")
     assert code == 0, err
     assert json.loads(stdout)["accuracy_unlocked"] is None

@@ -115,7 +115,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     bar = LockBar(scheme, quiet=args.json)
     try:
         done = lock_checkpoint(args.checkpoint, args.out, args.key, scheme=scheme, options=options,
-                               dataset=args.dataset, data_dir=args.data_dir, device=args.device,
+                               dataset=args.dataset, data=args.data, data_dir=args.data_dir, device=args.device,
                                evaluate=not args.no_eval, allow_partial=args.allow_partial, passphrase=passphrase,
                                force=args.force, progress=bar.update)  # fmt: skip
     finally:
@@ -130,7 +130,7 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     distinct_outputs(args.locked, args.out)
     check_output(args.out, force=args.force, made_by="unlock")
     key = read_key(args)
-    done = unlock_checkpoint(args.locked, key, args.out, evaluate=args.eval, dataset=args.dataset,
+    done = unlock_checkpoint(args.locked, key, args.out, evaluate=args.eval, dataset=args.dataset, data=args.data,
                              data_dir=args.data_dir, device=args.device, force=args.force)  # fmt: skip
     summary = {
         "checkpoint": args.locked,

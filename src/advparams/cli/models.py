@@ -6,10 +6,12 @@ import argparse
 from typing import Any
 
 from advparams.cli._common import (
+    PASSPHRASE_ENV,  # noqa: F401  (models.yaml's help names it)
     emit,
     member_summaries,
     parse_sets,
     pct,
+    read_key,
     train_progress,
 )
 from advparams.cli._spec import add_verbs
@@ -60,10 +62,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    done = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, split=args.split, data_dir=args.data_dir,
-                               device=args.device)  # fmt: skip
-    summary = {**done.summary(), "checkpoint": args.checkpoint}
-    state = " (locked)" if done.locked else ""
+    key = read_key(args) if args.key else None
+    done = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data=args.data, split=args.split,
+                               data_dir=args.data_dir, device=args.device, key=key)  # fmt: skip
+    summary = {**done.summary(), "checkpoint": args.checkpoint, "unlocked_in_memory": key is not None}
+    state = " (unlocked in memory)" if key is not None else " (locked)" if done.locked else ""
     line = (
         f"{args.checkpoint}{state}: {done.dataset} {args.split} accuracy {pct(done.accuracy)} on {done.samples} samples"
     )

@@ -181,17 +181,22 @@ class SerialExecutor(Executor):
                 finished.add(unit.id)
 
 
-def threads_per_worker(workers: int, cores: int | None = None) -> int:
+def threads_per_worker(workers: int, cores: int | None = None, limit: int | None = None) -> int:
     """Torch threads for each of ``workers`` processes on ``cores`` cores (at least 1), at
-    most ``OMP_NUM_THREADS`` when that is set (the usual cap of a shared machine: more
-    threads than free cores spin against each other).
+    most ``limit``.
 
-    >>> threads_per_worker(2, 2), threads_per_worker(2, 16), threads_per_worker(8, 4)
-    (1, 8, 1)
+    >>> threads_per_worker(2, 2), threads_per_worker(2, 16), threads_per_worker(8, 4), threads_per_worker(2, 16, 4)
+    (1, 8, 1, 4)
     """
     share = max(1, (cores or os.cpu_count() or 1) // max(1, workers))
+    return share if limit is None else max(1, min(share, limit))
+
+
+def thread_limit() -> int | None:
+    """``OMP_NUM_THREADS`` when it is set: the usual cap of a shared machine, which the
+    engine honours (more threads than free cores spin against each other)."""
     cap = os.environ.get("OMP_NUM_THREADS", "")
-    return min(share, int(cap)) if cap.isdigit() and int(cap) >= 1 else share
+    return int(cap) if cap.isdigit() and int(cap) >= 1 else None
 
 
 def _node_threads() -> int:
@@ -201,7 +206,7 @@ def _node_threads() -> int:
 
     node = ray.get_runtime_context().get_node_id()
     cpus = next((n["Resources"].get("CPU", 1) for n in ray.nodes() if n["NodeID"] == node), 1)
-    return threads_per_worker(max(1, int(cpus)))
+    return threads_per_worker(max(1, int(cpus)), limit=thread_limit())
 
 
 def _run_in_worker(runner: Runner, unit: Unit, threads: int | None) -> list[ResultRow]:
@@ -238,7 +243,7 @@ class RayExecutor(Executor):
             raise ConfigError(f"--workers must be at least 1, got {workers}")
         self.workers = workers
         self.address = address
-        self.threads = threads or (None if address else threads_per_worker(workers))
+        self.threads = threads or (None if address else threads_per_worker(workers, limit=thread_limit()))
         self.quiet = quiet
 
     def describe(self) -> dict[str, Any]:

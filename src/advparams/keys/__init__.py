@@ -12,7 +12,7 @@ from advparams.keys.io import (
     load_key,
     save_key,
 )
-from advparams.keys.key import Key, KeyEntry, Shuffle, relock, unlock
+from advparams.keys.key import Key, KeyEntry, Shuffle, relock, unlock, unlock_
 
 __all__ = [
     "FORMAT",
@@ -29,4 +29,5 @@ __all__ = [
     "save_key",
     "Shuffle",
     "unlock",
+    "unlock_",
 ]

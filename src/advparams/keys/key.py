@@ -256,8 +256,8 @@ def _shuffle(state: Mapping[str, torch.Tensor], key: Key, *, undo: bool) -> None
             t.copy_(flat.view_as(t))
 
 
-def _write(model: nn.Module, key: Key, *, to_original: bool) -> nn.Module:
-    out = copy.deepcopy(model)
+def _write(model: nn.Module, key: Key, *, to_original: bool, in_place: bool = False) -> nn.Module:
+    out = model if in_place else copy.deepcopy(model)
     state = out.state_dict()
     if not to_original:
         _shuffle(state, key, undo=False)
@@ -288,6 +288,23 @@ def unlock(model: nn.Module, key: Key) -> nn.Module:
         KeyMismatchError: ``model`` is not the locked model this key was made for.
         KeyFileError: the result is not the original (the key is corrupt).
     """
+    return _unlock(model, key, in_place=False)
+
+
+def unlock_(model: nn.Module, key: Key) -> nn.Module:
+    """Restores the original weights into the locked ``model`` itself and returns it: no
+    second copy of the model in memory (serving code, large models). The fingerprints are
+    checked first, so a wrong key leaves ``model`` as it was.
+
+    Raises:
+        KeyMismatchError: ``model`` is not the locked model this key was made for.
+        KeyFileError: the result is not the original (the key is corrupt; ``model`` is
+            then neither locked nor original: load it again).
+    """
+    return _unlock(model, key, in_place=True)
+
+
+def _unlock(model: nn.Module, key: Key, *, in_place: bool) -> nn.Module:
     fp = model_fingerprint(model)
     if fp == key.original_fingerprint and fp != key.locked_fingerprint:
         raise KeyMismatchError("this model is not locked: it already matches the key's original weights")
@@ -296,7 +313,7 @@ def unlock(model: nn.Module, key: Key) -> nn.Module:
             f"this key does not belong to this model: the key unlocks {short(key.locked_fingerprint)}, "
             f"the model is {short(fp)}"
         )
-    out = _write(model, key, to_original=True)
+    out = _write(model, key, to_original=True, in_place=in_place)
     if model_fingerprint(out) != key.original_fingerprint:
         raise KeyFileError("unlocking did not reproduce the original weights: the key is corrupt")
     return out

@@ -14,7 +14,7 @@ import torch
 from advparams._rng import isolated_seed
 from advparams.backdoors import BACKDOORS, implant_from_seed, is_trigger_file, save_trigger
 from advparams.backdoors.measure import measure_backdoor
-from advparams.checkpoint import save_checkpoint
+from advparams.checkpoint import save_like
 from advparams.data import ImageDataset
 from advparams.errors import ConfigError
 from advparams.files import check_output, integer
@@ -119,8 +119,7 @@ def implant_checkpoint(
     measures = {} if test is None else measure_backdoor(res.model, res.trigger, test, reference=ckpt.model)
     save_trigger(res.trigger, trigger, backdoor=backdoor, config=built.config_dict(), force=force)  # the secret first
     record = {"backdoor": backdoor, "source_checkpoint": str(checkpoint), **res.info}
-    save_checkpoint(res.model, out, architecture=ckpt.architecture, arguments=dict(ckpt.arguments),
-                    dataset=opened.dataset, record=record, force=force, made_by=IMPLANT_COMMAND)  # fmt: skip
+    save_like(ckpt, res.model, out, dataset=opened.dataset, record=record, force=force, made_by=IMPLANT_COMMAND)
     return Implanted(str(checkpoint), Path(out), Path(trigger), backdoor, opened.dataset, from_scratch, len(data),
                      tuple(res.trigger.targets), dict(res.info), measures, None if test is None else len(test),
                      time.perf_counter() - start)  # fmt: skip

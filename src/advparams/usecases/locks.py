@@ -12,8 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from advparams.checkpoint import load_checkpoint, save_checkpoint
-from advparams.data import load_dataset
+from advparams.checkpoint import load_checkpoint, save_like
 from advparams.devices import resolve_device
 from advparams.errors import ConfigError, LockIncompleteError
 from advparams.files import check_output
@@ -22,7 +21,8 @@ from advparams.keys.seal import Passphrase
 from advparams.locked import check_locked_outputs, save_locked
 from advparams.metrics import accuracy
 from advparams.schemes import SCHEMES, LockProgress, LockReport
-from advparams.usecases.models import Written, checkpoint_dataset
+from advparams.usecases.data import checkpoint_data
+from advparams.usecases.models import Written
 
 DEFAULT_SCHEME = "advparams"
 
@@ -101,6 +101,7 @@ def lock_checkpoint(
     scheme: str = DEFAULT_SCHEME,
     options: Mapping[str, Any] | None = None,
     dataset: str | None = None,
+    data: str | os.PathLike[str] | None = None,
     data_dir: str | None = None,
     device: str = "auto",
     evaluate: bool = True,
@@ -109,9 +110,11 @@ def lock_checkpoint(
     force: bool = False,
     progress: Callable[[LockProgress], None] | None = None,
 ) -> Locked:
-    """Locks the checkpoint folder ``checkpoint`` with registered ``scheme`` and writes
-    the locked model to ``out`` and its key to ``key`` (sealed with ``passphrase`` if
-    given), the key first (:func:`advparams.locked.save_locked`).
+    """Locks the checkpoint folder ``checkpoint`` (an advparams checkpoint or a Hugging
+    Face folder) with registered ``scheme`` and writes the locked model to ``out``, as the
+    same kind of folder, and its key to ``key`` (sealed with ``passphrase`` if given), the
+    key first (:func:`advparams.locked.save_locked`). The lock samples are the train split
+    of ``dataset`` or of the user's own ``data`` (:func:`~advparams.usecases.data.checkpoint_data`).
 
     Both outputs are checked before the lock starts; a lock that misses its target
     writes nothing unless ``allow_partial``.
@@ -127,10 +130,8 @@ def lock_checkpoint(
     ckpt = load_checkpoint(checkpoint, device=dev)
     if ckpt.meta.get("locked"):
         raise ConfigError(f"{checkpoint} is already locked")
-    name = checkpoint_dataset(ckpt.meta, dataset)
-    lock_data = load_dataset(name, "train", data_dir)
-    ckpt.check_fits(lock_data)
-    test_data = load_dataset(name, "test", data_dir) if evaluate else None
+    name, lock_data = checkpoint_data(ckpt, "train", dataset=dataset, data=data, data_dir=data_dir)
+    test_data = checkpoint_data(ckpt, "test", dataset=dataset, data=data, data_dir=data_dir)[1] if evaluate else None
     result = built.lock(ckpt.model, lock_data, progress=progress)
     rep = result.report
     problem = rep.problem()
@@ -141,8 +142,8 @@ def lock_checkpoint(
         before, locked_acc = accuracy(ckpt.model, test_data), accuracy(result.model, test_data)
     record = {"lock": dataclasses.asdict(rep), "original_fingerprint": result.key.original_fingerprint,
               "source_checkpoint": str(checkpoint), "test_accuracy": locked_acc}  # fmt: skip
-    o, k = save_locked(result.model, result.key, out, key, architecture=ckpt.architecture, arguments=ckpt.arguments,
-                       dataset=name, record=record, passphrase=passphrase, force=force)  # fmt: skip
+    o, k = save_locked(result.model, result.key, out, key, like=ckpt, dataset=ckpt.dataset if data else name,
+                       record=record, passphrase=passphrase, force=force)  # fmt: skip
     return Locked(str(checkpoint), o, k, scheme, name, str(dev), passphrase is not None, rep, problem, before,
                   locked_acc, time.perf_counter() - start)  # fmt: skip
 
@@ -172,6 +173,7 @@ def unlock_checkpoint(
     passphrase: Passphrase | None = None,
     evaluate: bool = False,
     dataset: str | None = None,
+    data: str | os.PathLike[str] | None = None,
     data_dir: str | None = None,
     device: str = "auto",
     force: bool = False,
@@ -195,16 +197,44 @@ def unlock_checkpoint(
     before = after = None
     name = dataset or ckpt.meta.get("dataset")
     if evaluate:
-        name = checkpoint_dataset(ckpt.meta, dataset)
-        data = load_dataset(name, "test", data_dir)
-        ckpt.check_fits(data)
-        before, after = accuracy(ckpt.model, data), accuracy(restored, data)
+        name, test = checkpoint_data(ckpt, "test", dataset=dataset, data=data, data_dir=data_dir)
+        before, after = accuracy(ckpt.model, test), accuracy(restored, test)
     record = {"unlocked_from": str(locked), "key_created": opened.created}
-    save_checkpoint(restored, out, architecture=ckpt.architecture, arguments=ckpt.arguments, dataset=ckpt.dataset,
-                    locked=False, record=record, force=force, made_by="unlock")  # fmt: skip
+    save_like(ckpt, restored, out, dataset=ckpt.dataset, locked=False, record=record, force=force, made_by="unlock")
     user = opened.info.get("user")
     return Unlocked(str(locked), Path(out), restored, opened.num_changed, opened.original_fingerprint,
                     None if user is None else str(user), name, before, after, time.perf_counter() - start)  # fmt: skip
 
 
-__all__ = ["DEFAULT_SCHEME", "Locked", "Unlocked", "lock_checkpoint", "unlock_checkpoint"]
+def open_unlocked(
+    locked: str | os.PathLike[str],
+    key: str | os.PathLike[str] | Key,
+    *,
+    passphrase: Passphrase | None = None,
+    device: str = "auto",
+) -> nn.Module:
+    """The model of the locked folder ``locked``, unlocked in memory with ``key``: what a
+    customer's serving code calls. The unlocked weights are never written anywhere; the
+    model is restored in place (no second copy in memory), in eval mode, on ``device``.
+    For a Hugging Face folder it is the ``transformers`` model itself (``generate``,
+    ``config``, the whole class), as ``from_pretrained`` would give it unlocked.
+
+    Example (``pip install advparams[huggingface]``)::
+
+        from advparams import open_unlocked
+        model = open_unlocked("vit-locked", "customer.key", passphrase=os.environb[b"KEY_PASSPHRASE"])
+        logits = model(pixel_values).logits
+
+    Raises:
+        KeyMismatchError: the key is not this model's (another model's, or another
+            user's key of a different model); KeyFileError: a corrupt or sealed key
+            without its passphrase; CheckpointError: a damaged folder.
+    """
+    from advparams.keys import load_key, unlock_
+
+    opened = key if isinstance(key, Key) else load_key(key, passphrase=passphrase)
+    ckpt = load_checkpoint(locked, device=resolve_device(device))
+    return unlock_(ckpt.model, opened).eval()
+
+
+__all__ = ["DEFAULT_SCHEME", "Locked", "Unlocked", "lock_checkpoint", "open_unlocked", "unlock_checkpoint"]

@@ -16,41 +16,16 @@ from torch import nn
 
 from advparams.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from advparams.data import DATASETS, ImageDataset, load_dataset
+from advparams.data.base import num_examples
 from advparams.devices import resolve_device
 from advparams.errors import ConfigError
 from advparams.files import check_output
 from advparams.fingerprint import model_fingerprint
+from advparams.keys import Key
 from advparams.metrics import accuracy
 from advparams.models import MODELS, count_parameters
 from advparams.training import TrainConfig, TrainProgress, train_from_seed
-
-SUBSET_SEED = 0
-"""The seed of the permutation a training subset is cut from: one fixed subset of a data
-set for every training seed, in ``advparams train --train-samples`` as in an evaluation's
-``train_samples`` (models of different seeds differ by their seed alone, not their data)."""
-
-
-def training_subset(data: ImageDataset, samples: int | None) -> ImageDataset:
-    """The first ``samples`` of a fixed permutation of ``data`` (:data:`SUBSET_SEED`); all
-    of it when ``samples`` is ``None`` or not smaller."""
-    if samples is None or samples >= len(data):
-        return data
-    g = torch.Generator().manual_seed(SUBSET_SEED)
-    return data.subset(torch.randperm(len(data), generator=g)[:samples])
-
-
-def checkpoint_dataset(meta: Mapping[str, Any], dataset: str | None = None) -> str:
-    """The data set a command runs on: ``dataset`` if given, else the one the checkpoint
-    was trained on.
-
-    Raises:
-        ConfigError: neither names one; UnknownNameError: it is not registered.
-    """
-    name = dataset or meta.get("dataset")
-    if not name:
-        raise ConfigError("the checkpoint names no data set: pass --dataset")
-    DATASETS.get(str(name))
-    return str(name)
+from advparams.usecases.data import SUBSET_SEED, checkpoint_data, checkpoint_dataset, training_subset
 
 
 def distinct_paths(*paths: str | os.PathLike[str]) -> None:
@@ -89,7 +64,8 @@ def open_checkpoint(
 
     Args:
         dataset: the data set (default: the checkpoint's own).
-        train, test: load these splits; the first loaded is checked to fit the model.
+        train, test: load these splits, each as the model takes it (a Hugging Face
+            folder's image processor) and checked to fit the model.
         unlocked: refuse a locked checkpoint, with this advice (``"unlock it first"``).
     """
     dev = resolve_device(device)
@@ -97,12 +73,9 @@ def open_checkpoint(
     if unlocked is not None and ckpt.meta.get("locked"):
         raise ConfigError(f"{checkpoint} is locked: {unlocked}")
     name = checkpoint_dataset(ckpt.meta, dataset)
-    train_data = load_dataset(name, "train", data_dir) if train else None
-    test_data = load_dataset(name, "test", data_dir) if test else None
-    first = train_data if train_data is not None else test_data
-    if first is not None:
-        ckpt.check_fits(first)
-    return Opened(ckpt, name, dev, train_data, test_data)
+    train_data = checkpoint_data(ckpt, "train", dataset=name, data_dir=data_dir)[1] if train else None
+    test_data = checkpoint_data(ckpt, "test", dataset=name, data_dir=data_dir)[1] if test else None
+    return Opened(ckpt, name, dev, train_data, test_data)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -233,20 +206,32 @@ def evaluate_checkpoint(
     checkpoint: str | os.PathLike[str],
     *,
     dataset: str | None = None,
+    data: str | os.PathLike[str] | None = None,
     split: str = "test",
     data_dir: str | None = None,
     device: str = "auto",
+    key: Key | None = None,
 ) -> Evaluated:
     """The accuracy of the checkpoint folder on ``split`` of ``dataset`` (default: the
-    checkpoint's own data set)."""
+    checkpoint's own data set) or of the user's own ``data``
+    (:func:`~advparams.usecases.data.checkpoint_data`); with a locked folder's ``key``,
+    of the model unlocked in memory (:func:`advparams.keys.unlock_`, nothing written).
+
+    Raises:
+        KeyMismatchError: ``key`` is not this model's.
+    """
+    from advparams.keys import unlock_
+
     start = time.perf_counter()
     ckpt = load_checkpoint(checkpoint, device=resolve_device(device))
-    name = checkpoint_dataset(ckpt.meta, dataset)
-    data = load_dataset(name, split, data_dir)
-    ckpt.check_fits(data)
-    acc = accuracy(ckpt.model, data)
-    locked, fingerprint = bool(ckpt.meta.get("locked")), str(ckpt.meta["fingerprint"])
-    return Evaluated(str(checkpoint), name, split, acc, len(data), locked, fingerprint, time.perf_counter() - start)
+    if key is not None:
+        unlock_(ckpt.model, key)
+    name, loaded = checkpoint_data(ckpt, split, dataset=dataset, data=data, data_dir=data_dir)
+    acc = accuracy(ckpt.model, loaded)
+    locked = bool(ckpt.meta.get("locked")) and key is None
+    fingerprint = key.original_fingerprint if key is not None else str(ckpt.meta["fingerprint"])
+    samples = num_examples(loaded)
+    return Evaluated(str(checkpoint), name, split, acc, samples, locked, fingerprint, time.perf_counter() - start)
 
 
 __all__ = [

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from advparams.checkpoint import save_checkpoint
+from advparams.checkpoint import save_checkpoint, save_like
+from advparams.errors import ConfigError
 from advparams.files import check_output
 from advparams.metrics import accuracy
 from advparams.usecases.models import Written, distinct_paths, open_checkpoint
@@ -74,6 +75,8 @@ def embed_checkpoint(
                              test=evaluate, unlocked="unlock it first, watermark, then lock again")  # fmt: skip
     ckpt, test = opened.checkpoint, opened.test
     assert opened.train is not None
+    if ckpt.is_huggingface and type(wm).extra_class:
+        raise ConfigError(f"{scheme} adds a class to the model, which a Hugging Face folder's config cannot follow")
     res = wm.embed(ckpt.model, opened.train, progress=progress)
     arguments = dict(ckpt.arguments)
     if type(wm).extra_class:
@@ -84,8 +87,11 @@ def embed_checkpoint(
     score = res.key.score(res.model)
     save_watermark_key(res.key, key, force=force)  # the key first: never a watermarked model without it
     record = {"watermark": scheme, "source_checkpoint": str(checkpoint), "test_accuracy": after}
-    save_checkpoint(res.model, out, architecture=ckpt.architecture, arguments=arguments, dataset=opened.dataset,
-                    record=record, force=force, made_by=EMBED_COMMAND)  # fmt: skip
+    if ckpt.is_huggingface:
+        save_like(ckpt, res.model, out, dataset=opened.dataset, record=record, force=force, made_by=EMBED_COMMAND)
+    else:
+        save_checkpoint(res.model, out, architecture=ckpt.architecture, arguments=arguments, dataset=opened.dataset,
+                        record=record, force=force, made_by=EMBED_COMMAND)  # fmt: skip
     return Embedded(str(checkpoint), Path(out), Path(key), scheme, opened.dataset, str(opened.device), before, after,
                     score, len(res.key), dict(res.info), time.perf_counter() - start)  # fmt: skip
 
