@@ -265,6 +265,43 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
+def read_description(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a folder says of its model without loading it: an advparams checkpoint's
+    checked ``model.json``, or for a Hugging Face folder the same fields from its
+    ``config.json`` and ``advparams.json`` (``architecture`` ``hf:<class>``, ``arguments``
+    as :func:`advparams.huggingface.folder.model_arguments`, ``dataset``, ``locked`` and
+    ``fingerprint``, the last ``None`` when the toolkit did not write the folder)."""
+    from advparams.huggingface.common import read_json
+    from advparams.huggingface.folder import CONFIG, HF_PREFIX, is_hf_folder, model_arguments, model_class, read_state
+
+    p = Path(path)
+    if not is_hf_folder(p):
+        return read_meta(p)
+    config = read_json(p / CONFIG, "model config")
+    state = read_state(p)
+    return {
+        "format": "huggingface",
+        "architecture": HF_PREFIX + model_class(p, config).__name__,
+        "arguments": model_arguments(config),
+        "dataset": state.get("dataset"),
+        "locked": bool(state.get("locked", False)),
+        "fingerprint": state.get("fingerprint"),
+    }
+
+
+def recorded_fingerprint(path: str | os.PathLike[str]) -> str:
+    """The weights' fingerprint a folder records (:func:`read_description`).
+
+    Raises:
+        CheckpointError: the folder records none (a Hugging Face folder the toolkit did
+            not write).
+    """
+    fingerprint = read_description(path).get("fingerprint")
+    if not fingerprint:
+        raise CheckpointError(f"{path} has no advparams.json: it was not written by advparams")
+    return str(fingerprint)
+
+
 def _state_bytes(architecture: str, arguments: dict[str, Any], dtype: torch.dtype, where: Path) -> int:
     """Bytes of the state the arguments describe, counted on the meta device (nothing allocated)."""
     try:

@@ -39,6 +39,9 @@ MODULES = [
     "advparams.watermarks.keyfile",
     "advparams.data._pickle_data",
     "advparams.data.gtsrb",
+    "advparams.data.folder",
+    "advparams.huggingface.data",
+    "advparams.huggingface.common",
 ]
 """The modules whose every ``MAX_*``/``MIN_*`` constant must be in the table."""
 
@@ -51,7 +54,10 @@ def rows() -> list[dict[str, str]]:
 
 
 def value_of(path: str) -> Any:
-    """``advparams.x.y.NAME`` or ``advparams.x.y.NAME["key"]``."""
+    """``advparams.x.y.NAME`` or ``advparams.x.y.NAME["key"]`` (the listed modules imported
+    first: a family registers its file-size limits when its reader is imported)."""
+    for name in MODULES:
+        importlib.import_module(name)
     m = re.fullmatch(r"(?P<module>[\w.]+)\.(?P<name>\w+)(\[\"(?P<key>[^\"]+)\"\])?", path)
     assert m is not None, path
     value = getattr(importlib.import_module(m["module"]), m["name"])

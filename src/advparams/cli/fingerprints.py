@@ -11,14 +11,13 @@ from typing import Any
 
 from torch import nn
 
-from advparams.checkpoint import load_checkpoint, read_meta
+from advparams.checkpoint import load_checkpoint, read_description
 from advparams.cli._common import (
     EXIT_NO,
     EXIT_OK,
     dataset_name,
     distinct_outputs,
     emit,
-    load_split,
     parse_sets,
     verdict_fields,
 )
@@ -31,6 +30,7 @@ from advparams.fingerprints import FINGERPRINTS, calibrate_on, load_fingerprint,
 from advparams.fingerprints.base import check_fpr
 from advparams.fingerprints.fingerprintfile import is_fingerprint_file
 from advparams.models import MODELS
+from advparams.usecases.data import checkpoint_data
 
 
 def input_shape(meta: dict[str, Any]) -> tuple[int, int, int] | None:
@@ -65,9 +65,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint, device=device)
     if ckpt.meta.get("locked"):
         raise ConfigError(f"{args.checkpoint} is locked: take the fingerprint of the unlocked model")
-    name = dataset_name(args, ckpt.meta)
-    data = load_split(name, "train", args.data_dir)
-    ckpt.check_fits(data)
+    name, data = checkpoint_data(ckpt, "train", dataset=dataset_name(args, ckpt.meta), data_dir=args.data_dir)
     fp = scheme.extract(ckpt.model, data)
     self_score = scheme.score(ckpt.model, fp)
     save_fingerprint(fp, args.out, force=args.force)
@@ -102,7 +100,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     fp = load_fingerprint(args.fingerprint)
     scheme = scheme_of(fp)
     for path in (args.suspect, *args.null):  # every model checked before any is run on the probes
-        fp.check_takes(input_shape(read_meta(path)), model=f"the model in {path}")
+        fp.check_takes(input_shape(read_description(path)), model=f"the model in {path}")
 
     def nulls() -> Iterator[nn.Module]:  # one at a time: only one null model is held at once
         for path in args.null:

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from advparams.checkpoint import load_checkpoint, read_meta
+from advparams.checkpoint import load_checkpoint, recorded_fingerprint
 from advparams.cli._common import (
     EXIT_NO,
     EXIT_OK,
@@ -91,7 +91,7 @@ def _user_passphrase(args: argparse.Namespace) -> Any:
 def cmd_issue(args: argparse.Namespace) -> int:
     inputs = [args.locked, args.key, args.users, args.passphrase_file, args.user_passphrase_file]
     not_an_input(args.out, *inputs)
-    locked_fingerprint = str(read_meta(args.locked)["fingerprint"])
+    locked_fingerprint = recorded_fingerprint(args.locked)
     check_output(
         args.out,
         force=args.force,

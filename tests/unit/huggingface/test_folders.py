@@ -189,3 +189,41 @@ def test_the_customer_loads_a_locked_folder_unlocked_in_memory(capsys, folders, 
         open_unlocked(tmp_path / "vit", tmp_path / "bert.key")
     code, _, err = run(capsys, "evaluate", tmp_path / "vit", "--key", tmp_path / "bert.key")
     one_line_error(code, err, "does not belong to this model")
+
+
+def test_per_user_keys_and_white_box_tracing_on_a_folder(capsys, folders, tmp_path) -> None:
+    d = tmp_path
+    lock = ["lock", folders["vit"], "--scheme", "hardened", "--set", "dither=23", "--dataset", "synthetic"]
+    assert run(capsys, *lock, "--out", d / "locked", "--key", d / "owner.key")[0] == 0
+    users = [f"user{i:02d}" for i in range(8)]
+    assert run(capsys, "keys", "users", "create", d / "users.json", *users, "--set", "positions=2048")[0] == 0
+    issue = ["keys", "issue", d / "locked", "--key", d / "owner.key", "--users", d / "users.json"]
+    code, _, err = run(capsys, *issue, "--user", "user05", "--out", d / "user05.key")
+    assert code == 0, err
+    code, _, err = run(capsys, "unlock", d / "locked", "--key", d / "user05.key", "--out", d / "copy05")
+    assert code == 0, err
+    # the user's copy is a Hugging Face folder that from_pretrained loads, and it works
+    copy = transformers.ViTForImageClassification.from_pretrained(str(d / "copy05"), local_files_only=True)
+    _, test = checkpoint_data(load_checkpoint(folders["vit"]), "test", dataset="synthetic")
+    assert accuracy(copy.eval(), test) >= 0.9
+    trace = ["trace", d / "copy05", "--key", d / "owner.key", "--locked", d / "locked", "--users", d / "users.json"]
+    code, out, err = run(capsys, *trace, "--json")
+    assert code == 0, err
+    assert json.loads(out)["accused"] == ["user05"]
+    code, out, _ = run(capsys, "trace", folders["vit"], *trace[2:], "--json")
+    assert code == 3 and json.loads(out)["accused"] == []
+
+
+def test_an_ownership_fingerprint_of_a_folder(capsys, folders, tmp_path) -> None:
+    nulls = [tiny_vit_folder(tmp_path / f"null{seed}", seed=seed, epochs=2) for seed in (1, 2)]
+    fp = tmp_path / "vit.ipguard"
+    sets = ["--set", "points=16", "--set", "steps=30"]
+    code, out, err = run(capsys, "fingerprint", "extract", folders["vit"], "--scheme", "ipguard", *sets, "--out", fp,
+                         "--dataset", "synthetic", "--json")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["self_score"] == pytest.approx(1.0)
+    code, out, err = run(
+        capsys, "fingerprint", "verify", folders["vit"], "--fingerprint", fp, "--null", *nulls, "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["verified"]
