@@ -104,6 +104,15 @@ class AdvParamsConfig:
             share of the objective at the locked state, ``g * (new - old)``, and undo the
             least useful ones while the stop rule still holds (bisection; a few forward
             passes) [ours]; False: only the last round is trimmed.
+        prune_each: batched, with ``prune``: then try undoing each kept change on its own,
+            weakest first, keeping it undone while the stop rule holds (one forward pass
+            per change) [ours, experimental: fewer values, but the lock then sits at the
+            edge of its held-out rule and the check on unseen data certifies it less often].
+        grow_without_drop: batched: let a round grow (``growth``) after a round that did
+            not lower the accuracy (default, as measured in ``docs/advparams.md``); False:
+            a round grows only on evidence that its values work [ours, experimental: on
+            transformers the accuracy stays flat for many rounds before it falls, and
+            growing through them compounds into hundreds of changes].
         check_samples: samples drawn class-balanced from the data apart from the lock
             samples, never shown to the search; the lock meets its target only when the
             one-sided Clopper-Pearson bound on its accuracy on them at ``check_level`` is
@@ -143,6 +152,8 @@ class AdvParamsConfig:
     first_batch: int = 1
     growth: float = 1.2
     prune: bool = True
+    prune_each: bool = False
+    grow_without_drop: bool = True
     check_samples: int = 2000
     check_level: float = 0.95
     check_tries: int = 2

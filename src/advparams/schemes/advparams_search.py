@@ -207,8 +207,9 @@ def batched_search(
         drop_per_value = (before - acc) / len(picks) if before > acc else 0.0
         if drop_per_value > 0 and gap > 0:
             k = max(1, min(math.ceil(cfg.growth * len(picks)), math.ceil(gap / drop_per_value)))
-        else:
-            k = max(1, math.ceil(cfg.growth * len(picks)) if gap > 0 else len(picks))
+        else:  # no accuracy drop seen: grow only where the configuration says so
+            grow = gap > 0 and (cfg.grow_without_drop or before > acc)
+            k = max(1, math.ceil(cfg.growth * len(picks)) if grow else len(picks))
         if progress is not None:
             progress(LockProgress(rounds, len(changed), cfg.max_params, acc, target, loss, acc_before))
         log.debug("round %d: %d values, loss=%.4f acc=%.4f", rounds, len(picks), loss, acc)
@@ -223,7 +224,11 @@ def batched_search(
             key=lambda m: -float(grads[m[0]][m[1]]) * (m[3] - m[2]),
         )
         kept, acc, hold_acc = trim_round(cfg, work, ranked, cands, batch, held, (target, held_target), passes, n)
-        keep = {(name, index) for name, index, _, _ in ranked[:kept]}
+        survivors = ranked[:kept]
+        if cfg.prune_each:
+            survivors, acc, hold_acc = drop_each(cfg, work, survivors, cands, batch, held, (target, held_target),
+                                                 passes, n, (acc, hold_acc))  # fmt: skip
+        keep = {(name, index) for name, index, _, _ in survivors}
         changed = [c for c in changed if c in keep]
     elif stopped == "target" and len(last) > 1:
         # the last round may have changed more values than the target needed: keep the
@@ -251,7 +256,6 @@ def trim_round(
 ) -> tuple[int, float, float | None]:
     """Bisects for the fewest of the last round's changes (a prefix, by score) that meet
     the stop rule; returns how many are kept and the batch's and held-out accuracy."""
-    target, held_target = targets
 
     def set_prefix(m: int) -> None:
         with torch.no_grad():
@@ -259,15 +263,7 @@ def trim_round(
                 cands[name].data.view(-1)[index] = new if i < m else old
 
     def check() -> tuple[bool, float, float | None]:
-        passes[0] += batch.n / n
-        acc = batch.loss_accuracy(work, cfg.objective, cfg.loss_cap)[1]
-        if acc > target:
-            return False, acc, None
-        if held is None:
-            return True, acc, acc
-        passes[0] += held.n / n
-        h = held.loss_accuracy(work, cfg.objective, cfg.loss_cap)[1]
-        return h <= held_target, acc, h
+        return _rule_holds(cfg, work, batch, held, targets, passes, n)
 
     lo, hi = 0, len(last)  # the state before the round failed the rule, all of it passed
     best: tuple[float, float | None] | None = None
@@ -284,6 +280,62 @@ def trim_round(
         _, acc, h = check()
         best = (acc, h)
     return hi, best[0], best[1]
+
+
+def _rule_holds(
+    cfg: AdvParamsConfig,
+    work: nn.Module,
+    batch: LockBatches,
+    held: LockBatches | None,
+    targets: tuple[float, float],
+    passes: list[float],
+    n: int,
+) -> tuple[bool, float, float | None]:
+    """Whether the stop rule holds now: the batch's accuracy at the target and the
+    held-out samples' at theirs; with both accuracies (the held-out one only if measured)."""
+    target, held_target = targets
+    passes[0] += batch.n / n
+    acc = batch.loss_accuracy(work, cfg.objective, cfg.loss_cap)[1]
+    if acc > target:
+        return False, acc, None
+    if held is None:
+        return True, acc, acc
+    passes[0] += held.n / n
+    h = held.loss_accuracy(work, cfg.objective, cfg.loss_cap)[1]
+    return h <= held_target, acc, h
+
+
+def drop_each(
+    cfg: AdvParamsConfig,
+    work: nn.Module,
+    kept: list[tuple[str, int, float, float]],
+    cands: dict[str, nn.Parameter],
+    batch: LockBatches,
+    held: LockBatches | None,
+    targets: tuple[float, float],
+    passes: list[float],
+    n: int,
+    state: tuple[float, float | None],
+) -> tuple[list[tuple[str, int, float, float]], float, float | None]:
+    """After the prefix bisection, each kept change in turn, weakest first, is undone for
+    good if the stop rule still holds without it (one forward pass per change) [ours]: on
+    transformers the first-order ranking the bisection uses keeps many changes the lock
+    does not need."""
+    acc, hold_acc = state
+    out = list(kept)
+    for move in reversed(kept):
+        name, index, old, new = move
+        flat = cands[name].data.view(-1)
+        with torch.no_grad():
+            flat[index] = old
+        ok, a, h = _rule_holds(cfg, work, batch, held, targets, passes, n)
+        if ok and len(out) > 1:
+            out.remove(move)
+            acc, hold_acc = a, h
+        else:
+            with torch.no_grad():
+                flat[index] = new
+    return out, acc, hold_acc
 
 
 def pick_round(

@@ -36,6 +36,35 @@ def word_task(n: int, seed: int) -> tuple[list[str], list[str]]:
     return texts, [LABELS[int(row[0]) % len(LABELS)] for row in ids]
 
 
+def token_task(n: int, seed: int, vocab: int = 32, length: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids ``[n, length]`` whose label is the first token's id modulo 4."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(4, vocab, (n, length), generator=g)
+    return x, x[:, 0] % len(LABELS)
+
+
+def token_bert(seed: int = 0) -> Any:
+    """The 2-layer BERT classifier of ``tests/unit/models/test_huggingface.py``: built from a
+    config, trained 120 steps on :func:`token_task` (4 classes), in eval mode."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(  # type: ignore[call-arg]
+        vocab_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=8, num_labels=len(LABELS), hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    model: Any = BertForSequenceClassification(config)
+    x, y = token_task(2048, seed=seed + 1)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(120):
+        i = torch.arange(step * 64, step * 64 + 64) % len(y)
+        opt.zero_grad()
+        F.cross_entropy(model(x[i]).logits, y[i]).backward()
+        opt.step()
+    return model.eval()
+
+
 def write_texts(path: str | os.PathLike[str], texts: list[str], labels: list[Any]) -> Path:
     """A JSONL of ``{"text": ..., "label": ...}`` lines."""
     lines = [json.dumps({"text": t, "label": y}) for t, y in zip(texts, labels, strict=True)]
@@ -116,4 +145,13 @@ def tiny_vit_folder(path: str | os.PathLike[str], *, seed: int = 0, epochs: int 
     return Path(path)
 
 
-__all__ = ["LABELS", "VIT_PROCESSOR", "tiny_bert_folder", "tiny_vit_folder", "word_task", "write_texts"]
+__all__ = [
+    "LABELS",
+    "VIT_PROCESSOR",
+    "tiny_bert_folder",
+    "tiny_vit_folder",
+    "token_bert",
+    "token_task",
+    "word_task",
+    "write_texts",
+]

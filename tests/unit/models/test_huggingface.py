@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 transformers = pytest.importorskip("transformers", reason="transformers is installed by make (the test extra)")
 
@@ -16,41 +15,12 @@ from advparams.keys import load_key, save_key  # noqa: E402
 from advparams.metrics import accuracy  # noqa: E402
 from advparams.metrics.accuracy import logits_of  # noqa: E402
 from advparams.schemes import SCHEMES  # noqa: E402
-
-VOCAB, LENGTH, LABELS = 32, 8, 4
-
-
-def token_task(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids whose label is the first token's id modulo 4 (learnt in a few steps)."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randint(4, VOCAB, (n, LENGTH), generator=g)
-    return x, x[:, 0] % LABELS
+from advparams.testing.huggingface import token_bert, token_task  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def classifier() -> torch.nn.Module:
-    config = transformers.BertConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=LENGTH,
-        num_labels=LABELS,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    torch.manual_seed(0)
-    model = transformers.BertForSequenceClassification(config)
-    x, y = token_task(2048, seed=1)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    model.train()
-    for step in range(120):
-        i = torch.arange(step * 64, step * 64 + 64) % len(y)
-        opt.zero_grad()
-        F.cross_entropy(model(x[i]).logits, y[i]).backward()
-        opt.step()
-    return model.eval()
+    return token_bert(seed=0)  # the BERT of docs/transformers.md's search table, seed 0
 
 
 def test_the_output_object_is_read_by_the_detected_adapter(classifier: torch.nn.Module) -> None:
@@ -90,3 +60,17 @@ def test_a_hugging_face_classifier_is_locked_sealed_and_unlocked_bit_exactly(
     restored = SCHEMES.get(scheme)().unlock(result.model, key)
     assert all(torch.equal(v, original[k]) for k, v in restored.state_dict().items())
     assert accuracy(restored, test) == before
+
+
+def test_the_batched_search_with_its_transformer_options_needs_no_more_values_than_the_greedy(
+    classifier: torch.nn.Module,
+) -> None:
+    # docs/transformers.md, "The batched search on transformers" (the table's seed 0)
+    data = token_task(1024, seed=4)
+    counts = {}
+    for search, extra in (("greedy", {}), ("batched", {"grow_without_drop": False, "prune_each": True})):
+        options = {"num_samples": 256, "max_params": 1000, "search": search, **extra}
+        report = SCHEMES.build("advparams", options).lock(classifier, data).report
+        assert report.target_met, (search, report.problem())
+        counts[search] = report.params_changed
+    assert counts["batched"] <= counts["greedy"], counts
