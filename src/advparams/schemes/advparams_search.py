@@ -16,7 +16,7 @@ from torch import nn
 from advparams.devices import model_device
 from advparams.metrics.accuracy import logits_of
 from advparams.metrics.binomial import certifiable_rate
-from advparams.schemes.advparams_prune import drop_each, trim_round
+from advparams.schemes.advparams_prune import Pruning
 from advparams.schemes.base import LockProgress
 from advparams.schemes.lock_samples import LockBatches, lock_objective
 from advparams.schemes.locking import LockSetup, Search, tensor_bounds
@@ -215,6 +215,7 @@ def batched_search(
             progress(LockProgress(rounds, len(changed), cfg.max_params, acc, target, loss, acc_before))
         log.debug("round %d: %d values, loss=%.4f acc=%.4f", rounds, len(picks), loss, acc)
     release()
+    pruning = Pruning(cfg, work, cands, batch, held, (target, held_target), passes, n)
     if stopped == "target" and cfg.prune and len(changed) > 1:
         # undo what the lock does not need: rank every change by its first-order share of
         # the objective at the locked state, g * (new - old), and keep the shortest
@@ -224,17 +225,16 @@ def batched_search(
             ((name, index, *moves[(name, index)]) for name, index in changed),
             key=lambda m: -float(grads[m[0]][m[1]]) * (m[3] - m[2]),
         )
-        kept, acc, hold_acc = trim_round(cfg, work, ranked, cands, batch, held, (target, held_target), passes, n)
+        kept, acc, hold_acc = pruning.trim(ranked)
         survivors = ranked[:kept]
         if cfg.prune_each:
-            survivors, acc, hold_acc = drop_each(cfg, work, survivors, cands, batch, held, (target, held_target),
-                                                 passes, n, (acc, hold_acc))  # fmt: skip
+            survivors, acc, hold_acc = pruning.drop_each(survivors, (acc, hold_acc))
         keep = {(name, index) for name, index, _, _ in survivors}
         changed = [c for c in changed if c in keep]
     elif stopped == "target" and len(last) > 1:
         # the last round may have changed more values than the target needed: keep the
         # shortest prefix of it (by score) that still meets the stop rule (bisection)
-        kept, acc, hold_acc = trim_round(cfg, work, last, cands, batch, held, (target, held_target), passes, n)
+        kept, acc, hold_acc = pruning.trim(last)
         drop = {(name, index) for name, index, _, _ in last[kept:]}
         changed = [c for c in changed if c not in drop]
     if held is not None and hold_acc is None:
