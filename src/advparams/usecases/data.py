@@ -62,7 +62,24 @@ def checkpoint_data(
     data_dir: str | None = None,
     max_length: int | None = None,
 ) -> tuple[str, DataLike]:
-    """The ``split`` ("train" or "test") a verb runs ``ckpt`` on, and its name.
+    """The ``split`` ("train" or "test") a verb runs ``ckpt`` on, and its name
+    (:func:`checkpoint_splits` with one split)."""
+    name, (loaded,) = checkpoint_splits(ckpt, (split,), dataset=dataset, data=data, data_dir=data_dir,
+                                        max_length=max_length)  # fmt: skip
+    return name, loaded
+
+
+def checkpoint_splits(
+    ckpt: Checkpoint,
+    splits: tuple[str, ...],
+    *,
+    dataset: str | None = None,
+    data: str | os.PathLike[str] | None = None,
+    data_dir: str | None = None,
+    max_length: int | None = None,
+) -> tuple[str, list[DataLike]]:
+    """The ``splits`` ("train", "test") a verb runs ``ckpt`` on, in that order, and their
+    name; the user's own ``data`` is read once for all of them.
 
     Args:
         dataset: a registered data set (default: the checkpoint's own); images of a
@@ -75,24 +92,27 @@ def checkpoint_data(
     Raises:
         ConfigError / DataError: no data named, data that does not fit the model.
     """
-    if split not in SPLITS:
+    if any(split not in SPLITS for split in splits):
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}")
     if data is not None:
         full = own_data(ckpt, Path(data), max_length)
-        return str(data), _split(full, split)
+        return str(data), [_split(full, split) for split in splits]
     config = ckpt.meta.get("config", {})
     if ckpt.is_huggingface and "num_channels" not in config:
         raise ConfigError(
             f"{ckpt.architecture} reads text: give your data with --data (a JSONL or CSV of text and label)"
         )
     name = checkpoint_dataset(ckpt.meta, dataset)
-    loaded = load_dataset(name, split, data_dir)
-    if ckpt.is_huggingface:
-        from advparams.huggingface.data import prepare_images, processor_of
+    out: list[DataLike] = []
+    for split in splits:
+        loaded = load_dataset(name, split, data_dir)
+        if ckpt.is_huggingface:
+            from advparams.huggingface.data import prepare_images, processor_of
 
-        loaded = prepare_images(loaded, config, processor_of(ckpt.meta["folder"]))
-    ckpt.check_fits(loaded)
-    return name, loaded
+            loaded = prepare_images(loaded, config, processor_of(ckpt.meta["folder"]))
+        ckpt.check_fits(loaded)
+        out.append(loaded)
+    return name, out
 
 
 def own_data(ckpt: Checkpoint, path: Path, max_length: int | None = None) -> DataLike:
@@ -136,4 +156,12 @@ def _split(full: DataLike, split: str) -> DataLike:
     return gather(full, idx)
 
 
-__all__ = ["HELD_OUT", "SUBSET_SEED", "checkpoint_data", "checkpoint_dataset", "own_data", "training_subset"]
+__all__ = [
+    "HELD_OUT",
+    "SUBSET_SEED",
+    "checkpoint_data",
+    "checkpoint_splits",
+    "checkpoint_dataset",
+    "own_data",
+    "training_subset",
+]

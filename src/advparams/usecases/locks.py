@@ -21,7 +21,7 @@ from advparams.keys.seal import Passphrase
 from advparams.locked import check_locked_outputs, save_locked
 from advparams.metrics import accuracy
 from advparams.schemes import SCHEMES, LockProgress, LockReport
-from advparams.usecases.data import checkpoint_data
+from advparams.usecases.data import checkpoint_data, checkpoint_splits
 from advparams.usecases.models import Written
 
 DEFAULT_SCHEME = "advparams"
@@ -130,8 +130,9 @@ def lock_checkpoint(
     ckpt = load_checkpoint(checkpoint, device=dev)
     if ckpt.meta.get("locked"):
         raise ConfigError(f"{checkpoint} is already locked")
-    name, lock_data = checkpoint_data(ckpt, "train", dataset=dataset, data=data, data_dir=data_dir)
-    test_data = checkpoint_data(ckpt, "test", dataset=dataset, data=data, data_dir=data_dir)[1] if evaluate else None
+    splits = ("train", "test") if evaluate else ("train",)
+    name, loaded = checkpoint_splits(ckpt, splits, dataset=dataset, data=data, data_dir=data_dir)
+    lock_data, test_data = loaded[0], (loaded[1] if evaluate else None)
     result = built.lock(ckpt.model, lock_data, progress=progress)
     rep = result.report
     problem = rep.problem()
