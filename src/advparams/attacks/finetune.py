@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from advparams.attacks.base import ATTACKS, Attack, Attacked, attacker_indices, reinitialised, require_data
-from advparams.data.base import DataLike, ImageDataset, all_labels, gather
+from advparams.data.base import DataLike, InMemoryDataset, all_labels, gather
 from advparams.keys.key import Key
 from advparams.registry import validated
 from advparams.training import TrainConfig, train
@@ -75,7 +75,7 @@ class FineTune(Attack[FineTuneConfig]):
         cfg = self.config
         gen = generator
         idx = attacker_indices(all_labels(data), cfg.data_fraction, gen)
-        subset: DataLike = data.subset(idx) if isinstance(data, ImageDataset) else gather(data, idx)
+        subset: DataLike = data.subset(idx) if isinstance(data, InMemoryDataset) else gather(data, idx)
         tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer)
         # Both runs shuffle with generators seeded alike, so they see the same batches.
         shuffle_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))

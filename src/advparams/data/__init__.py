@@ -10,12 +10,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advparams.data import cifar10, colour_fashion_mnist, fashion_mnist, gtsrb, synthetic  # noqa: F401  (registers)
+from advparams.data import (  # noqa: F401  (registers)
+    cifar10,
+    colour_fashion_mnist,
+    debian_descriptions,
+    fashion_mnist,
+    gtsrb,
+    synthetic,
+)
 from advparams.data.base import (
     DATASETS,
     DataLike,
     DatasetSpec,
     ImageDataset,
+    InMemoryDataset,
+    TokenDataset,
     all_labels,
     balanced_indices,
     gather,
@@ -59,6 +68,8 @@ __all__ = [
     "DataLike",
     "DatasetSpec",
     "ImageDataset",
+    "InMemoryDataset",
+    "TokenDataset",
     "all_labels",
     "balanced_indices",
     "gather",

@@ -20,7 +20,97 @@ from advparams.registry import Registry
 DataLike = Dataset | tuple[torch.Tensor, torch.Tensor]
 
 
-class ImageDataset(Dataset):
+class InMemoryDataset(Dataset):
+    """A data set held in memory as two tensors, inputs and integer labels, which every
+    batch helper slices whole batches from: :class:`ImageDataset` (images) and
+    :class:`TokenDataset` (token ids).
+
+    Attributes:
+        labels: integer tensor ``[N]`` in ``[0, num_classes)``.
+        num_classes: number of classes.
+        name: data set name, for messages and records.
+    """
+
+    labels: torch.Tensor
+    num_classes: int
+    name: str
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def tensors(self, indices: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model inputs and labels, all of them or those at ``indices``."""
+        raise NotImplementedError
+
+    def subset(self, indices: torch.Tensor) -> InMemoryDataset:
+        """A new data set holding the samples at ``indices``."""
+        raise NotImplementedError
+
+
+def _check_labels(labels: torch.Tensor, count: int, num_classes: int, name: str, what: str) -> None:
+    if labels.dim() != 1 or labels.shape[0] != count:
+        raise DataError(f"{name}: {count} {what} but {labels.shape[0]} labels")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        got = f"[{int(labels.min())}, {int(labels.max())}]"
+        raise DataError(f"{name}: labels must lie in [0, {num_classes}), got {got}")
+
+
+class TokenDataset(InMemoryDataset):
+    """Token ids ``[N, L]`` (int64, padded with ``pad_id`` on the right) with integer labels.
+
+    Args:
+        ids: integer tensor ``[N, L]``.
+        labels: integer tensor ``[N]`` in ``[0, num_classes)``.
+        num_classes: number of classes.
+        vocab_size: ids lie in ``[0, vocab_size)``.
+        pad_id: the padding id.
+        name: data set name, for messages and records.
+    """
+
+    def __init__(
+        self,
+        ids: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        num_classes: int,
+        vocab_size: int,
+        pad_id: int = 0,
+        name: str = "dataset",
+    ) -> None:
+        if ids.is_floating_point() or ids.dim() != 2:
+            raise DataError(f"{name}: token ids must be an integer tensor [N, L], got {ids.dtype} {tuple(ids.shape)}")
+        _check_labels(labels, int(ids.shape[0]), num_classes, name, "texts")
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+            raise DataError(f"{name}: token ids must lie in [0, {vocab_size})")
+        self.ids = ids.long()
+        self.labels = labels.long()
+        self.num_classes = int(num_classes)
+        self.vocab_size = int(vocab_size)
+        self.pad_id = int(pad_id)
+        self.name = name
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.ids[index], int(self.labels[index])
+
+    def tensors(self, indices: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and labels, all of them or those at ``indices``."""
+        if indices is None:
+            return self.ids, self.labels
+        return self.ids[indices], self.labels[indices]
+
+    def subset(self, indices: torch.Tensor) -> TokenDataset:
+        """A new data set holding the samples at ``indices``."""
+        return TokenDataset(
+            self.ids[indices],
+            self.labels[indices],
+            num_classes=self.num_classes,
+            vocab_size=self.vocab_size,
+            pad_id=self.pad_id,
+            name=self.name,
+        )
+
+
+class ImageDataset(InMemoryDataset):
     """uint8 images ``[N, C, H, W]`` with integer labels, normalised on access.
 
     Args:
@@ -46,12 +136,7 @@ class ImageDataset(Dataset):
             raise DataError(
                 f"{name}: images must be a uint8 tensor [N, C, H, W], got {images.dtype} {tuple(images.shape)}"
             )
-        if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
-            raise DataError(f"{name}: {images.shape[0]} images but {labels.shape[0]} labels")
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-            raise DataError(
-                f"{name}: labels must lie in [0, {num_classes}), got [{int(labels.min())}, {int(labels.max())}]"
-            )
+        _check_labels(labels, int(images.shape[0]), num_classes, name, "images")
         if len(mean) != images.shape[1] or len(std) != images.shape[1]:
             raise DataError(f"{name}: mean/std need one value per channel ({images.shape[1]})")
         self.images = images
@@ -60,9 +145,6 @@ class ImageDataset(Dataset):
         self.std = tuple(float(s) for s in std)
         self.num_classes = int(num_classes)
         self.name = name
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         shape = (1, -1, 1, 1) if x.dim() == 4 else (-1, 1, 1)
@@ -117,11 +199,11 @@ def iter_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yields ``(x, y)`` batches of ``data``; shuffled with ``generator`` when asked."""
     n = num_examples(data)
-    if isinstance(data, (tuple, ImageDataset)):
+    if isinstance(data, (tuple, InMemoryDataset)):
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            if isinstance(data, ImageDataset):
+            if isinstance(data, InMemoryDataset):
                 yield data.tensors(idx)
             else:
                 yield data[0][idx], data[1][idx]
@@ -133,7 +215,7 @@ def iter_batches(
 
 def gather(data: DataLike, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The samples at ``indices`` as two stacked tensors ``(x, y)``."""
-    if isinstance(data, ImageDataset):
+    if isinstance(data, InMemoryDataset):
         return data.tensors(indices)
     if isinstance(data, tuple):
         return data[0][indices], data[1][indices]
@@ -143,7 +225,7 @@ def gather(data: DataLike, indices: torch.Tensor) -> tuple[torch.Tensor, torch.T
 
 def all_labels(data: DataLike) -> torch.Tensor:
     """Every label of ``data`` as one tensor (reads the whole data set if it must)."""
-    if isinstance(data, ImageDataset):
+    if isinstance(data, InMemoryDataset):
         return data.labels
     if isinstance(data, tuple):
         return data[1].long()
@@ -187,9 +269,13 @@ class DatasetSpec:
         num_classes: number of classes.
         in_channels: image channels.
         input_size: image side in pixels (images are square).
-        loader: ``loader(split, root) -> ImageDataset``.
+        loader: ``loader(split, root)``: an :class:`ImageDataset`, or a
+            :class:`TokenDataset` for a text data set.
         needs_root: True when the user must name the folder that holds the files.
         description: one line for ``--help`` and listings.
+        vocab_size: a text data set's token ids lie in ``[0, vocab_size)`` (``None``
+            for images); passed to model factories as ``vocab_size``. A text data set's
+            ``in_channels`` is 1 and its ``input_size`` the number of tokens per text.
     """
 
     name: str
@@ -199,11 +285,27 @@ class DatasetSpec:
     loader: Callable[[str, Path | None], ImageDataset]
     needs_root: bool
     description: str
+    vocab_size: int | None = None
+
+    def example(self, n: int, device: str | torch.device = "cpu") -> torch.Tensor:
+        """``n`` zero inputs of this data set's shape: images ``[n, C, H, W]`` (float) or,
+        for a text data set, token ids ``[n, input_size]`` (int64)."""
+        if self.vocab_size is not None:
+            return torch.zeros(n, self.input_size, dtype=torch.long, device=device)
+        return torch.zeros(n, self.in_channels, self.input_size, self.input_size, device=device)
+
+    @property
+    def shape_text(self) -> str:
+        """One sample's shape for messages: ``1x28x28`` or ``24 tokens``."""
+        if self.vocab_size is not None:
+            return f"{self.input_size} tokens"
+        return f"{self.in_channels}x{self.input_size}x{self.input_size}"
 
     @property
     def model_options(self) -> dict[str, int]:
         """The options a registered model factory needs to fit this data set."""
-        return {"num_classes": self.num_classes, "in_channels": self.in_channels, "input_size": self.input_size}
+        shape = {"num_classes": self.num_classes, "in_channels": self.in_channels, "input_size": self.input_size}
+        return shape if self.vocab_size is None else {**shape, "vocab_size": self.vocab_size}
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")

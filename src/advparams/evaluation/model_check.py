@@ -90,9 +90,8 @@ def check_forward(model: nn.Module, name: str, options: Mapping[str, Any], datas
     from advparams.models import build_model, count_parameters
 
     spec = DATASETS.get(dataset)
-    shape = (2, spec.in_channels, spec.input_size, spec.input_size)
     try:
-        scores = _scores(model, torch.zeros(shape, device="meta"), how)
+        scores = _scores(model, spec.example(2, "meta"), how)
     except AdvParamsError as exc:
         raise ConfigError(f"{what}: {exc}") from None
     except Exception as meta_exc:  # noqa: BLE001  (the meta device lacks some ops: try the CPU)
@@ -103,13 +102,13 @@ def check_forward(model: nn.Module, name: str, options: Mapping[str, Any], datas
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 cpu = build_model(name, _arguments(dataset, options), seed=0)
-            scores = _scores(cpu, torch.zeros(shape), how)
+            scores = _scores(cpu, spec.example(2), how)
         except AdvParamsError as exc:
             raise ConfigError(f"{what}: {exc}") from None
         except Exception as exc:  # noqa: BLE001  (the user's code may raise anything)
             raise ConfigError(
-                f"{what}: {name} cannot take the {dataset} images ({spec.in_channels}x{spec.input_size}x"
-                f"{spec.input_size}) with these options ({_short(exc)})"
+                f"{what}: {name} cannot take the {dataset} inputs ({spec.shape_text}) with these options "
+                f"({_short(exc)})"
             ) from None
     if scores.shape[1] < spec.num_classes:
         raise ConfigError(

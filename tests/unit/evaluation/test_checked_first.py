@@ -29,7 +29,7 @@ BACKDOORS = {"attacks": [{"name": "badnets"}]}
     [
         ({"model_options": {"num_classes": -3}}, "model_options: "),  # the factory's (or registry's) own words
         ({"model_options": {"num_classes": 4}}, "model_options: lenet gives 4 class scores, but synthetic has 10"),
-        ({"model_options": {"in_channels": 3}}, "model_options: lenet cannot take the synthetic images (1x16x16)"),
+        ({"model_options": {"in_channels": 3}}, "model_options: lenet cannot take the synthetic inputs (1x16x16)"),
         ({"model_options": {"width": 8}}, "model_options: model 'lenet' got unknown option(s) width"),
         ({"model": "vgg", "model_options": {"width": 10**6}}, "model_options: vgg would have"),
         (
