@@ -139,14 +139,22 @@ def fresh_copy(model: nn.Module, generator: torch.Generator) -> nn.Module:
 
 
 def reinitialised(model: nn.Module, generator_seed: int) -> nn.Module:
-    """A copy of ``model`` with fresh random weights (every ``reset_parameters()`` called).
+    """A copy of ``model`` with fresh random weights (every ``reset_parameters()`` called;
+    a ``transformers`` model is initialised as its class does, ``_init_weights`` on every
+    module, which also draws the parameters no ``reset_parameters`` covers, such as a
+    ViT's class token and position embeddings).
 
     The initialisation is drawn under ``torch.random.fork_rng`` seeded with
     ``generator_seed``, so the caller's random state is untouched. BatchNorm running
     statistics are reset too.
     """
     fresh = copy.deepcopy(model)
+    init = getattr(fresh, "_init_weights", None)
     with isolated_seed(generator_seed):
+        if callable(init) and hasattr(fresh, "config"):  # a transformers model: its own initialisation
+            for module in fresh.modules():
+                init(module)
+            return fresh
         for module in fresh.modules():
             if hasattr(module, "reset_parameters") and callable(module.reset_parameters):
                 module.reset_parameters()

@@ -14,7 +14,7 @@ from typing import Any
 from torch import nn
 
 from advparams._rng import isolated_seed
-from advparams.models import lenet, resnet, vgg  # noqa: F401  (registers the models)
+from advparams.models import lenet, resnet, transformers, vgg  # noqa: F401  (registers the models)
 from advparams.models.registry import MODELS, SHAPE_LIMITS, ModelRegistry
 
 
