@@ -201,15 +201,18 @@ class TracingStudy(SectionStudy[TracingSection]):
     def _query_config(self) -> QueryConfig:
         return config_from_dict(QueryConfig, dict(self.section.queries), what="tracing.queries")
 
-    def _setup(self, label: str, seed: int) -> tuple[nn.Module, nn.Module, Any, Any, QueryTracer]:
-        """(original, locked, owner key, plan, tracer) of a locked model, from the run folder."""
+    def _setup(self, label: str, seed: int) -> tuple[nn.Module, nn.Module, Any, Any, QueryTracer | None]:
+        """(original, locked, owner key, plan, tracer) of a locked model, from the run folder
+        (no tracer without black-box tracing)."""
         folder = tracing_folder(self.ctx.out, label, seed)
         locked = self.ctx.load(folder / "locked")
         key = load_key(folder / "owner.key")
         original = unlock(locked, key)
         plan = user_plan(key, original, self._mark())
-        data = read_file(folder / "tracer.safetensors", what="tracing state", limit=STATE_LIMIT)
-        tracer = QueryTracer.from_state(st_load(data), plan, user_ids(self.section.users), self._query_config())
+        tracer = None
+        if self.section.black_box:
+            data = read_file(folder / "tracer.safetensors", what="tracing state", limit=STATE_LIMIT)
+            tracer = QueryTracer.from_state(st_load(data), plan, user_ids(self.section.users), self._query_config())
         return original, locked, key, plan, tracer
 
     # -- units -------------------------------------------------------------------------
@@ -235,15 +238,7 @@ class TracingStudy(SectionStudy[TracingSection]):
         reproduced = _same_weights(issued, mark_copy(original, plan, users[0]))
         x, y = ctx.test.tensors()
         reference = answer_queries(original, x)
-        start = time.perf_counter()
-        pool = ctx.train.tensors()[0][: section.query_pool]
-        qcfg = self._query_config()
-        queries = make_queries(original, plan, pool, qcfg, generator=torch.Generator().manual_seed(seed))
-        state = QueryTracer(original, plan, queries, users, qcfg).state()
-        state["gradients"] = state["gradients"].float()  # half the file; every unit reads the same
-        query_seconds = time.perf_counter() - start
-        atomic_write_bytes(folder / "tracer.safetensors", st_save(state), force=True)
-        tracer = QueryTracer.from_state(state, plan, users, qcfg)
+        tracer, query_seconds = self._make_tracer(original, plan, folder, seed) if section.black_box else (None, 0.0)
         rows = []
         for user in users:
             copy_ = mark_copy(original, plan, user)
@@ -263,7 +258,7 @@ class TracingStudy(SectionStudy[TracingSection]):
                     "users": len(users),
                     "positions": mark.positions,
                     "strength": mark.strength,
-                    "queries": len(queries),
+                    "queries": len(tracer.queries) if tracer is not None else 0,
                     "query_seconds": query_seconds,
                     "rate": mark.false_accusation,
                     "draws": locked.key.info.get("draws"),
@@ -271,6 +266,19 @@ class TracingStudy(SectionStudy[TracingSection]):
             ),
         )
         return rows
+
+    def _make_tracer(self, original: nn.Module, plan: Any, folder: Path, seed: int) -> tuple[QueryTracer, float]:
+        """The black-box tracer of a locked model (its state saved in ``folder``) and the
+        seconds its queries took."""
+        start = time.perf_counter()
+        pool = self.ctx.train.tensors()[0][: self.section.query_pool]
+        qcfg, users = self._query_config(), user_ids(self.section.users)
+        queries = make_queries(original, plan, pool, qcfg, generator=torch.Generator().manual_seed(seed))
+        state = QueryTracer(original, plan, queries, users, qcfg).state()
+        state["gradients"] = state["gradients"].float()  # half the file; every unit reads the same
+        seconds = time.perf_counter() - start
+        atomic_write_bytes(folder / "tracer.safetensors", st_save(state), force=True)
+        return QueryTracer.from_state(state, plan, users, qcfg), seconds
 
     def _case_row(
         self,
@@ -283,7 +291,7 @@ class TracingStudy(SectionStudy[TracingSection]):
         guilty: set[str],
         original: nn.Module,
         plan: Any,
-        tracer: QueryTracer,
+        tracer: QueryTracer | None,
         x: torch.Tensor,
         y: torch.Tensor,
         reference: torch.Tensor,
@@ -292,21 +300,13 @@ class TracingStudy(SectionStudy[TracingSection]):
         rate = self._mark().false_accusation
         preds = answer_queries(suspect, x)
         start = time.perf_counter()
-        white = trace_weights(suspect, original, plan, tracer.users, rate)
-        answers = answer_queries(suspect, tracer.queries)
-        black = {n: named(tracer.trace(answers, rate, n), guilty) for n in self.section.limits}
-        full = named(tracer.trace(answers, rate), guilty)
-        needed = next((n for n in sorted(black) if black[n]["named_right"]), None)
-        if needed is None and full["named_right"]:
-            needed = len(tracer.queries)
+        white = trace_weights(suspect, original, plan, user_ids(self.section.users), rate)
         metrics = {
             "agreement": float((preds == reference).double().mean()),
             "accuracy_original": float((reference == y).double().mean()),
             "white": named(white, guilty),
-            "black": full,
-            "black_by_queries": {str(n): v for n, v in black.items()},
-            "queries_needed": needed,
             "guilty": len(guilty),
+            **(self._black_box(suspect, tracer, guilty, rate) if tracer is not None else {}),
             **(extra or {}),
         }
         return self.ctx.row(
@@ -319,6 +319,17 @@ class TracingStudy(SectionStudy[TracingSection]):
             metrics=metrics,
             seconds=time.perf_counter() - start,
         )
+
+    def _black_box(self, suspect: nn.Module, tracer: QueryTracer, guilty: set[str], rate: float) -> dict[str, Any]:
+        """The black-box metrics of a suspect: named with every query and with the first
+        ``n`` of each limit, and the least ``n`` that names the right users."""
+        answers = answer_queries(suspect, tracer.queries)
+        black = {n: named(tracer.trace(answers, rate, n), guilty) for n in self.section.limits}
+        full = named(tracer.trace(answers, rate), guilty)
+        needed = next((n for n in sorted(black) if black[n]["named_right"]), None)
+        if needed is None and full["named_right"]:
+            needed = len(tracer.queries)
+        return {"black": full, "black_by_queries": {str(n): v for n, v in black.items()}, "queries_needed": needed}
 
     def _attack(
         self, label: str, seed: int, name: str, options: dict[str, Any], setting: dict[str, Any]

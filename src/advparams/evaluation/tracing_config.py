@@ -80,6 +80,8 @@ class TracingSection:
         colluders: coalition sizes.
         attacks: attacks on a leaked copy.
         limits: query counts at which black-box tracing is also scored (queries needed).
+        black_box: make secret queries and trace from answers too; ``false`` for models
+            whose inputs cannot be interpolated (token ids): white-box tracing only.
     """
 
     users: int = option(100, lo=1, hi=100_000)
@@ -93,6 +95,7 @@ class TracingSection:
     colluders: tuple[int, ...] = option((2, 3), lo=2, hi=50)
     attacks: tuple[AttackSpec, ...] = ()
     limits: tuple[int, ...] = option(DEFAULT_LIMITS, lo=1, hi=10**9, nonempty=True)
+    black_box: bool = True
 
     def model(self, title: str) -> TracedModel | None:
         """The extra architecture labelled ``title`` (None: the run's model)."""
@@ -102,8 +105,12 @@ class TracingSection:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON/YAML-ready dict that :func:`tracing_from_mapping` reads back."""
-        return dict(write_typed(self))
+        """A JSON/YAML-ready dict that :func:`tracing_from_mapping` reads back
+        (``black_box`` only when off, so configs written before it stay the same)."""
+        out = dict(write_typed(self))
+        if out.get("black_box"):
+            del out["black_box"]
+        return out
 
 
 def _attack(raw: Any, i: int) -> AttackSpec:
@@ -181,15 +188,22 @@ def read_tracing(raw: Any, so_far: Mapping[str, Any]) -> TracingSection:
 
 
 def check_tracing_models(config: Any, run_model: Any) -> None:
-    """Each traced architecture builds, and the marks have room in each traced model: at
+    """Black-box tracing only on images; each traced architecture builds, and the marks
+    have room in each traced model: at
     most :data:`~advparams.evaluation.limits.MARK_SHARE` of the weights both the hardened
     lock moves and the mark may use (:attr:`advparams.house.Section.check_models`)."""
+    from advparams.data import DATASETS
     from advparams.evaluation.limits import MARK_SHARE
     from advparams.evaluation.model_check import check_architecture, mark_capacity
     from advparams.registry import config_from_dict
     from advparams.tracing.mark import MarkConfig
 
     section, how, dataset = config.tracing, config.model_output, config.dataset
+    if section.black_box and DATASETS.get(dataset).vocab_size is not None:
+        raise ConfigError(
+            f"tracing: black-box queries are made between images, and {dataset} holds token ids; "
+            "set tracing.black_box: false (white-box tracing only)"
+        )
     traced = [(config.model, run_model)]
     for i, m in enumerate(section.models):
         traced.append((m.title, check_architecture(m.model, m.options, dataset, how, f"tracing.models[{i}].options")))

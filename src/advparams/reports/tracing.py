@@ -42,6 +42,10 @@ def _range(values: Sequence[float], digits: int = 2) -> str:
     return f"{lo:.{digits}f}" if lo == hi else f"{lo:.{digits}f} to {hi:.{digits}f}"
 
 
+def _innocents(black: Sequence[Mapping[str, Any]]) -> str:
+    return str(sum(int(b["innocents"]) for b in black)) if black else "–"
+
+
 def _needed(rs: Sequence[ResultRow]) -> str:
     got = sorted(int(r.metrics["queries_needed"]) for r in rs if r.metrics.get("queries_needed") is not None)
     if not got:
@@ -121,8 +125,8 @@ def tracing_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalConfig)
                     _range([100 * float(r.accuracy or 0) for r in rs], 1),
                     _count([r.metrics["white"]["named_right"] for r in rs]),
                     str(sum(int(r.metrics["white"]["innocents"]) for r in rs)),
-                    _count([r.metrics["black"]["named_right"] for r in rs]),
-                    str(sum(int(r.metrics["black"]["innocents"]) for r in rs)),
+                    _count([r.metrics["black"]["named_right"] for r in rs if "black" in r.metrics]),
+                    _innocents([r.metrics["black"] for r in rs if "black" in r.metrics]),
                     _needed(rs),
                 ]
             )
@@ -132,12 +136,17 @@ def tracing_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalConfig)
     every = [*copies, *attacked]
     if every:
         by_queries = [v for r in every for v in r.metrics.get("black_by_queries", {}).values()]
+        black = [r.metrics["black"] for r in every if "black" in r.metrics]
         out += [
             "",
             f"Innocent users accused over all {len(every)} cases: white-box "
-            f"{sum(int(r.metrics['white']['innocents']) for r in every)}, black-box with every query "
-            f"{sum(int(r.metrics['black']['innocents']) for r in every)}, black-box at any of the query counts tried "
-            f"{sum(int(v['innocents']) for v in by_queries)} (of {len(by_queries)} traces).",
+            f"{sum(int(r.metrics['white']['innocents']) for r in every)}"
+            + (
+                f", black-box with every query {_innocents(black)}, black-box at any of the query counts tried "
+                f"{sum(int(v['innocents']) for v in by_queries)} (of {len(by_queries)} traces)."
+                if black
+                else " (black-box tracing off: `tracing.black_box: false`)."
+            ),
         ]
     out.append("")
     return out
@@ -149,7 +158,7 @@ def tracing_plots(rows: Sequence[ResultRow], config: EvalConfig, folder: Path, p
     fewer than two query limits."""
     from advparams.reports.plotting import SHIFT_NOTE, WIDTH, Series, draw_series, enough_points, save, set_ticks
 
-    if config.tracing is None:
+    if config.tracing is None or not config.tracing.black_box:
         return []
     cases = _cases([r for r in rows if r.kind in ("trace-copy", "trace-attack")])
     limits = sorted(config.tracing.limits)

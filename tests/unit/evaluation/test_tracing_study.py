@@ -143,3 +143,51 @@ def test_config_round_trips() -> None:
     cfg = config_from_mapping(TINY_TRACE)
     again = config_from_mapping(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg and again.tracing is not None and again.tracing.models[0].title == "vgg4"
+
+
+TEXT_TRACE = {
+    "name": "tiny-text-trace",
+    "dataset": "debian-descriptions",
+    "model": "bert",
+    "model_options": {"layers": 1, "hidden_size": 32, "heads": 2, "intermediate_size": 64},
+    "seeds": [0],
+    "train": {"epochs": 1, "batch_size": 64},
+    "train_samples": 400,
+    "test_samples": 200,
+    "tracing": {
+        "users": 6,
+        "lock": {"draws": 1, "reproducible": True},
+        "mark": {"positions": 1024},
+        "black_box": False,
+        "attacked_users": 1,
+        "coalitions": 1,
+        "colluders": [2],
+        "attacks": [{"name": "prune", "grid": {"rate": [0.3]}}],
+    },
+}
+
+
+def test_token_models_are_traced_white_box_only_when_black_box_is_off(tmp_path) -> None:
+    pytest.importorskip("transformers", reason="transformers is installed by make (the test extra)")
+    cfg = config_from_mapping(TEXT_TRACE)
+    assert cfg.tracing.black_box is False and config_from_mapping(cfg.to_dict()).tracing.black_box is False
+    assert "black_box" not in config_from_mapping(TINY_TRACE).to_dict()["tracing"]  # old configs unchanged
+    rows = evaluate_protection(cfg, tmp_path / "run", device="cpu")
+    cases = [r for r in rows if r.kind in ("trace-copy", "trace-attack")]
+    assert {str(r.attack) for r in cases if r.kind == "trace-attack"} == {"prune", "collude"}
+    assert all("black" not in r.metrics and "queries_needed" not in r.metrics for r in cases)
+    copies = [r for r in cases if r.kind == "trace-copy"]
+    assert len(copies) == 6 and all(r.metrics["white"]["named_right"] for r in copies)
+    assert all(r.metrics["white"]["innocents"] == 0 for r in cases)
+    assert not (tracing_folder(tmp_path / "run", "bert", 0) / "tracer.safetensors").exists()
+    report = build_report(rows, cfg)
+    assert "black-box tracing off" in report and "trace-queries.png" not in report
+
+
+def test_black_box_tracing_of_token_ids_is_refused_before_the_run(tmp_path) -> None:
+    pytest.importorskip("transformers", reason="transformers is installed by make (the test extra)")
+    raw = copy.deepcopy(TEXT_TRACE)
+    del raw["tracing"]["black_box"]
+    with pytest.raises(ConfigError, match="set tracing.black_box: false"):
+        evaluate_protection(config_from_mapping(raw), tmp_path / "run", device="cpu")
+    assert not (tmp_path / "run").exists()
