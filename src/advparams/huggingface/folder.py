@@ -215,9 +215,12 @@ def write_hf_folder(
                 tensors[name] = new.to("cpu").contiguous().clone()
                 written.add(name)
         save_file(tensors, str(dst / shard), metadata=meta)
-    unwritten = sorted(set(state) - written)
+    unwritten = _unwritten(state, written)
     if unwritten:
-        raise CheckpointError(f"{src}: the model's {unwritten[0]} is in none of the folder's weight files")
+        raise CheckpointError(
+            f"{src}: the model's {unwritten[0]} is in none of the folder's weight files (a weight tied to another "
+            "in the config that now differs from it would be lost: tie them again)"
+        )
     for entry in sorted(src.iterdir(), key=lambda e: e.name):
         if entry.name in shards or entry.name in _NEVER_COPIED:
             continue
@@ -253,6 +256,17 @@ def file_state(model: nn.Module) -> dict[str, torch.Tensor]:
         return state
     hf: Any = model
     return dict(revert_weight_conversion(hf, remove_tied_weights_from_state_dict(state, hf)))
+
+
+def _unwritten(state: dict[str, torch.Tensor], written: set[str]) -> list[str]:
+    """The model's weights that no shard holds, less those equal to a written weight (a
+    tie untied in memory with the values unchanged: ``from_pretrained`` ties them again)."""
+    out = []
+    for name in sorted(set(state) - written):
+        t = state[name]
+        if not any(state[w].shape == t.shape and torch.equal(state[w], t) for w in written):
+            out.append(name)
+    return out
 
 
 def model_arguments(config: dict[str, Any]) -> dict[str, Any]:
