@@ -18,6 +18,12 @@ weight distribution, which the thief could have without the stolen model.
 
     .venv/bin/python benchmarks/hardened_head_start.py --run runs/eval/fashion-mnist \\
         --out docs/benchmarks/hardened_head_start.jsonl
+
+Any run's models: the data set is the run's (its ``config.yaml``), so the transformers of
+``docs/transformers.md`` are measured the same way:
+
+    .venv/bin/python benchmarks/hardened_head_start.py --run runs/eval/transformers-vit \\
+        --no-search --cases 0.01:40 0.1:20 --out docs/benchmarks/hardened_head_start_vit.jsonl
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import sys
 from pathlib import Path
 
 import torch
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import append_jsonl, environment  # noqa: E402
@@ -56,7 +63,8 @@ def main() -> None:
     if not args.run:
         ap.error("--run is required (or --table ROWS)")
     run = Path(args.run)
-    train, test = load_dataset("fashion-mnist", "train"), load_dataset("fashion-mnist", "test")
+    dataset = str(yaml.safe_load((run / "config.yaml").read_text())["dataset"])
+    train, test = load_dataset(dataset, "train"), load_dataset(dataset, "test")
     models = {s: load_checkpoint(run / "models" / f"seed{s}").model for s in args.seeds}
     env = environment(torch.device("cpu"))
     for seed in args.seeds:
@@ -77,6 +85,7 @@ def main() -> None:
             b = ATTACKS.build(name, {**opts, "scratch": False}).run(other, train)
             row = {
                 "benchmark": "hardened_head_start",
+                "dataset": dataset,
                 "attack": name,
                 "options": options,
                 "seed": seed,
