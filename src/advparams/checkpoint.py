@@ -27,6 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from advparams.data.base import TokenDataset
 from advparams.errors import AdvParamsError, CheckpointError, ConfigError
 from advparams.files import LIMITS, atomic_directory, check_regular, integer, number, parse_json, read_file, string
 from advparams.fingerprint import model_fingerprint
@@ -86,7 +87,7 @@ class Checkpoint:
             write_checkpoint(model, folder, architecture=self.architecture, arguments=self.arguments,
                              dataset=dataset, locked=locked, record=record)  # fmt: skip
 
-    def check_fits(self, data: ImageDataset) -> None:
+    def check_fits(self, data: ImageDataset | TokenDataset) -> None:
         """Refuses a data set whose shape differs from the model's arguments, or that has
         more classes than the model has outputs. A model with *more* outputs fits (the
         additional-class watermark adds one: its extra output is never a data label, so
@@ -95,16 +96,21 @@ class Checkpoint:
         Raises:
             ConfigError: channels or input size differ, or the model has too few outputs.
         """
-        c, h, _ = data.input_shape
         args = self.arguments
-        if (
-            args.get("in_channels", c) != c
-            or args.get("input_size", h) != h
-            or args.get("num_classes", data.num_classes) < data.num_classes
-        ):
+        if isinstance(data, TokenDataset):  # token ids: the model's positions and vocabulary hold them
+            length = int(data.ids.shape[1])
+            fits = args.get("input_size", length) >= length and args.get("vocab_size", data.vocab_size) >= (
+                data.vocab_size
+            )
+            shape = f"{length} tokens of a {data.vocab_size}-word vocabulary"
+        else:
+            c, h, _ = data.input_shape
+            fits = args.get("in_channels", c) == c and args.get("input_size", h) == h
+            shape = f"{c}x{h}x{h}"
+        if not fits or args.get("num_classes", data.num_classes) < data.num_classes:
             raise ConfigError(
                 f"the model ({self.architecture} {args}) does not fit data set {data.name} "
-                f"({c}x{h}x{h}, {data.num_classes} classes)"
+                f"({shape}, {data.num_classes} classes)"
             )
 
 

@@ -112,3 +112,23 @@ def test_the_freezer_drops_shared_texts_balances_classes_and_is_deterministic(tm
     per = Counter((r["split"], r["label"]) for r in rows)
     assert len({per[("train", c)] for c in dd.CLASSES}) == 1 and len({per[("test", c)] for c in dd.CLASSES}) == 1
     assert per[("train", "games")] > 0 and "long text ignored" not in outs[0].decode()
+
+
+def test_a_text_model_is_trained_locked_and_unlocked_from_the_command_line(capsys, tmp_path: Path) -> None:
+    pytest.importorskip("transformers", reason="transformers is installed by make (the test extra)")
+    from advparams.cli import main
+
+    def run(*argv: object) -> int:
+        return main([str(a) for a in argv])
+
+    options = ["--set", "layers=1", "--set", "hidden_size=32", "--set", "heads=2", "--train-samples", "1500"]
+    train = ["train", "--model", "bert", "--dataset", "debian-descriptions", "--epochs", "4", "--lr", "0.003"]
+    assert run(*train, *options, "--out", tmp_path / "bert") == 0
+    assert run("lock", tmp_path / "bert", "--out", tmp_path / "locked", "--key", tmp_path / "k.key") == 0
+    assert run("unlock", tmp_path / "locked", "--key", tmp_path / "k.key", "--out", tmp_path / "back") == 0
+    capsys.readouterr()
+    assert run("lock", tmp_path / "bert", "--dataset", "fashion-mnist", "--out", tmp_path / "x", "--key",
+               tmp_path / "x.key") != 0  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not fit data set fashion-mnist" in err[0]
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.key").exists()
