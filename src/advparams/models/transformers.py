@@ -26,9 +26,19 @@ def _transformers() -> Any:
     return transformers_module()
 
 
-def _check_width(hidden_size: int, heads: int) -> None:
+def _encoder(hidden_size: int, layers: int, heads: int, intermediate_size: int, dropout: float) -> dict[str, Any]:
+    """The encoder's options, as both configs name them."""
     if hidden_size % heads:
         raise ConfigError(f"hidden_size ({hidden_size}) must be a multiple of heads ({heads})")
+    return {
+        "hidden_size": hidden_size,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "intermediate_size": intermediate_size,
+        "hidden_dropout_prob": dropout,
+        "attention_probs_dropout_prob": dropout,
+        "attn_implementation": "eager",
+    }
 
 
 @MODELS.register("vit")
@@ -47,20 +57,10 @@ def vit(
     token, ``layers`` encoder layers of width ``hidden_size``."""
     if input_size % patch_size:
         raise ConfigError(f"input_size ({input_size}) must be a multiple of patch_size ({patch_size})")
-    _check_width(hidden_size, heads)
+    encoder = _encoder(hidden_size, layers, heads, intermediate_size, dropout)
     tf = _transformers()
     config = tf.ViTConfig(
-        image_size=input_size,
-        patch_size=patch_size,
-        num_channels=in_channels,
-        hidden_size=hidden_size,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=intermediate_size,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-        num_labels=num_classes,
-        attn_implementation="eager",
+        image_size=input_size, patch_size=patch_size, num_channels=in_channels, num_labels=num_classes, **encoder
     )
     return tf.ViTForImageClassification(config)
 
@@ -82,21 +82,15 @@ def bert(
     ``pad_token_id`` for padding; the attention mask is read from the ids)."""
     if in_channels != 1:
         raise ConfigError(f"bert reads token ids (one channel), not {in_channels}-channel images")
-    _check_width(hidden_size, heads)
+    encoder = _encoder(hidden_size, layers, heads, intermediate_size, dropout)
     tf = _transformers()
     config = tf.BertConfig(
         vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=intermediate_size,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
         max_position_embeddings=input_size,
         type_vocab_size=1,
         pad_token_id=pad_token_id,
         num_labels=num_classes,
-        attn_implementation="eager",
+        **encoder,
     )
     model = tf.BertForSequenceClassification(config)
     from advparams.huggingface.data import attend_to_tokens
