@@ -39,5 +39,10 @@ def append_jsonl(path: str | None, rows: list[dict[str, Any]]) -> None:
             fh.write(json.dumps(row, sort_keys=True) + "\n")
 
 
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file (blank lines skipped): what every ``--table`` prints."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)

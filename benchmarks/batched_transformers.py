@@ -19,14 +19,13 @@ Prints a Markdown table; appends one JSON line per seed and variant to --out.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import append_jsonl, environment, log  # noqa: E402
+from _common import append_jsonl, environment, log, read_jsonl  # noqa: E402
 
 from advparams.devices import resolve_device  # noqa: E402
 from advparams.metrics import accuracy  # noqa: E402
@@ -51,7 +50,7 @@ def main() -> None:
     parser.add_argument("--table", metavar="ROWS", help="only print the table of a JSON-lines file of rows")
     args = parser.parse_args()
     if args.table:
-        print_table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()])
+        print_table(read_jsonl(args.table))
         return
     device = resolve_device("cpu")
     rows = []

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import append_jsonl, environment, log  # noqa: E402
+from _common import append_jsonl, environment, log, read_jsonl  # noqa: E402
 
 
 def _rows(folder: Path) -> list[dict[str, Any]]:
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--table", metavar="ROWS", help="only print the table of a JSON-lines file of rows")
     args = parser.parse_args()
     if args.table:
-        print_table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()])
+        print_table(read_jsonl(args.table))
         return
     env = environment(torch.device("cpu"))
     with tempfile.TemporaryDirectory(prefix="executors-") as tmp:

@@ -37,7 +37,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import append_jsonl, environment  # noqa: E402
+from _common import append_jsonl, environment, read_jsonl  # noqa: E402
 
 from advparams.attacks import ATTACKS  # noqa: E402
 from advparams.checkpoint import load_checkpoint  # noqa: E402
@@ -58,7 +58,7 @@ def main() -> None:
     ap.add_argument("--out", help="JSON-lines file to append to")
     args = ap.parse_args()
     if args.table:
-        print_table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()])
+        print_table(read_jsonl(args.table))
         return
     if not args.run:
         ap.error("--run is required (or --table ROWS)")

@@ -12,14 +12,13 @@ Prints a Markdown table; appends one JSON line per lock to --out.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import append_jsonl, environment, fashion_mnist, log  # noqa: E402
+from _common import append_jsonl, environment, fashion_mnist, log, read_jsonl  # noqa: E402
 from lock_speed import SETUPS, checkpoint_path, prepare  # noqa: E402
 
 from advparams import accuracy, load_checkpoint, unlock  # noqa: E402
@@ -50,7 +49,7 @@ def main() -> None:
     parser.add_argument("--table", metavar="ROWS", help="only print the table of a JSON-lines file of rows")
     args = parser.parse_args()
     if args.table:
-        print_table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()])
+        print_table(read_jsonl(args.table))
         return
     device = resolve_device(args.device)
     rows = []

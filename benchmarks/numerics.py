@@ -19,6 +19,9 @@ from pathlib import Path
 
 from advparams.files import atomic_write_bytes
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import read_jsonl  # noqa: E402
+
 CHILD = r"""
 import json, sys, time, dataclasses, contextlib
 import torch
@@ -48,7 +51,7 @@ def main() -> None:
     parser.add_argument("--table", metavar="ROWS", help="only print the table of a JSON-lines file of rows")
     args = parser.parse_args()
     if args.table:
-        print_table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()])
+        print_table(read_jsonl(args.table))
         return
     rows = []
     for mode in ("onednn", "reproducible"):

@@ -11,7 +11,6 @@ A 40,000-user roster took 30 s for every ``keys users list/add``, ``keys issue``
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import append_jsonl, environment  # noqa: E402
+from _common import append_jsonl, environment, read_jsonl  # noqa: E402
 
 from advparams.tracing import MarkConfig  # noqa: E402
 from advparams.tracing.roster import MAX_USERS, Roster  # noqa: E402
@@ -32,7 +31,7 @@ def main() -> None:
     parser.add_argument("--table", metavar="ROWS", help="only print the table of a JSON-lines file of rows")
     args = parser.parse_args()
     if args.table:
-        print_table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()])
+        print_table(read_jsonl(args.table))
         return
     rows = []
     for n in args.sizes:

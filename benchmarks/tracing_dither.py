@@ -15,12 +15,11 @@ prints only the table of a JSON-lines file of rows (docs/tracing.md's generated 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import append_jsonl, environment, fashion_mnist, log  # noqa: E402
+from _common import append_jsonl, environment, fashion_mnist, log, read_jsonl  # noqa: E402
 from lock_speed import checkpoint_path, prepare  # noqa: E402
 
 from advparams.checkpoint import load_checkpoint  # noqa: E402
@@ -42,7 +41,7 @@ def main() -> None:
     parser.add_argument("--table", metavar="ROWS", help="only print the table of a JSON-lines file of rows")
     args = parser.parse_args()
     if args.table:
-        print_table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()])
+        print_table(read_jsonl(args.table))
         return
     device = resolve_device("cpu")
     train = fashion_mnist("train", 28, 1)
