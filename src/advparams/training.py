@@ -1,4 +1,6 @@
-"""Supervised training of a classifier (used to make the models that are then protected)."""
+"""Supervised training of a classifier or a language model (used to make the models that
+are then protected): the loss is the cross-entropy of the data's task
+(:func:`advparams.tasks.task_of`): of class scores against labels, or of each next token."""
 
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ from advparams._rng import isolated_seed
 from advparams.data.base import DataLike, iter_batches, num_examples
 from advparams.devices import model_device
 from advparams.metrics import accuracy
-from advparams.metrics.accuracy import logits_of
 from advparams.registry import validated
+from advparams.tasks import task_of
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,8 @@ def train(
     eval_data: DataLike | None = None,
     progress: Callable[[TrainProgress], None] | None = None,
 ) -> TrainResult:
-    """Trains a copy of ``model`` on ``data`` with cross-entropy; ``model`` is not changed.
+    """Trains a copy of ``model`` on ``data`` with cross-entropy (of the data's task: a
+    language model's per token, its accuracy the next-token accuracy); ``model`` is not changed.
 
     The copy stays on ``model``'s device. Shuffling uses ``generator``; dropout and other
     in-model randomness use torch's global generator (seed it in your script).
@@ -108,6 +111,7 @@ def train(
     device = model_device(net)
     opt = make_optimizer(net, cfg)
     steps = -(-num_examples(data) // cfg.batch_size)
+    task = task_of(data)
     history: list[EpochRecord] = []
     for epoch in range(1, cfg.epochs + 1):
         net.train()
@@ -116,7 +120,7 @@ def train(
         for step, (x, y) in enumerate(iter_batches(data, cfg.batch_size, shuffle=True, generator=generator), 1):
             x, y = x.to(device), y.to(device)
             opt.zero_grad(set_to_none=True)
-            out = logits_of(net, x)
+            out, y = task.outputs(net, x, y)
             loss = F.cross_entropy(out, y)
             loss.backward()
             opt.step()

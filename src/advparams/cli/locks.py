@@ -87,6 +87,12 @@ def _lock_lines(done: Locked) -> list[str]:
         f"parameters changed ({rep.proportion_percent:.6f}%) in {rep.seconds:.2f} s (stopped: {rep.stopped})",
         f"{done.dataset} test accuracy: before {pct(done.accuracy_before)}, locked {pct(done.accuracy_locked)}",
     ]
+    if done.perplexity is not None:
+        before, locked, bar = done.perplexity
+        lines.append(
+            f"{done.dataset} test perplexity: before {before:.2f}, locked {locked:.2f} (a unigram model of the "
+            f"corpus: {bar:.2f}; the lock's accuracies below are 1 / perplexity)"
+        )
     if rep.holdout_samples:
         lines.append(
             f"lock samples: {pct(rep.lock_accuracy_after)} locked; {pct(rep.holdout_accuracy_after)} on the "

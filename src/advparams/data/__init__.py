@@ -16,6 +16,7 @@ from advparams.data import (  # noqa: F401  (registers)
     debian_descriptions,
     fashion_mnist,
     gtsrb,
+    python_stdlib,
     synthetic,
 )
 from advparams.data.base import (

@@ -276,6 +276,8 @@ class DatasetSpec:
         vocab_size: a text data set's token ids lie in ``[0, vocab_size)`` (``None``
             for images); passed to model factories as ``vocab_size``. A text data set's
             ``in_channels`` is 1 and its ``input_size`` the number of tokens per text.
+        task: what its models do (:mod:`advparams.tasks`): ``"classification"``, or
+            ``"causal-lm"`` (next-token prediction; ``num_classes`` is then the vocabulary).
     """
 
     name: str
@@ -286,6 +288,7 @@ class DatasetSpec:
     needs_root: bool
     description: str
     vocab_size: int | None = None
+    task: str = "classification"
 
     def example(self, n: int, device: str | torch.device = "cpu") -> torch.Tensor:
         """``n`` zero inputs of this data set's shape: images ``[n, C, H, W]`` (float) or,

@@ -269,10 +269,25 @@ def _unwritten(state: dict[str, torch.Tensor], written: set[str]) -> list[str]:
     return out
 
 
+LANGUAGE_MODEL_CLASSES = ("ForCausalLM", "LMHeadModel")
+"""How the class names of Hugging Face language models end."""
+
+
 def model_arguments(config: dict[str, Any]) -> dict[str, Any]:
     """What a checkpoint's ``arguments`` say of a Hugging Face model, from its config: the
     number of classes (``num_classes``) and, for image models, ``in_channels`` and
-    ``input_size`` (what :meth:`advparams.checkpoint.Checkpoint.check_fits` compares)."""
+    ``input_size`` (what :meth:`advparams.checkpoint.Checkpoint.check_fits` compares); for
+    a language model (a ``...ForCausalLM`` or ``...LMHeadModel`` class) its vocabulary as
+    classes and ``vocab_size``, and its positions as ``input_size``."""
+    vocab = config.get("vocab_size")
+    classes = config.get("architectures") or []
+    if isinstance(vocab, int) and any(str(a).endswith(LANGUAGE_MODEL_CLASSES) for a in classes):
+        # a language model scores every token of its vocabulary, for as many positions as it has
+        out: dict[str, Any] = {"num_classes": vocab, "vocab_size": vocab}
+        positions = config.get("n_positions", config.get("max_position_embeddings"))
+        if isinstance(positions, int) and not isinstance(positions, bool):
+            out["input_size"] = positions
+        return out
     labels = config.get("id2label")
     arguments: dict[str, Any] = {"num_classes": len(labels) if isinstance(labels, dict) and labels else 2}
     size = config.get("image_size")

@@ -212,13 +212,20 @@ class Key:
         config: Mapping[str, Any] | None = None,
         info: Mapping[str, Any] | None = None,
     ) -> Key:
-        """Builds the key that turns ``locked`` back into ``original`` (bitwise diff)."""
+        """Builds the key that turns ``locked`` back into ``original`` (bitwise diff).
+
+        A tensor tied to one before it in both models (the same storage under two
+        names, as a language model's output layer and token embedding) is written
+        through the first name only, so the key holds each change once."""
         a, b = original.state_dict(), locked.state_dict()
         if list(a) != list(b):
             raise KeyMismatchError("original and locked models have different state_dict entries")
         entries = []
+        tied_a, tied_b = _aliases(a), _aliases(b)
         for name, ta in a.items():
             tb = b[name]
+            if name in tied_a and tied_a[name] == tied_b.get(name):
+                continue
             if ta.shape != tb.shape or ta.dtype != tb.dtype:
                 raise KeyMismatchError(f"original and locked tensor {name!r} differ in shape or dtype")
             fa, fb = ta.detach().cpu().reshape(-1), tb.detach().cpu().reshape(-1)
@@ -236,6 +243,22 @@ class Key:
             info=dict(info or {}),
             created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         )
+
+
+def _aliases(state: Mapping[str, torch.Tensor]) -> dict[str, str]:
+    """Each name whose tensor is one before it (same storage, offset, shape and strides),
+    mapped to that first name."""
+    first: dict[tuple[int, int, tuple[int, ...], tuple[int, ...]], str] = {}
+    out = {}
+    for name, t in state.items():
+        if t.numel() == 0:
+            continue
+        where = (t.untyped_storage().data_ptr(), int(t.storage_offset()), tuple(t.shape), tuple(t.stride()))
+        if where in first:
+            out[name] = first[where]
+        else:
+            first[where] = name
+    return out
 
 
 def _shuffled_tensor(state: Mapping[str, torch.Tensor], s: Shuffle) -> torch.Tensor:

@@ -129,7 +129,8 @@ def predict(model: nn.Module, data: DataLike, *, batch_size: int = 1000) -> torc
 
 
 def accuracy(model: nn.Module, data: DataLike, *, batch_size: int = 1000) -> float:
-    """Top-1 accuracy of ``model`` on ``data``, in [0, 1].
+    """Top-1 accuracy of ``model`` on ``data``, in [0, 1] (a language model's: of its
+    next-token predictions).
 
     Example:
         >>> from advparams.testing import ConstantClassifier
@@ -137,11 +138,31 @@ def accuracy(model: nn.Module, data: DataLike, *, batch_size: int = 1000) -> flo
         >>> accuracy(ConstantClassifier(num_classes=2, label=1), (x, y))
         0.75
     """
+    task = getattr(data, "task", None)  # advparams.tasks.task_of, without importing it (it imports this module)
+    if task is not None and getattr(task, "name", "classification") != "classification":
+        return _next_token_accuracy(model, data, task, batch_size)
     labels = torch.cat([y.cpu() for _, y in iter_batches(data, batch_size)])
     if labels.numel() == 0:
         raise AdvParamsError("cannot measure accuracy on an empty data set")
     preds = predict(model, data, batch_size=batch_size)
     return float((preds == labels).float().mean())
+
+
+@torch.no_grad()
+def _next_token_accuracy(model: nn.Module, data: DataLike, task: Any, batch_size: int) -> float:
+    device, dtype = model_device(model), model_float_dtype(model)
+    was_training = model.training
+    model.eval()
+    hits = count = 0
+    try:
+        for x, y in iter_batches(data, batch_size):
+            out, target = task.outputs(model, model_input(x, device, dtype), y.to(device))
+            hits, count = hits + int((out.argmax(1) == target).sum()), count + int(target.numel())
+    finally:
+        model.train(was_training)
+    if count == 0:
+        raise AdvParamsError("cannot measure accuracy on an empty data set")
+    return hits / count
 
 
 def chance_level(num_classes: int) -> float:

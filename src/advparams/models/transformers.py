@@ -1,5 +1,7 @@
 """Small transformers built from a config: ``vit`` (``ViTForImageClassification``) for
-image data sets and ``bert`` (``BertForSequenceClassification``) for token data sets.
+image data sets, ``bert`` (``BertForSequenceClassification``) for token data sets, and
+the language models ``gpt2`` (``GPT2LMHeadModel``) and ``llama`` (``LlamaForCausalLM``)
+for next-token prediction (:mod:`advparams.tasks`).
 
 Both are ``transformers``' own classes, returned as they are (no wrapper), so their
 parameter names are the ones a Hugging Face folder holds and a trained model can be
@@ -99,4 +101,79 @@ def bert(
     return model
 
 
-__all__ = ["bert", "vit"]
+def _language_model(num_classes: int, in_channels: int, vocab_size: int) -> None:
+    if in_channels != 1:
+        raise ConfigError(f"a language model reads token ids (one channel), not {in_channels}-channel images")
+    if num_classes not in (vocab_size, 0):
+        raise ConfigError(f"a language model scores its {vocab_size} tokens, not {num_classes} classes")
+
+
+@MODELS.register("gpt2")
+def gpt2(
+    num_classes: int = 256,
+    in_channels: int = 1,
+    input_size: int = 128,
+    vocab_size: int = 256,
+    hidden_size: int = 192,
+    layers: int = 4,
+    heads: int = 4,
+    dropout: float = 0.0,
+) -> nn.Module:
+    """A GPT-2 language model over ``vocab_size`` tokens (byte-level by default),
+    ``input_size`` positions, ``layers`` blocks of width ``hidden_size`` (MLP 4x), the
+    output layer tied to the token embedding as in GPT-2 (1.87 million parameters at
+    the defaults [inferred: the issue asks for 1 to 5 million])."""
+    _language_model(num_classes, in_channels, vocab_size)
+    if hidden_size % heads:
+        raise ConfigError(f"hidden_size ({hidden_size}) must be a multiple of heads ({heads})")
+    tf = _transformers()
+    config = tf.GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=input_size,
+        n_embd=hidden_size,
+        n_layer=layers,
+        n_head=heads,
+        resid_pdrop=dropout,
+        embd_pdrop=dropout,
+        attn_pdrop=dropout,
+        bos_token_id=0,
+        eos_token_id=0,
+        attn_implementation="eager",
+    )
+    return tf.GPT2LMHeadModel(config)
+
+
+@MODELS.register("llama")
+def llama(
+    num_classes: int = 256,
+    in_channels: int = 1,
+    input_size: int = 128,
+    vocab_size: int = 256,
+    hidden_size: int = 192,
+    layers: int = 4,
+    heads: int = 4,
+    intermediate_size: int = 512,
+) -> nn.Module:
+    """A Llama language model (RMSNorm, rotary positions, SwiGLU MLP of
+    ``intermediate_size``, untied output layer) of the same shape as :func:`gpt2`."""
+    _language_model(num_classes, in_channels, vocab_size)
+    if hidden_size % heads:
+        raise ConfigError(f"hidden_size ({hidden_size}) must be a multiple of heads ({heads})")
+    tf = _transformers()
+    config = tf.LlamaConfig(
+        vocab_size=vocab_size,
+        max_position_embeddings=input_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        intermediate_size=intermediate_size,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+        attn_implementation="eager",
+    )
+    return tf.LlamaForCausalLM(config)
+
+
+__all__ = ["bert", "gpt2", "llama", "vit"]

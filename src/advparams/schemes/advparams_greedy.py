@@ -15,6 +15,7 @@ from advparams.devices import model_device
 from advparams.schemes.advparams_search import found_search, holdout_target, move_scores, split_samples, stop_reason
 from advparams.schemes.base import LockProgress
 from advparams.schemes.locking import LockSetup, Search, tensor_bounds
+from advparams.tasks import CLASSIFICATION
 
 if TYPE_CHECKING:
     from advparams.schemes.advparams import AdvParamsConfig
@@ -97,7 +98,10 @@ def greedy_search(
     if held is not None and hold_acc is None:
         passes[0] += held.n / setup.samples.n
         hold_acc = held.loss_accuracy(work, cfg.objective, cfg.loss_cap)[1]
-    overall = (acc * samples.n + hold_acc * held.n) / setup.samples.n if held and hold_acc is not None else acc
+    if held and hold_acc is not None and samples.task is not CLASSIFICATION:
+        overall = samples.task.combine([(acc, samples.n), (hold_acc, held.n)], setup.samples.n)
+    else:
+        overall = (acc * samples.n + hold_acc * held.n) / setup.samples.n if held and hold_acc is not None else acc
     return found_search(changed, acc_before, overall, rounds, stopped, passes, acc, held, hold_acc)
 
 

@@ -14,12 +14,12 @@ import torch
 from torch import nn
 
 from advparams.devices import model_device
-from advparams.metrics.accuracy import logits_of
 from advparams.metrics.binomial import certifiable_rate
 from advparams.schemes.advparams_prune import Pruning
 from advparams.schemes.base import LockProgress
 from advparams.schemes.lock_samples import LockBatches, lock_objective
 from advparams.schemes.locking import LockSetup, Search, tensor_bounds
+from advparams.tasks import CLASSIFICATION
 
 if TYPE_CHECKING:
     from advparams.schemes.advparams import AdvParamsConfig
@@ -75,8 +75,8 @@ def holdout_target(
     target = setup.target
     if held is None:
         value = target
-    elif rule == "bound":
-        value = certifiable_rate(target, held.n, level)
+    elif rule == "bound" or held.task is not CLASSIFICATION:  # the margin's errors are a classifier's
+        value = held.task.certifiable(target, held.n, level)
     else:
         margin = target - confidence * math.sqrt(max(target * (1.0 - target), 0.0) / held.n)
         chance = 1.0 / setup.num_classes if setup.num_classes > 0 else 0.0
@@ -131,6 +131,7 @@ def batched_search(
     orig_dtypes = {name: p.dtype for name, p in model.named_parameters()}
     size = cfg.search_samples if cfg.search_samples is not None else max(1, min(128, n // 4))
     batch, held = split_samples(cfg, setup, size)
+    task = batch.task
     bounds = tensor_bounds(cands, cfg.margin)
     chosen = {name: torch.zeros(p.numel(), dtype=torch.bool, device=device) for name, p in cands.items()}
     passes = [0.0, 0.0]
@@ -140,13 +141,14 @@ def batched_search(
         for p in cands.values():
             p.requires_grad_(True)
             p.grad = None
-        losses, correct = [], 0
+        losses, total, count = [], 0.0, 0
         for xb, yb in batch.batches:
-            out = logits_of(work, xb)
-            losses.append(lock_objective(out, yb, cfg.objective, cfg.loss_cap) / batch.n)
-            correct += int((out.detach().argmax(1) == yb).sum())
+            out, target_b = task.outputs(work, xb, yb)
+            losses.append(lock_objective(out, target_b, cfg.objective, cfg.loss_cap) / batch.n)
+            got, k = task.tally(out.detach(), target_b)
+            total, count = total + got, count + k
         passes[0] += batch.n / n
-        return losses, float(sum(float(v.detach()) for v in losses)), correct / batch.n
+        return losses, float(sum(float(v.detach()) for v in losses)), task.level(total, count)
 
     def backward(losses: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         sum(losses).backward()  # type: ignore[union-attr]
@@ -240,8 +242,9 @@ def batched_search(
     if held is not None and hold_acc is None:
         hold_acc = held_accuracy()
     # accuracy over all lock samples: the batch's and the held-out's
-    correct = acc * batch.n + (hold_acc * held.n if held is not None and hold_acc is not None else 0.0)
-    return found_search(changed, acc_before, round(correct) / n, rounds, stopped, passes, acc, held, hold_acc)
+    parts = [(acc, batch.n)] + ([(hold_acc, held.n)] if held is not None and hold_acc is not None else [])
+    overall = task.combine(parts, n)
+    return found_search(changed, acc_before, overall, rounds, stopped, passes, acc, held, hold_acc)
 
 
 def pick_round(

@@ -176,6 +176,7 @@ class Hardened(Scheme[HardenedConfig]):
         if cfg.reproducible:
             logger.warning(INSECURE)
         num_classes = setup.samples.num_classes(setup.work)
+        targets = setup.samples.targets()
         needed = holdout_target(cfg.confidence, setup, setup.samples, cfg.holdout_rule, cfg.check_level)
         best: tuple[tuple[bool, float, float], bytes, nn.Module, list[Shuffle], float, float] | None = None
         drawn = 0
@@ -186,7 +187,7 @@ class Hardened(Scheme[HardenedConfig]):
             locked, shuffles = self._shuffled(model, setup.candidates, secret)
             work = copy.deepcopy(locked).float()
             loss, after, preds = setup.samples.loss_accuracy_predictions(work)
-            relabelled, plain = informativeness(preds, setup.samples.y, num_classes)
+            relabelled, plain = informativeness(preds, targets, num_classes)
             score = (after > needed, relabelled, plain)
             if best is None or score < best[0]:
                 best = (score, secret, locked, shuffles, loss, after)

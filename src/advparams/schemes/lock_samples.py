@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from advparams.data.base import DataLike, all_labels, balanced_indices, gather
-from advparams.metrics.accuracy import logits_of, model_input
-from advparams.metrics.binomial import binomial_upper_bound
+from advparams.metrics.accuracy import model_input
+from advparams.tasks import CLASSIFICATION, Task, task_of
 
 __all__ = ["LockBatches", "LockCheck", "certify", "check_batches", "lock_objective"]
 
@@ -29,7 +29,9 @@ def lock_objective(logits: torch.Tensor, labels: torch.Tensor, objective: str, c
 
 
 class LockBatches:
-    """The lock samples, drawn class-balanced, held on the model's device in batches.
+    """The lock samples, drawn class-balanced, held on the model's device in batches,
+    and the task their data names (:func:`advparams.tasks.task_of`): what a model's
+    "accuracy" on them is (for a language model, ``1 / perplexity``).
 
     Args:
         data: labelled clean data.
@@ -38,6 +40,8 @@ class LockBatches:
         generator: randomness of the draw.
         device: where the batches live.
     """
+
+    task: Task = CLASSIFICATION
 
     def __init__(
         self,
@@ -48,6 +52,7 @@ class LockBatches:
         device: torch.device,
     ) -> None:
         idx = balanced_indices(all_labels(data), num_samples, generator)
+        self.task: Task = task_of(data)
         self._take(data, idx, batch_size, device)
 
     def _take(self, data: DataLike, idx: torch.Tensor, batch_size: int, device: torch.device) -> None:
@@ -64,35 +69,49 @@ class LockBatches:
         """Samples ``start:stop`` as a set of their own (the draw is class-balanced in
         round-robin order, so a contiguous part is balanced too)."""
         out = LockBatches.__new__(LockBatches)
+        out.task = self.task
         out.indices = self.indices[start:stop]
         out._set(self.x[start:stop], self.y[start:stop], self.batch_size)
         return out
 
     def num_classes(self, model: nn.Module) -> int:
         """Number of class scores ``model`` returns."""
-        with torch.no_grad():
-            return int(logits_of(model, self.batches[0][0][:1]).shape[1])
+        xb, yb = self.batches[0]
+        return self.task.num_classes(model, xb, yb)
 
     def loss_accuracy(self, model: nn.Module, objective: str = "ce", cap: float = 4.6) -> tuple[float, float]:
-        """Mean lock objective and accuracy of ``model`` on the lock samples."""
-        loss, correct = 0.0, 0
+        """Mean lock objective and accuracy (the task's level) of ``model`` on the lock samples."""
+        loss, total, count = 0.0, 0.0, 0
         with torch.no_grad():
             for xb, yb in self.batches:
-                out = logits_of(model, xb)
-                loss += float(lock_objective(out, yb, objective, cap))
-                correct += int((out.argmax(1) == yb).sum())
-        return loss / self.n, correct / self.n
+                out, target = self.task.outputs(model, xb, yb)
+                loss += float(lock_objective(out, target, objective, cap))
+                got, k = self.task.tally(out, target)
+                total, count = total + got, count + k
+        return loss / self.n, self.task.level(total, count)
 
     def loss_accuracy_predictions(self, model: nn.Module) -> tuple[float, float, torch.Tensor]:
-        """Mean cross-entropy, accuracy and predicted labels of ``model`` on the lock samples."""
-        loss, preds = 0.0, []
+        """Mean cross-entropy, accuracy (the task's level) and predicted labels (of every
+        target: :meth:`targets`) of ``model`` on the lock samples."""
+        loss, preds, total, count = 0.0, [], 0.0, 0
         with torch.no_grad():
             for xb, yb in self.batches:
-                out = logits_of(model, xb)
-                loss += float(lock_objective(out, yb, "ce", 0.0))
+                out, target = self.task.outputs(model, xb, yb)
+                loss += float(lock_objective(out, target, "ce", 0.0))
                 preds.append(out.argmax(1))
+                got, k = self.task.tally(out, target)
+                total, count = total + got, count + k
         pred = torch.cat(preds)
-        return loss / self.n, float((pred == self.y).float().mean()), pred
+        if self.task is CLASSIFICATION:
+            return loss / self.n, float((pred == self.y).float().mean()), pred
+        return loss / self.n, self.task.level(total, count), pred
+
+    def targets(self) -> torch.Tensor:
+        """What the scores of the lock samples are measured against: the labels, or
+        for a language model each next token."""
+        if self.task is CLASSIFICATION:
+            return self.y
+        return torch.cat([self.task.targets(xb, yb) for xb, yb in self.batches])
 
     def gradients(
         self, model: nn.Module, params: Mapping[str, nn.Parameter], objective: str = "ce", cap: float = 4.6
@@ -106,7 +125,7 @@ class LockBatches:
             p.grad = None
         try:
             for xb, yb in self.batches:
-                (lock_objective(logits_of(model, xb), yb, objective, cap) / self.n).backward()
+                (lock_objective(*self.task.outputs(model, xb, yb), objective, cap) / self.n).backward()
             return {
                 name: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
                 for name, p in params.items()
@@ -135,21 +154,25 @@ def check_batches(
     fork.set_state(generator.get_state())
     own = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=fork)))
     out = LockBatches.__new__(LockBatches)
+    out.task = lock.task
     out._take(data, rest[balanced_indices(labels[rest], num_samples, own)], lock.batch_size, device)
     return out
 
 
 @dataclass(frozen=True)
 class LockCheck:
-    """A locked model's accuracy on the check set and what it certifies.
+    """A locked model's accuracy (the task's level) on the check set and what it certifies.
 
     Attributes:
         samples: check samples.
-        correct: how many of them the locked model answers right.
-        bound: one-sided Clopper-Pearson upper bound on its accuracy at ``level``.
+        correct: how many of them the locked model answers right (a classifier).
+        bound: upper bound on its accuracy at ``level`` (one-sided Clopper-Pearson for a
+            classifier; :meth:`advparams.tasks.Task.bound`).
         level: the bound's confidence.
         certified: ``bound <= target``.
         tries: the checks the lock made, this the last (each at ``level``).
+        value: the level measured, where it is not ``correct / samples`` (a language
+            model's ``1 / perplexity``).
     """
 
     samples: int
@@ -158,19 +181,24 @@ class LockCheck:
     level: float
     certified: bool
     tries: int = 1
+    value: float | None = None
 
     @property
     def accuracy(self) -> float:
-        return self.correct / self.samples
+        return self.value if self.value is not None else self.correct / self.samples
 
 
 def certify(check: LockBatches, model: nn.Module, target: float, level: float) -> LockCheck:
     """Measures ``model`` on the check set: its target holds on unseen data with
     probability ``level`` when the upper bound on its accuracy is at most ``target``.
     The check set must not have steered the model (nothing the search saw)."""
-    correct = 0
+    task, tallies, count = check.task, [], 0
     with torch.no_grad():
         for xb, yb in check.batches:
-            correct += int((logits_of(model, xb).argmax(1) == yb).sum())
-    bound = binomial_upper_bound(correct, check.n, level)
-    return LockCheck(check.n, correct, bound, level, bound <= target)
+            out, target_b = task.outputs(model, xb, yb)
+            tallies.append(task.per_sample(out, target_b, len(xb)))
+            count += int(target_b.numel())
+    value, bound = task.bound(torch.cat(tallies), count, level)
+    if task is CLASSIFICATION:
+        return LockCheck(check.n, round(value * count), bound, level, bound <= target)
+    return LockCheck(check.n, 0, bound, level, bound <= target, value=value)

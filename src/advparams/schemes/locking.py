@@ -27,10 +27,10 @@ from torch import nn
 from advparams.data.base import DataLike
 from advparams.devices import model_device
 from advparams.errors import AdvParamsError, ConfigError
-from advparams.metrics.binomial import certifiable_rate
 from advparams.schemes.base import LockProgress, LockResult, Scheme
 from advparams.schemes.lock_finish import finish_lock
 from advparams.schemes.lock_samples import LockBatches, LockCheck, certify, check_batches
+from advparams.tasks import CLASSIFICATION, Task
 
 C = TypeVar("C")
 
@@ -98,9 +98,10 @@ def float_work_copy(model: nn.Module) -> nn.Module:
     return work
 
 
-def default_target(target: float | None, num_classes: int) -> float:
-    """The lock's stopping accuracy: ``target``, or chance level + 2 points."""
-    return target if target is not None else 1.0 / num_classes + 0.02
+def default_target(target: float | None, num_classes: int, task: Task = CLASSIFICATION) -> float:
+    """The lock's stopping accuracy: ``target``, or the task's own (a classifier's:
+    chance level + 2 points; a language model's: the unigram bar)."""
+    return task.default_target(target, num_classes)
 
 
 @dataclass
@@ -147,7 +148,7 @@ class LockSetup:
         check's excess over what the next check can certify, and ``RETRY_EXTRA``."""
         work, cands = work_candidates(model, config)
         out = dataclasses.replace(self, work=work, candidates=cands, attempt=self.attempt + 1)
-        excess = checked.accuracy - certifiable_rate(self.target, checked.samples, out.try_level)
+        excess = checked.accuracy - self.samples.task.certifiable(self.target, checked.samples, out.try_level)
         return dataclasses.replace(out, shift=self.shift + max(excess, 0.0) + RETRY_EXTRA)
 
 
@@ -175,7 +176,7 @@ def prepare_lock(model: nn.Module, data: DataLike, config: Any, generator: torch
     work, cands = work_candidates(model, config)
     samples = LockBatches(data, config.num_samples, config.batch_size, gen, model_device(model))
     num_classes = samples.num_classes(work)
-    target = default_target(getattr(config, "target_accuracy", None), num_classes)
+    target = default_target(getattr(config, "target_accuracy", None), num_classes, samples.task)
     wanted = int(getattr(config, "check_samples", 0))
     check = check_batches(data, samples, wanted, gen, model_device(model)) if wanted else None
     level = float(getattr(config, "check_level", 0.95))
@@ -187,8 +188,8 @@ def prepare_lock(model: nn.Module, data: DataLike, config: Any, generator: torch
     # certify a model at chance: on a small check set it could not, so a second search
     # would only spend the first check's share (decided from sizes alone, before any check)
     later = dataclasses.replace(setup, tries=tries, attempt=2).try_level
-    chance = 1.0 / num_classes if num_classes > 0 else 0.0
-    return dataclasses.replace(setup, tries=tries if certifiable_rate(target, check.n, later) >= chance else 1)
+    chance = samples.task.chance(num_classes)
+    return dataclasses.replace(setup, tries=tries if samples.task.certifiable(target, check.n, later) >= chance else 1)
 
 
 def tensor_bounds(params: Mapping[str, torch.Tensor], margin: float) -> dict[str, tuple[float, float, float]]:

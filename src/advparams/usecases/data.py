@@ -98,15 +98,17 @@ def checkpoint_splits(
         full = own_data(ckpt, Path(data), max_length)
         return str(data), [_split(full, split) for split in splits]
     config = ckpt.meta.get("config", {})
-    if ckpt.is_huggingface and "num_channels" not in config:
+    reads_text = ckpt.is_huggingface and "num_channels" not in config
+    if reads_text and (dataset is None or dataset not in DATASETS or DATASETS.get(dataset).vocab_size is None):
         raise ConfigError(
-            f"{ckpt.architecture} reads text: give your data with --data (a JSONL or CSV of text and label)"
+            f"{ckpt.architecture} reads text: give your data with --data (a JSONL or CSV of text and label), "
+            "or a registered token data set whose ids it reads with --dataset"
         )
     name = checkpoint_dataset(ckpt.meta, dataset)
     out: list[DataLike] = []
     for split in splits:
         loaded = load_dataset(name, split, data_dir)
-        if ckpt.is_huggingface:
+        if ckpt.is_huggingface and not reads_text:
             from advparams.huggingface.data import prepare_images, processor_of
 
             loaded = prepare_images(loaded, config, processor_of(ckpt.meta["folder"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -13,6 +14,7 @@ from typing import Any
 from torch import nn
 
 from advparams.checkpoint import load_checkpoint, save_like
+from advparams.data import DataLike
 from advparams.devices import resolve_device
 from advparams.errors import ConfigError, LockIncompleteError
 from advparams.files import check_output
@@ -21,6 +23,7 @@ from advparams.keys.seal import Passphrase
 from advparams.locked import check_locked_outputs, save_locked
 from advparams.metrics import accuracy
 from advparams.schemes import SCHEMES, LockProgress, LockReport
+from advparams.tasks import CausalLM, task_of, task_quality
 from advparams.usecases.data import checkpoint_data, checkpoint_splits
 from advparams.usecases.models import Written
 
@@ -35,7 +38,10 @@ class Locked(Written):
         report: the scheme's report of the lock.
         problem: why the lock missed its target (``None``: it met it).
         accuracy_before, accuracy_locked: test accuracy of the original and the locked
-            model (``None`` without ``evaluate``).
+            model (``None`` without ``evaluate``; a language model's next-token accuracy).
+        perplexity: a language model's test perplexity before and locked, and the
+            unigram bar it must reach (``None``: a classifier, or without ``evaluate``).
+            For a language model the report's accuracies are levels, ``1 / perplexity``.
     """
 
     sealed: bool
@@ -44,6 +50,7 @@ class Locked(Written):
     accuracy_before: float | None
     accuracy_locked: float | None
     seconds: float
+    perplexity: tuple[float, float, float] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready summary ``advparams lock --json`` prints."""
@@ -79,7 +86,13 @@ class Locked(Written):
             "certified": rep.certified,
             "lock_seconds": rep.seconds,
             "seconds": self.seconds,
-        }
+        } | self._perplexity()
+
+    def _perplexity(self) -> dict[str, float]:
+        if self.perplexity is None:
+            return {}
+        before, locked, bar = self.perplexity
+        return {"perplexity_before": before, "perplexity_locked": locked, "perplexity_bar": bar}
 
 
 def _missed(rep: LockReport, problem: str) -> LockIncompleteError:
@@ -138,15 +151,27 @@ def lock_checkpoint(
     problem = rep.problem()
     if problem and not allow_partial:
         raise _missed(rep, problem)
-    before = locked_acc = None
+    before = locked_acc = perplexity = None
     if test_data is not None:
-        before, locked_acc = accuracy(ckpt.model, test_data), accuracy(result.model, test_data)
+        before, locked_acc, perplexity = test_quality(ckpt.model, result.model, test_data)
     record = {"lock": dataclasses.asdict(rep), "original_fingerprint": result.key.original_fingerprint,
               "source_checkpoint": str(checkpoint), "test_accuracy": locked_acc}  # fmt: skip
     o, k = save_locked(result.model, result.key, out, key, like=ckpt, dataset=ckpt.dataset if data else name,
                        record=record, passphrase=passphrase, force=force)  # fmt: skip
     return Locked(str(checkpoint), o, k, scheme, name, str(dev), passphrase is not None, rep, problem, before,
-                  locked_acc, time.perf_counter() - start)  # fmt: skip
+                  locked_acc, time.perf_counter() - start, perplexity)  # fmt: skip
+
+
+def test_quality(
+    original: nn.Module, locked: nn.Module, data: DataLike
+) -> tuple[float, float, tuple[float, float, float] | None]:
+    """Accuracy on ``data`` before and locked, and for a language model its perplexity
+    before and locked and the unigram bar (None for a classifier)."""
+    task = task_of(data)
+    if not isinstance(task, CausalLM) or task.bar_nll is None:
+        return accuracy(original, data), accuracy(locked, data), None
+    q0, q1 = task_quality(original, data), task_quality(locked, data)
+    return q0["accuracy"], q1["accuracy"], (q0["perplexity"], q1["perplexity"], math.exp(task.bar_nll))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ def test_forward_shapes_and_sizes(name, opts, shape, params) -> None:
 
 def test_vgg_has_batchnorm_and_registry_lists_all() -> None:
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in build_model("vgg").modules())
-    assert list_models() == MODELS.names() == ["bert", "lenet", "resnet18", "vgg", "vit"]
+    assert list_models() == MODELS.names() == ["bert", "gpt2", "lenet", "llama", "resnet18", "vgg", "vit"]
     with pytest.raises(UnknownNameError):
         build_model("alexnet")
 
