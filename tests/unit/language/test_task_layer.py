@@ -122,3 +122,21 @@ def test_data_without_a_task_is_classification_and_reads_as_before() -> None:
     tallies = torch.tensor([1.0, 0.0, 1.0, 1.0]).double()
     level, bound = CLASSIFICATION.bound(tallies, 4, 0.95)
     assert level == 0.75 and bound > 0.75
+
+
+def test_generation_continues_a_prompt_greedily_or_by_sampling_and_refuses_bad_prompts() -> None:
+    from advparams.generation import continue_bytes, continue_ids, printable
+
+    model = Copier(256)  # predicts each window's own next byte; the last position wraps to the first
+    assert continue_bytes(model, "ab", tokens=3) == "aaa"
+    drawn = continue_ids(Uniform(256), torch.tensor([1, 2]), tokens=50, temperature=1.0,
+                         generator=torch.Generator().manual_seed(0))  # fmt: skip
+    again = continue_ids(Uniform(256), torch.tensor([1, 2]), tokens=50, temperature=1.0,
+                         generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert torch.equal(drawn, again) and len(set(drawn.tolist())) > 10  # seeded, and spread over the bytes
+    assert continue_ids(model, torch.tensor([5, 6, 7]), tokens=2, window=1).tolist() == [7, 7]
+    assert printable("a\x00b\n") == "a\\x00b\n"
+    with pytest.raises(AdvParamsError, match="non-empty 1-d"):
+        continue_ids(model, torch.tensor([]), tokens=1)
+    with pytest.raises(AdvParamsError, match="temperature"):
+        continue_ids(model, torch.tensor([1]), tokens=1, temperature=-1.0)
