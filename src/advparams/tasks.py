@@ -137,6 +137,8 @@ class CausalLM(Task):
             raise AdvParamsError(f"a language model reads token ids [N, L] with L >= 2, got {tuple(x.shape)}")
         raw = model(x)
         out = select_logits(raw)
+        if isinstance(out, torch.Tensor) and out.dim() == 2:  # read at the last position only (``last-token``)
+            out = select_logits(raw, "auto")
         if not isinstance(out, torch.Tensor) or out.dim() != 3 or out.shape[:2] != x.shape:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(raw).__name__
             raise AdvParamsError(f"a language model must return next-token scores [N, L, V]; it returned {shape}")

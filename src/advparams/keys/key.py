@@ -221,7 +221,7 @@ class Key:
         if list(a) != list(b):
             raise KeyMismatchError("original and locked models have different state_dict entries")
         entries = []
-        tied_a, tied_b = _aliases(a), _aliases(b)
+        tied_a, tied_b = tied_names(a), tied_names(b)
         for name, ta in a.items():
             tb = b[name]
             if name in tied_a and tied_a[name] == tied_b.get(name):
@@ -245,7 +245,7 @@ class Key:
         )
 
 
-def _aliases(state: Mapping[str, torch.Tensor]) -> dict[str, str]:
+def tied_names(state: Mapping[str, torch.Tensor]) -> dict[str, str]:
     """Each name whose tensor is one before it (same storage, offset, shape and strides),
     mapped to that first name."""
     first: dict[tuple[int, int, tuple[int, ...], tuple[int, ...]], str] = {}

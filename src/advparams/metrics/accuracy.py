@@ -14,12 +14,15 @@ from advparams.data.base import DataLike, iter_batches
 from advparams.devices import model_device, model_float_dtype
 from advparams.errors import AdvParamsError, ConfigError
 
-OUTPUT_ADAPTERS = ("auto", "tensor", "logits", "first")
+OUTPUT_ADAPTERS = ("auto", "tensor", "logits", "first", "last-token")
 """How a model's output becomes class scores (``model_output``; also ``key:NAME`` and
 ``index:N``): ``auto`` takes a tensor as it is, an object's ``logits`` attribute (Hugging
 Face outputs), a mapping's ``"logits"`` entry, or the first element of a tuple or list;
 ``tensor`` accepts tensors only; ``logits`` the attribute or entry ``logits``; ``first``
-element 0; ``key:NAME`` the mapping entry or attribute NAME; ``index:N`` element N."""
+element 0; ``key:NAME`` the mapping entry or attribute NAME; ``index:N`` element N;
+``last-token`` reads a language model's next-token scores ``[N, L, V]`` (as ``auto``) at
+the last position, ``[N, V]``: the model then answers a prompt with its next token, as a
+classifier answers an image (black-box tracing of a language model)."""
 
 _OUTPUT: contextvars.ContextVar[str] = contextvars.ContextVar("advparams_model_output", default="auto")
 
@@ -65,6 +68,9 @@ def select_logits(out: Any, how: str | None = None) -> Any:
     """The class scores inside a model's output ``out``, by ``how`` (default: the one
     :func:`model_output` set, else ``"auto"``)."""
     how = how or _OUTPUT.get()
+    if how == "last-token":
+        scores = select_logits(out, "auto")
+        return scores[:, -1] if isinstance(scores, torch.Tensor) and scores.dim() == 3 else scores
     if isinstance(out, torch.Tensor) or how == "tensor":
         return out
     if how in ("auto", "logits"):

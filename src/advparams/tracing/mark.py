@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from advparams.errors import CheckpointError, ConfigError, UserTableError
+from advparams.keys.key import tied_names
 from advparams.registry import validated
 from advparams.tracing.code import TardosCode, accusation_threshold, scores
 
@@ -113,10 +114,12 @@ class MarkPlan:
 
 def markable_names(state: Mapping[str, torch.Tensor], config: MarkConfig) -> list[str]:
     """The tensors of ``state`` the mark may use: floating weights (``dim >= 2``) that
-    ``config.include`` names (all when empty) and ``config.exclude`` does not."""
+    ``config.include`` names (all when empty) and ``config.exclude`` does not; a tensor
+    tied to one before it (a language model's output layer) only through that one."""
     names = []
+    tied = tied_names(state)
     for name, t in state.items():
-        if t.dim() < 2 or not t.is_floating_point():
+        if t.dim() < 2 or not t.is_floating_point() or name in tied:
             continue
         if config.include and not any(fnmatch.fnmatchcase(name, p) for p in config.include):
             continue

@@ -36,11 +36,12 @@ from torch import nn
 
 from advparams.devices import model_device, model_float_dtype
 from advparams.errors import ConfigError, DataError, QueryFileError, UserTableError
+from advparams.keys.key import tied_names
 from advparams.metrics.accuracy import logits_of, model_input, select_logits
 from advparams.registry import validated
 from advparams.tracing.mark import MarkPlan, MarkWriter, TraceResult, trace_observation
 
-__all__ = ["QueryConfig", "QueryTracer", "answer_queries", "make_queries", "query_code_id"]
+__all__ = ["QueryConfig", "QueryTracer", "answer_queries", "make_queries", "margins_of", "query_code_id"]
 
 
 @dataclass(frozen=True)
@@ -217,11 +218,13 @@ class QueryTracer:
         p = plan.code.biases()
         centre = MarkWriter(original, plan).write_signs(2.0 * p - 1.0).eval()
         self.classes, self.gradients = _margin_gradients(centre, plan, queries, self.config.batch_size, progress)
+        self.margins: torch.Tensor | None = margins_of(centre, queries, self.classes, self.config.batch_size)
         self._factors: dict[int, torch.Tensor] = {}
 
     def state(self) -> dict[str, torch.Tensor]:
         """What :meth:`from_state` needs (tensors, to save in a file)."""
-        return {"queries": self.queries, "classes": self.classes, "gradients": self.gradients}
+        out = {"queries": self.queries, "classes": self.classes, "gradients": self.gradients}
+        return out if self.margins is None else {**out, "margins": self.margins}
 
     @classmethod
     def from_state(
@@ -235,6 +238,7 @@ class QueryTracer:
         out.config = config or QueryConfig()
         out.users, out.queries, out.plan = tuple(users), q, plan
         out.classes, out.gradients = c.to(torch.int64), g.double()
+        out.margins = state["margins"].double() if "margins" in state else None
         out._factors = {}
         return out
 
@@ -248,6 +252,22 @@ class QueryTracer:
         a = answers[:n].to(torch.int64)
         c = self.classes[:n]
         b = torch.where(a == c[:, 0], 1.0, torch.where(a == c[:, 1], -1.0, 0.0)).to(torch.float64)
+        return self._estimate(b, n)
+
+    def observation_from_margins(self, margins: torch.Tensor, limit: int | None = None) -> torch.Tensor:
+        """The observation from the suspect's *scores* rather than its answers: at each
+        query the margin between the centre model's two top classes (for a language
+        model, the difference of the two tokens' log-probabilities an API returns), less
+        the centre model's own margin, is to first order ``G (s - (2p - 1))`` itself, and
+        takes the place of the signs in the ridge estimate."""
+        if self.margins is None:
+            raise QueryFileError("these queries were saved without the centre model's margins")
+        if margins.shape != (len(self.queries),):
+            raise QueryFileError(f"expected {len(self.queries)} margins, one per query, got {tuple(margins.shape)}")
+        n = check_limit(limit, len(self.queries))
+        return self._estimate(margins[:n].double() - self.margins[:n], n)
+
+    def _estimate(self, b: torch.Tensor, n: int) -> torch.Tensor:
         d = self._prior()
         g = self.gradients[:n]
         y = d * (g.T @ torch.cholesky_solve(b[:, None], self._factor(n))[:, 0])
@@ -272,6 +292,19 @@ class QueryTracer:
             ridge = self.config.shrinkage * max(float(k.diagonal().mean()), 1e-300)
             self._factors[n] = torch.linalg.cholesky(k + ridge * torch.eye(n, dtype=k.dtype))
         return self._factors[n]
+
+
+@torch.no_grad()
+def margins_of(model: nn.Module, queries: torch.Tensor, classes: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """``model``'s margin ``score_c1 - score_c2`` at each query between the two classes
+    ``classes`` names (float64): what a suspect that returns scores gives away."""
+    device, dtype = model_device(model), model_float_dtype(model)
+    out = []
+    for start in range(0, len(queries), batch_size):
+        scores = logits_of(model, model_input(queries[start : start + batch_size], device, dtype)).double().cpu()
+        c = classes[start : start + batch_size]
+        out.append(scores.gather(1, c[:, :1]).squeeze(1) - scores.gather(1, c[:, 1:2]).squeeze(1))
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 
 def _margin_gradients(
@@ -320,7 +353,9 @@ def _per_sample_gradients(
     """Gradients of each query's margin with respect to the marked tensors (torch.func)."""
     from torch.func import functional_call, grad, vmap
 
-    state = {k: v.detach() for k, v in model.state_dict(keep_vars=True).items()}
+    full = model.state_dict(keep_vars=True)
+    tied = tied_names(full)  # a tied tensor is passed once, under its first name
+    state = {k: v.detach() for k, v in full.items() if k not in tied}
     marked = {k: state[k] for k in groups}
 
     def margin(sub: dict[str, torch.Tensor], x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

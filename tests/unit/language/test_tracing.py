@@ -1,0 +1,64 @@
+"""Per-user keys and tracing on a language model: white-box from the weights, black-box
+from the next-token log-probabilities or the next tokens after secret prompts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from advparams import SCHEMES, unlock
+from advparams.data.sequences import SequenceDataset
+from advparams.errors import DataError
+from advparams.tasks import task_quality
+from advparams.tracing.keys import issue_user_key, user_plan
+from advparams.tracing.mark import MarkConfig, trace_weights
+from advparams.tracing.prompts import PromptTracer, make_prompts, next_tokens, prompt_margins
+from advparams.tracing.queries import QueryConfig
+
+USERS = [f"user{i}" for i in range(20)]
+
+
+@pytest.fixture(scope="module")
+def owner(language_model: torch.nn.Module, corpus: tuple[SequenceDataset, SequenceDataset]):  # type: ignore[no-untyped-def]
+    train, _ = corpus
+    options = {"num_samples": 120, "check_samples": 200, "dither": 23, "reproducible": True}
+    return SCHEMES.build("hardened", options).lock(language_model, train)
+
+
+def test_a_users_copy_is_named_from_its_weights_and_keeps_the_models_quality(  # type: ignore[no-untyped-def]
+    owner, language_model, corpus
+) -> None:
+    _, test = corpus
+    key = issue_user_key(owner.model, owner.key, "user7")
+    assert all(e.name != "lm_head.weight" for e in key.entries)  # the tied output layer is marked through wte
+    copy = unlock(owner.model, key)
+    clean = task_quality(language_model, test)["perplexity"]
+    assert task_quality(copy, test)["perplexity"] < clean * 1.05
+    plan = user_plan(owner.key, language_model, MarkConfig())
+    assert "lm_head.weight" not in plan.names
+    assert trace_weights(copy, language_model, plan, USERS).accused == ("user7",)
+    assert trace_weights(language_model, language_model, plan, USERS).accused == ()
+
+
+def test_log_probabilities_after_secret_prompts_name_the_holder_and_no_innocent(  # type: ignore[no-untyped-def]
+    owner, language_model, corpus
+) -> None:
+    train, _ = corpus
+    plan = user_plan(owner.key, language_model, MarkConfig())
+    config = QueryConfig(queries=256)
+    prompts = make_prompts(language_model, plan, train.ids, config, length=12)
+    assert prompts.shape == (256, 12) and prompts.dtype == torch.int64
+    tracer = PromptTracer(language_model, plan, prompts, USERS, config)
+    for user in ("user3", "user7"):
+        copy = unlock(owner.model, issue_user_key(owner.model, owner.key, user))
+        margins = prompt_margins(copy, prompts, tracer.classes)
+        assert tracer.trace_logprobs(margins, 1e-3).accused == (user,)
+        tokens = next_tokens(copy, prompts)
+        assert tokens.shape == (256,) and set(tracer.trace_text(tokens, 1e-3).accused) <= {user}
+    clean = language_model
+    assert tracer.trace_logprobs(prompt_margins(clean, prompts, tracer.classes), 1e-3).accused == ()
+    assert tracer.trace_text(next_tokens(clean, prompts), 1e-3).accused == ()
+    with pytest.raises(DataError, match="fewer than the 256 queries"):
+        make_prompts(language_model, plan, train.ids[:100], config)
+    with pytest.raises(DataError, match="token ids"):
+        make_prompts(language_model, plan, train.ids.float(), config)
