@@ -8,7 +8,7 @@ Per model and lock it records the values changed, the lock's forward and backwar
 over its lock samples, the test perplexity of the clean and the locked model against the
 unigram bar (a byte-frequency model of the training documents, on the test documents),
 whether the unlock is bit-exact, and what the clean, locked and unlocked models write
-after a prompt (greedy decoding).
+after a prompt (sampled with the same seed).
 
     advparams train --model gpt2 --dataset python-stdlib --epochs 1 --batch-size 32 \\
         --seed 0 --out runs/lm/gpt2-seed0          # and seeds 1, 2 (about 30 min each)
@@ -20,10 +20,13 @@ after a prompt (greedy decoding).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
+
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import append_jsonl, environment, log, read_jsonl  # noqa: E402
@@ -39,11 +42,20 @@ SAMPLES = {"num_samples": 400, "check_samples": 1000, "batch_size": 100}
 holds 127 targets, so fewer windows than images]."""
 LOCKS: dict[str, tuple[str, dict[str, Any]]] = {
     "advparams": ("advparams", {}),
-    "advparams-greedy": ("advparams", {"search": "greedy"}),
     "hardened": ("hardened", {"reproducible": True}),
+    "advparams-greedy": ("advparams", {"search": "greedy"}),
 }
-PROMPT = "def __init__(self"
+PROMPT = "import os\nimport sys\n\n\ndef "
 TOKENS = 120
+TEMPERATURE = 0.5
+
+
+def write(model: torch.nn.Module) -> str:
+    """What ``model`` writes after the prompt: sampled at ``TEMPERATURE``, the same draws
+    for every model (greedy decoding of a small model repeats itself)."""
+    return continue_bytes(
+        model, PROMPT, tokens=TOKENS, window=128, temperature=TEMPERATURE, generator=torch.Generator().manual_seed(0)
+    )
 
 
 def hf_folder(checkpoint: Path, work: Path) -> Path:
@@ -93,10 +105,11 @@ def measure(checkpoint: Path, work: Path, label: str) -> dict[str, Any]:
         "accuracy_locked": done.accuracy_locked,
         "exact_unlock": state_equal(unlocked, original) and not state_equal(locked, original),
         "prompt": PROMPT,
-        "text_clean": continue_bytes(original, PROMPT, tokens=TOKENS, window=128),
-        "text_locked": continue_bytes(locked, PROMPT, tokens=TOKENS, window=128),
-        "text_unlocked": continue_bytes(unlocked, PROMPT, tokens=TOKENS, window=128),
-        "env": environment(),
+        "temperature": TEMPERATURE,
+        "text_clean": write(original),
+        "text_locked": write(locked),
+        "text_unlocked": write(unlocked),
+        "env": environment(torch.device("cpu")),
     }
 
 
@@ -129,7 +142,11 @@ def samples(rows: list[dict[str, Any]]) -> str:
     """What the first model writes after the prompt, clean and under each lock."""
     first = min(r["seed"] for r in rows)
     mine = [r for r in rows if r["seed"] == first]
-    lines = [f"Model seed {first}, prompt `{mine[0]['prompt']}`, greedy decoding of {TOKENS} bytes:", ""]
+    lines = [
+        f"Model seed {first}, prompt `{json.dumps(mine[0]['prompt'])}`, {TOKENS} bytes sampled at temperature "
+        f"{mine[0]['temperature']} (the same draws for every model):",
+        "",
+    ]
     lines += ["clean:", "", "```", mine[0]["prompt"] + mine[0]["text_clean"], "```", ""]
     for r in mine:
         lines += [f"{r['lock']}, locked:", "", "```", r["prompt"] + r["text_locked"], "```", ""]

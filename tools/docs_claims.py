@@ -83,13 +83,29 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+_PARSED: dict[tuple[str, int, int], Any] = {}
+
+
+def _parsed(path: Path, parse: Callable[[str], Any]) -> Any:
+    """``parse`` of the file's text, read again only when its size or time changed (a
+    check reads the same rows for every claim and every page)."""
+    st = path.stat()
+    token = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if token not in _PARSED:
+        if len(_PARSED) > 256:
+            _PARSED.clear()
+        _PARSED[token] = parse(path.read_text(encoding="utf-8"))
+    return _PARSED[token]
+
+
 def load_rows(source: Path) -> list[dict[str, Any]]:
     """The rows of a JSON-lines file, or of a run folder's ``results.jsonl``."""
     path = source / "results.jsonl" if source.is_dir() else source
     try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = _parsed(path, lambda text: [json.loads(line) for line in text.splitlines() if line.strip()])
     except (OSError, json.JSONDecodeError) as exc:
         raise ClaimError(f"cannot read rows {source}: {exc}") from None
+    return [dict(r) for r in rows]
 
 
 def select(rows: Iterable[dict[str, Any]], where: dict[str, Any]) -> list[dict[str, Any]]:
@@ -171,7 +187,7 @@ def read_claims(root: Path) -> tuple[list[Claim], list[str], list[dict[str, str]
     path = root / CLAIMS
     if not path.is_file():
         return [], [], []
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = _parsed(path, yaml.safe_load) or {}
     if not isinstance(data, dict):
         raise ClaimError(f"{CLAIMS}: want a mapping with claims:, complete: and quoted:")
     claims = []
