@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import append_jsonl, environment, log, read_jsonl  # noqa: E402
 
 from advparams.checkpoint import load_checkpoint  # noqa: E402
-from advparams.generation import continue_bytes  # noqa: E402
+from advparams.generation import continue_bytes, printable  # noqa: E402
 from advparams.testing import state_equal  # noqa: E402
 from advparams.usecases.locks import lock_checkpoint, unlock_checkpoint  # noqa: E402
 
@@ -143,13 +143,15 @@ def samples(rows: list[dict[str, Any]]) -> str:
     first = min(r["seed"] for r in rows)
     mine = [r for r in rows if r["seed"] == first]
     lines = [
+        "Control bytes are shown as `\\xNN`; bytes that are not UTF-8 as `\ufffd`.",
+        "",
         f"Model seed {first}, prompt `{json.dumps(mine[0]['prompt'])}`, {TOKENS} bytes sampled at temperature "
         f"{mine[0]['temperature']} (the same draws for every model):",
         "",
     ]
-    lines += ["clean:", "", "```", mine[0]["prompt"] + mine[0]["text_clean"], "```", ""]
+    lines += ["clean:", "", "```", printable(mine[0]["prompt"] + mine[0]["text_clean"]), "```", ""]
     for r in mine:
-        lines += [f"{r['lock']}, locked:", "", "```", r["prompt"] + r["text_locked"], "```", ""]
+        lines += [f"{r['lock']}, locked:", "", "```", printable(r["prompt"] + r["text_locked"]), "```", ""]
         same = "the same as the clean model's" if r["text_unlocked"] == r["text_clean"] else "DIFFERENT"
         lines += [f"{r['lock']}, unlocked: {same}.", ""]
     return "\n".join(lines).rstrip()

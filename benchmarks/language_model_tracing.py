@@ -40,8 +40,13 @@ from advparams.checkpoint import load_checkpoint  # noqa: E402
 from advparams.data import load_dataset  # noqa: E402
 from advparams.tracing.keys import issue_user_key, user_plan  # noqa: E402
 from advparams.tracing.mark import MarkConfig, trace_weights  # noqa: E402
-from advparams.tracing.prompts import PromptTracer, make_prompts, next_tokens, prompt_margins  # noqa: E402
+from advparams.tracing.prompts import PromptTracer, make_prompts, prompt_answers  # noqa: E402
 from advparams.tracing.queries import QueryConfig  # noqa: E402
+
+
+def test_stream() -> torch.Tensor:
+    """The test documents as one byte stream (the windows of the data set, joined)."""
+    return load_dataset("python-stdlib", "test").ids.reshape(-1)
 
 
 def average(models: list[torch.nn.Module]) -> torch.nn.Module:
@@ -66,7 +71,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     plan = user_plan(owner.key, original, mark)
     config = QueryConfig(queries=max(args.counts), batch_size=64)
     start = time.perf_counter()
-    prompts = make_prompts(original, plan, test.ids, config, length=args.length)
+    pool = test.ids if not args.stride else test_stream().unfold(0, args.length, args.stride)
+    prompts = make_prompts(original, plan, pool, config, length=args.length, shortlist=2)
     tracer = PromptTracer(original, plan, prompts, [f"user{i:03d}" for i in range(args.users)], config)
     setup = time.perf_counter() - start
     users = list(tracer.tracer.users)
@@ -80,8 +86,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     for kind, truth in cases:
         copies = [unlock(owner.model, issue_user_key(owner.model, owner.key, u, mark)) for u in truth]
         suspect = average(copies) if copies else original
-        margins = prompt_margins(suspect, prompts, tracer.classes)
-        tokens = next_tokens(suspect, prompts)
+        tokens, margins = prompt_answers(suspect, prompts, tracer.classes)
         traces = [("white-box", 0, trace_weights(suspect, original, plan, users, rate).accused)]
         traces += [("logprobs", n, tracer.trace_logprobs(margins, rate, n).accused) for n in args.counts]
         traces += [("text", n, tracer.trace_text(tokens, rate, n).accused) for n in args.counts]
@@ -89,7 +94,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             rows.append({
                 "bench": "language_model_tracing", "model": args.checkpoint.name, "seed": seed, "case": kind,
                 "colluders": len(truth), "method": method, "prompts": n, "prompt_tokens": args.length,
-                "users": args.users, "rate": rate, "accused": len(accused),
+                "users": args.users, "rate": rate, "stride": args.stride, "accused": len(accused),
                 "guilty_named": len(set(accused) & set(truth)), "innocent_named": len(set(accused) - set(truth)),
                 "setup_seconds": setup, "env": environment(torch.device("cpu")),
             })  # fmt: skip
@@ -104,9 +109,12 @@ def table(rows: list[dict[str, Any]]) -> str:
         "| innocent accused |",
         "|---|---|---|---|---|---|---|",
     ]
-    keys = sorted({(r["method"], r["prompts"]) for r in rows}, key=lambda k: (k[0] != "white-box", k[0], k[1]))
-    for method, n in keys:
-        mine = [r for r in rows if (r["method"], r["prompts"]) == (method, n)]
+    keys = sorted(
+        {(r["method"], r["prompts"], r.get("stride", 0)) for r in rows},
+        key=lambda k: (k[0] != "white-box", k[0], k[2], k[1]),
+    )
+    for method, n, stride in keys:
+        mine = [r for r in rows if (r["method"], r["prompts"], r.get("stride", 0)) == (method, n, stride)]
 
         def named(kind: str, rs: list[dict[str, Any]] = mine) -> str:
             sel = [r for r in rs if r["case"] == kind]
@@ -115,6 +123,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 
         false = sum(r["innocent_named"] > 0 for r in mine)
         label = "weights" if method == "white-box" else method
+        if stride and method != "white-box":
+            label += f" (prompts from every {stride}th byte)"
         out.append(
             f"| {label} | {n or '-'} | {named('user')} | {named('coalition-2')} | {named('coalition-3')} "
             f"| {len(mine)} | {false} |"
@@ -133,6 +143,12 @@ def main() -> None:
     ap.add_argument("--coalitions", type=int, default=10, help="coalitions of each size")
     ap.add_argument("--counts", type=int, nargs="+", default=[64, 128, 256, 512, 1024], help="prompt counts")
     ap.add_argument("--length", type=int, default=64, help="tokens per prompt")
+    ap.add_argument(
+        "--stride",
+        type=int,
+        default=0,
+        help="candidate prompts start every STRIDE bytes of the test documents (0: the data set's windows)",
+    )
     ap.add_argument("--out", help="append the rows to this JSON-lines file")
     ap.add_argument("--table", type=Path, help="print the table of these rows and stop")
     args = ap.parse_args()

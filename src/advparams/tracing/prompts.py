@@ -37,7 +37,7 @@ from advparams.metrics.accuracy import model_output
 from advparams.tracing.mark import MarkPlan, MarkWriter, TraceResult, trace_observation
 from advparams.tracing.queries import QueryConfig, QueryTracer, _margin_gradients, answer_queries, margins_of
 
-__all__ = ["PromptTracer", "make_prompts", "next_tokens", "prompt_margins"]
+__all__ = ["PromptTracer", "make_prompts", "next_tokens", "prompt_answers", "prompt_margins"]
 
 
 @contextmanager
@@ -96,6 +96,26 @@ def next_tokens(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], promp
     """The token ``model`` writes after each prompt (greedy): a text-only suspect's answers."""
     with _last_token():
         return answer_queries(model, prompts)
+
+
+@torch.no_grad()
+def prompt_answers(
+    model: nn.Module, prompts: torch.Tensor, classes: torch.Tensor, batch_size: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both of a suspect's answers from one forward pass: its next token after each
+    prompt (:func:`next_tokens`) and its margin between ``classes`` (:func:`prompt_margins`)."""
+    from advparams.metrics.accuracy import logits_of
+
+    device = next(model.parameters()).device
+    tokens, margins = [], []
+    model.eval()
+    with _last_token():
+        for start in range(0, len(prompts), batch_size):
+            scores = logits_of(model, prompts[start : start + batch_size].to(device)).double().cpu()
+            c = classes[start : start + batch_size]
+            tokens.append(scores.argmax(1))
+            margins.append(scores.gather(1, c[:, :1]).squeeze(1) - scores.gather(1, c[:, 1:2]).squeeze(1))
+    return torch.cat(tokens), torch.cat(margins)
 
 
 def prompt_margins(model: nn.Module, prompts: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from advparams.errors import DataError
 from advparams.tasks import task_quality
 from advparams.tracing.keys import issue_user_key, user_plan
 from advparams.tracing.mark import MarkConfig, trace_weights
-from advparams.tracing.prompts import PromptTracer, make_prompts, next_tokens, prompt_margins
+from advparams.tracing.prompts import PromptTracer, make_prompts, next_tokens, prompt_answers, prompt_margins
 from advparams.tracing.queries import QueryConfig
 
 USERS = [f"user{i}" for i in range(20)]
@@ -55,6 +55,8 @@ def test_log_probabilities_after_secret_prompts_name_the_holder_and_no_innocent(
         assert tracer.trace_logprobs(margins, 1e-3).accused == (user,)
         tokens = next_tokens(copy, prompts)
         assert tokens.shape == (256,) and set(tracer.trace_text(tokens, 1e-3).accused) <= {user}
+        both = prompt_answers(copy, prompts, tracer.classes)
+        assert torch.equal(both[0], tokens) and torch.allclose(both[1], margins)
     clean = language_model
     assert tracer.trace_logprobs(prompt_margins(clean, prompts, tracer.classes), 1e-3).accused == ()
     assert tracer.trace_text(next_tokens(clean, prompts), 1e-3).accused == ()
