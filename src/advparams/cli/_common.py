@@ -98,8 +98,7 @@ def add_common(p: argparse.ArgumentParser, *, device: bool = True, data: bool = 
             default="auto",
             metavar="HOW",
             help="how the model's output becomes class scores: auto (a tensor; else .logits, ['logits'] or "
-            "the first element), logits, first, key:NAME, index:N, or last-token (a language model's scores at "
-            "its last position, to query it as a classifier of the next token) (default: auto)",
+            "the first element), logits, first, key:NAME, index:N or last-token (default: auto)",
         )
     if data:
         p.add_argument("--data-dir", help="folder holding the data set (required for cifar10 and gtsrb)")
