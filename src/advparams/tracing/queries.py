@@ -255,11 +255,9 @@ class QueryTracer:
         return self._estimate(b, n)
 
     def observation_from_margins(self, margins: torch.Tensor, limit: int | None = None) -> torch.Tensor:
-        """The observation from the suspect's *scores* rather than its answers: at each
-        query the margin between the centre model's two top classes (for a language
-        model, the difference of the two tokens' log-probabilities an API returns), less
-        the centre model's own margin, is to first order ``G (s - (2p - 1))`` itself, and
-        takes the place of the signs in the ridge estimate."""
+        """The observation from the suspect's margins between the centre's two top classes
+        (a language model's: the two tokens' log-probabilities), less the centre's own: to
+        first order ``G (s - (2p - 1))`` itself, in place of the signs in the ridge estimate."""
         if self.margins is None:
             raise QueryFileError("these queries were saved without the centre model's margins")
         if margins.shape != (len(self.queries),):
