@@ -273,6 +273,16 @@ LANGUAGE_MODEL_CLASSES = ("ForCausalLM", "LMHeadModel")
 """How the class names of Hugging Face language models end."""
 
 
+def is_language_model(config: dict[str, Any]) -> bool:
+    """Whether ``config.json`` names a language model (a ``...ForCausalLM`` or
+    ``...LMHeadModel`` class with a vocabulary)."""
+    classes = config.get("architectures") or []
+    vocab = config.get("vocab_size")
+    if not isinstance(vocab, int) or not isinstance(classes, list):
+        return False
+    return any(str(a).endswith(LANGUAGE_MODEL_CLASSES) for a in classes)
+
+
 def model_arguments(config: dict[str, Any]) -> dict[str, Any]:
     """What a checkpoint's ``arguments`` say of a Hugging Face model, from its config: the
     number of classes (``num_classes``) and, for image models, ``in_channels`` and
@@ -280,8 +290,7 @@ def model_arguments(config: dict[str, Any]) -> dict[str, Any]:
     a language model (a ``...ForCausalLM`` or ``...LMHeadModel`` class) its vocabulary as
     classes and ``vocab_size``, and its positions as ``input_size``."""
     vocab = config.get("vocab_size")
-    classes = config.get("architectures") or []
-    if isinstance(vocab, int) and any(str(a).endswith(LANGUAGE_MODEL_CLASSES) for a in classes):
+    if is_language_model(config):
         # a language model scores every token of its vocabulary, for as many positions as it has
         out: dict[str, Any] = {"num_classes": vocab, "vocab_size": vocab}
         positions = config.get("n_positions", config.get("max_position_embeddings"))

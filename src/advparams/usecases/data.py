@@ -98,11 +98,18 @@ def checkpoint_splits(
         full = own_data(ckpt, Path(data), max_length)
         return str(data), [_split(full, split) for split in splits]
     config = ckpt.meta.get("config", {})
+    from advparams.huggingface.folder import is_language_model
+
     reads_text = ckpt.is_huggingface and "num_channels" not in config
+    if reads_text and not is_language_model(config):
+        # a text classifier reads its own tokenizer's ids, which no registered data set holds
+        raise ConfigError(
+            f"{ckpt.architecture} reads text: give your data with --data (a JSONL or CSV of text and label)"
+        )
     if reads_text and (dataset is None or dataset not in DATASETS or DATASETS.get(dataset).vocab_size is None):
         raise ConfigError(
-            f"{ckpt.architecture} reads text: give your data with --data (a JSONL or CSV of text and label), "
-            "or a registered token data set whose ids it reads with --dataset"
+            f"{ckpt.architecture} is a language model: name a registered token data set whose ids it reads "
+            "with --dataset (for example python-stdlib)"
         )
     name = checkpoint_dataset(ckpt.meta, dataset)
     out: list[DataLike] = []

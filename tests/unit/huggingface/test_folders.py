@@ -138,6 +138,16 @@ def test_remote_code_is_refused(capsys, folders, tmp_path) -> None:
     one_line_error(code, err, "never run")
 
 
+@pytest.mark.parametrize("dataset", ["python-stdlib", "synthetic", None])
+def test_a_text_classifier_needs_its_own_data(capsys, folders, tmp_path, dataset) -> None:
+    # a registered token data set holds byte ids that only a language model reads; a text
+    # classifier reads its own tokenizer's ids, so only --data fits it
+    extra = [] if dataset is None else ["--dataset", dataset]
+    code, _, err = run(capsys, "lock", folders["bert"], "--out", tmp_path / "l", "--key", tmp_path / "k", *extra)
+    one_line_error(code, err, "give your data with --data")
+    assert not (tmp_path / "l").exists() and not (tmp_path / "k").exists()
+
+
 @pytest.mark.parametrize(
     ("content", "match"),
     [
