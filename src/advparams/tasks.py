@@ -41,7 +41,16 @@ from advparams.errors import AdvParamsError
 from advparams.metrics.accuracy import logits_of, model_input, select_logits
 from advparams.metrics.binomial import binomial_upper_bound, certifiable_rate
 
-__all__ = ["CLASSIFICATION", "CausalLM", "Classification", "Task", "perplexity", "task_of", "task_quality"]
+__all__ = [
+    "CLASSIFICATION",
+    "CausalLM",
+    "Classification",
+    "Task",
+    "answers",
+    "perplexity",
+    "task_of",
+    "task_quality",
+]
 
 
 class Task(ABC):
@@ -126,9 +135,19 @@ class CausalLM(Task):
         bar_nll: the unigram model's cross-entropy on the held-out split, in nats per
             token: a locked model is useless at a perplexity of ``exp(bar_nll)`` or more.
             None where the data does not know it (a lock must then be given a target).
+        headroom: the lock's default target is the bar's perplexity times this, on its
+            own (training) samples, so that it lands at or above the bar on unseen text
+            [ours: on GPT-2 trained on python-stdlib the test perplexity of a lock was
+            0.95 to 1.19 times its perplexity on the training windows it was checked on].
     """
 
     bar_nll: float | None = None
+    headroom: float = 1.1
+
+    def __post_init__(self) -> None:
+        if not self.headroom >= 1.0:
+            raise AdvParamsError(f"headroom must be at least 1, got {self.headroom}")
+
     name = "causal-lm"
     level_name = "1/perplexity"
 
@@ -161,12 +180,13 @@ class CausalLM(Task):
         return math.exp(sum(math.log(max(v, 1e-300)) * k for v, k in parts) / n) if n else 0.0
 
     def default_target(self, target: float | None, num_classes: int) -> float:
-        """``target`` (a level, ``1 / perplexity``), or the unigram bar ``exp(-bar_nll)``."""
+        """``target`` (a level, ``1 / perplexity``), or the unigram bar's with headroom:
+        ``exp(-bar_nll) / headroom``."""
         if target is not None:
             return target
         if self.bar_nll is None:
             raise AdvParamsError("this language-model data set carries no unigram bar: give the lock a target")
-        return math.exp(-self.bar_nll)
+        return math.exp(-self.bar_nll) / self.headroom
 
     def chance(self, num_classes: int) -> float:
         return 1.0 / num_classes if num_classes > 0 else 0.0
@@ -224,6 +244,26 @@ def task_quality(model: nn.Module, data: DataLike, *, batch_size: int = 1000) ->
 def perplexity(model: nn.Module, data: DataLike, *, batch_size: int = 1000) -> float:
     """A language model's perplexity on ``data``: ``exp`` of its mean next-token cross-entropy."""
     return task_quality(model, data, batch_size=batch_size)["perplexity"]
+
+
+def answers(model: nn.Module, x: torch.Tensor, task: Task, *, batch_size: int = 256) -> torch.Tensor:
+    """``model``'s top-1 answer to each of the task's targets on inputs ``x`` (int64, on the
+    CPU): a classifier's label per input; a language model's next token per position
+    (``task.targets`` lines up with it)."""
+    device, dtype = model_device(model), model_float_dtype(model)
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                xb = x[start : start + batch_size]
+                dummy = torch.zeros(len(xb), dtype=torch.long, device=device)
+                scores, _ = task.outputs(model, model_input(xb, device, dtype), dummy)
+                out.append(scores.argmax(1).to(torch.int64).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
 
 
 def task_of(data: Any) -> Task:

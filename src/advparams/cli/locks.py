@@ -82,28 +82,37 @@ def _lock_passphrase(args: argparse.Namespace) -> Any:
 def _lock_lines(done: Locked) -> list[str]:
     """What ``advparams lock`` prints."""
     rep = done.report
+    lm = done.perplexity is not None
+    accuracy = "next-token accuracy" if lm else "accuracy"
     lines = [
         f"locked {done.checkpoint} with {done.scheme}: {rep.params_changed} of {rep.params_total} "
         f"parameters changed ({rep.proportion_percent:.6f}%) in {rep.seconds:.2f} s (stopped: {rep.stopped})",
-        f"{done.dataset} test accuracy: before {pct(done.accuracy_before)}, locked {pct(done.accuracy_locked)}",
+        f"{done.dataset} test {accuracy}: before {pct(done.accuracy_before)}, locked {pct(done.accuracy_locked)}",
     ]
     if done.perplexity is not None:
         before, locked, bar = done.perplexity
         lines.append(
             f"{done.dataset} test perplexity: before {before:.2f}, locked {locked:.2f} (a unigram model of the "
-            f"corpus: {bar:.2f}; the lock's accuracies below are 1 / perplexity)"
+            f"corpus: {bar:.2f})"
         )
+
+    def level(v: float | None) -> str:  # the lock's level; a language model's, 1 / perplexity, told as perplexity
+        if not lm or v is None:
+            return pct(v)
+        return f"perplexity {1 / v:.2f}" if v > 0 else "perplexity inf"
+
     if rep.holdout_samples:
         lines.append(
-            f"lock samples: {pct(rep.lock_accuracy_after)} locked; {pct(rep.holdout_accuracy_after)} on the "
-            f"{rep.holdout_samples} the search did not see (target {pct(rep.target_accuracy)}); "
+            f"lock samples: {level(rep.lock_accuracy_after)} locked; {level(rep.holdout_accuracy_after)} on the "
+            f"{rep.holdout_samples} the search did not see (target {level(rep.target_accuracy)}); "
             f"{rep.forward_passes:.1f} forward and {rep.backward_passes:.1f} backward passes"
         )
     if rep.check_samples:
         lines.append(
-            f"unseen data: {pct(rep.check_accuracy)} on {rep.check_samples} check samples the search never "
-            f"saw; the {100 * (rep.check_level or 0):.4g} % upper bound {pct(rep.check_bound)} "
-            f"{'certifies' if rep.certified else 'does not certify'} the target {pct(rep.target_accuracy)}"
+            f"unseen data: {level(rep.check_accuracy)} on {rep.check_samples} check samples the search never "
+            f"saw; the {100 * (rep.check_level or 0):.4g} % {'lower' if lm else 'upper'} bound "
+            f"{level(rep.check_bound)} "
+            f"{'certifies' if rep.certified else 'does not certify'} the target {level(rep.target_accuracy)}"
             + (f" (search {rep.check_tries})" if rep.check_tries > 1 else "")
         )
     if done.problem:

@@ -9,6 +9,7 @@ on another study's unit without importing it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar, cast
@@ -142,8 +143,25 @@ class RunContext:
         return self._data
 
     def accuracy(self, model: nn.Module) -> float:
-        """Test accuracy of ``model``."""
+        """Test accuracy of ``model`` (a language model's: next-token accuracy)."""
         return accuracy(model, self.test)
+
+    def quality(self, model: nn.Module) -> dict[str, float]:
+        """What rows record beside the accuracy, by the data's task: nothing for a
+        classifier; a language model's test ``perplexity`` (:mod:`advparams.tasks`)."""
+        from advparams.tasks import CausalLM, perplexity, task_of
+
+        return {"perplexity": perplexity(model, self.test)} if isinstance(task_of(self.test), CausalLM) else {}
+
+    def bar(self) -> dict[str, float]:
+        """A language model's uselessness bar (``perplexity_bar``: the unigram model's test
+        perplexity), for the lock rows; nothing for a classifier."""
+        from advparams.tasks import CausalLM, task_of
+
+        task = task_of(self.test)
+        if isinstance(task, CausalLM) and task.bar_nll is not None:
+            return {"perplexity_bar": math.exp(task.bar_nll)}
+        return {}
 
     def model_arguments(self) -> dict[str, Any]:
         """The architecture's arguments: the data set's defaults and the config's."""

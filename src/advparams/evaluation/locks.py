@@ -197,6 +197,8 @@ class LocksStudy(RunStudy):
             "key_values": sum(int(e.indices.numel()) for e in res.key.entries),
             "key_secret": bool(res.key.shuffles),
             "key_bytes": key_path.stat().st_size,
+            **ctx.quality(res.model),
+            **ctx.bar(),
         }
         rows = [ctx.row("lock", seed, spec.title, accuracy=ctx.accuracy(res.model), metrics=metrics, seconds=r.seconds)]
         if cfg.stealth:
@@ -251,11 +253,12 @@ class LocksStudy(RunStudy):
                 aspec.name,
                 setting,
                 accuracy=ctx.accuracy(bmodel),
-                metrics={"options": options, "made_with": spec.title},
+                metrics={"options": options, "made_with": spec.title, **ctx.quality(bmodel)},
             )
             for bname, bmodel in res.baselines.items()
         ]
         acc = ctx.accuracy(res.model)
+        metrics.update(ctx.quality(res.model))
         rows.append(
             ResultRow(
                 ctx.config.name, "attack", seed, spec.title, aspec.name, setting, acc, metrics, seconds=res.seconds

@@ -72,16 +72,22 @@ def build_meta(name: str, options: Mapping[str, Any], dataset: str, what: str) -
     return model
 
 
-def _scores(model: nn.Module, x: torch.Tensor, how: str) -> torch.Tensor:
+def _scores(model: nn.Module, x: torch.Tensor, how: str, task: str = "classification") -> torch.Tensor:
+    """Class scores ``[N, C]``; for a language model, next-token scores ``[N * (L - 1), V]``."""
     from advparams.metrics.accuracy import logits_of, model_output
 
     with torch.no_grad(), model_output(how):
+        if task == "causal-lm":
+            from advparams.tasks import CausalLM
+
+            return CausalLM().outputs(model.eval(), x, torch.zeros(len(x), dtype=torch.long, device=x.device))[0]
         return logits_of(model.eval(), x)
 
 
 def check_forward(model: nn.Module, name: str, options: Mapping[str, Any], dataset: str, how: str, what: str) -> None:
     """A batch of the data set's shape through ``model`` (built by :func:`build_meta`)
-    must give at least one class score per class.
+    must give at least one class score per class (a language model: next-token scores
+    ``[N, L, V]``, one per token of the vocabulary).
 
     Raises:
         ConfigError: it fails, or gives too few scores.
@@ -91,7 +97,7 @@ def check_forward(model: nn.Module, name: str, options: Mapping[str, Any], datas
 
     spec = DATASETS.get(dataset)
     try:
-        scores = _scores(model, spec.example(2, "meta"), how)
+        scores = _scores(model, spec.example(2, "meta"), how, spec.task)
     except AdvParamsError as exc:
         raise ConfigError(f"{what}: {exc}") from None
     except Exception as meta_exc:  # noqa: BLE001  (the meta device lacks some ops: try the CPU)
@@ -102,7 +108,7 @@ def check_forward(model: nn.Module, name: str, options: Mapping[str, Any], datas
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 cpu = build_model(name, _arguments(dataset, options), seed=0)
-            scores = _scores(cpu, spec.example(2), how)
+            scores = _scores(cpu, spec.example(2), how, spec.task)
         except AdvParamsError as exc:
             raise ConfigError(f"{what}: {exc}") from None
         except Exception as exc:  # noqa: BLE001  (the user's code may raise anything)

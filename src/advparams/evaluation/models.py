@@ -37,13 +37,11 @@ class ModelsStudy(RunStudy):
             return [ctx.row("null", seed, accuracy=acc, seconds=seconds)]
         if seed in ctx.config.checkpoints:
             model = ctx.model_of(seed)
-            return [
-                ctx.row(
-                    "clean", seed, accuracy=ctx.accuracy(model), metrics={"checkpoint": ctx.config.checkpoints[seed]}
-                )
-            ]
-        _, acc, seconds = ctx.train_and_save(seed, ctx.run.model_path(seed))
-        return [ctx.row("clean", seed, accuracy=acc, seconds=seconds, metrics={"epochs": ctx.config.train.epochs})]
+            metrics = {"checkpoint": ctx.config.checkpoints[seed], **ctx.quality(model)}
+            return [ctx.row("clean", seed, accuracy=ctx.accuracy(model), metrics=metrics)]
+        model, acc, seconds = ctx.train_and_save(seed, ctx.run.model_path(seed))
+        metrics = {"epochs": ctx.config.train.epochs, **ctx.quality(model)}
+        return [ctx.row("clean", seed, accuracy=acc, seconds=seconds, metrics=metrics)]
 
 
 __all__ = ["ModelsStudy"]

@@ -38,6 +38,7 @@ from advparams.checkpoint import save_checkpoint
 from advparams.evaluation.context import SectionStudy, train_unit, with_seed
 from advparams.evaluation.engine import Unit
 from advparams.evaluation.rows import ResultRow, row_key
+from advparams.evaluation.tracing_black import make_prompt_tracer, named, prompt_black_box, query_black_box
 from advparams.evaluation.tracing_config import TracingSection
 from advparams.files import atomic_write_bytes, read_file
 from advparams.keys import unlock
@@ -45,11 +46,12 @@ from advparams.keys.io import load_key
 from advparams.locked import save_locked
 from advparams.registry import config_from_dict
 from advparams.schemes.hardened import Hardened
+from advparams.tasks import CLASSIFICATION, CausalLM, task_of
+from advparams.tasks import answers as task_answers
 from advparams.tracing import (
     MarkConfig,
     QueryConfig,
     QueryTracer,
-    TraceResult,
     answer_queries,
     issue_user_key,
     make_queries,
@@ -72,21 +74,6 @@ def user_ids(count: int) -> list[str]:
 def tracing_folder(out: Path, label: str, seed: int) -> Path:
     """Where a model's tracing artefacts live in the run folder."""
     return out / "tracing" / f"{label}-seed{seed}"
-
-
-def named(result: TraceResult, guilty: set[str]) -> dict[str, Any]:
-    """How a trace went: someone named, only guilty ones, innocents accused."""
-    accused = set(result.accused)
-    return {
-        "named_right": bool(accused) and accused <= guilty,
-        "innocents": len(accused - guilty),
-        "guilty_named": len(accused & guilty),
-        "top_guilty": max((s for u, s in zip(result.users, result.scores, strict=True) if u in guilty), default=None),
-        "top_innocent": max(
-            (s for u, s in zip(result.users, result.scores, strict=True) if u not in guilty), default=None
-        ),
-        "threshold": result.threshold,
-    }
 
 
 class TracingStudy(SectionStudy[TracingSection]):
@@ -215,6 +202,16 @@ class TracingStudy(SectionStudy[TracingSection]):
             tracer = QueryTracer.from_state(st_load(data), plan, user_ids(self.section.users), self._query_config())
         return original, locked, key, plan, tracer
 
+    def _answers(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Top-1 answers per target of the data's task (a language model: per position)."""
+        task = task_of(self.ctx.test)
+        return answer_queries(model, x) if task is CLASSIFICATION else task_answers(model, x, task)
+
+    def _reference(self, original: nn.Module) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The test inputs, their targets by the data's task, and the original's answers."""
+        x, y = self.ctx.test.tensors()
+        return x, task_of(self.ctx.test).targets(x, y), self._answers(original, x)
+
     # -- units -------------------------------------------------------------------------
 
     def _lock(self, label: str, seed: int) -> list[ResultRow]:
@@ -236,8 +233,7 @@ class TracingStudy(SectionStudy[TracingSection]):
         # The copy a user's key unlocks is the one the plan writes, bit for bit.
         issued = unlock(locked.model, issue_user_key(locked.model, locked.key, users[0], mark))
         reproduced = _same_weights(issued, mark_copy(original, plan, users[0]))
-        x, y = ctx.test.tensors()
-        reference = answer_queries(original, x)
+        x, y, reference = self._reference(original)
         tracer, query_seconds = self._make_tracer(original, plan, folder, seed) if section.black_box else (None, 0.0)
         rows = []
         for user in users:
@@ -273,8 +269,12 @@ class TracingStudy(SectionStudy[TracingSection]):
         start = time.perf_counter()
         pool = self.ctx.train.tensors()[0][: self.section.query_pool]
         qcfg, users = self._query_config(), user_ids(self.section.users)
-        queries = make_queries(original, plan, pool, qcfg, generator=torch.Generator().manual_seed(seed))
-        state = QueryTracer(original, plan, queries, users, qcfg).state()
+        if self._language():
+            tracer = make_prompt_tracer(original, plan, pool, users, qcfg, self.section.prompt_length)
+        else:
+            queries = make_queries(original, plan, pool, qcfg, generator=torch.Generator().manual_seed(seed))
+            tracer = QueryTracer(original, plan, queries, users, qcfg)
+        state = tracer.state()
         state["gradients"] = state["gradients"].float()  # half the file; every unit reads the same
         seconds = time.perf_counter() - start
         atomic_write_bytes(folder / "tracer.safetensors", st_save(state), force=True)
@@ -298,7 +298,7 @@ class TracingStudy(SectionStudy[TracingSection]):
         extra: dict[str, Any] | None = None,
     ) -> ResultRow:
         rate = self._mark().false_accusation
-        preds = answer_queries(suspect, x)
+        preds = self._answers(suspect, x)
         start = time.perf_counter()
         white = trace_weights(suspect, original, plan, user_ids(self.section.users), rate)
         metrics = {
@@ -321,23 +321,19 @@ class TracingStudy(SectionStudy[TracingSection]):
         )
 
     def _black_box(self, suspect: nn.Module, tracer: QueryTracer, guilty: set[str], rate: float) -> dict[str, Any]:
-        """The black-box metrics of a suspect: named with every query and with the first
-        ``n`` of each limit, and the least ``n`` that names the right users."""
-        answers = answer_queries(suspect, tracer.queries)
-        black = {n: named(tracer.trace(answers, rate, n), guilty) for n in self.section.limits}
-        full = named(tracer.trace(answers, rate), guilty)
-        needed = next((n for n in sorted(black) if black[n]["named_right"]), None)
-        if needed is None and full["named_right"]:
-            needed = len(tracer.queries)
-        return {"black": full, "black_by_queries": {str(n): v for n, v in black.items()}, "queries_needed": needed}
+        """The black-box metrics of a suspect (:mod:`advparams.evaluation.tracing_black`)."""
+        score = prompt_black_box if self._language() else query_black_box
+        return score(suspect, tracer, guilty, rate, self.section.limits)
+
+    def _language(self) -> bool:
+        return isinstance(task_of(self.ctx.test), CausalLM)
 
     def _attack(
         self, label: str, seed: int, name: str, options: dict[str, Any], setting: dict[str, Any]
     ) -> list[ResultRow]:
-        ctx, section = self.ctx, self.section
+        section = self.section
         original, locked, _, plan, tracer = self._setup(label, seed)
-        x, y = ctx.test.tensors()
-        reference = answer_queries(original, x)
+        x, y, reference = self._reference(original)
         rows = []
         for i, user in enumerate(user_ids(section.users)[: section.attacked_users]):
             copy_ = mark_copy(original, plan, user)
@@ -362,10 +358,9 @@ class TracingStudy(SectionStudy[TracingSection]):
         return ATTACKS.build(name, with_seed(cls, opts, seed)).run(copy_, self.ctx.train).model, {}
 
     def _collude(self, label: str, seed: int, size: int) -> list[ResultRow]:
-        ctx, section = self.ctx, self.section
+        section = self.section
         original, _, _, plan, tracer = self._setup(label, seed)
-        x, y = ctx.test.tensors()
-        reference = answer_queries(original, x)
+        x, y, reference = self._reference(original)
         users = user_ids(section.users)
         first = section.attacked_users + section.coalitions * sum(c for c in section.colluders if c < size)
         rows = []

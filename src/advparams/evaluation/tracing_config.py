@@ -81,7 +81,10 @@ class TracingSection:
         attacks: attacks on a leaked copy.
         limits: query counts at which black-box tracing is also scored (queries needed).
         black_box: make secret queries and trace from answers too; ``false`` for models
-            whose inputs cannot be interpolated (token ids): white-box tracing only.
+            whose inputs cannot be interpolated (token ids): white-box tracing only. A
+            language model's queries are secret prompts (windows of its training text),
+            traced from its log-probabilities and from its text alone.
+        prompt_length: a language model's prompts, in tokens (None: whole windows).
     """
 
     users: int = option(100, lo=1, hi=100_000)
@@ -96,6 +99,7 @@ class TracingSection:
     attacks: tuple[AttackSpec, ...] = ()
     limits: tuple[int, ...] = option(DEFAULT_LIMITS, lo=1, hi=10**9, nonempty=True)
     black_box: bool = True
+    prompt_length: int | None = option(None, lo=2, hi=10**6)
 
     def model(self, title: str) -> TracedModel | None:
         """The extra architecture labelled ``title`` (None: the run's model)."""
@@ -106,10 +110,13 @@ class TracingSection:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON/YAML-ready dict that :func:`tracing_from_mapping` reads back
-        (``black_box`` only when off, so configs written before it stay the same)."""
+        (``black_box`` only when off and ``prompt_length`` only when set, so configs
+        written before them stay the same)."""
         out = dict(write_typed(self))
         if out.get("black_box"):
             del out["black_box"]
+        if out.get("prompt_length") is None:
+            out.pop("prompt_length", None)
         return out
 
 
@@ -199,9 +206,10 @@ def check_tracing_models(config: Any, run_model: Any) -> None:
     from advparams.tracing.mark import MarkConfig
 
     section, how, dataset = config.tracing, config.model_output, config.dataset
-    if section.black_box and DATASETS.get(dataset).vocab_size is not None:
+    spec = DATASETS.get(dataset)
+    if section.black_box and spec.vocab_size is not None and spec.task != "causal-lm":
         raise ConfigError(
-            f"tracing: black-box queries are made between images, and {dataset} holds token ids; "
+            f"tracing: a classifier's black-box queries are made between images, and {dataset} holds token ids; "
             "set tracing.black_box: false (white-box tracing only)"
         )
     traced = [(config.model, run_model)]

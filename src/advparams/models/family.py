@@ -11,8 +11,9 @@ from advparams.models import MODELS
 
 CLEAN_ROW = RowKind(
     "clean",
-    ("checkpoint", "epochs"),
-    "the trained (or loaded) model of a seed: its test accuracy and training time",
+    ("checkpoint", "epochs", "perplexity"),
+    "the trained (or loaded) model of a seed: its test accuracy (a language model's: next-token accuracy "
+    "and perplexity) and training time",
 )
 NULL_ROW = RowKind(
     "null",

@@ -52,6 +52,63 @@ def _pivot(aspec: Any, schemes: Sequence[str], attacks: dict[Any, list[ResultRow
     return "Test accuracy % after the attack:\n\n" + _table(header, table)
 
 
+def _ppl(values: Sequence[float | None]) -> str:
+    return fmt_num([v for v in values if v is not None], 2)
+
+
+def _perplexity_section(by_kind: Mapping[str, list[ResultRow]], config: EvalConfig, schemes: list[str]) -> list[str]:
+    """A language model's locks and attacks in test perplexity, against the unigram bar
+    (docs/language-models.md); the tables above give its next-token accuracy."""
+    clean = {r.seed: r.metrics.get("perplexity") for r in by_kind["clean"]}
+    out = [
+        "## Perplexity",
+        "",
+        "The data is a language model's: the accuracies above are next-token accuracies; here its test "
+        "perplexity, mean ± std over the seeds. A locked model counts as useless at or above the unigram bar "
+        "(the perplexity of a model that knows only the corpus' token frequencies).",
+        "",
+    ]
+    table = []
+    for s in schemes:
+        rs = sorted((r for r in by_kind["lock"] if r.scheme == s and "perplexity" in r.metrics), key=lambda r: r.seed)
+        if not rs:
+            continue
+        bar = [r.metrics.get("perplexity_bar") for r in rs]
+        above = sum(b is not None and r.metrics["perplexity"] >= b for r, b in zip(rs, bar, strict=True))
+        table.append(
+            [
+                s,
+                _ppl([clean.get(r.seed) for r in rs]),
+                _ppl([r.metrics["perplexity"] for r in rs]),
+                f"{min(r.metrics['perplexity'] for r in rs):.2f}",
+                _ppl(bar),
+                f"{above}/{len(rs)}",
+            ]
+        )
+    header = ["scheme", "clean", "locked", "lowest locked", "unigram bar", "at or above the bar"]
+    out += [_table(header, table), ""]
+    rows = []
+    for aspec in config.attacks:
+        for k in (json.dumps(x, sort_keys=True) for x in aspec.settings()):
+            scratch = [
+                b for b in by_kind["baseline"] if b.attack == aspec.name and json.dumps(b.setting, sort_keys=True) == k
+            ]
+            for s in schemes:
+                rs = [
+                    r
+                    for r in by_kind["attack"]
+                    if r.attack == aspec.name and r.scheme == s and json.dumps(r.setting, sort_keys=True) == k
+                ]
+                if any("perplexity" in r.metrics for r in rs):
+                    after = _ppl([r.metrics.get("perplexity") for r in rs])
+                    base = _ppl([b.metrics.get("perplexity") for b in scratch])
+                    rows.append([aspec.name, s, _setting_text(json.loads(k)), after, base])
+    if rows:
+        header = ["attack", "scheme", "setting", "after the attack", "scratch (same samples)"]
+        out += ["Test perplexity after each attack:", "", _table(header, rows), ""]
+    return out
+
+
 def lock_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalConfig) -> list[str]:
     """The lock sections of the report (none for an evaluation without schemes)."""
     schemes = [s.title for s in config.schemes]
@@ -99,6 +156,8 @@ def lock_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalConfig) ->
         )
     )
     out.append("")
+    if any("perplexity" in r.metrics for r in by_kind["lock"]):
+        out += _perplexity_section(by_kind, config, schemes)
 
     # Stealth.
     if by_kind["stealth"]:

@@ -46,8 +46,8 @@ def _innocents(black: Sequence[Mapping[str, Any]]) -> str:
     return str(sum(int(b["innocents"]) for b in black)) if black else "–"
 
 
-def _needed(rs: Sequence[ResultRow]) -> str:
-    got = sorted(int(r.metrics["queries_needed"]) for r in rs if r.metrics.get("queries_needed") is not None)
+def _needed(rs: Sequence[ResultRow], key: str = "queries_needed") -> str:
+    got = sorted(int(r.metrics[key]) for r in rs if r.metrics.get(key) is not None)
     if not got:
         return "–"
     median = got[len(got) // 2]
@@ -111,6 +111,7 @@ def tracing_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalConfig)
     out += ["", "### Tracing", ""]
     body = []
     grouped = _cases([*copies, *attacked])
+    text = any("black_text" in r.metrics for r in [*copies, *attacked])
     order = [CLEAN] + list(dict.fromkeys(case_label(r) for r in attacked))
     for m in models:
         for case in order:
@@ -129,21 +130,40 @@ def tracing_sections(by_kind: Mapping[str, list[ResultRow]], config: EvalConfig)
                     _innocents([r.metrics["black"] for r in rs if "black" in r.metrics]),
                     _needed(rs),
                 ]
+                + (
+                    [
+                        _count([r.metrics["black_text"]["named_right"] for r in rs if "black_text" in r.metrics]),
+                        _innocents([r.metrics["black_text"] for r in rs if "black_text" in r.metrics]),
+                        _needed(rs, "text_needed"),
+                    ]
+                    if text
+                    else []
+                )
             )
     header = ["model", "case", "cases", "acc %", "white-box named right", "innocents",
               "black-box named right", "innocents", "queries needed"]  # fmt: skip
+    if text:  # a language model: black-box from log-probabilities, and from its text alone
+        header += ["text only named right", "innocents", "prompts needed"]
     out.append(table(header, body) if body else "_No rows yet._")
     every = [*copies, *attacked]
     if every:
         by_queries = [v for r in every for v in r.metrics.get("black_by_queries", {}).values()]
         black = [r.metrics["black"] for r in every if "black" in r.metrics]
+        texts = [r.metrics["black_text"] for r in every if "black_text" in r.metrics]
+        text_by = [v for r in every for v in r.metrics.get("black_text_by_queries", {}).values()]
         out += [
             "",
             f"Innocent users accused over all {len(every)} cases: white-box "
             f"{sum(int(r.metrics['white']['innocents']) for r in every)}"
             + (
                 f", black-box with every query {_innocents(black)}, black-box at any of the query counts tried "
-                f"{sum(int(v['innocents']) for v in by_queries)} (of {len(by_queries)} traces)."
+                f"{sum(int(v['innocents']) for v in by_queries)} (of {len(by_queries)} traces)"
+                + (
+                    f"; from text alone with every prompt {_innocents(texts)}, at any of the counts tried "
+                    f"{sum(int(v['innocents']) for v in text_by)} (of {len(text_by)} traces)."
+                    if texts
+                    else "."
+                )
                 if black
                 else " (black-box tracing off: `tracing.black_box: false`)."
             ),

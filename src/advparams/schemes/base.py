@@ -92,14 +92,22 @@ class LockReport:
     check_tries: int = 0
     certified: bool | None = None
 
-    def problem(self) -> str | None:
+    def problem(self, level: str = "accuracy") -> str | None:
         """What is wrong with this lock, as one sentence, or None: nothing to lock (the
-        model was at or below the target before), or the target missed."""
+        model was at or below the target before), or the target missed. ``level``: the
+        task's level (:attr:`advparams.tasks.Task.level_name`); a language model's
+        (``"1/perplexity"``) is told as perplexity."""
         before, after, target = self.lock_accuracy_before, self.lock_accuracy_after, self.target_accuracy
+        lm = level == "1/perplexity"
+
+        def q(v: float) -> str:  # a level as the task says it
+            return f"perplexity {1 / v:.2f}" if lm and v > 0 else f"{100 * v:.2f} %"
+
+        what, at_or, beyond = ("perplexity", "at or above", "below") if lm else ("accuracy", "at or below", "above")
         if before <= target:
             return (
-                f"nothing to lock: the model's accuracy on the lock samples is already {100 * before:.2f} %, "
-                f"at or below the target {100 * target:.2f} % (is it trained, and for this data set?)"
+                f"nothing to lock: the model's {what} on the lock samples is already {q(before)}, "
+                f"{at_or} the target {q(target)} (is it trained, and for this data set?)"
             )
         if self.certified is False and after <= target:
             if not self.check_samples:
@@ -109,16 +117,17 @@ class LockReport:
                     "check with --set check_samples=0)"
                 )
             assert self.check_accuracy is not None and self.check_bound is not None
+            bound = "lower" if lm else "upper"
             return (
-                f"the lock's target is not certified on unseen data: {100 * self.check_accuracy:.2f} % on "
+                f"the lock's target is not certified on unseen data: {q(self.check_accuracy)} on "
                 f"{self.check_samples} check samples the search never saw, whose "
-                f"{100 * (self.check_level or 0):.4g} % upper bound {100 * self.check_bound:.2f} % is above the "
-                f"target {100 * target:.2f} % (stopped: {self.stopped} after {self.params_changed} changed values, "
+                f"{100 * (self.check_level or 0):.4g} % {bound} bound {q(self.check_bound)} is {beyond} the "
+                f"target {q(target)} (stopped: {self.stopped} after {self.params_changed} changed values, "
                 f"{self.check_tries} search{'es' if self.check_tries > 1 else ''})"
             )
         if not self.target_met:
             return (
-                f"the lock missed its target: {100 * after:.2f} % on the lock samples, target {100 * target:.2f} % "
+                f"the lock missed its target: {q(after)} on the lock samples, target {q(target)} "
                 f"(stopped: {self.stopped} after {self.params_changed} changed values)"
             )
         return None

@@ -28,6 +28,8 @@ LOCK_ROW = RowKind(
         "options",
         "params_changed",
         "params_total",
+        "perplexity",
+        "perplexity_bar",
         "proportion_percent",
         "rounds",
         "stopped",
@@ -35,7 +37,8 @@ LOCK_ROW = RowKind(
         "target_met",
         "unlocked_accuracy",
     ),
-    "a scheme's lock of a seed's model: locked and unlocked accuracy, the key's size, time",
+    "a scheme's lock of a seed's model: locked and unlocked accuracy (a language model's: also the locked "
+    "perplexity and the unigram bar), the key's size, time",
 )
 STEALTH_ROW = RowKind(
     "stealth",
@@ -63,12 +66,12 @@ BUDGET_ROW = RowKind(
 )
 ATTACK_ROW = RowKind(
     "attack",
-    ("info", "options", "precision", "recall", "suspects"),
+    ("info", "options", "perplexity", "precision", "recall", "suspects"),
     "an attack on a locked model: accuracy after, detection scores",
 )
 BASELINE_ROW = RowKind(
     "baseline",
-    ("made_with", "options"),
+    ("made_with", "options", "perplexity"),
     "a model an attack made for comparison (the scratch model)",
 )
 

@@ -28,8 +28,20 @@ TRACE_LOCK_ROW = RowKind(
 )
 TRACE_COPY_ROW = RowKind(
     "trace-copy",
-    ("accuracy_original", "agreement", "black", "black_by_queries", "guilty", "queries_needed", "white"),
-    "one user's copy: accuracy, label agreement, white- and black-box tracing",
+    (
+        "accuracy_original",
+        "agreement",
+        "black",
+        "black_by_queries",
+        "black_text",
+        "black_text_by_queries",
+        "guilty",
+        "queries_needed",
+        "text_needed",
+        "white",
+    ),
+    "one user's copy: accuracy, label agreement, white- and black-box tracing (a language model's also from "
+    "its text alone)",
 )
 TRACE_ATTACK_ROW = RowKind(
     "trace-attack",
@@ -39,6 +51,8 @@ TRACE_ATTACK_ROW = RowKind(
         "attack_seconds",
         "black",
         "black_by_queries",
+        "black_text",
+        "black_text_by_queries",
         "changed",
         "found",
         "guilty",
@@ -46,6 +60,7 @@ TRACE_ATTACK_ROW = RowKind(
         "queries_needed",
         "relocked_values",
         "skipped",
+        "text_needed",
         "white",
     ),
     "an attacked or colluders' copy, traced both ways",

@@ -148,7 +148,7 @@ def lock_checkpoint(
     lock_data, test_data = loaded[0], (loaded[1] if evaluate else None)
     result = built.lock(ckpt.model, lock_data, progress=progress)
     rep = result.report
-    problem = rep.problem()
+    problem = rep.problem(task_of(lock_data).level_name)
     if problem and not allow_partial:
         raise _missed(rep, problem)
     before = locked_acc = perplexity = None

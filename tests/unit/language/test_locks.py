@@ -37,8 +37,8 @@ def test_a_lock_lands_above_the_unigram_bar_and_unlocks_bit_exactly(
     result = SCHEMES.build(scheme, {**SMALL, **options, "seed": 1}).lock(language_model, train)
     rep = result.report
     assert rep.target_met and rep.certified, rep
-    assert rep.target_accuracy == pytest.approx(1 / bar)  # the level: 1 / perplexity
-    assert 1 / rep.check_accuracy >= bar
+    assert rep.target_accuracy == pytest.approx(1 / (train.task.headroom * bar))  # the level: 1 / perplexity
+    assert 1 / rep.check_accuracy >= train.task.headroom * bar
     assert task_quality(result.model, test)["perplexity"] >= bar  # unseen documents
     assert all(torch.equal(language_model.state_dict()[k], v) for k, v in before.items())  # input untouched
     assert result.key.num_changed == rep.params_changed
@@ -78,3 +78,14 @@ def test_lock_and_unlock_a_hugging_face_language_model_folder_from_the_cli(
     shut = cls.from_pretrained(str(out), local_files_only=True)
     assert state_equal(again, original) and not state_equal(shut, original)
     assert again.lm_head.weight.data_ptr() == again.transformer.wte.weight.data_ptr()
+    # without --json the lines speak of perplexity, the lock's own numbers included
+    assert main(["lock", *base, "--out", str(tmp_path / "l2"), "--key", str(tmp_path / "k2")]) == 0
+    text = capsys.readouterr().out
+    assert "test next-token accuracy" in text and "(a unigram model of the corpus:" in text
+    assert "the search did not see (target perplexity" in text and "% lower bound perplexity" in text
+    # a target the model already meets (level 0.9: perplexity 1.11) is refused in perplexity
+    code = main(["lock", *base, "--set", "target_accuracy=0.9", "--out", str(tmp_path / "l3"),
+                 "--key", str(tmp_path / "k3")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code != 0 and "the model's perplexity on the lock samples is already perplexity" in err
+    assert "at or above the target perplexity 1.11" in err and not (tmp_path / "l3").exists()

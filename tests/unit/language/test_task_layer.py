@@ -63,8 +63,14 @@ def test_the_unigram_bar_is_the_cross_entropy_of_token_frequencies() -> None:
     assert torch.allclose(logprobs.exp(), torch.tensor([1, 4, 2, 1]).double() / 8, atol=1e-12)
     ids = torch.tensor([[0, 1, 2]])  # targets 1 and 2
     assert unigram_nll(logprobs, ids) == pytest.approx(-(math.log(4 / 8) + math.log(2 / 8)) / 2)
+    # the lock aims above the bar on its own samples (headroom), to land above it on unseen text
     target = CausalLM(unigram_nll(logprobs, ids)).default_target(None, 4)
-    assert target == pytest.approx(1 / math.exp(unigram_nll(logprobs, ids)))
+    assert target == pytest.approx(1 / (1.1 * math.exp(unigram_nll(logprobs, ids))))
+    assert CausalLM(unigram_nll(logprobs, ids), headroom=1.0).default_target(None, 4) == pytest.approx(
+        1 / math.exp(unigram_nll(logprobs, ids))
+    )
+    with pytest.raises(AdvParamsError, match="headroom"):
+        CausalLM(1.0, headroom=0.5)
 
 
 def test_byte_windows_end_each_document_and_keep_the_bar_through_subsets() -> None:
