@@ -101,7 +101,10 @@ def bert(
     return model
 
 
-def _language_model(num_classes: int, in_channels: int, vocab_size: int) -> None:
+def _language_model(num_classes: int, in_channels: int, vocab_size: int, hidden_size: int, heads: int) -> None:
+    """The checks both language models make of their arguments."""
+    if hidden_size % heads:
+        raise ConfigError(f"hidden_size ({hidden_size}) must be a multiple of heads ({heads})")
     if in_channels != 1:
         raise ConfigError(f"a language model reads token ids (one channel), not {in_channels}-channel images")
     if num_classes not in (vocab_size, 0):
@@ -123,9 +126,7 @@ def gpt2(
     ``input_size`` positions, ``layers`` blocks of width ``hidden_size`` (MLP 4x), the
     output layer tied to the token embedding as in GPT-2 (1.87 million parameters at
     the defaults [inferred: the issue asks for 1 to 5 million])."""
-    _language_model(num_classes, in_channels, vocab_size)
-    if hidden_size % heads:
-        raise ConfigError(f"hidden_size ({hidden_size}) must be a multiple of heads ({heads})")
+    _language_model(num_classes, in_channels, vocab_size, hidden_size, heads)
     tf = _transformers()
     config = tf.GPT2Config(
         vocab_size=vocab_size,
@@ -156,9 +157,7 @@ def llama(
 ) -> nn.Module:
     """A Llama language model (RMSNorm, rotary positions, SwiGLU MLP of
     ``intermediate_size``, untied output layer) of the same shape as :func:`gpt2`."""
-    _language_model(num_classes, in_channels, vocab_size)
-    if hidden_size % heads:
-        raise ConfigError(f"hidden_size ({hidden_size}) must be a multiple of heads ({heads})")
+    _language_model(num_classes, in_channels, vocab_size, hidden_size, heads)
     tf = _transformers()
     config = tf.LlamaConfig(
         vocab_size=vocab_size,
