@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "setup_seconds": setup, "env": environment(torch.device("cpu")),
             })  # fmt: skip
         log(f"{kind} {truth}: " + ", ".join(f"{m}@{n}:{len(a)}" for m, n, a in traces))
+        append_jsonl(args.out, rows[-len(traces) :])  # as it goes: a long run keeps what it measured
     return rows
 
 
@@ -124,7 +125,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         false = sum(r["innocent_named"] > 0 for r in mine)
         label = "weights" if method == "white-box" else method
         if stride and method != "white-box":
-            label += f" (prompts from every {stride}th byte)"
+            length = next(r["prompt_tokens"] for r in mine)
+            label += f" ({length}-byte prompts starting every {stride} bytes)"
         out.append(
             f"| {label} | {n or '-'} | {named('user')} | {named('coalition-2')} | {named('coalition-3')} "
             f"| {len(mine)} | {false} |"
@@ -157,7 +159,7 @@ def main() -> None:
         return
     if args.checkpoint is None:
         ap.error("give a checkpoint, or --table")
-    append_jsonl(args.out, run(args))
+    run(args)
 
 
 if __name__ == "__main__":
