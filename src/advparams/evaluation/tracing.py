@@ -270,7 +270,8 @@ class TracingStudy(SectionStudy[TracingSection]):
         pool = self.ctx.train.tensors()[0][: self.section.query_pool]
         qcfg, users = self._query_config(), user_ids(self.section.users)
         if self._language():
-            tracer = make_prompt_tracer(original, plan, pool, users, qcfg, self.section.prompt_length)
+            section = self.section
+            tracer = make_prompt_tracer(original, plan, pool, users, qcfg, section.prompt_length, section.prompt_stride)
         else:
             queries = make_queries(original, plan, pool, qcfg, generator=torch.Generator().manual_seed(seed))
             tracer = QueryTracer(original, plan, queries, users, qcfg)

@@ -61,11 +61,18 @@ def make_prompt_tracer(
     users: Sequence[str],
     config: QueryConfig,
     length: int | None,
+    stride: int | None = None,
 ) -> QueryTracer:
     """A language model's black-box tracer: secret prompts of ``length`` tokens from the
-    owner's windows ``pool`` (:func:`advparams.tracing.prompts.make_prompts`)."""
+    owner's windows ``pool`` (:func:`advparams.tracing.prompts.make_prompts`), one per
+    window, or (``stride``) every run of ``length`` tokens starting every ``stride``
+    tokens of each window: far more candidates, so prompts at which the copies' marks
+    decide the next token are found (what tracing from text alone needs)."""
     from advparams.tracing.prompts import PromptTracer, make_prompts
 
+    if stride is not None:
+        size = min(length or pool.shape[1], pool.shape[1])
+        pool = pool.unfold(1, size, stride).reshape(-1, size)
     prompts = make_prompts(original, plan, pool, config, length=length)
     return PromptTracer(original, plan, prompts, users, config).tracer
 

@@ -85,6 +85,8 @@ class TracingSection:
             language model's queries are secret prompts (windows of its training text),
             traced from its log-probabilities and from its text alone.
         prompt_length: a language model's prompts, in tokens (None: whole windows).
+        prompt_stride: candidate prompts start every this many tokens of each window of
+            the pool (None: one per window, its first ``prompt_length`` tokens).
     """
 
     users: int = option(100, lo=1, hi=100_000)
@@ -100,6 +102,7 @@ class TracingSection:
     limits: tuple[int, ...] = option(DEFAULT_LIMITS, lo=1, hi=10**9, nonempty=True)
     black_box: bool = True
     prompt_length: int | None = option(None, lo=2, hi=10**6)
+    prompt_stride: int | None = option(None, lo=1, hi=10**6)
 
     def model(self, title: str) -> TracedModel | None:
         """The extra architecture labelled ``title`` (None: the run's model)."""
@@ -110,13 +113,14 @@ class TracingSection:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON/YAML-ready dict that :func:`tracing_from_mapping` reads back
-        (``black_box`` only when off and ``prompt_length`` only when set, so configs
+        (``black_box`` only when off and the prompts' options only when set, so configs
         written before them stay the same)."""
         out = dict(write_typed(self))
         if out.get("black_box"):
             del out["black_box"]
-        if out.get("prompt_length") is None:
-            out.pop("prompt_length", None)
+        for name in ("prompt_length", "prompt_stride"):
+            if out.get(name) is None:
+                out.pop(name, None)
         return out
 
 

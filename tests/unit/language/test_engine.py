@@ -32,7 +32,8 @@ def shrunk() -> dict[str, Any]:
     for a in raw["attacks"]:
         a["cases"] = [{**c, "epochs": 1} for c in a["cases"]]
     raw["tracing"].update(
-        users=10, queries={"queries": 64}, limits=[16, 32, 64], query_pool=400, coalitions=1, colluders=[2],
+        users=10, queries={"queries": 64}, limits=[16, 32, 64], query_pool=400, prompt_length=64, prompt_stride=None,
+        coalitions=1, colluders=[2],
         attacked_users=1, lock={**raw["tracing"]["lock"], **small},
     )  # fmt: skip
     return raw
@@ -87,3 +88,23 @@ def test_the_report_reads_the_task(run) -> None:  # type: ignore[no-untyped-def]
     bar = next(r for r in rows if r.kind == "lock").metrics["perplexity_bar"]
     assert f"{bar:.2f}" in section and "1/1" in section
     assert "text only named right" in report and "prompts needed" in report
+
+
+def test_strided_prompts_are_runs_of_the_owner_windows(language_model, corpus) -> None:  # type: ignore[no-untyped-def]
+    from advparams import SCHEMES
+    from advparams.errors import DataError
+    from advparams.evaluation.tracing_black import make_prompt_tracer
+    from advparams.tracing import QueryConfig, user_plan
+    from advparams.tracing.mark import MarkConfig
+
+    train, _ = corpus
+    owner = SCHEMES.build("hardened", {"reproducible": True, "dither": 23, "seed": 0}).lock(language_model, train)
+    plan = user_plan(owner.key, language_model, MarkConfig())
+    pool = train.ids[:40]  # windows of 16 tokens
+    tracer = make_prompt_tracer(language_model, plan, pool, ["a", "b"], QueryConfig(queries=60), 8, 4)
+    runs = {tuple(w[s : s + 8].tolist()) for w in pool for s in (0, 4, 8)}  # 3 runs of 8 per window
+    assert tracer.queries.shape == (60, 8) and all(tuple(q.tolist()) in runs for q in tracer.queries)
+    with pytest.raises(
+        DataError, match="holds 40 windows, fewer than the 60"
+    ):  # 40 windows, one prompt each: too few for 60
+        make_prompt_tracer(language_model, plan, pool, ["a", "b"], QueryConfig(queries=60), 8, None)
