@@ -117,8 +117,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     """The lock table of docs/language-models.md (one line per lock, over the seeds)."""
     out = [
         "| lock | models | clean test perplexity | locked test perplexity (lowest) | unigram bar | at or above the bar "
-        "| bit-exact unlock | values per model | fwd+bwd passes per model |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| test ÷ check perplexity | bit-exact unlock | values per model | fwd+bwd passes per model |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label in LOCKS:
         mine = sorted((r for r in rows if r["lock"] == label), key=lambda r: r["seed"])
@@ -129,10 +129,12 @@ def table(rows: list[dict[str, Any]]) -> str:
         spread = f" ± {statistics.stdev(clean):.2f}" if len(clean) > 1 else ""
         above = sum(r["perplexity_locked"] >= r["perplexity_bar"] for r in mine)
         values = " / ".join(f"{r['params_changed']:,}" for r in mine)
+        ratios = [r["perplexity_locked"] / r["check_perplexity"] for r in mine if r.get("check_perplexity")]
+        ratio = f"{min(ratios):.2f} to {max(ratios):.2f}" if ratios else "-"
         passes = " / ".join(f"{r['forward_passes']:.1f}+{r['backward_passes']:.1f}" for r in mine)
         out.append(
             f"| {label} | {len(mine)} | {statistics.mean(clean):.2f}{spread} | {statistics.mean(locked):.2f} "
-            f"({min(locked):.2f}) | {mine[0]['perplexity_bar']:.2f} | {above}/{len(mine)} "
+            f"({min(locked):.2f}) | {mine[0]['perplexity_bar']:.2f} | {above}/{len(mine)} | {ratio} "
             f"| {sum(r['exact_unlock'] for r in mine)}/{len(mine)} | {values} | {passes} |"
         )
     return "\n".join(out)
