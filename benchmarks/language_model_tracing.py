@@ -106,16 +106,20 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 def table(rows: list[dict[str, Any]]) -> str:
     """Per method and prompt count: copies named, coalitions named, innocents accused."""
     out = [
-        "| access | prompts | users named (own copy) | coalitions of 2 named | coalitions of 3 named | traces "
-        "| innocent accused |",
-        "|---|---|---|---|---|---|---|",
+        "| model | candidate prompts | access | prompts | users named (own copy) | coalitions of 2 named "
+        "| coalitions of 3 named | traces | innocent accused |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def run_of(r: dict[str, Any]) -> tuple[str, int, int]:
+        return r["model"], r.get("stride", 0), r["prompt_tokens"]
+
     keys = sorted(
-        {(r["method"], r["prompts"], r.get("stride", 0)) for r in rows},
-        key=lambda k: (k[0] != "white-box", k[0], k[2], k[1]),
+        {(*run_of(r), r["method"], r["prompts"]) for r in rows},
+        key=lambda k: (k[0], k[1], k[2], k[3] != "white-box", k[3], k[4]),
     )
-    for method, n, stride in keys:
-        mine = [r for r in rows if (r["method"], r["prompts"], r.get("stride", 0)) == (method, n, stride)]
+    for model, stride, length, method, n in keys:
+        mine = [r for r in rows if (*run_of(r), r["method"], r["prompts"]) == (model, stride, length, method, n)]
 
         def named(kind: str, rs: list[dict[str, Any]] = mine) -> str:
             sel = [r for r in rs if r["case"] == kind]
@@ -123,13 +127,11 @@ def table(rows: list[dict[str, Any]]) -> str:
             return f"{good}/{len(sel)}" if sel else "-"
 
         false = sum(r["innocent_named"] > 0 for r in mine)
+        pool = f"{length} bytes every {stride} bytes" if stride else f"first {length} bytes of each window"
         label = "weights" if method == "white-box" else method
-        if stride and method != "white-box":
-            length = next(r["prompt_tokens"] for r in mine)
-            label += f" ({length}-byte prompts starting every {stride} bytes)"
         out.append(
-            f"| {label} | {n or '-'} | {named('user')} | {named('coalition-2')} | {named('coalition-3')} "
-            f"| {len(mine)} | {false} |"
+            f"| {model} | {pool} | {label} | {n or '-'} | {named('user')} | {named('coalition-2')} "
+            f"| {named('coalition-3')} | {len(mine)} | {false} |"
         )
     total = len(rows)
     wrong = sum(r["innocent_named"] > 0 for r in rows)

@@ -79,7 +79,10 @@ def test_train_json(capsys, workdir) -> None:
     )
     summary = json.loads(out)
     assert code == 0 and summary["command"] == "train" and summary["accuracy"] > 0.5
-    assert load_checkpoint(workdir / "t2").architecture == "lenet"
+    ckpt = load_checkpoint(workdir / "t2")
+    assert ckpt.architecture == "lenet"
+    # what a rerun needs to train the same model: the seed and the CPU's thread count
+    assert ckpt.meta["record"]["torch_threads"] == torch.get_num_threads() and ckpt.meta["record"]["seed"] == 0
 
 
 def test_lock_unlock_round_trip_json(capsys, workdir, trained_ckpt) -> None:

@@ -168,6 +168,9 @@ def train_checkpoint(
         "test_accuracy": test_acc,
         "history": [dataclasses.asdict(h) for h in result.history],
         "device": str(dev),
+        # floating-point sums on the CPU depend on the thread count: the same seed on another
+        # count trains a slightly different model
+        "torch_threads": torch.get_num_threads(),
     }
     save_checkpoint(result.model, out, architecture=architecture, arguments=arguments, dataset=dataset,
                     record=record, force=force, made_by="train")  # fmt: skip
