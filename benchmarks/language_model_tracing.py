@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "colluders": len(truth), "method": method, "prompts": n, "prompt_tokens": args.length,
                 "users": args.users, "rate": rate, "stride": args.stride, "accused": len(accused),
                 "guilty_named": len(set(accused) & set(truth)), "innocent_named": len(set(accused) - set(truth)),
-                "setup_seconds": setup, "env": environment(torch.device("cpu")),
+                "text_reading": "centred", "setup_seconds": setup, "env": environment(torch.device("cpu")),
             })  # fmt: skip
         log(f"{kind} {truth}: " + ", ".join(f"{m}@{n}:{len(a)}" for m, n, a in traces))
         append_jsonl(args.out, rows[-len(traces) :])  # as it goes: a long run keeps what it measured

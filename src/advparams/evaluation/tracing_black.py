@@ -83,7 +83,7 @@ def prompt_black_box(
     """A language-model suspect's black-box metrics from one forward pass over the secret
     prompts: from its log-probability margins (``black``, ``queries_needed``) and from
     the tokens it writes (``black_text``, ``text_queries_needed``)."""
-    from advparams.tracing.prompts import prompt_answers
+    from advparams.tracing.prompts import prompt_answers, trace_tokens
 
     tokens, margins = prompt_answers(suspect, tracer.queries, tracer.classes)
 
@@ -92,7 +92,9 @@ def prompt_black_box(
 
     available = len(tracer.queries)
     out = _by_limits(logprobs, guilty, limits, available, "black", "queries_needed")
-    text = _by_limits(lambda n: tracer.trace(tokens, rate, n), guilty, limits, available, "black_text", "text_needed")
+    text = _by_limits(
+        lambda n: trace_tokens(tracer, tokens, rate, n), guilty, limits, available, "black_text", "text_needed"
+    )
     return {**out, **text}
 
 

@@ -26,6 +26,7 @@ innocent user's codeword.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -35,9 +36,16 @@ from torch import nn
 from advparams.errors import DataError
 from advparams.metrics.accuracy import model_output
 from advparams.tracing.mark import MarkPlan, MarkWriter, TraceResult, trace_observation
-from advparams.tracing.queries import QueryConfig, QueryTracer, _margin_gradients, answer_queries, margins_of
+from advparams.tracing.queries import (
+    QueryConfig,
+    QueryTracer,
+    _margin_gradients,
+    answer_queries,
+    check_limit,
+    margins_of,
+)
 
-__all__ = ["PromptTracer", "make_prompts", "next_tokens", "prompt_answers", "prompt_margins"]
+__all__ = ["PromptTracer", "make_prompts", "next_tokens", "prompt_answers", "prompt_margins", "trace_tokens"]
 
 
 @contextmanager
@@ -125,6 +133,28 @@ def prompt_margins(model: nn.Module, prompts: torch.Tensor, classes: torch.Tenso
         return margins_of(model, prompts, classes)
 
 
+def trace_tokens(
+    tracer: QueryTracer, tokens: torch.Tensor, rate: float, limit: int | None = None, *, centred: bool = True
+) -> TraceResult:
+    """Who a suspect's next tokens after ``tracer``'s prompts (one per prompt, the first
+    ``limit`` counted) name. ``centred`` (the default): each answer's sign (+1 for the
+    centre's first token, -1 for its second, 0 for any other) less its expectation over
+    the users' codes, ``1 - 2 Phi(-m / r)`` with ``m`` the centre's margin and ``r`` the
+    marks' reach at that prompt [ours]: a prompt whose next token hardly any code changes
+    then adds nothing, where uncentred it adds the same bias to every user's score (and
+    more prompts can name fewer users)."""
+    if not centred or tracer.margins is None:
+        return tracer.trace(tokens, rate, limit)
+    n = check_limit(limit, len(tracer.queries))
+    a, c = tokens[:n].to(torch.int64), tracer.classes[:n]
+    b = torch.where(a == c[:, 0], 1.0, torch.where(a == c[:, 1], -1.0, 0.0)).to(torch.float64)
+    p = tracer.plan.code.biases().double()
+    reach = ((tracer.gradients[:n] ** 2) * (4.0 * p * (1.0 - p))).sum(1).sqrt().clamp(min=1e-30)
+    b = b - (1.0 - 2.0 * torch.special.ndtr(-tracer.margins[:n] / reach))
+    result = trace_observation(tracer.estimate(b, n), tracer.plan, tracer.users, rate)
+    return dataclasses.replace(result, queries=n)
+
+
 class PromptTracer:
     """Traces language-model suspects from their answers to secret prompts: the query
     tracer of :mod:`advparams.tracing.queries` read at the last position."""
@@ -145,9 +175,11 @@ class PromptTracer:
         """The centre model's two most likely next tokens after each prompt."""
         return self.tracer.classes
 
-    def trace_text(self, tokens: torch.Tensor, rate: float, limit: int | None = None) -> TraceResult:
-        """Who the suspect's next tokens (one per prompt) name."""
-        return self.tracer.trace(tokens, rate, limit)
+    def trace_text(
+        self, tokens: torch.Tensor, rate: float, limit: int | None = None, *, centred: bool = True
+    ) -> TraceResult:
+        """Who the suspect's next tokens (one per prompt) name (:func:`trace_tokens`)."""
+        return trace_tokens(self.tracer, tokens, rate, limit, centred=centred)
 
     def trace_logprobs(self, margins: torch.Tensor, rate: float, limit: int | None = None) -> TraceResult:
         """Who the suspect's log-probability margins (:func:`prompt_margins`) name."""

@@ -252,7 +252,7 @@ class QueryTracer:
         a = answers[:n].to(torch.int64)
         c = self.classes[:n]
         b = torch.where(a == c[:, 0], 1.0, torch.where(a == c[:, 1], -1.0, 0.0)).to(torch.float64)
-        return self._estimate(b, n)
+        return self.estimate(b, n)
 
     def observation_from_margins(self, margins: torch.Tensor, limit: int | None = None) -> torch.Tensor:
         """The observation from the suspect's margins between the centre's two top classes
@@ -263,9 +263,10 @@ class QueryTracer:
         if margins.shape != (len(self.queries),):
             raise QueryFileError(f"expected {len(self.queries)} margins, one per query, got {tuple(margins.shape)}")
         n = check_limit(limit, len(self.queries))
-        return self._estimate(margins[:n].double() - self.margins[:n], n)
+        return self.estimate(margins[:n].double() - self.margins[:n], n)
 
-    def _estimate(self, b: torch.Tensor, n: int) -> torch.Tensor:
+    def estimate(self, b: torch.Tensor, n: int) -> torch.Tensor:
+        """The ridge estimate of the marks from ``b``, one value per the first ``n`` queries."""
         d = self._prior()
         g = self.gradients[:n]
         y = d * (g.T @ torch.cholesky_solve(b[:, None], self._factor(n))[:, 0])

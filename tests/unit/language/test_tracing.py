@@ -12,7 +12,14 @@ from advparams.errors import DataError
 from advparams.tasks import task_quality
 from advparams.tracing.keys import issue_user_key, user_plan
 from advparams.tracing.mark import MarkConfig, trace_weights
-from advparams.tracing.prompts import PromptTracer, make_prompts, next_tokens, prompt_answers, prompt_margins
+from advparams.tracing.prompts import (
+    PromptTracer,
+    make_prompts,
+    next_tokens,
+    prompt_answers,
+    prompt_margins,
+    trace_tokens,
+)
 from advparams.tracing.queries import QueryConfig
 
 USERS = [f"user{i}" for i in range(20)]
@@ -64,3 +71,35 @@ def test_log_probabilities_after_secret_prompts_name_the_holder_and_no_innocent(
         make_prompts(language_model, plan, train.ids[:100], config)
     with pytest.raises(DataError, match="token ids"):
         make_prompts(language_model, plan, train.ids.float(), config)
+
+
+def test_text_answers_are_centred_on_what_the_codes_make_likely(  # type: ignore[no-untyped-def]
+    owner, language_model, corpus, monkeypatch
+) -> None:
+    # A prompt whose next token no code changes (a large margin) must add nothing to the
+    # observation; one at a tie adds its whole sign: b - (1 - 2 Phi(-m / r)).
+    train, _ = corpus
+    plan = user_plan(owner.key, language_model, MarkConfig())
+    config = QueryConfig(queries=64)
+    tracer = PromptTracer(language_model, plan, make_prompts(language_model, plan, train.ids, config, length=12),
+                          USERS, config).tracer  # fmt: skip
+    tracer.margins = torch.zeros(64, dtype=torch.float64)
+    tracer.margins[0] = 1e6  # certain: the first token whatever the code
+    tokens = tracer.classes[:, 1].clone()  # every answer the centre's second token ...
+    tokens[0] = tracer.classes[0, 0]  # ... but the certain prompt's, which is its first
+    seen: dict[str, torch.Tensor] = {}
+    real = tracer.estimate
+
+    def spy(b: torch.Tensor, n: int) -> torch.Tensor:
+        seen["b"] = b
+        return real(b, n)
+
+    monkeypatch.setattr(tracer, "estimate", spy)
+    result = trace_tokens(tracer, tokens, 1e-3)
+    b = seen["b"]
+    assert b[0] == pytest.approx(0.0, abs=1e-12)  # 1 - (1 - 2 Phi(-inf))
+    assert torch.allclose(b[1:], torch.full((63,), -1.0, dtype=torch.float64))  # -1 - (1 - 2 Phi(0))
+    assert result.queries == 64
+    seen.clear()
+    trace_tokens(tracer, tokens, 1e-3, centred=False)
+    assert seen["b"][0] == 1.0 and bool((seen["b"][1:] == -1.0).all())  # uncentred: the raw signs
