@@ -129,6 +129,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         false = sum(r["innocent_named"] > 0 for r in mine)
         pool = f"{length} bytes every {stride} bytes" if stride else f"first {length} bytes of each window"
         label = "weights" if method == "white-box" else method
+        if method == "text":
+            label += ", centred" if mine[0].get("text_reading") == "centred" else ", signs as read"
         out.append(
             f"| {model} | {pool} | {label} | {n or '-'} | {named('user')} | {named('coalition-2')} "
             f"| {named('coalition-3')} | {len(mine)} | {false} |"
