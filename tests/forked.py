@@ -21,7 +21,7 @@ from typing import Any
 
 from tests import forked_child
 
-_PRELOAD = ["torch", "advparams.cli", "tests.forked_child"]
+_PRELOAD = ["torch", "transformers", "advparams.cli", "advparams.huggingface.folder", "tests.forked_child"]
 _context: Any = None
 
 

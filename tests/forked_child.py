@@ -53,7 +53,8 @@ def command_killed_at(argv: Sequence[str], kill_at: int, step_log: str) -> None:
         return wrapped
 
     w, c = advparams.files.writing, advparams.checkpoint
-    for name in ("rename", "replace", "link", "unlink", "write", "fsync", "mkdir", "fchmod"):
+    for name in ("rename", "replace", "link", "unlink", "write", "pwrite", "copy_file_range", "fsync", "mkdir",
+                 "fchmod"):  # fmt: skip
         setattr(os, name, hook(name, getattr(os, name)))
     shutil.rmtree = hook("rmtree", shutil.rmtree)  # type: ignore[assignment]
     Path.write_text = hook("write_text", Path.write_text)  # type: ignore[method-assign]

@@ -4,18 +4,38 @@ A fingerprint covers every entry of a ``state_dict`` (parameters and buffers): i
 dtype, shape and raw bytes, in sorted name order. Two models have the same fingerprint
 exactly when every tensor is bit-identical, so it detects a key applied to the wrong
 model and proves that an unlocked model is the original.
+
+A *tensors fingerprint* (``sha256-tensors:``) covers the tensors a model's files hold
+(a Hugging Face folder's shards: a tied weight once, under its file name) and is built
+from one digest per tensor, so it can be computed tensor by tensor, in any order and on
+all cores, while a folder streams through (:mod:`advparams.streaming`):
+
+* a tensor's digest is SHA-256 over the SHA-256 digests of its raw bytes (C order) cut
+  into chunks of :data:`CHUNK` bytes (an empty tensor: over nothing);
+* the fingerprint is SHA-256 over ``b"advparams-tensors-fingerprint-v1\0"`` and, per
+  tensor in sorted name order, the 8-byte little-endian length and bytes of the JSON
+  ``[name, safetensors dtype, shape]`` followed by the tensor's 32-byte digest.
+
+Keys carry either kind; checks compare like with like (:func:`fingerprint_like`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import torch
 from torch import nn
 
 PREFIX = "sha256:"
+TENSORS_PREFIX = "sha256-tensors:"
+CHUNK = 1 << 24
+"""Bytes per chunk of a tensor's digest in a tensors fingerprint (16 MiB)."""
+_PARALLEL = 4 * CHUNK
 
 
 def tensor_bytes(t: torch.Tensor) -> bytes:
@@ -62,4 +82,77 @@ def state_equal(a: nn.Module, b: nn.Module) -> bool:
 
 def short(fp: str) -> str:
     """A short human form of a fingerprint for messages: ``sha256:1a2b3c4d5e6f``."""
-    return fp[: len(PREFIX) + 12]
+    head = TENSORS_PREFIX if fp.startswith(TENSORS_PREFIX) else PREFIX
+    return fp[: len(head) + 12]
+
+
+def _chunk_digest(view: memoryview) -> bytes:
+    return hashlib.sha256(view).digest()
+
+
+def bytes_digest(data: Any, pool: ThreadPoolExecutor | None = None) -> bytes:
+    """A tensor's digest in a tensors fingerprint: SHA-256 over its chunks' SHA-256 digests;
+    the chunks are hashed on ``pool``'s threads when given (``hashlib`` releases the
+    interpreter lock while it hashes)."""
+    view = memoryview(data).cast("B")  # bytes, a memory map's view or a uint8 array
+    parts = [view[i : i + CHUNK] for i in range(0, len(view), CHUNK)]
+    if pool is not None and len(view) >= _PARALLEL:
+        digests = list(pool.map(_chunk_digest, parts))
+    else:
+        digests = [_chunk_digest(part) for part in parts]
+    return hashlib.sha256(b"".join(digests)).digest()
+
+
+def dtype_tag(dtype: torch.dtype) -> str:
+    """The safetensors name of a torch dtype (``"F32"``, ``"BF16"``, ...)."""
+    return _TAGS.get(dtype, str(dtype))
+
+
+_TAGS = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
+         torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+         torch.bool: "BOOL"}  # fmt: skip
+
+
+def combine_digests(entries: Iterable[tuple[str, str, Iterable[int], bytes]]) -> str:
+    """The tensors fingerprint of ``(name, safetensors dtype, shape, digest)`` entries."""
+    h = hashlib.sha256(b"advparams-tensors-fingerprint-v1\0")
+    for name, dtype, shape, digest in sorted(entries, key=lambda e: e[0]):
+        head = json.dumps([name, dtype, list(shape)]).encode()
+        h.update(len(head).to_bytes(8, "little") + head + digest)
+    return TENSORS_PREFIX + h.hexdigest()
+
+
+def tensors_fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
+    """The tensors fingerprint of tensors in memory (see the module docstring)."""
+    workers = min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        entries = []
+        for name, t in tensors.items():
+            flat = t.detach().to("cpu").contiguous().reshape(-1)
+            data = flat.view(torch.uint8).numpy() if flat.numel() else b""
+            entries.append((name, dtype_tag(t.dtype), list(t.shape), bytes_digest(data, pool)))
+    return combine_digests(entries)
+
+
+def saved_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors a model's files hold: a Hugging Face model's under the names its files
+    use (a tied weight once), any other model's ``state_dict`` less tied repeats."""
+    from transformers import PreTrainedModel
+
+    if isinstance(model, PreTrainedModel):
+        from advparams.huggingface.folder import file_state
+
+        return file_state(model)
+    from advparams.keys.key import tied_names
+
+    state = model.state_dict()
+    tied = tied_names(state)
+    return {k: v for k, v in state.items() if k not in tied}
+
+
+def fingerprint_like(model: nn.Module, reference: str) -> str:
+    """``model``'s fingerprint of the same kind as ``reference``: a tensors fingerprint
+    of its saved tensors, or the state fingerprint."""
+    if reference.startswith(TENSORS_PREFIX):
+        return tensors_fingerprint(saved_tensors(model))
+    return model_fingerprint(model)

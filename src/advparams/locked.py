@@ -28,7 +28,7 @@ from advparams.files import (
     resolve,
     staging_folder,
 )
-from advparams.fingerprint import model_fingerprint
+from advparams.fingerprint import fingerprint_like
 from advparams.keys import Key, is_key_file, key_to_bytes, unlock
 from advparams.keys.seal import Passphrase, seal
 
@@ -66,11 +66,11 @@ def check_locked_outputs(
     if done:
         logger.warning("%s", done)
     check_output(o, force=force, made_by=LOCK_COMMAND)
-    check_output(k, force=force, accept=_paired_with(o), what=f"the key of the locked model being replaced at {o}")
+    check_output(k, force=force, accept=paired_with(o), what=f"the key of the locked model being replaced at {o}")
     return o, k
 
 
-def _paired_with(folder: Path) -> Callable[[Path], bool]:
+def paired_with(folder: Path) -> Callable[[Path], bool]:
     """What ``--force`` may replace at the key's path: only the key that the locked model
     being replaced at ``folder`` was written with; never another model's key, which may
     be the only one that unlocks it."""
@@ -108,7 +108,7 @@ def save_locked(
         raise ConfigError("save_locked needs the architecture and its arguments, or a checkpoint to write like")
     o, k = check_locked_outputs(out, key_path, force=force)
     restored = unlock(model, key)  # checks the locked fingerprint
-    if model_fingerprint(restored) != key.original_fingerprint:
+    if fingerprint_like(restored, key.original_fingerprint) != key.original_fingerprint:
         raise AdvParamsError("internal error: the key does not restore the original model")
     data = key_to_bytes(key)
     if passphrase is not None:
@@ -119,8 +119,8 @@ def save_locked(
         else:
             write_checkpoint(model, tmp, architecture=str(architecture), arguments=dict(arguments or {}),
                              dataset=dataset, locked=True, record=record)  # fmt: skip
-        install_folder_with_key(tmp, o, data, k, force=force, key_accept=_paired_with(o))
+        install_folder_with_key(tmp, o, data, k, force=force, key_accept=paired_with(o))
     return o, k
 
 
-__all__ = ["LOCK_COMMAND", "check_locked_outputs", "save_locked"]
+__all__ = ["LOCK_COMMAND", "check_locked_outputs", "paired_with", "save_locked"]

@@ -54,6 +54,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     lock = lock_checkpoint(ckpt_path, locked_path, key_path, dataset="fashion-mnist", data_dir=args.data_dir,
                            device=args.device, evaluate=False, allow_partial=True, force=True)  # fmt: skip
     restored = unlock_checkpoint(locked_path, key_path, restored_path, device=args.device, force=True).model
+    assert restored is not None  # LeNet-5 is always loaded
     locked = load_checkpoint(locked_path, device=device)
     orig_state, rest_state = ckpt.model.state_dict(), restored.state_dict()
     exact = list(orig_state) == list(rest_state) and all(torch.equal(orig_state[k], rest_state[k]) for k in orig_state)

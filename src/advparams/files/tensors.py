@@ -37,10 +37,12 @@ class TensorSpec:
     Attributes:
         dtype: the safetensors dtype name (``"F32"``, ``"I64"``, ``"U8"``, ...).
         shape: its shape.
+        offsets: its byte range, counted from the end of the header.
     """
 
     dtype: str
     shape: tuple[int, ...]
+    offsets: tuple[int, int] = (0, 0)
 
     @property
     def numel(self) -> int:
@@ -48,16 +50,20 @@ class TensorSpec:
         return math.prod(self.shape)
 
 
-def _header(data: bytes, what: str, error: type[AdvParamsError]) -> tuple[dict[str, Any], int]:
+def _header(
+    data: bytes, what: str, error: type[AdvParamsError], *, metadata: bool = True
+) -> tuple[dict[str, Any], int]:
     if len(data) < 8:
         raise _fail(error, f"{what} is truncated or not a {what}")
     (n,) = struct.unpack("<Q", data[:8])
     if n > MAX_SAFETENSORS_HEADER or 8 + n > len(data):
         raise _fail(error, f"{what} is truncated or not a {what}")
     header = parse_json(data[8 : 8 + n], what=f"{what} (header)", error=error)
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(header, dict):
+        raise _fail(error, f"{what} is corrupt (its header is not a JSON object)")
+    meta = header.get("__metadata__", None if metadata else {})
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
-        raise _fail(error, f"not an advparams {what} (no metadata)")
+        raise _fail(error, f"not an advparams {what} (no metadata)" if metadata else f"{what} has bad metadata")
     return header, n
 
 
@@ -69,15 +75,26 @@ def safetensors_metadata(data: bytes, *, what: str, error: type[AdvParamsError] 
 
 
 def safetensors_header(
-    data: bytes, *, what: str, error: type[AdvParamsError] = AdvParamsError
+    data: bytes,
+    *,
+    what: str,
+    error: type[AdvParamsError] = AdvParamsError,
+    body: int | None = None,
+    metadata: bool = True,
 ) -> tuple[dict[str, str], dict[str, TensorSpec]]:
     """``(metadata, tensors)`` of a safetensors file held in ``data``, from its header only:
     every tensor's dtype (one of :data:`SAFETENSORS_DTYPES`), shape (at most
     :data:`MAX_TENSOR_DIMS` non-negative sides) and byte range (inside the file, exactly
     its values' size) checked, so that a caller can refuse a count or a shape before a
-    byte of the tensors is copied."""
-    header, n = _header(data, what, error)
-    body = len(data) - 8 - n
+    byte of the tensors is copied.
+
+    ``data`` may hold only the start of a large file (its length word and header): then
+    ``body`` gives the bytes after the header. Without ``metadata`` a file with no
+    ``__metadata__`` is read too (a model's weights; the toolkit's own files always have it).
+    """
+    header, n = _header(data, what, error, metadata=metadata)
+    if body is None:
+        body = len(data) - 8 - n
     specs: dict[str, TensorSpec] = {}
     for name, entry in header.items():
         if name == "__metadata__":
@@ -100,11 +117,12 @@ def safetensors_header(
             raise _fail(error, bad)
         if offsets[1] > body:
             raise _fail(error, f"{what} is truncated or corrupt (tensor {name[:40]!r} ends past the file's end)")
-        spec = TensorSpec(dtype, tuple(shape))
+        spec = TensorSpec(dtype, tuple(shape), (offsets[0], offsets[1]))
         if spec.numel * SAFETENSORS_DTYPES[dtype] != offsets[1] - offsets[0]:
             raise _fail(error, f"{what} is truncated or corrupt (tensor {name[:40]!r} does not fill its bytes)")
         specs[name] = spec
-    return dict(header["__metadata__"]), specs
+    meta = header.get("__metadata__") or {}
+    return dict(meta), specs
 
 
 def open_safetensors(

@@ -37,7 +37,7 @@ from torch import nn
 
 from advparams.errors import CheckpointError
 from advparams.files import LIMITS, MARKER, check_regular, string
-from advparams.fingerprint import model_fingerprint
+from advparams.fingerprint import fingerprint_like, model_fingerprint
 from advparams.huggingface.common import quiet, read_json, transformers_module
 from advparams.version import __version__
 
@@ -54,7 +54,7 @@ HF_PREFIX = "hf:"
 
 
 _SHARD_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}\.safetensors$")
-_OTHER_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf", ".onnx", ".npz", ".pkl", ".safetensors")
+OTHER_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf", ".onnx", ".npz", ".pkl", ".safetensors")
 _NEVER_COPIED = {STATE, MARKER}
 
 
@@ -86,7 +86,7 @@ def weight_files(folder: str | os.PathLike[str]) -> list[str]:
     elif (p / SINGLE).exists() or (p / SINGLE).is_symlink():
         names = [SINGLE]
     else:
-        other = sorted(f.name for f in p.iterdir() if f.name.endswith(_OTHER_WEIGHTS))[:3]
+        other = sorted(f.name for f in p.iterdir() if f.name.endswith(OTHER_WEIGHTS))[:3]
         hint = f" (it holds {', '.join(other)}: only safetensors weights are read, never pickles)" if other else ""
         raise CheckpointError(f"{p} holds no {SINGLE} and no {INDEX}{hint}")
     for name in names:
@@ -159,14 +159,14 @@ def load_hf_folder(
         from advparams.huggingface.data import attend_to_tokens
 
         attend_to_tokens(model, pad)
-    if state and model_fingerprint(model) != state["fingerprint"]:
+    if state and fingerprint_like(model, state["fingerprint"]) != state["fingerprint"]:
         raise CheckpointError(f"{p}: the weights do not match the fingerprint in {STATE}: corrupt or edited")
     meta = {
         "format": "huggingface",
         "architecture": HF_PREFIX + cls.__name__,
         "locked": bool(state.get("locked", False)),
         "dataset": state.get("dataset"),
-        "fingerprint": model_fingerprint(model),
+        "fingerprint": state["fingerprint"] if state else model_fingerprint(model),
         "config": config,
         "folder": str(p),
         "record": state.get("record", {}),
@@ -224,7 +224,7 @@ def write_hf_folder(
     for entry in sorted(src.iterdir(), key=lambda e: e.name):
         if entry.name in shards or entry.name in _NEVER_COPIED:
             continue
-        if entry.name != INDEX and entry.name.endswith(_OTHER_WEIGHTS):
+        if entry.name != INDEX and entry.name.endswith(OTHER_WEIGHTS):
             logger.warning("%s: left out of the written folder (weights in another format)", entry.name)
         elif entry.is_file():
             limit = LIMITS["hf-index"] if entry.name == INDEX else LIMITS["checkpoint-weights"]

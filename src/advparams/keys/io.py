@@ -14,7 +14,7 @@ holds three tensors: ``"{i}.index"`` (int64 flat positions), ``"{i}.original"`` 
 ``info`` / ``created``        facts about the lock (JSON) / ISO-8601 UTC time
 ``advparams_version``         the version that wrote it
 ``digest``                    SHA-256 over all other metadata and tensors
-``shuffles``                  version 2 only: JSON list of ``[name, numel, count]``
+``shuffles``                  version 2 on: JSON list of ``[name, numel, count]``
 ============================  ==============================================
 
 Version 2 adds keyed shuffles (:mod:`advparams.keys.shuffle`): the ``shuffles``
@@ -38,12 +38,13 @@ import torch
 
 from advparams.errors import KeyFileError, PassphraseError
 from advparams.files import SecretFormat, integer, parse_json, safetensors_metadata, string
+from advparams.fingerprint import TENSORS_PREFIX
 from advparams.keys.key import Key, KeyEntry, Shuffle
 from advparams.keys.seal import Passphrase, is_sealed, seal, unseal
 from advparams.keys.shuffle import SECRET_BYTES
 
 KEY_FORMAT = "advparams-key"
-FORMAT = SecretFormat(KEY_FORMAT, "1", "key file", "key", KeyFileError, reads=("1", "2", "3"))
+FORMAT = SecretFormat(KEY_FORMAT, "1", "key file", "key", KeyFileError, reads=("1", "2", "3", "4"))
 """The file format (:class:`advparams.files.SecretFormat`); a key is written as the lowest
 version that holds it (:func:`_version`)."""
 
@@ -54,7 +55,10 @@ def key_file_digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> s
 
 
 def _version(key: Key) -> str:
-    """1: entries only; 2: shuffles; 3: dithered shuffles (older versions cannot read them)."""
+    """1: entries only; 2: shuffles; 3: dithered shuffles; 4: tensors fingerprints (older
+    versions cannot read them)."""
+    if TENSORS_PREFIX in key.original_fingerprint + key.locked_fingerprint:
+        return "4"
     if any(sh.dither for sh in key.shuffles):
         return "3"
     return "2" if key.shuffles else "1"
@@ -90,7 +94,7 @@ def key_metadata(data: bytes) -> dict[str, str]:
     return safetensors_metadata(data, what="key file", error=KeyFileError)
 
 
-_FINGERPRINT = re.compile(r"sha256:[0-9a-f]{64}")
+_FINGERPRINT = re.compile(r"sha256(-tensors)?:[0-9a-f]{64}")
 MAX_ENTRIES = 100_000  # changed tensors in one key
 MAX_NUMEL = 2**40  # values in one shuffled tensor
 
@@ -113,7 +117,7 @@ def _fingerprint_field(meta: dict[str, str], name: str) -> str:
 
 def _shuffles(meta: dict[str, str]) -> tuple[Shuffle, ...]:
     raw = _json_field(meta, "shuffles", list) if "shuffles" in meta else []
-    sizes = (3, 4) if meta.get("version") == "3" else (3,)
+    sizes = (3, 4) if meta.get("version") in ("3", "4") else (3,)
     out = []
     for i, item in enumerate(raw):
         if not isinstance(item, list) or len(item) not in sizes:

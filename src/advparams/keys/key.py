@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from advparams.errors import KeyFileError, KeyMismatchError
-from advparams.fingerprint import model_fingerprint, short, state_fingerprint
+from advparams.fingerprint import fingerprint_like, short, state_fingerprint
 from advparams.keys.shuffle import (
     SECRET_BYTES,
     apply_shuffle_,
@@ -328,7 +328,7 @@ def unlock_(model: nn.Module, key: Key) -> nn.Module:
 
 
 def _unlock(model: nn.Module, key: Key, *, in_place: bool) -> nn.Module:
-    fp = model_fingerprint(model)
+    fp = fingerprint_like(model, key.locked_fingerprint)
     if fp == key.original_fingerprint and fp != key.locked_fingerprint:
         raise KeyMismatchError("this model is not locked: it already matches the key's original weights")
     if fp != key.locked_fingerprint:
@@ -337,7 +337,7 @@ def _unlock(model: nn.Module, key: Key, *, in_place: bool) -> nn.Module:
             f"the model is {short(fp)}"
         )
     out = _write(model, key, to_original=True, in_place=in_place)
-    if model_fingerprint(out) != key.original_fingerprint:
+    if fingerprint_like(out, key.original_fingerprint) != key.original_fingerprint:
         raise KeyFileError("unlocking did not reproduce the original weights: the key is corrupt")
     return out
 
@@ -348,10 +348,10 @@ def relock(model: nn.Module, key: Key) -> nn.Module:
     Raises:
         KeyMismatchError: ``model`` is not the original this key was made from.
     """
-    fp = model_fingerprint(model)
+    fp = fingerprint_like(model, key.original_fingerprint)
     if fp != key.original_fingerprint:
         raise KeyMismatchError(f"this key was made from {short(key.original_fingerprint)}, the model is {short(fp)}")
     out = _write(model, key, to_original=False)
-    if model_fingerprint(out) != key.locked_fingerprint:
+    if fingerprint_like(out, key.locked_fingerprint) != key.locked_fingerprint:
         raise KeyFileError("re-locking did not reproduce the locked weights: the key is corrupt")
     return out

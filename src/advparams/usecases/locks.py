@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import time
@@ -16,18 +17,21 @@ from torch import nn
 from advparams.checkpoint import load_checkpoint, save_like
 from advparams.data import DataLike
 from advparams.devices import resolve_device
-from advparams.errors import ConfigError, LockIncompleteError
-from advparams.files import check_output
-from advparams.keys import Key, unlock
-from advparams.keys.seal import Passphrase
+from advparams.errors import ConfigError, KeyMismatchError, LockIncompleteError
+from advparams.files import check_output, resolve
+from advparams.huggingface.folder import is_hf_folder, read_state
+from advparams.keys import Key, key_to_bytes, unlock
+from advparams.keys.seal import Passphrase, seal
 from advparams.locked import check_locked_outputs, save_locked
 from advparams.metrics import accuracy
 from advparams.schemes import SCHEMES, LockProgress, LockReport
+from advparams.streaming import streams, unlock_folder
 from advparams.tasks import CausalLM, task_of, task_quality
 from advparams.usecases.data import checkpoint_data, checkpoint_splits
 from advparams.usecases.models import Written
 
 DEFAULT_SCHEME = "advparams"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -156,10 +160,51 @@ def lock_checkpoint(
         before, locked_acc, perplexity = test_quality(ckpt.model, result.model, test_data)
     record = {"lock": dataclasses.asdict(rep), "original_fingerprint": result.key.original_fingerprint,
               "source_checkpoint": str(checkpoint), "test_accuracy": locked_acc}  # fmt: skip
-    o, k = save_locked(result.model, result.key, out, key, like=ckpt, dataset=ckpt.dataset if data else name,
-                       record=record, passphrase=passphrase, force=force)  # fmt: skip
+    written = ckpt.dataset if data else name
+    streamed = ckpt.is_huggingface and _lock_files(ckpt, result, out, key, written, record, passphrase, force)
+    if streamed:
+        o, k = resolve(out), resolve(key)
+    else:
+        o, k = save_locked(result.model, result.key, out, key, like=ckpt, dataset=written,
+                           record=record, passphrase=passphrase, force=force)  # fmt: skip
     return Locked(str(checkpoint), o, k, scheme, name, str(dev), passphrase is not None, rep, problem, before,
                   locked_acc, time.perf_counter() - start, perplexity)  # fmt: skip
+
+
+def _lock_files(
+    ckpt: Any,
+    result: Any,
+    out: str | os.PathLike[str],
+    key: str | os.PathLike[str],
+    dataset: str | None,
+    record: dict[str, Any],
+    passphrase: Passphrase | None,
+    force: bool,
+) -> bool:
+    """Writes a Hugging Face folder's lock by streaming its files through the key
+    (:func:`advparams.streaming.lock_folder`), the key with tensors fingerprints, checked
+    to give exactly the locked model the scheme made; False where the folder's files are
+    not the loaded model's tensors (weights renamed on load): then nothing was written."""
+    from advparams.fingerprint import saved_tensors, tensors_fingerprint
+    from advparams.streaming import lock_folder
+
+    files_key = dataclasses.replace(
+        result.key,
+        original_fingerprint=tensors_fingerprint(saved_tensors(ckpt.model)),
+        locked_fingerprint=tensors_fingerprint(saved_tensors(result.model)),
+    )
+
+    def key_bytes(made: Key) -> bytes:
+        data = key_to_bytes(made)
+        return data if passphrase is None else seal(data, passphrase)
+
+    try:
+        lock_folder(ckpt.meta["folder"], files_key, out, key, key_bytes=key_bytes, force=force, record=record,
+                    dataset=dataset)  # fmt: skip
+    except KeyMismatchError as exc:
+        logger.warning("%s: written from the loaded model instead (%s)", ckpt.meta["folder"], exc)
+        return False
+    return True
 
 
 def test_quality(
@@ -177,11 +222,12 @@ def test_quality(
 @dataclass(frozen=True)
 class Unlocked:
     """What :func:`unlock_checkpoint` did (the key's fingerprints are public, never its
-    positions or values)."""
+    positions or values); ``model`` is the restored model, ``None`` where the folder was
+    unlocked file to file without loading it."""
 
     locked: str
     out: Path
-    model: nn.Module
+    model: nn.Module | None
     params_restored: int
     fingerprint: str
     user: str | None
@@ -218,6 +264,12 @@ def unlock_checkpoint(
         raise ConfigError("the output paths must differ from each other and from the input")
     check_output(out, force=force, made_by="unlock")
     opened = key if isinstance(key, Key) else load_key(key, passphrase=passphrase)
+    user = opened.info.get("user")
+    if not evaluate and is_hf_folder(locked) and streams(opened):  # file to file, nothing loaded
+        unlock_folder(locked, opened, out, force=force)
+        return Unlocked(str(locked), Path(out), None, opened.num_changed, opened.original_fingerprint,
+                        None if user is None else str(user), dataset or read_state(Path(locked)).get("dataset"),
+                        None, None, time.perf_counter() - start)  # fmt: skip
     ckpt = load_checkpoint(locked, device=resolve_device(device))
     restored = unlock(ckpt.model, opened)  # checks both fingerprints
     before = after = None
@@ -227,7 +279,6 @@ def unlock_checkpoint(
         before, after = accuracy(ckpt.model, test), accuracy(restored, test)
     record = {"unlocked_from": str(locked), "key_created": opened.created}
     save_like(ckpt, restored, out, dataset=ckpt.dataset, locked=False, record=record, force=force, made_by="unlock")
-    user = opened.info.get("user")
     return Unlocked(str(locked), Path(out), restored, opened.num_changed, opened.original_fingerprint,
                     None if user is None else str(user), name, before, after, time.perf_counter() - start)  # fmt: skip
 
