@@ -5,15 +5,15 @@ dtype, shape and raw bytes, in sorted name order. Two models have the same finge
 exactly when every tensor is bit-identical, so it detects a key applied to the wrong
 model and proves that an unlocked model is the original.
 
-A *tensors fingerprint* (``sha256-tensors:``) covers the tensors a model's files hold
+A *tensors fingerprint* (``blake3-tensors:``) covers the tensors a model's files hold
 (a Hugging Face folder's shards: a tied weight once, under its file name) and is built
-from one digest per tensor, so it can be computed tensor by tensor, in any order and on
-all cores, while a folder streams through (:mod:`advparams.streaming`):
+from one digest per tensor, so it can be computed tensor by tensor, in any order, at the
+speed of memory while a folder streams through (:mod:`advparams.streaming`):
 
-* a tensor's digest is SHA-256 over the SHA-256 digests of its raw bytes (C order) cut
-  into chunks of :data:`CHUNK` bytes (an empty tensor: over nothing);
-* the fingerprint is SHA-256 over ``b"advparams-tensors-fingerprint-v1\0"`` and, per
-  tensor in sorted name order, the 8-byte little-endian length and bytes of the JSON
+* a tensor's digest is the BLAKE3 hash of its raw bytes (C order), computed on all cores
+  for a large tensor (BLAKE3 is a tree hash);
+* the fingerprint is the BLAKE3 hash of ``b"advparams-tensors-fingerprint-v1\0"`` and,
+  per tensor in sorted name order, the 8-byte little-endian length and bytes of the JSON
   ``[name, safetensors dtype, shape]`` followed by the tensor's 32-byte digest.
 
 Keys carry either kind; checks compare like with like (:func:`fingerprint_like`).
@@ -23,19 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
 from torch import nn
 
 PREFIX = "sha256:"
-TENSORS_PREFIX = "sha256-tensors:"
-CHUNK = 1 << 24
-"""Bytes per chunk of a tensor's digest in a tensors fingerprint (16 MiB)."""
-_PARALLEL = 4 * CHUNK
+TENSORS_PREFIX = "blake3-tensors:"
+_PARALLEL = 1 << 24  # bytes from which a tensor is hashed on all cores
 
 
 def tensor_bytes(t: torch.Tensor) -> bytes:
@@ -86,21 +82,14 @@ def short(fp: str) -> str:
     return fp[: len(head) + 12]
 
 
-def _chunk_digest(view: memoryview) -> bytes:
-    return hashlib.sha256(view).digest()
+def bytes_digest(data: Any) -> bytes:
+    """A tensor's digest in a tensors fingerprint: the BLAKE3 hash of its bytes (``bytes``,
+    a memory map's view or a uint8 array), on all cores when it is large."""
+    from blake3 import blake3
 
-
-def bytes_digest(data: Any, pool: ThreadPoolExecutor | None = None) -> bytes:
-    """A tensor's digest in a tensors fingerprint: SHA-256 over its chunks' SHA-256 digests;
-    the chunks are hashed on ``pool``'s threads when given (``hashlib`` releases the
-    interpreter lock while it hashes)."""
-    view = memoryview(data).cast("B")  # bytes, a memory map's view or a uint8 array
-    parts = [view[i : i + CHUNK] for i in range(0, len(view), CHUNK)]
-    if pool is not None and len(view) >= _PARALLEL:
-        digests = list(pool.map(_chunk_digest, parts))
-    else:
-        digests = [_chunk_digest(part) for part in parts]
-    return hashlib.sha256(b"".join(digests)).digest()
+    view = memoryview(data).cast("B")
+    threads = blake3.AUTO if len(view) >= _PARALLEL else 1
+    return blake3(view, max_threads=threads).digest()
 
 
 def dtype_tag(dtype: torch.dtype) -> str:
@@ -115,7 +104,9 @@ _TAGS = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", tor
 
 def combine_digests(entries: Iterable[tuple[str, str, Iterable[int], bytes]]) -> str:
     """The tensors fingerprint of ``(name, safetensors dtype, shape, digest)`` entries."""
-    h = hashlib.sha256(b"advparams-tensors-fingerprint-v1\0")
+    from blake3 import blake3
+
+    h = blake3(b"advparams-tensors-fingerprint-v1\0")
     for name, dtype, shape, digest in sorted(entries, key=lambda e: e[0]):
         head = json.dumps([name, dtype, list(shape)]).encode()
         h.update(len(head).to_bytes(8, "little") + head + digest)
@@ -124,13 +115,11 @@ def combine_digests(entries: Iterable[tuple[str, str, Iterable[int], bytes]]) ->
 
 def tensors_fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
     """The tensors fingerprint of tensors in memory (see the module docstring)."""
-    workers = min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as pool:
-        entries = []
-        for name, t in tensors.items():
-            flat = t.detach().to("cpu").contiguous().reshape(-1)
-            data = flat.view(torch.uint8).numpy() if flat.numel() else b""
-            entries.append((name, dtype_tag(t.dtype), list(t.shape), bytes_digest(data, pool)))
+    entries = []
+    for name, t in tensors.items():
+        flat = t.detach().to("cpu").contiguous().reshape(-1)
+        data = flat.view(torch.uint8).numpy() if flat.numel() else b""
+        entries.append((name, dtype_tag(t.dtype), list(t.shape), bytes_digest(data)))
     return combine_digests(entries)
 
 

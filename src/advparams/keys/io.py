@@ -55,9 +55,11 @@ def key_file_digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> s
 
 
 def _version(key: Key) -> str:
-    """1: entries only; 2: shuffles; 3: dithered shuffles; 4: tensors fingerprints (older
-    versions cannot read them)."""
-    if TENSORS_PREFIX in key.original_fingerprint + key.locked_fingerprint:
+    """1: entries only; 2: shuffles; 3: dithered shuffles; 4: tensors fingerprints or
+    blocked shuffles (older versions cannot read them)."""
+    if TENSORS_PREFIX in key.original_fingerprint + key.locked_fingerprint or any(
+        sh.layout != 1 for sh in key.shuffles
+    ):
         return "4"
     if any(sh.dither for sh in key.shuffles):
         return "3"
@@ -84,7 +86,12 @@ def key_to_bytes(key: Key) -> bytes:
     }
     if key.shuffles:
         meta["shuffles"] = json.dumps(
-            [[sh.name, sh.numel, sh.count] + ([sh.dither] if sh.dither else []) for sh in key.shuffles]
+            [
+                [sh.name, sh.numel, sh.count]
+                + ([sh.dither] if sh.dither or sh.layout != 1 else [])
+                + ([sh.layout] if sh.layout != 1 else [])
+                for sh in key.shuffles
+            ]  # fmt: skip
         )
     return FORMAT.encode(tensors, meta, version=_version(key))
 
@@ -94,7 +101,7 @@ def key_metadata(data: bytes) -> dict[str, str]:
     return safetensors_metadata(data, what="key file", error=KeyFileError)
 
 
-_FINGERPRINT = re.compile(r"sha256(-tensors)?:[0-9a-f]{64}")
+_FINGERPRINT = re.compile(r"(sha256|blake3-tensors):[0-9a-f]{64}")
 MAX_ENTRIES = 100_000  # changed tensors in one key
 MAX_NUMEL = 2**40  # values in one shuffled tensor
 
@@ -111,28 +118,37 @@ def _json_field(meta: dict[str, str], name: str, kind: type) -> Any:
 def _fingerprint_field(meta: dict[str, str], name: str) -> str:
     value = meta.get(name)
     if not isinstance(value, str) or not _FINGERPRINT.fullmatch(value):
-        raise KeyFileError(f"key file is corrupt ({name!r} is not a sha256 fingerprint)")
+        raise KeyFileError(f"key file is corrupt ({name!r} is not a fingerprint)")
     return value
+
+
+_OPTIONAL = ("", ", dither", ", dither[, layout]")
 
 
 def _shuffles(meta: dict[str, str]) -> tuple[Shuffle, ...]:
     raw = _json_field(meta, "shuffles", list) if "shuffles" in meta else []
-    sizes = (3, 4) if meta.get("version") in ("3", "4") else (3,)
+    sizes = {"3": (3, 4), "4": (3, 4, 5)}.get(meta.get("version", ""), (3,))
     out = []
     for i, item in enumerate(raw):
         if not isinstance(item, list) or len(item) not in sizes:
             raise KeyFileError(
-                f"key file is corrupt (shuffle {i} is not [name, numel, count{', dither' * (len(sizes) - 1)}])"
+                f"key file is corrupt (shuffle {i} is not [name, numel, count{_OPTIONAL[len(sizes) - 1]}])"
             )
         name = string(item[0], what=f"key file shuffle {i} name", error=KeyFileError)
         numel = integer(item[1], what=f"key file shuffle {i} size", lo=2, hi=MAX_NUMEL, error=KeyFileError)
         count = integer(item[2], what=f"key file shuffle {i} count", lo=2, hi=numel, error=KeyFileError)
+        low = 0 if len(item) == 5 else 1  # a blocked shuffle may leave the mantissas as they are
         dither = (
-            integer(item[3], what=f"key file shuffle {i} dither", lo=1, hi=52, error=KeyFileError)
-            if len(item) == 4
+            integer(item[3], what=f"key file shuffle {i} dither", lo=low, hi=52, error=KeyFileError)
+            if len(item) >= 4
             else 0
         )
-        out.append(Shuffle(name, numel, count, dither))
+        layout = (
+            integer(item[4], what=f"key file shuffle {i} layout", lo=2, hi=2, error=KeyFileError)
+            if len(item) == 5
+            else 1
+        )
+        out.append(Shuffle(name, numel, count, dither, layout))
     return tuple(out)
 
 

@@ -30,6 +30,7 @@ from torch import nn
 
 from advparams.errors import KeyFileError, KeyMismatchError
 from advparams.fingerprint import fingerprint_like, short, state_fingerprint
+from advparams.keys.blocked import BLOCK, blocked_lock, blocked_unlock, is_blocked
 from advparams.keys.shuffle import (
     SECRET_BYTES,
     apply_shuffle_,
@@ -87,32 +88,64 @@ class Shuffle:
         numel: its number of values (the draw depends on it).
         count: how many of its values move.
         dither: low mantissa bits of every moved value XORed with a keyed stream (0: none).
+        layout: 1, the uniform shuffle of :mod:`advparams.keys.shuffle`; 2, the blocked
+            shuffle of :mod:`advparams.keys.blocked` (every value moves, at the speed of
+            memory; tensors of at least two blocks).
     """
 
     name: str
     numel: int
     count: int
     dither: int = 0
+    layout: int = 1
 
     def __post_init__(self) -> None:
         if self.numel < 0 or not 2 <= self.count <= self.numel:
             raise KeyFileError(f"shuffle of {self.name!r}: cannot move {self.count} of {self.numel} values")
         if not 0 <= self.dither <= 52:
             raise KeyFileError(f"shuffle of {self.name!r}: cannot dither {self.dither} bits")
+        if self.layout not in (1, 2):
+            raise KeyFileError(f"shuffle of {self.name!r}: unknown layout {self.layout}")
+        if self.layout == 2 and (self.count != self.numel or not is_blocked(self.numel)):
+            raise KeyFileError(f"shuffle of {self.name!r}: a blocked shuffle moves all of at least {2 * BLOCK} values")
 
     def positions(self, secret: bytes) -> torch.Tensor:
-        """The moved flat positions, in cycle order."""
+        """The moved flat positions (in cycle order for the uniform layout; all, in order,
+        for the blocked one)."""
+        if self.layout == 2:
+            return torch.arange(self.numel, dtype=torch.int64)
         return shuffle_positions(secret, self.name, self.numel, self.count)
 
     def lock_(self, flat: torch.Tensor, secret: bytes) -> None:
         """Locks ``flat`` (the tensor's values, 1-d) in place: the move, then the dither."""
+        if self.layout == 2:
+            flat.copy_(blocked_lock(flat, secret, self.name, self.dither))
+            return
         p = self.positions(secret)
         apply_shuffle_(flat, p)
         if self.dither:
             xor_dither_(flat, p, dither_masks(secret, self.name, self.count, flat.dtype, self.dither))
 
+    def locked(self, flat: torch.Tensor, secret: bytes) -> torch.Tensor:
+        """The locked values of ``flat``, which may be changed (a working copy): a new
+        tensor for the blocked layout, ``flat`` itself locked in place for the uniform one."""
+        if self.layout == 2:
+            return blocked_lock(flat, secret, self.name, self.dither)
+        self.lock_(flat, secret)
+        return flat
+
+    def unlocked(self, flat: torch.Tensor, secret: bytes) -> torch.Tensor:
+        """The original values of ``flat``, which may be changed (see :meth:`locked`)."""
+        if self.layout == 2:
+            return blocked_unlock(flat, secret, self.name, self.dither, scratch=True)
+        self.unlock_(flat, secret)
+        return flat
+
     def unlock_(self, flat: torch.Tensor, secret: bytes) -> None:
         """The exact inverse of :meth:`lock_`."""
+        if self.layout == 2:
+            flat.copy_(blocked_unlock(flat, secret, self.name, self.dither))
+            return
         p = self.positions(secret)
         if self.dither:
             xor_dither_(flat, p, dither_masks(secret, self.name, self.count, flat.dtype, self.dither))

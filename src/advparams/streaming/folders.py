@@ -22,9 +22,11 @@ import datetime as _dt
 import json
 import os
 import shutil
+import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ from advparams.files import LIMITS, MARKER, check_output, check_regular, install
 from advparams.fingerprint import TENSORS_PREFIX, bytes_digest, combine_digests, short
 from advparams.keys.key import Key
 from advparams.keys.shuffle import MANTISSA_BITS
-from advparams.streaming.shards import ShardWriter, read_shard
+from advparams.streaming.shards import Shard, ShardWriter, read_shard
 from advparams.version import __version__
 
 __all__ = [
@@ -50,8 +52,11 @@ __all__ = [
     "unlock_folder",
 ]
 
-Change = Callable[[torch.Tensor], None]
-"""Changes a tensor's flat values in place."""
+_WORKERS = 4
+"""Tensors streamed at once (at most, and at most one per core): each worker reads,
+hashes, changes and writes its own tensor."""
+Change = Callable[[torch.Tensor], torch.Tensor]
+"""A tensor's new flat values from its flat values (which it may change: a working copy)."""
 
 
 @dataclass(frozen=True)
@@ -80,21 +85,22 @@ def _hf() -> Any:
     return folder
 
 
-def _workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
-
-
 def stream_folder(
     source: str | os.PathLike[str],
     dest: str | os.PathLike[str] | None,
     changes: dict[str, Change],
     *,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+    budget: int | None = None,
 ) -> Streamed:
     """Streams the weights of Hugging Face folder ``source`` into the existing folder
     ``dest`` (``None``: reads only, for the fingerprint), applying ``changes`` (tensor
-    name to an in-place change of its flat values). ``progress(done, total)`` is called
-    with bytes after each tensor.
+    name to its change: :data:`Change`). ``progress(done, total)`` is called
+    with bytes after each tensor. Up to ``workers`` tensors are worked on at once
+    (default: :data:`_WORKERS`, at most one per core), as long as the tensors being changed
+    take at most ``budget`` bytes with their new values (default: twice the largest
+    tensor's bytes, or 256 MiB if more; one tensor always goes).
 
     Raises:
         CheckpointError: a malformed or missing shard, a tensor in two shards.
@@ -117,39 +123,91 @@ def stream_folder(
             "not this model's key, or a key made for the loaded model (unlock it in memory)"
         )
     total = sum(shard.bytes_of(n) for shard in shards for n in shard.tensors)
-    done = 0
-    before, after = [], []
-    with ThreadPoolExecutor(_workers()) as pool:
-        for shard in shards:
-            writer = None if dest is None else ShardWriter(shard, Path(dest) / shard.path.name)
-            try:
-                for name, spec in shard.tensors.items():
-                    if name in changes:
-                        t = shard.read(name)
-                        d0 = bytes_digest(t.view(torch.uint8).numpy(), pool) if t.numel() else bytes_digest(b"")
-                        changes[name](t)
-                        d1 = bytes_digest(t.view(torch.uint8).numpy(), pool) if t.numel() else bytes_digest(b"")
-                        if writer is not None:
-                            writer.write(name, t)
-                        del t
-                    else:
-                        with shard.mapped(name) as view:
-                            d0 = d1 = bytes_digest(view, pool)
-                        if writer is not None:
-                            writer.copy(name)
-                    before.append((name, spec.dtype, spec.shape, d0))
-                    after.append((name, spec.dtype, spec.shape, d1))
-                    done += shard.bytes_of(name)
-                    if progress is not None:
-                        progress(done, total)
+    done = [0]
+    digests: dict[str, tuple[str, tuple[int, ...], bytes, bytes]] = {}
+    lock = threading.Lock()
+
+    largest = max((shard.bytes_of(n) for shard in shards for n in shard.tensors), default=0)
+    room = _Budget(budget if budget is not None else max(2 * largest, 256 << 20))
+
+    def one(shard: Shard, writer: ShardWriter | None, name: str) -> None:
+        spec = shard.tensors[name]
+        if name in changes:
+            with room.take(2 * shard.bytes_of(name)):  # the values read and the new ones
+                t = shard.read(name)
+                d0 = bytes_digest(t.view(torch.uint8).numpy()) if t.numel() else bytes_digest(b"")
+                t = changes[name](t)
+                d1 = bytes_digest(t.view(torch.uint8).numpy()) if t.numel() else bytes_digest(b"")
                 if writer is not None:
-                    writer.close()
-            except BaseException:
-                if writer is not None:
-                    writer.abort()
-                raise
+                    writer.write(name, t)
+                del t
+        else:
+            with shard.mapped(name) as view:
+                d0 = d1 = bytes_digest(view)
+            if writer is not None:
+                writer.copy(name)
+        with lock:
+            digests[name] = (spec.dtype, spec.shape, d0, d1)
+            done[0] += shard.bytes_of(name)
+            if progress is not None:
+                progress(done[0], total)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers are the parallelism: torch's own threads would wait on each other
+    try:
+        with ThreadPoolExecutor(workers or min(_WORKERS, os.cpu_count() or 1)) as pool:
+            for shard in shards:
+                _stream_shard(pool, shard, dest, one)
+    finally:
+        torch.set_num_threads(threads)
+    before = [(n, d[0], d[1], d[2]) for n, d in digests.items()]
+    before = [(n, d[0], d[1], d[2]) for n, d in digests.items()]
+    after = [(n, d[0], d[1], d[3]) for n, d in digests.items()]
     return Streamed(combine_digests(before), combine_digests(after), len(before),
                     len(changes), total, time.perf_counter() - start)  # fmt: skip
+
+
+class _Budget:
+    """Bytes of tensors in memory at once: a worker waits until its tensor fits, unless
+    nothing else is in memory."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+        self.cond = threading.Condition()
+
+    @contextmanager
+    def take(self, size: int) -> Iterator[None]:
+        with self.cond:
+            self.cond.wait_for(lambda: self.used == 0 or self.used + size <= self.limit)
+            self.used += size
+        try:
+            yield
+        finally:
+            with self.cond:
+                self.used -= size
+                self.cond.notify_all()
+
+
+def _stream_shard(
+    pool: ThreadPoolExecutor, shard: Shard, dest: str | os.PathLike[str] | None, one: Callable[..., None]
+) -> None:
+    """Streams one shard's tensors on ``pool`` (the largest first, so that the small ones
+    fill the end in parallel) and names the written shard once all are in."""
+    writer = None if dest is None else ShardWriter(shard, Path(dest) / shard.path.name)
+    names = sorted(shard.tensors, key=lambda n: -shard.bytes_of(n))
+    futures = [pool.submit(one, shard, writer, n) for n in names]
+    try:
+        for f in futures:
+            f.result()
+        if writer is not None:
+            writer.close()
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        wait(futures)  # the running ones end before their shard is removed
+        if writer is not None:
+            writer.abort()
+        raise
 
 
 def folder_fingerprint(folder: str | os.PathLike[str]) -> str:
@@ -162,23 +220,24 @@ def key_changes(key: Key, *, undo: bool) -> dict[str, Change]:
     out: dict[str, Change] = {}
     for s in key.shuffles:
 
-        def shuffle(flat: torch.Tensor, s: Any = s) -> None:
+        def shuffle(flat: torch.Tensor, s: Any = s) -> torch.Tensor:
             if flat.numel() != s.numel:
                 raise KeyMismatchError(f"the key shuffles {s.numel} values of {s.name!r}, which has {flat.numel()}")
             if s.dither and flat.dtype not in MANTISSA_BITS:
                 raise KeyMismatchError(f"the key dithers {s.name!r}, which is {flat.dtype}")
-            (s.unlock_ if undo else s.lock_)(flat, key.secret)
+            return s.unlocked(flat, key.secret) if undo else s.locked(flat, key.secret)
 
         out[s.name] = shuffle
     for e in key.entries:
 
-        def entry(flat: torch.Tensor, e: Any = e) -> None:
+        def entry(flat: torch.Tensor, e: Any = e) -> torch.Tensor:
             if flat.dtype != e.original.dtype:
                 raise KeyMismatchError(f"tensor {e.name!r} is {flat.dtype} but the key holds {e.original.dtype}")
             if e.indices.numel() and int(e.indices[-1]) >= flat.numel():
                 raise KeyMismatchError(f"the key addresses position {int(e.indices[-1])} of {e.name!r}, "
                                        f"which has only {flat.numel()} values")  # fmt: skip
             flat[e.indices] = e.original if undo else e.locked
+            return flat
 
         out[e.name] = entry
     return out

@@ -133,66 +133,60 @@ def read_shard(path: str | os.PathLike[str]) -> Shard:
 
 class ShardWriter:
     """Writes a shard in ``source``'s layout at ``dest`` (inside a staging folder): call
-    :meth:`write` or :meth:`copy` for every tensor in file order, then :meth:`close`. The
-    bytes go to a hidden sibling that is renamed to ``dest`` only when complete and
-    flushed; :meth:`abort` removes it."""
+    :meth:`write` or :meth:`copy` once for every tensor, in any order and from any thread
+    (each writes at its own offset), then :meth:`close`. The bytes go to a hidden sibling
+    that is renamed to ``dest`` only when complete and flushed; :meth:`abort` removes it."""
 
     def __init__(self, source: Shard, dest: Path) -> None:
         self.source, self.dest = source, dest
         self.tmp = dest.parent / f".{dest.name}.partial"
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         self.src = os.open(source.path, os.O_RDONLY | os.O_CLOEXEC)
-        self._end = source.start  # the bytes written so far end here
-        data = memoryview(source.head)
-        while data:
-            data = data[os.write(self.fd, data) :]
+        _pwrite_all(self.fd, memoryview(source.head), 0)
 
     def _copy_range(self, start: int, end: int) -> None:
         """Copies the source's bytes ``[start, end)`` (file positions) to the same place."""
-        left = end - start
         offset = start
-        while left > 0:
+        while offset < end:
             try:
-                done = os.copy_file_range(self.src, self.fd, left, offset, offset)
+                done = os.copy_file_range(self.src, self.fd, end - offset, offset, offset)
             except OSError:
                 done = 0
             if done <= 0:  # not supported here: copy through the process
-                data = os.pread(self.src, min(left, 1 << 24), offset)
+                data = os.pread(self.src, min(end - offset, 1 << 24), offset)
                 if not data:
                     raise CheckpointError(f"{self.source.path} ended early")
-                os.pwrite(self.fd, data, offset)
+                _pwrite_all(self.fd, memoryview(data), offset)
                 done = len(data)
-            left -= done
             offset += done
 
-    def _fill_to(self, name: str) -> tuple[int, int]:
+    def _range(self, name: str) -> tuple[int, int]:
         spec = self.source.tensors[name]
-        a, b = self.source.start + spec.offsets[0], self.source.start + spec.offsets[1]
-        if a > self._end:  # bytes between tensors: kept as they were
-            self._copy_range(self._end, a)
-        return a, b
+        return self.source.start + spec.offsets[0], self.source.start + spec.offsets[1]
 
     def write(self, name: str, values: torch.Tensor) -> None:
         """Writes tensor ``name`` with ``values`` (its dtype and size, any shape)."""
         spec = self.source.tensors[name]
-        a, b = self._fill_to(name)
         flat = values.detach().to("cpu").contiguous().reshape(-1)
         if flat.numel() != spec.numel or DTYPES.get(spec.dtype) != flat.dtype:
             raise CheckpointError(f"internal error: {name} written as {flat.dtype} x {flat.numel()}")
         if flat.numel():
-            os.pwrite(self.fd, flat.view(torch.uint8).numpy().data, a)
-        self._end = b
+            _pwrite_all(self.fd, flat.view(torch.uint8).numpy().data, self._range(name)[0])
 
     def copy(self, name: str) -> None:
         """Copies tensor ``name`` unchanged from the source."""
-        a, b = self._fill_to(name)
-        self._copy_range(a, b)
-        self._end = b
+        self._copy_range(*self._range(name))
 
     def close(self) -> None:
-        """Copies what follows the last tensor, flushes, and names the shard."""
-        if self.source.size > self._end:
-            self._copy_range(self._end, self.source.size)
+        """Copies the bytes between and after the tensors, flushes, and names the shard."""
+        end = self.source.start
+        for name in self.source.tensors:  # in file order
+            a, b = self._range(name)
+            if a > end:
+                self._copy_range(end, a)
+            end = max(end, b)
+        if self.source.size > end:
+            self._copy_range(end, self.source.size)
         os.ftruncate(self.fd, self.source.size)
         os.fsync(self.fd)
         os.close(self.fd)
@@ -207,3 +201,11 @@ class ShardWriter:
                 os.close(fd)
         self.fd = self.src = -1
         self.tmp.unlink(missing_ok=True)
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    """Writes all of ``data`` at ``offset`` (one call writes at most about 2 GB)."""
+    data = data.cast("B")
+    while data:
+        done = os.pwrite(fd, data[: 1 << 30], offset)
+        data, offset = data[done:], offset + done

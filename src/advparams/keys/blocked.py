@@ -1,0 +1,164 @@
+"""Blocked keyed shuffles: every value of a large tensor moved, at the speed of memory.
+
+The uniform shuffle of :mod:`advparams.keys.shuffle` draws one permutation of all ``n``
+positions of a tensor by sorting ``n`` keyed 64-bit words: ``n log n`` work and a random
+read per value, about 20 MB/s here, which would take hours on a checkpoint of billions of
+parameters. A *blocked* shuffle (layout 2) cuts the tensor into rows of
+:data:`BLOCK` consecutive values and moves every value of the tensor with two cheap keyed
+permutations that are computed row by row in the processor's caches:
+
+1. ``stream = SHAKE-256(b"advparams-blocked-v1\\0" + secret + name.encode("utf-8"))``,
+   read as ``R`` little-endian signed 64-bit words (``R = n // BLOCK`` rows), then ``R``
+   bytes, then ``R`` little-endian unsigned 16-bit words; ``rows = argsort(words,
+   stable=True)``, ``h[i] = bytes[i]`` and ``r[i] = words16[i] mod BLOCK``;
+2. a pool of :data:`POOL` permutations of ``BLOCK`` positions drawn from the secret alone:
+   ``pool[k] = argsort(SHAKE-256(b"advparams-blocked-pool-v1\\0" + secret)`` read as
+   ``POOL * BLOCK`` little-endian signed 64-bit words, row ``k``, stable``)``;
+3. locked row ``i`` holds original row ``rows[i]`` with its values rearranged:
+   ``locked[i, j] = original[rows[i], (pool[h[i]][j] - r[i]) mod BLOCK]``, so each row has
+   its own arrangement (one of ``POOL * BLOCK`` per row, the pool itself secret);
+4. the last ``n mod BLOCK`` values, if any, are shuffled among themselves as a uniform
+   shuffle of that many values with the name ``name + "#tail"`` (step 1 of
+   :mod:`advparams.keys.shuffle`);
+5. dither [ours], as the uniform shuffle's but with a faster stream: after the move, the
+   low ``bits`` mantissa bits of the value at locked position ``p`` (every position, in
+   order) are XORed with word ``p`` of the AES-256-CTR keystream (zero initial counter) under
+   the key ``SHA-256(b"advparams-dither-v2\\0" + secret + name.encode("utf-8"))``, read as
+   little-endian unsigned words of the dtype's width.
+
+Unlocking undoes step 5, then steps 3 and 4, bit-exactly: ``original[rows[i], k] =
+locked[i, pool⁻¹[h[i]][(k + r[i]) mod BLOCK]]``, row ``i``'s index a slice of the pool's
+inverse laid twice end to end, read without any arithmetic.
+
+What the blocked layout gives up against the uniform one (``docs/scale.md``): a value
+moves only among the ``BLOCK`` values of its own run of consecutive positions (their
+row moves as a whole), so the locked tensor tells which values shared a run: for a weight
+matrix whose rows are ``BLOCK`` long, each neuron's incoming weights as a set, not which
+input each one belongs to. The uniform layout reveals only the set of the whole tensor's
+values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+BLOCK = 4096
+"""Values per row of a blocked shuffle."""
+POOL = 256
+"""Row permutations drawn from the secret."""
+CHUNK_ROWS = 32
+"""Rows permuted at a time (their indices stay in the caches)."""
+_DOMAIN = b"advparams-blocked-v1\0"
+_POOL = b"advparams-blocked-pool-v1\0"
+_DITHER = b"advparams-dither-v2\0"
+_INT_VIEW = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
+             torch.bfloat16: torch.int16}  # fmt: skip
+_NP_WORDS = {8: "<u8", 4: "<u4", 2: "<u2"}
+
+
+@lru_cache(maxsize=2)
+def _pool(secret: bytes) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pool's permutations (``[POOL, BLOCK]`` int64) and every rotation of their
+    inverses (``[POOL * 2 * BLOCK - BLOCK + 1, BLOCK]``: row ``2 * BLOCK * k + r`` is
+    ``pool⁻¹[k][(j + r) mod BLOCK]``, a view of the inverses laid twice end to end)."""
+    words = np.frombuffer(hashlib.shake_256(_POOL + secret).digest(8 * POOL * BLOCK), dtype="<i8")
+    perms = torch.from_numpy(words.astype(np.int64).reshape(POOL, BLOCK)).argsort(dim=1, stable=True)
+    inverse = perms.argsort(dim=1)
+    return perms, torch.cat([inverse, inverse], dim=1).reshape(-1).unfold(0, BLOCK, 1)
+
+
+def _rows(secret: bytes, name: str, rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    stream = hashlib.shake_256(_DOMAIN + secret + name.encode("utf-8")).digest(11 * rows)
+    words = torch.from_numpy(np.frombuffer(stream, dtype="<i8", count=rows).astype(np.int64))
+    h = torch.from_numpy(np.frombuffer(stream, dtype=np.uint8, count=rows, offset=8 * rows).astype(np.int64))
+    m = np.frombuffer(stream, dtype="<u2", count=rows, offset=9 * rows).astype(np.int64) % BLOCK
+    return torch.argsort(words, stable=True), h, torch.from_numpy(m)
+
+
+def is_blocked(numel: int) -> bool:
+    """Whether a tensor of ``numel`` values is large enough for the blocked layout (two rows)."""
+    return numel >= 2 * BLOCK
+
+
+def _dither_(flat: torch.Tensor, secret: bytes, name: str, bits: int) -> None:
+    """XORs the low ``bits`` bits of every value with the keyed AES-CTR stream, capped at
+    the dtype's mantissa (its own inverse)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from advparams.keys.shuffle import MANTISSA_BITS
+
+    width = flat.element_size()
+    word = np.dtype(_NP_WORDS[width])
+    mask = word.type((1 << min(bits, MANTISSA_BITS[flat.dtype])) - 1)
+    key = hashlib.sha256(_DITHER + secret + name.encode("utf-8")).digest()
+    stream = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
+    ints = flat.view(_INT_VIEW[flat.dtype]).numpy().view(word)
+    per = (1 << 20) // width  # values per step: 1 MiB of keystream, in the caches
+    zeros, buf = bytes(per * width), bytearray(per * width + 15)
+    words = np.frombuffer(buf, dtype=word, count=per)
+    for start in range(0, flat.numel(), per):
+        part = ints[start : start + per]
+        stream.update_into(memoryview(zeros)[: part.size * width], buf)  # the counter runs on
+        mine = words[: part.size]
+        np.bitwise_and(mine, mask, out=mine)
+        np.bitwise_xor(part, mine, out=part)
+
+
+def blocked_lock(flat: torch.Tensor, secret: bytes, name: str, dither: int = 0) -> torch.Tensor:
+    """The locked values of ``flat`` (1-d; at least two rows): a new tensor."""
+    from advparams.keys.shuffle import apply_shuffle_, shuffle_positions
+
+    n = flat.numel()
+    rows = n // BLOCK
+    order, h, r = _rows(secret, name, rows)
+    perms, _ = _pool(secret)
+    src = flat[: rows * BLOCK].view(rows, BLOCK)
+    out = torch.empty_like(flat)
+    dst = out[: rows * BLOCK].view(rows, BLOCK)
+    for a in range(0, rows, CHUNK_ROWS):
+        b = min(rows, a + CHUNK_ROWS)
+        idx = (perms[h[a:b]] - r[a:b, None]) & (BLOCK - 1)  # (pool[h][j] - r) mod BLOCK
+        torch.gather(src.index_select(0, order[a:b]), 1, idx, out=dst[a:b])
+    if n > rows * BLOCK:
+        tail = flat[rows * BLOCK :].clone()
+        apply_shuffle_(tail, shuffle_positions(secret, name + "#tail", tail.numel(), tail.numel()))
+        out[rows * BLOCK :] = tail
+    if dither:
+        _dither_(out, secret, name, dither)
+    return out
+
+
+def blocked_unlock(
+    flat: torch.Tensor, secret: bytes, name: str, dither: int = 0, *, scratch: bool = False
+) -> torch.Tensor:
+    """The exact inverse of :func:`blocked_lock`: a new tensor. ``flat`` is not changed,
+    unless ``scratch`` says it may be (its dither is then undone in place: no copy)."""
+    from advparams.keys.shuffle import shuffle_positions, undo_shuffle_
+
+    n = flat.numel()
+    rows = n // BLOCK
+    order, h, r = _rows(secret, name, rows)
+    _, rotations = _pool(secret)
+    work = flat.clone() if dither and not scratch else flat
+    if dither:
+        _dither_(work, secret, name, dither)
+    src = work[: rows * BLOCK].view(rows, BLOCK)
+    out = torch.empty_like(flat)
+    dst = out[: rows * BLOCK].view(rows, BLOCK)
+    start = h * (2 * BLOCK) + r  # row i's index: pool⁻¹[h[i]][(k + r[i]) mod BLOCK]
+    for a in range(0, rows, CHUNK_ROWS):
+        b = min(rows, a + CHUNK_ROWS)
+        idx = rotations.index_select(0, start[a:b])
+        dst.index_copy_(0, order[a:b], torch.gather(src[a:b], 1, idx))
+    if n > rows * BLOCK:
+        tail = work[rows * BLOCK :].clone()
+        undo_shuffle_(tail, shuffle_positions(secret, name + "#tail", tail.numel(), tail.numel()))
+        out[rows * BLOCK :] = tail
+    return out
+
+
+__all__ = ["BLOCK", "POOL", "blocked_lock", "blocked_unlock", "is_blocked"]
