@@ -51,6 +51,7 @@ bench: $(STAMP) data
 	$(PY) benchmarks/lock_speed.py --models resnet18 large --seeds 0 --out docs/benchmarks/lock_speed_v2.jsonl
 	$(PY) benchmarks/lock_targets.py --out docs/benchmarks/lock_targets.jsonl
 	$(PY) benchmarks/lock_fmnist_seeds.py --out docs/benchmarks/lock_fmnist_seeds.jsonl
+	$(PY) benchmarks/scale.py --sizes 125m 1b --dtypes float32 bfloat16 --work runs/scale --out docs/benchmarks/scale.jsonl
 
 # The measured tables of README.md and docs/*.md between `<!-- generated: COMMAND -->` and
 # `<!-- end generated -->`: `docs` rewrites them from the committed rows, `docs-check` says

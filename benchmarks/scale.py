@@ -16,7 +16,9 @@ and its seconds and peak resident memory are measured:
 * ``lock-write``: the hardened lock's writing of the locked folder and its key from a drawn
   secret (every tensor shuffled, mantissas dithered: the settings per-user keys need); the
   check of the draws, which evaluates the model, is measured apart;
-* ``unlock``: the owner key's unlock of the locked folder into a new folder.
+* ``unlock``: the owner key's unlock of the locked folder into a new folder;
+* ``unlock-uniform`` (not run by default): the same with every tensor shuffled in the
+  uniform layout, the one before the blocked layout existed.
 
     .venv/bin/python benchmarks/scale.py --sizes 125m 1b --dtypes float32 bfloat16 \\
         --work runs/scale --out docs/benchmarks/scale.jsonl
@@ -48,7 +50,8 @@ SIZES: dict[str, dict[str, int]] = {
            "num_key_value_heads": 32},
 }  # fmt: skip
 """Llama-style shapes: about 134 million, 1.1 billion and 6.7 billion parameters (vocabulary 32,000, untied)."""
-OPS = ("copy", "aes-encrypt", "aes-decrypt", "fingerprint", "lock-write", "unlock")
+OPS = ("copy", "aes-encrypt", "aes-decrypt", "fingerprint", "lock-write", "unlock", "unlock-uniform")
+DEFAULT_OPS = OPS[:-1]
 CHUNK = 64 << 20
 MANTISSA = {"float32": 23, "bfloat16": 7, "float16": 10}
 
@@ -111,7 +114,7 @@ def build(folder: Path, size: str, dtype: str, shard_size: int) -> None:
     tmp.rename(folder)
 
 
-def hardened_key(folder: Path, dtype: str, secret: bytes) -> Any:
+def hardened_key(folder: Path, dtype: str, secret: bytes, *, uniform: bool = False) -> Any:
     """A hardened key drawn from ``os.urandom``: every tensor of two or more values shuffled,
     dithered as per-user keys need (written by ``lock-write``; the key itself never is)."""
     from advparams.keys.key import Key, Shuffle
@@ -123,7 +126,7 @@ def hardened_key(folder: Path, dtype: str, secret: bytes) -> Any:
         for name, spec in read_shard(shard_file).tensors.items():
             if spec.numel >= 2:
                 dither = MANTISSA[dtype] if len(spec.shape) >= 2 else 0
-                layout = 2 if spec.numel >= AUTO_BLOCKED else 1  # what the hardened lock's layout "auto" picks
+                layout = 2 if spec.numel >= AUTO_BLOCKED and not uniform else 1  # what layout "auto" picks
                 shuffles.append(Shuffle(name, spec.numel, spec.numel, dither, layout))
     return Key(entries=(), original_fingerprint="", locked_fingerprint="", scheme="hardened",
                shuffles=tuple(shuffles), secret=secret, info={"benchmark": "scale"})  # fmt: skip
@@ -194,8 +197,9 @@ def run_op(op: str, work: Path, dtype: str) -> dict[str, Any]:
     elif op == "lock-write":
         key = hardened_key(src, dtype, (work / "plan.secret").read_bytes())
         lock_folder(src, key, out, work / "out.key", key_bytes=key_to_bytes)
-    elif op == "unlock":
-        unlock_folder(work / "locked", load_key(work / "locked.key"), out)
+    elif op in ("unlock", "unlock-uniform"):
+        locked = "locked" if op == "unlock" else "locked-uniform"
+        unlock_folder(work / locked, load_key(work / f"{locked}.key"), out)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "peak_rss": peak_memory()}
 
@@ -220,7 +224,7 @@ def _warm(folder: Path) -> None:
 def measure(op: str, work: Path, dtype: str) -> dict[str, Any]:
     for p in (work / "out", work / "out.key"):
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-    _warm(work / ("enc" if op == "aes-decrypt" else "locked" if op == "unlock" else "src"))
+    _warm(work / {"aes-decrypt": "enc", "unlock": "locked", "unlock-uniform": "locked-uniform"}.get(op, "src"))
     cmd = [sys.executable, __file__, "--op", op, "--work", str(work), "--dtypes", dtype]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -232,11 +236,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", nargs="+", default=["125m"], choices=sorted(SIZES))
     ap.add_argument("--dtypes", nargs="+", default=["float32"], choices=sorted(MANTISSA))
-    ap.add_argument("--ops", nargs="+", default=list(OPS), choices=OPS)
+    ap.add_argument("--ops", nargs="+", default=list(DEFAULT_OPS), choices=OPS)
     ap.add_argument("--shard-size", type=float, default=50.0, help="largest shard in GB (save_pretrained's default)")
     ap.add_argument("--work", type=Path, default=Path("runs/scale"), help="where the checkpoints are built")
     ap.add_argument("--out", help="append the rows to this JSON-lines file")
     ap.add_argument("--table", type=Path, help="print the table of these rows and stop")
+    ap.add_argument("--plot", nargs=2, type=Path, metavar=("ROWS", "IMAGE"), help="plot seconds and peak memory")
     ap.add_argument("--op", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.op:
@@ -244,6 +249,9 @@ def main() -> None:
         return
     if args.table:
         print(table(read_jsonl(args.table)))
+        return
+    if args.plot:
+        plot(read_jsonl(args.plot[0]), args.plot[1])
         return
     env = environment(torch.device("cpu"))
     for size in args.sizes:
@@ -256,7 +264,7 @@ def main() -> None:
             sizes = shapes(config(size, dtype))
             params = sum(torch.Size(s).numel() for s in sizes.values())
             largest = max(torch.Size(s).numel() for s in sizes.values()) * getattr(torch, dtype).itemsize
-            _prepare(work, dtype)
+            _prepare(work, dtype, uniform="unlock-uniform" in args.ops)
             rows = []
             for op in args.ops:
                 got = measure(op, work, dtype)
@@ -271,7 +279,7 @@ def main() -> None:
             shutil.rmtree(work / "out", ignore_errors=True)
 
 
-def _prepare(work: Path, dtype: str) -> None:
+def _prepare(work: Path, dtype: str, *, uniform: bool = False) -> None:
     """The encrypted files, the drawn key and the locked folder the timed operations read."""
     from advparams.keys import key_to_bytes
     from advparams.streaming import lock_folder
@@ -285,6 +293,10 @@ def _prepare(work: Path, dtype: str) -> None:
         (work / "locked.key").unlink(missing_ok=True)
         key = hardened_key(work / "src", dtype, os.urandom(32))
         lock_folder(work / "src", key, work / "locked", work / "locked.key", key_bytes=key_to_bytes)
+    if uniform and not (work / "locked-uniform").exists():
+        (work / "locked-uniform.key").unlink(missing_ok=True)
+        key = hardened_key(work / "src", dtype, os.urandom(32), uniform=True)
+        lock_folder(work / "src", key, work / "locked-uniform", work / "locked-uniform.key", key_bytes=key_to_bytes)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -297,6 +309,38 @@ def table(rows: list[dict[str, Any]]) -> str:
                    f"| {r['seconds']:.1f} | {r['bytes'] / r['seconds'] / 1e9:.2f} | {ratio} "
                    f"| {r['peak_rss'] / 2**30:.2f} GiB | {bound / 2**30:.2f} GiB |")  # fmt: skip
     return "\n".join(out)
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Seconds and peak memory of each operation against the parameter count (log-log)."""
+    from advparams.reports.plotting import pyplot
+
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for (op, dtype), mine in sorted(_by(rows, "op", "dtype").items()):
+        mine.sort(key=lambda r: r["params"])
+        xs = [r["params"] for r in mine]
+        style = "-" if dtype == "float32" else "--"
+        left.plot(xs, [r["seconds"] for r in mine], style, marker="o", label=f"{op} ({dtype})")
+        right.plot(xs, [r["peak_rss"] / 2**30 for r in mine], style, marker="o", label=f"{op} ({dtype})")
+    for ax, label in ((left, "seconds"), (right, "peak resident memory (GiB)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("parameters")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", lw=0.3)
+    left.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _by(rows: list[dict[str, Any]], *keys: str) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+    out: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(tuple(r[k] for k in keys), []).append(r)
+    return out
 
 
 if __name__ == "__main__":

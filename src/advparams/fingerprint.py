@@ -129,11 +129,9 @@ def saved_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     from transformers import PreTrainedModel
 
     if isinstance(model, PreTrainedModel):
-        from advparams.huggingface.folder import file_state
+        from advparams.huggingface.names import file_state
 
         return file_state(model)
-    from advparams.keys.key import tied_names
-
     state = model.state_dict()
     tied = tied_names(state)
     return {k: v for k, v in state.items() if k not in tied}
@@ -145,3 +143,19 @@ def fingerprint_like(model: nn.Module, reference: str) -> str:
     if reference.startswith(TENSORS_PREFIX):
         return tensors_fingerprint(saved_tensors(model))
     return model_fingerprint(model)
+
+
+def tied_names(state: Mapping[str, torch.Tensor]) -> dict[str, str]:
+    """Each name whose tensor is one before it (same storage, offset, shape and strides),
+    mapped to that first name."""
+    first: dict[tuple[int, int, tuple[int, ...], tuple[int, ...]], str] = {}
+    out = {}
+    for name, t in state.items():
+        if t.numel() == 0:
+            continue
+        where = (t.untyped_storage().data_ptr(), int(t.storage_offset()), tuple(t.shape), tuple(t.stride()))
+        if where in first:
+            out[name] = first[where]
+        else:
+            first[where] = name
+    return out

@@ -39,6 +39,7 @@ from advparams.errors import CheckpointError
 from advparams.files import LIMITS, MARKER, check_regular, string
 from advparams.fingerprint import fingerprint_like, model_fingerprint
 from advparams.huggingface.common import quiet, read_json, transformers_module
+from advparams.huggingface.names import file_state
 from advparams.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -243,19 +244,6 @@ def write_hf_folder(
         "record": dict(record or {}),
     }
     (dst / STATE).write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
-
-
-def file_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's weights under the names its files use: ``transformers`` renames some
-    on load (and names them back on save), and writes a tied weight once."""
-    state = {k: v.detach() for k, v in model.state_dict().items()}
-    try:
-        from transformers.core_model_loading import revert_weight_conversion
-        from transformers.modeling_utils import remove_tied_weights_from_state_dict
-    except ImportError:  # transformers 4: file names are the state's names
-        return state
-    hf: Any = model
-    return dict(revert_weight_conversion(hf, remove_tied_weights_from_state_dict(state, hf)))
 
 
 def _unwritten(state: dict[str, torch.Tensor], written: set[str]) -> list[str]:

@@ -2,8 +2,8 @@
 
 The uniform shuffle of :mod:`advparams.keys.shuffle` draws one permutation of all ``n``
 positions of a tensor by sorting ``n`` keyed 64-bit words: ``n log n`` work and a random
-read per value, about 20 MB/s here, which would take hours on a checkpoint of billions of
-parameters. A *blocked* shuffle (layout 2) cuts the tensor into rows of
+read per value, far too slow for a checkpoint of billions of parameters (``docs/scale.md``
+measures both layouts). A *blocked* shuffle (layout 2) cuts the tensor into rows of
 :data:`BLOCK` consecutive values and moves every value of the tensor with two cheap keyed
 permutations that are computed row by row in the processor's caches:
 

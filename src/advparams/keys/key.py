@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from advparams.errors import KeyFileError, KeyMismatchError
-from advparams.fingerprint import fingerprint_like, short, state_fingerprint
+from advparams.fingerprint import fingerprint_like, short, state_fingerprint, tied_names
 from advparams.keys.blocked import BLOCK, blocked_lock, blocked_unlock, is_blocked
 from advparams.keys.shuffle import (
     SECRET_BYTES,
@@ -276,22 +276,6 @@ class Key:
             info=dict(info or {}),
             created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         )
-
-
-def tied_names(state: Mapping[str, torch.Tensor]) -> dict[str, str]:
-    """Each name whose tensor is one before it (same storage, offset, shape and strides),
-    mapped to that first name."""
-    first: dict[tuple[int, int, tuple[int, ...], tuple[int, ...]], str] = {}
-    out = {}
-    for name, t in state.items():
-        if t.numel() == 0:
-            continue
-        where = (t.untyped_storage().data_ptr(), int(t.storage_offset()), tuple(t.shape), tuple(t.stride()))
-        if where in first:
-            out[name] = first[where]
-        else:
-            first[where] = name
-    return out
 
 
 def _shuffled_tensor(state: Mapping[str, torch.Tensor], s: Shuffle) -> torch.Tensor:

@@ -100,12 +100,12 @@ class HardenedConfig:
             target (as :class:`~advparams.schemes.advparams.AdvParams`) [ours]. 0: no check.
         check_level: the confidence of that bound.
         layout: how a tensor's values move (``docs/scale.md``): ``"uniform"``, one keyed
-            permutation of all the tensor's positions (:mod:`advparams.keys.shuffle`, about
-            20 MB/s); ``"blocked"``, every value moved within its run of 4,096 consecutive
-            positions and the runs moved (:mod:`advparams.keys.blocked`, at the speed of
-            memory; it tells which values shared a run); ``"auto"`` (default), blocked for
-            tensors of at least 65,536 values when every value moves, uniform otherwise
-            [ours].
+            permutation of all the tensor's positions (:mod:`advparams.keys.shuffle`: a
+            sort of the whole tensor, too slow for billions of values); ``"blocked"``,
+            every value moved within its run of 4,096 consecutive positions and the runs
+            moved (:mod:`advparams.keys.blocked`, at the speed of memory; it tells which
+            values shared a run); ``"auto"`` (default), blocked for tensors of at least
+            65,536 values when every value moves, uniform otherwise [ours].
     """
 
     fraction: float = 1.0
