@@ -145,6 +145,13 @@ class HardenedConfig:
         check_lock_options(self)
 
 
+def _all_float32(model: nn.Module) -> bool:
+    """Whether every floating tensor of ``model`` is float32 (its work copy is then the
+    model itself, bit for bit)."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    return all(t.dtype == torch.float32 for t in tensors if t.is_floating_point())
+
+
 def research_secret(seed: int, draw: int = 0) -> bytes:
     """The secret a ``reproducible`` lock derives from ``seed`` (not secret at all); draw
     0 is the one earlier versions used."""
@@ -193,22 +200,36 @@ class Hardened(Scheme[HardenedConfig]):
         num_classes = setup.samples.num_classes(setup.work)
         targets = setup.samples.targets()
         needed = holdout_target(cfg.confidence, setup, setup.samples, cfg.holdout_rule, cfg.check_level)
-        best: tuple[tuple[bool, float, float], bytes, nn.Module, list[Shuffle], float, float] | None = None
+        # A float32 model is drawn on the work copy itself, each draw locked in place and
+        # undone after its measure: one copy of the model besides the input [ours].
+        in_place = _all_float32(model)
+        best: tuple[tuple[bool, float, float], bytes, list[Shuffle], float, float] | None = None
         drawn = 0
         while drawn < cfg.draws or (drawn < cfg.max_draws and best is not None and best[0][0]):
             secret = research_secret(cfg.seed, drawn) if cfg.reproducible else os.urandom(SECRET_BYTES)
             assert len(secret) == SECRET_BYTES
             drawn += 1
-            locked, shuffles = self._shuffled(model, setup.candidates, secret)
-            work = copy.deepcopy(locked).float()
-            loss, after, preds = setup.samples.loss_accuracy_predictions(work)
+            if in_place:
+                shuffles = self._shuffle_(setup.work, setup.candidates, secret, undo=False)
+                try:
+                    loss, after, preds = setup.samples.loss_accuracy_predictions(setup.work)
+                finally:
+                    self._shuffle_(setup.work, setup.candidates, secret, undo=True)
+            else:
+                locked, shuffles = self._shuffled(model, setup.candidates, secret)
+                loss, after, preds = setup.samples.loss_accuracy_predictions(copy.deepcopy(locked).float())
+                del locked
             relabelled, plain = informativeness(preds, targets, num_classes)
             score = (after > needed, relabelled, plain)
             if best is None or score < best[0]:
-                best = (score, secret, locked, shuffles, loss, after)
-            del work
+                best = (score, secret, shuffles, loss, after)
         assert best is not None
-        (_, relabelled, _), secret, locked, shuffles, loss, after = best
+        (_, relabelled, _), secret, shuffles, loss, after = best
+        if in_place:  # the work copy becomes the locked model (the input's flags and mode below)
+            locked = setup.work
+            self._shuffle_(locked, setup.candidates, secret, undo=False)
+        else:
+            locked, _ = self._shuffled(model, setup.candidates, secret)
         if progress is not None:
             n = sum(s.count for s in shuffles)
             progress(LockProgress(1, n, n, after, setup.target, loss, before))
@@ -247,9 +268,13 @@ class Hardened(Scheme[HardenedConfig]):
             rounds=1,
             stopped="shuffled",
             passes=(float(drawn), 0.0),
-            check=setup.certify(copy.deepcopy(locked).float()),
+            check=setup.certify(locked if in_place else copy.deepcopy(locked).float()),
             check_asked=setup.check_asked,
         )
+        if in_place:
+            for (_, p), (_, q) in zip(locked.named_parameters(), model.named_parameters(), strict=True):
+                p.requires_grad_(q.requires_grad)
+            locked.train(model.training)
         return LockResult(locked, key, report)
 
     def _layout(self, numel: int, count: int) -> int:
@@ -260,12 +285,11 @@ class Hardened(Scheme[HardenedConfig]):
         wanted = self.config.layout == "blocked" or (self.config.layout == "auto" and numel >= AUTO_BLOCKED)
         return 2 if blocked and wanted else 1
 
-    def _shuffled(self, model: nn.Module, candidates: Any, secret: bytes) -> tuple[nn.Module, list[Shuffle]]:
-        """A copy of ``model`` with its candidate tensors shuffled by ``secret``."""
-        locked = copy.deepcopy(model)
-        params = dict(locked.named_parameters())
+    def _shuffle_(self, model: nn.Module, candidates: Any, secret: bytes, *, undo: bool) -> list[Shuffle]:
+        """Locks (``undo``: unlocks) ``model``'s candidate tensors in place by ``secret``."""
+        params = dict(model.named_parameters())
         shuffles = []
-        for name in candidates:  # state_dict names of parameters
+        for name in candidates:
             p = params[name]
             count = round(self.config.fraction * p.numel())
             if count < 2:
@@ -273,7 +297,12 @@ class Hardened(Scheme[HardenedConfig]):
             s = Shuffle(name, p.numel(), count, self.config.dither, self._layout(p.numel(), count))
             with torch.no_grad():
                 flat = p.detach().reshape(-1).clone()
-                s.lock_(flat, secret)
+                (s.unlock_ if undo else s.lock_)(flat, secret)
                 p.copy_(flat.view_as(p))
             shuffles.append(s)
-        return locked, shuffles
+        return shuffles
+
+    def _shuffled(self, model: nn.Module, candidates: Any, secret: bytes) -> tuple[nn.Module, list[Shuffle]]:
+        """A copy of ``model`` with its candidate tensors shuffled by ``secret``."""
+        locked = copy.deepcopy(model)
+        return locked, self._shuffle_(locked, candidates, secret, undo=False)

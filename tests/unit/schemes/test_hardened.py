@@ -109,3 +109,29 @@ def test_a_shuffle_that_misses_the_target_is_drawn_again() -> None:
     assert again.report.lock_accuracy_after <= certifiable_rate(0.12, 300, 0.95) + 1e-9
     with pytest.raises(ConfigError, match="max_draws"):
         HardenedConfig(draws=8, max_draws=4)
+
+
+def test_drawing_on_the_work_copy_in_place_locks_as_drawing_on_copies(trained, monkeypatch) -> None:
+    """A float32 model's draws are locked and undone on the work copy itself (one copy of
+    the model besides the input): the same lock as one copy per draw, the input untouched,
+    and the locked model with the input's training mode and gradient flags."""
+    import advparams.schemes.hardened as hardened
+
+    model, data = trained
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = HardenedConfig(reproducible=True, seed=3, draws=3, check_samples=200, dither=23)
+    a = Hardened(cfg).lock(model, data)
+    monkeypatch.setattr(hardened, "_all_float32", lambda m: False)
+    b = Hardened(cfg).lock(model, data)
+    assert (a.key.secret, a.key.shuffles, dict(a.key.info)) == (b.key.secret, b.key.shuffles, dict(b.key.info))
+    assert a.key.locked_fingerprint == b.key.locked_fingerprint and state_equal(a.model, b.model)
+    assert a.report.lock_accuracy_after == b.report.lock_accuracy_after
+    assert a.report.check_accuracy == b.report.check_accuracy
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    monkeypatch.undo()
+    model.train()
+    try:
+        c = Hardened(HardenedConfig(draws=1, check_samples=0)).lock(model, data)
+    finally:
+        model.eval()
+    assert c.model.training and all(p.requires_grad for p in c.model.parameters())
