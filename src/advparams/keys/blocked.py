@@ -7,24 +7,31 @@ measures both layouts). A *blocked* shuffle (layout 2) cuts the tensor into rows
 :data:`BLOCK` consecutive values and moves every value of the tensor with two cheap keyed
 permutations that are computed row by row in the processor's caches:
 
-1. ``stream = SHAKE-256(b"advparams-blocked-v1\\0" + secret + name.encode("utf-8"))``,
+The 32-byte secret is first split into three: the *permutation secret*
+``P = SHA-256(b"advparams-blocked-perm-v1\0" + secret)``, the *mask key*
+``M = SHA-256(b"advparams-blocked-mask-v1\0" + secret)`` and, per tensor, the *row-key key*
+``K = SHA-256(b"advparams-blocked-rows-v1\0" + secret + name.encode("utf-8"))``; per-user
+keys (``docs/scale.md``) can then hand out ``P``, ``M`` and each row's mask key without the
+secret.
+
+1. ``stream = SHAKE-256(b"advparams-blocked-v1\0" + P + name.encode("utf-8"))``,
    read as ``R`` little-endian signed 64-bit words (``R = n // BLOCK`` rows), then ``R``
    bytes, then ``R`` little-endian unsigned 16-bit words; ``rows = argsort(words,
    stable=True)``, ``h[i] = bytes[i]`` and ``r[i] = words16[i] mod BLOCK``;
-2. a pool of :data:`POOL` permutations of ``BLOCK`` positions drawn from the secret alone:
-   ``pool[k] = argsort(SHAKE-256(b"advparams-blocked-pool-v1\\0" + secret)`` read as
-   ``POOL * BLOCK`` little-endian signed 64-bit words, row ``k``, stable``)``;
+2. a pool of :data:`POOL` permutations of ``BLOCK`` positions: ``pool[k] =
+   argsort(SHAKE-256(b"advparams-blocked-pool-v1\0" + P)`` read as ``POOL * BLOCK``
+   little-endian signed 64-bit words, row ``k``, stable``)``;
 3. locked row ``i`` holds original row ``rows[i]`` with its values rearranged:
    ``locked[i, j] = original[rows[i], (pool[h[i]][j] - r[i]) mod BLOCK]``, so each row has
    its own arrangement (one of ``POOL * BLOCK`` per row, the pool itself secret);
-4. the last ``n mod BLOCK`` values, if any, are shuffled among themselves as a uniform
-   shuffle of that many values with the name ``name + "#tail"`` (step 1 of
-   :mod:`advparams.keys.shuffle`);
-5. dither [ours], as the uniform shuffle's but with a faster stream: after the move, the
-   low ``bits`` mantissa bits of the value at locked position ``p`` (every position, in
-   order) are XORed with word ``p`` of the AES-256-CTR keystream (zero initial counter) under
-   the key ``SHA-256(b"advparams-dither-v2\\0" + secret + name.encode("utf-8"))``, read as
-   little-endian unsigned words of the dtype's width.
+4. the last ``n mod BLOCK`` values, if any (locked row ``R``), are shuffled among
+   themselves as a uniform shuffle of that many values with the secret ``P`` and the name
+   ``name + "#tail"`` (step 1 of :mod:`advparams.keys.shuffle`);
+5. dither [ours], as the uniform shuffle's but with a faster stream: after the move, the low
+   ``bits`` mantissa bits of each value of locked row ``i`` are XORed with a word of the row's
+   mask stream, read as little-endian unsigned words of the dtype's width, in order. Row
+   ``i``'s mask key is the first 12 bytes of ``AES-256-ECB_K(le64(i) + 8 zero bytes)``; its
+   stream is ``AES-256-ECB_M(row key + le32(c))`` for ``c = 0, 1, 2, ...`` (16 bytes each).
 
 Unlocking undoes step 5, then steps 3 and 4, bit-exactly: ``original[rows[i], k] =
 locked[i, pool⁻¹[h[i]][(k + r[i]) mod BLOCK]]``, row ``i``'s index a slice of the pool's
@@ -54,7 +61,11 @@ CHUNK_ROWS = 32
 """Rows permuted at a time (their indices stay in the caches)."""
 _DOMAIN = b"advparams-blocked-v1\0"
 _POOL = b"advparams-blocked-pool-v1\0"
-_DITHER = b"advparams-dither-v2\0"
+_PERM = b"advparams-blocked-perm-v1\0"
+_MASK = b"advparams-blocked-mask-v1\0"
+_ROWS = b"advparams-blocked-rows-v1\0"
+ROW_KEY = 12
+"""Bytes of a row's mask key."""
 _INT_VIEW = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
              torch.bfloat16: torch.int16}  # fmt: skip
 _NP_WORDS = {8: "<u8", 4: "<u4", 2: "<u2"}
@@ -84,9 +95,26 @@ def is_blocked(numel: int) -> bool:
     return numel >= 2 * BLOCK
 
 
-def _dither_(flat: torch.Tensor, secret: bytes, name: str, bits: int) -> None:
-    """XORs the low ``bits`` bits of every value with the keyed AES-CTR stream, capped at
-    the dtype's mantissa (its own inverse)."""
+def split_secret(secret: bytes) -> tuple[bytes, bytes]:
+    """The permutation secret ``P`` and the mask key ``M`` of a blocked shuffle's secret."""
+    return hashlib.sha256(_PERM + secret).digest(), hashlib.sha256(_MASK + secret).digest()
+
+
+def row_keys(secret: bytes, name: str, count: int) -> np.ndarray:
+    """The mask keys of a tensor's first ``count`` locked rows (``[count, ROW_KEY]`` uint8)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    key = hashlib.sha256(_ROWS + secret + name.encode("utf-8")).digest()
+    blocks = np.zeros((count, 16), dtype=np.uint8)
+    blocks[:, :8] = np.arange(count, dtype="<u8")[:, None].view(np.uint8)
+    out = Cipher(algorithms.AES(key), modes.ECB()).encryptor().update(blocks.tobytes())
+    return np.frombuffer(out, dtype=np.uint8).reshape(count, 16)[:, :ROW_KEY]
+
+
+def mask_(flat: torch.Tensor, mask_key: bytes, keys: np.ndarray, bits: int) -> None:
+    """XORs the low ``bits`` bits (capped at the dtype's mantissa) of each locked row's
+    values with its mask stream (step 5 of the module docstring; its own inverse). ``keys``
+    holds one row key per row of ``flat``, the tail's last."""
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
     from advparams.keys.shuffle import MANTISSA_BITS
@@ -94,18 +122,28 @@ def _dither_(flat: torch.Tensor, secret: bytes, name: str, bits: int) -> None:
     width = flat.element_size()
     word = np.dtype(_NP_WORDS[width])
     mask = word.type((1 << min(bits, MANTISSA_BITS[flat.dtype])) - 1)
-    key = hashlib.sha256(_DITHER + secret + name.encode("utf-8")).digest()
-    stream = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
     ints = flat.view(_INT_VIEW[flat.dtype]).numpy().view(word)
-    per = (1 << 20) // width  # values per step: 1 MiB of keystream, in the caches
-    zeros, buf = bytes(per * width), bytearray(per * width + 15)
-    words = np.frombuffer(buf, dtype=word, count=per)
-    for start in range(0, flat.numel(), per):
-        part = ints[start : start + per]
-        stream.update_into(memoryview(zeros)[: part.size * width], buf)  # the counter runs on
+    per_row = -(-BLOCK * width // 16)  # 16-byte blocks of one row's stream
+    counters = np.arange(per_row, dtype="<u4")[:, None].view(np.uint8)
+    aes = Cipher(algorithms.AES(mask_key), modes.ECB()).encryptor()
+    step = max(1, (1 << 20) // (BLOCK * width))  # rows per step: 1 MiB of stream, in the caches
+    blocks = np.empty((step, per_row, 16), dtype=np.uint8)
+    blocks[:, :, ROW_KEY:] = counters[None, :, :]
+    out = bytearray(blocks.nbytes + 15)
+    words = np.frombuffer(out, dtype=word, count=blocks.nbytes // width)
+    for a in range(0, keys.shape[0], step):
+        b = min(keys.shape[0], a + step)
+        blocks[: b - a, :, :ROW_KEY] = keys[a:b, None, :]
+        aes.update_into(memoryview(blocks[: b - a].reshape(-1)), out)
+        part = ints[a * BLOCK : b * BLOCK]  # the tail, if here, is the last row and shorter
         mine = words[: part.size]
         np.bitwise_and(mine, mask, out=mine)
         np.bitwise_xor(part, mine, out=part)
+
+
+def _row_count(n: int) -> int:
+    """Locked rows of a tensor of ``n`` values, the tail (if any) counted as one."""
+    return -(-n // BLOCK)
 
 
 def blocked_lock(flat: torch.Tensor, secret: bytes, name: str, dither: int = 0) -> torch.Tensor:
@@ -114,8 +152,9 @@ def blocked_lock(flat: torch.Tensor, secret: bytes, name: str, dither: int = 0) 
 
     n = flat.numel()
     rows = n // BLOCK
-    order, h, r = _rows(secret, name, rows)
-    perms, _ = _pool(secret)
+    perm, mask_key = split_secret(secret)
+    order, h, r = _rows(perm, name, rows)
+    perms, _ = _pool(perm)
     src = flat[: rows * BLOCK].view(rows, BLOCK)
     out = torch.empty_like(flat)
     dst = out[: rows * BLOCK].view(rows, BLOCK)
@@ -125,10 +164,10 @@ def blocked_lock(flat: torch.Tensor, secret: bytes, name: str, dither: int = 0) 
         torch.gather(src.index_select(0, order[a:b]), 1, idx, out=dst[a:b])
     if n > rows * BLOCK:
         tail = flat[rows * BLOCK :].clone()
-        apply_shuffle_(tail, shuffle_positions(secret, name + "#tail", tail.numel(), tail.numel()))
+        apply_shuffle_(tail, shuffle_positions(perm, name + "#tail", tail.numel(), tail.numel()))
         out[rows * BLOCK :] = tail
     if dither:
-        _dither_(out, secret, name, dither)
+        mask_(out, mask_key, row_keys(secret, name, _row_count(n)), dither)
     return out
 
 
@@ -141,11 +180,12 @@ def blocked_unlock(
 
     n = flat.numel()
     rows = n // BLOCK
-    order, h, r = _rows(secret, name, rows)
-    _, rotations = _pool(secret)
+    perm, mask_key = split_secret(secret)
+    order, h, r = _rows(perm, name, rows)
+    _, rotations = _pool(perm)
     work = flat.clone() if dither and not scratch else flat
     if dither:
-        _dither_(work, secret, name, dither)
+        mask_(work, mask_key, row_keys(secret, name, _row_count(n)), dither)
     src = work[: rows * BLOCK].view(rows, BLOCK)
     out = torch.empty_like(flat)
     dst = out[: rows * BLOCK].view(rows, BLOCK)
@@ -156,9 +196,19 @@ def blocked_unlock(
         dst.index_copy_(0, order[a:b], torch.gather(src[a:b], 1, idx))
     if n > rows * BLOCK:
         tail = work[rows * BLOCK :].clone()
-        undo_shuffle_(tail, shuffle_positions(secret, name + "#tail", tail.numel(), tail.numel()))
+        undo_shuffle_(tail, shuffle_positions(perm, name + "#tail", tail.numel(), tail.numel()))
         out[rows * BLOCK :] = tail
     return out
 
 
-__all__ = ["BLOCK", "POOL", "blocked_lock", "blocked_unlock", "is_blocked"]
+__all__ = [
+    "BLOCK",
+    "POOL",
+    "ROW_KEY",
+    "blocked_lock",
+    "blocked_unlock",
+    "is_blocked",
+    "mask_",
+    "row_keys",
+    "split_secret",
+]

@@ -44,31 +44,46 @@ def test_a_blocked_shuffle_moves_every_value_and_unlocks_bit_exactly(dtype, nume
     assert not torch.equal(other, locked)  # each tensor's draw depends on its name
 
 
-def _reference(x: np.ndarray, secret: bytes, name: str) -> np.ndarray:
-    """The documented draw, written out row by row (no dither)."""
+def _reference(x: np.ndarray, secret: bytes, name: str, bits: int = 0) -> np.ndarray:
+    """The documented draw, written out row by row (float32)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     n = x.size
     rows = n // BLOCK
-    stream = hashlib.shake_256(b"advparams-blocked-v1\0" + secret + name.encode()).digest(11 * rows)
+    perm = hashlib.sha256(b"advparams-blocked-perm-v1\0" + secret).digest()
+    stream = hashlib.shake_256(b"advparams-blocked-v1\0" + perm + name.encode()).digest(11 * rows)
     order = np.argsort(np.frombuffer(stream[: 8 * rows], dtype="<i8"), kind="stable")
     h = np.frombuffer(stream[8 * rows : 9 * rows], dtype=np.uint8)
     r = np.frombuffer(stream[9 * rows :], dtype="<u2") % BLOCK
-    words = np.frombuffer(hashlib.shake_256(b"advparams-blocked-pool-v1\0" + secret).digest(8 * POOL * BLOCK), "<i8")
+    words = np.frombuffer(hashlib.shake_256(b"advparams-blocked-pool-v1\0" + perm).digest(8 * POOL * BLOCK), "<i8")
     pool = np.argsort(words.reshape(POOL, BLOCK), axis=1, kind="stable")
     out = np.empty_like(x)
     for i in range(rows):
         for j in range(BLOCK):
             out[i * BLOCK + j] = x[order[i] * BLOCK + (pool[h[i]][j] - r[i]) % BLOCK]
     tail = torch.from_numpy(x[rows * BLOCK :].copy())
-    apply_shuffle_(tail, shuffle_positions(secret, name + "#tail", tail.numel(), tail.numel()))
+    apply_shuffle_(tail, shuffle_positions(perm, name + "#tail", tail.numel(), tail.numel()))
     out[rows * BLOCK :] = tail.numpy()
+    if bits:
+        mask = hashlib.sha256(b"advparams-blocked-mask-v1\0" + secret).digest()
+        rowkey = hashlib.sha256(b"advparams-blocked-rows-v1\0" + secret + name.encode()).digest()
+        ints = out.view("<u4")
+        for i in range(-(-n // BLOCK)):
+            key = Cipher(algorithms.AES(rowkey), modes.ECB()).encryptor().update(i.to_bytes(8, "little") + bytes(8))
+            aes = Cipher(algorithms.AES(mask), modes.ECB()).encryptor()
+            for j in range(i * BLOCK, min(n, (i + 1) * BLOCK)):
+                c = (j - i * BLOCK) // 4  # four float32 words per 16-byte block
+                word = aes.update(key[:12] + c.to_bytes(4, "little"))[4 * (j % 4) : 4 * (j % 4) + 4]
+                ints[j] ^= int.from_bytes(word, "little") & ((1 << bits) - 1)
     return out
 
 
-def test_the_draw_is_the_documented_one() -> None:
+@pytest.mark.parametrize("bits", [0, 23])
+def test_the_draw_is_the_documented_one(bits) -> None:
     x = np.arange(2 * BLOCK + 9, dtype=np.float32)
-    got = blocked_lock(torch.from_numpy(x), SECRET, "w", 0).numpy()
-    assert np.array_equal(got, _reference(x, SECRET, "w"))
-    assert np.array_equal(blocked_unlock(torch.from_numpy(got), SECRET, "w", 0).numpy(), x)
+    got = blocked_lock(torch.from_numpy(x), SECRET, "w", bits).numpy()
+    assert np.array_equal(got.view("<u4"), _reference(x, SECRET, "w", bits).view("<u4"))
+    assert np.array_equal(blocked_unlock(torch.from_numpy(got), SECRET, "w", bits).numpy(), x)
 
 
 def test_a_key_with_blocked_shuffles_round_trips_and_a_bad_layout_is_refused() -> None:
