@@ -73,8 +73,6 @@ def shapes(cfg: dict[str, Any]) -> dict[str, tuple[int, ...]]:
 
 def build(folder: Path, size: str, dtype: str, shard_size: int) -> None:
     """Writes the random checkpoint, tensor by tensor, in ``save_pretrained``'s layout."""
-    from safetensors.torch import save_file
-
     if (folder / "config.json").exists():
         return
     tmp = folder.with_name(folder.name + ".partial")
@@ -96,22 +94,41 @@ def build(folder: Path, size: str, dtype: str, shard_size: int) -> None:
     index: dict[str, str] = {}
     for i, names in enumerate(groups):
         file = "model.safetensors" if len(groups) == 1 else f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors"
-        tensors = {}
-        for name in names:
-            shape = sizes[name]
-            t = torch.ones(shape, dtype=dt) if name.endswith("norm.weight") else torch.empty(shape, dtype=dt)
-            if not name.endswith("norm.weight"):
-                t.normal_(0.0, 0.02, generator=gen)
-            tensors[name] = t
-            index[name] = file
-        save_file(tensors, str(tmp / file), metadata={"format": "pt"})
-        del tensors
+        _write_random(tmp / file, {n: sizes[n] for n in names}, dt, gen)
+        index.update(dict.fromkeys(names, file))
     if len(groups) > 1:
         total = sum(torch.Size(s).numel() * dt.itemsize for s in sizes.values())
         body = {"metadata": {"total_size": total}, "weight_map": index}
         (tmp / "model.safetensors.index.json").write_text(json.dumps(body, indent=2))
     (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
     tmp.rename(folder)
+
+
+def _write_random(path: Path, shapes: dict[str, tuple[int, ...]], dt: torch.dtype, gen: torch.Generator) -> None:
+    """A safetensors file of random weights (normalisation weights 1), written one tensor at
+    a time in the order safetensors itself lays tensors out (larger dtypes first, then by
+    name), so that a 7B checkpoint never has to fit in memory."""
+    from advparams.fingerprint import dtype_tag
+
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    order = sorted(shapes)
+    for name in order:
+        nbytes = torch.Size(shapes[name]).numel() * dt.itemsize
+        header[name] = {"dtype": dtype_tag(dt), "shape": list(shapes[name]), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    with open(path, "wb") as f:
+        f.write(len(head).to_bytes(8, "little") + head)
+        for name in order:
+            t = torch.empty(shapes[name], dtype=dt)
+            if name.endswith("norm.weight"):
+                t.fill_(1.0)
+            else:
+                t.normal_(0.0, 0.02, generator=gen)
+            f.write(t.reshape(-1).view(torch.uint8).numpy().data)
+            del t
 
 
 def hardened_key(folder: Path, dtype: str, secret: bytes, *, uniform: bool = False) -> Any:
@@ -265,7 +282,7 @@ def main() -> None:
             sizes = shapes(config(size, dtype))
             params = sum(torch.Size(s).numel() for s in sizes.values())
             largest = max(torch.Size(s).numel() for s in sizes.values()) * getattr(torch, dtype).itemsize
-            _prepare(work, dtype, uniform="unlock-uniform" in args.ops)
+            _prepare(work, dtype, ops=args.ops)
             rows = []
             for run in range(args.repeat):  # the operations in turn, so that a slow spell hits them alike
                 for op in args.ops:
@@ -278,21 +295,21 @@ def main() -> None:
             shutil.rmtree(work / "out", ignore_errors=True)
 
 
-def _prepare(work: Path, dtype: str, *, uniform: bool = False) -> None:
+def _prepare(work: Path, dtype: str, *, ops: list[str]) -> None:
     """The encrypted files, the drawn key and the locked folder the timed operations read."""
     from advparams.keys import key_to_bytes
     from advparams.streaming import lock_folder
 
-    if not (work / "enc").exists():
+    if "aes-decrypt" in ops and not (work / "enc").exists():
         _aes(work / "src", work / "enc.partial", decrypt=False)
         (work / "enc.partial").rename(work / "enc")
     if not (work / "plan.secret").exists():
         (work / "plan.secret").write_bytes(os.urandom(32))  # a research file: the benchmark's own drawn secret
-    if not (work / "locked").exists():
+    if "unlock" in ops and not (work / "locked").exists():
         (work / "locked.key").unlink(missing_ok=True)
         key = hardened_key(work / "src", dtype, os.urandom(32))
         lock_folder(work / "src", key, work / "locked", work / "locked.key", key_bytes=key_to_bytes)
-    if uniform and not (work / "locked-uniform").exists():
+    if "unlock-uniform" in ops and not (work / "locked-uniform").exists():
         (work / "locked-uniform.key").unlink(missing_ok=True)
         key = hardened_key(work / "src", dtype, os.urandom(32), uniform=True)
         lock_folder(work / "src", key, work / "locked-uniform", work / "locked-uniform.key", key_bytes=key_to_bytes)

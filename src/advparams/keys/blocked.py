@@ -154,14 +154,16 @@ def blocked_lock(flat: torch.Tensor, secret: bytes, name: str, dither: int = 0) 
     rows = n // BLOCK
     perm, mask_key = split_secret(secret)
     order, h, r = _rows(perm, name, rows)
-    perms, _ = _pool(perm)
+    _, rotations = _pool(perm)
     src = flat[: rows * BLOCK].view(rows, BLOCK)
     out = torch.empty_like(flat)
     dst = out[: rows * BLOCK].view(rows, BLOCK)
+    start = h * (2 * BLOCK) + r
     for a in range(0, rows, CHUNK_ROWS):
         b = min(rows, a + CHUNK_ROWS)
-        idx = (perms[h[a:b]] - r[a:b, None]) & (BLOCK - 1)  # (pool[h][j] - r) mod BLOCK
-        torch.gather(src.index_select(0, order[a:b]), 1, idx, out=dst[a:b])
+        # locked[i, j] = original[rows[i], c] where j = pool⁻¹[h[i]][(c + r[i]) mod BLOCK]: a scatter
+        idx = rotations.index_select(0, start[a:b])
+        dst[a:b].scatter_(1, idx, src.index_select(0, order[a:b]))
     if n > rows * BLOCK:
         tail = flat[rows * BLOCK :].clone()
         apply_shuffle_(tail, shuffle_positions(perm, name + "#tail", tail.numel(), tail.numel()))
