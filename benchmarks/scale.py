@@ -349,9 +349,11 @@ def table(rows: list[dict[str, Any]]) -> str:
         bound = 2 * r["largest_tensor_bytes"] + 2**30
         ratio = "—" if r["ratio_to_copy"] is None else f"{r['ratio_to_copy']:.2f}"
         verdict = "—"
-        if r["op"] in TARGETS and r["ratio_to_copy"] is not None and r["aes_decrypt"] is not None:
-            met = r["ratio_to_copy"] <= 1.5 and r["seconds"] <= r["aes_decrypt"]
-            verdict = "met" if met else "**not met**"
+        if r["op"] in TARGETS and r["ratio_to_copy"] is not None:
+            if r["ratio_to_copy"] > 1.5 or (r["aes_decrypt"] is not None and r["seconds"] > r["aes_decrypt"]):
+                verdict = "**not met**"
+            else:
+                verdict = "met" if r["aes_decrypt"] is not None else "1.5 × met; AES not measured"
         spread = f" ({r['low']:.1f}–{r['high']:.1f}, {r['runs']} runs)" if r["runs"] > 1 else ""
         memory = "yes" if r["peak_rss"] <= bound else "**no**"
         out.append(f"| {r['size']} ({r['params'] / 1e6:,.0f} M) | {r['dtype']} | {r['bytes'] / 1e9:.2f} GB | {r['op']} "
