@@ -363,24 +363,36 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    """Seconds and peak memory of each operation against the parameter count (log-log)."""
+    """Seconds and peak memory of each operation (a colour each; float32 solid, bfloat16
+    dashed) against the parameter count (logarithmic; seconds too)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     from advparams.reports.plotting import pyplot
 
     plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for (op, dtype), mine in sorted(_by(summary(rows), "op", "dtype").items()):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    summed = summary(rows)
+    ops = [op for op in OPS if any(r["op"] == op for r in summed)]
+    colours = {op: plt.get_cmap("tab10")(i) for i, op in enumerate(ops)}
+    for (op, dtype), mine in sorted(_by(summed, "op", "dtype").items()):
         mine.sort(key=lambda r: r["params"])
         xs = [r["params"] for r in mine]
-        style = "-" if dtype == "float32" else "--"
-        left.plot(xs, [r["seconds"] for r in mine], style, marker="o", label=f"{op} ({dtype})")
-        right.plot(xs, [r["peak_rss"] / 2**30 for r in mine], style, marker="o", label=f"{op} ({dtype})")
-    for ax, label in ((left, "seconds"), (right, "peak resident memory (GiB)")):
+        style = dict(color=colours[op], ls="-" if dtype == "float32" else "--", marker="o", ms=4)
+        left.plot(xs, [r["seconds"] for r in mine], label=f"{op} ({dtype})", **style)
+        right.plot(xs, [r["peak_rss"] / 2**30 for r in mine], **style)
+    sizes = sorted({r["params"] for r in summed})
+    for ax, label in ((left, "seconds (median)"), (right, "peak resident memory (GiB)")):
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        ax.set_yscale("log" if ax is left else "linear")
+        ax.set_xticks(sizes, [f"{x / 1e9:.2g} B" if x >= 1e9 else f"{x / 1e6:.0f} M" for x in sizes])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("parameters")
         ax.set_ylabel(label)
         ax.grid(True, which="both", lw=0.3)
-    left.legend(fontsize=7)
+    right.set_ylim(bottom=0)
+    left.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
