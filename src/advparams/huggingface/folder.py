@@ -222,7 +222,24 @@ def write_hf_folder(
             f"{src}: the model's {unwritten[0]} is in none of the folder's weight files (a weight tied to another "
             "in the config that now differs from it would be lost: tie them again)"
         )
-    for entry in sorted(src.iterdir(), key=lambda e: e.name):
+    finish_folder(src, dst, shards, locked=locked, fingerprint=model_fingerprint(model), dataset=dataset,
+                  record=record)  # fmt: skip
+
+
+def finish_folder(
+    source: Path,
+    dest: Path,
+    shards: list[str],
+    *,
+    locked: bool,
+    fingerprint: str,
+    dataset: str | None,
+    record: dict[str, Any] | None,
+) -> None:
+    """Copies every file of ``source`` but its weight ``shards`` (and weights in other
+    formats, which never travel beside a written model) into ``dest``, and writes the
+    folder record ``advparams.json`` with ``fingerprint`` (of the weights written)."""
+    for entry in sorted(source.iterdir(), key=lambda e: e.name):
         if entry.name in shards or entry.name in _NEVER_COPIED:
             continue
         if entry.name != INDEX and entry.name.endswith(OTHER_WEIGHTS):
@@ -230,20 +247,20 @@ def write_hf_folder(
         elif entry.is_file():
             limit = LIMITS["hf-index"] if entry.name == INDEX else LIMITS["checkpoint-weights"]
             check_regular(entry, what="model folder file", limit=limit, error=CheckpointError)
-            shutil.copyfile(entry, dst / entry.name)
+            shutil.copyfile(entry, dest / entry.name)
         else:
             logger.warning("%s: a sub-folder or special file, left out of the written folder", entry.name)
     body = {
         "format": STATE_FORMAT,
         "version": STATE_VERSION,
         "locked": locked,
-        "fingerprint": model_fingerprint(model),
+        "fingerprint": fingerprint,
         "dataset": dataset,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "advparams_version": __version__,
         "record": dict(record or {}),
     }
-    (dst / STATE).write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
+    (dest / STATE).write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
 
 
 def _unwritten(state: dict[str, torch.Tensor], written: set[str]) -> list[str]:
@@ -300,4 +317,12 @@ def _dtype_tag(dtype: torch.dtype) -> str:
     return tags.get(dtype, str(dtype))
 
 
-__all__ = ["HF_PREFIX", "is_hf_folder", "load_hf_folder", "model_arguments", "weight_files", "write_hf_folder"]
+__all__ = [
+    "HF_PREFIX",
+    "finish_folder",
+    "is_hf_folder",
+    "load_hf_folder",
+    "model_arguments",
+    "weight_files",
+    "write_hf_folder",
+]

@@ -134,7 +134,7 @@ def mask_(flat: torch.Tensor, mask_key: bytes, keys: np.ndarray, bits: int) -> N
     for a in range(0, keys.shape[0], step):
         b = min(keys.shape[0], a + step)
         blocks[: b - a, :, :ROW_KEY] = keys[a:b, None, :]
-        aes.update_into(memoryview(blocks[: b - a].reshape(-1)), out)
+        aes.update_into(blocks[: b - a].reshape(-1).data, out)
         part = ints[a * BLOCK : b * BLOCK]  # the tail, if here, is the last row and shorter
         mine = words[: part.size]
         np.bitwise_and(mine, mask, out=mine)

@@ -18,10 +18,7 @@ use; :func:`streams` says whether one does.
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,16 +31,14 @@ from typing import Any
 import torch
 
 from advparams.errors import CheckpointError, KeyFileError, KeyMismatchError
-from advparams.files import LIMITS, MARKER, check_output, check_regular, install_folder_with_key, staging_folder
+from advparams.files import install_folder_with_key, staging_folder
 from advparams.fingerprint import TENSORS_PREFIX, bytes_digest, combine_digests, short
 from advparams.keys.key import Key
 from advparams.keys.shuffle import MANTISSA_BITS
 from advparams.streaming.shards import Shard, ShardWriter, read_shard
-from advparams.version import __version__
 
 __all__ = [
     "Streamed",
-    "check_unlocked_output",
     "folder_fingerprint",
     "key_changes",
     "lock_folder",
@@ -254,27 +249,10 @@ def _finish(
 ) -> None:
     """Copies ``source``'s files other than weights into ``dest`` and writes its record."""
     hf = _hf()
-    shards = set(hf.weight_files(source))
-    for entry in sorted(source.iterdir(), key=lambda e: e.name):
-        if entry.name in shards or entry.name in (hf.STATE, MARKER):
-            continue
-        if entry.name != hf.INDEX and entry.name.endswith(hf.OTHER_WEIGHTS):
-            continue  # weights in another format never travel beside a locked model
-        if entry.is_file() and not entry.is_symlink():
-            limit = LIMITS["hf-index"] if entry.name == hf.INDEX else LIMITS["checkpoint-weights"]
-            check_regular(entry, what="model folder file", limit=limit, error=CheckpointError)
-            shutil.copyfile(entry, dest / entry.name)
-    body = {
-        "format": hf.STATE_FORMAT,
-        "version": hf.STATE_VERSION,
-        "locked": locked,
-        "fingerprint": fingerprint,
-        "dataset": dataset if dataset is not None else hf.read_state(source).get("dataset"),
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "advparams_version": __version__,
-        "record": record,
-    }
-    (dest / hf.STATE).write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
+    if dataset is None:
+        dataset = hf.read_state(source).get("dataset")
+    hf.finish_folder(source, dest, hf.weight_files(source), locked=locked, fingerprint=fingerprint, dataset=dataset,
+                     record=record)  # fmt: skip
 
 
 def unlock_folder(
@@ -354,8 +332,3 @@ def lock_folder(
         _finish(src, tmp, done.output_fingerprint, locked=True, record=dict(record or {}), dataset=dataset)
         install_folder_with_key(tmp, o, key_bytes(made), k, force=force, key_accept=paired_with(o))
     return made
-
-
-def check_unlocked_output(out: str | os.PathLike[str], *, force: bool) -> Path:
-    """Checks before any work that ``unlock`` may write ``out``."""
-    return check_output(out, force=force, made_by="unlock")
