@@ -17,6 +17,9 @@ and its seconds and peak resident memory are measured:
   secret (every tensor shuffled, mantissas dithered: the settings per-user keys need); the
   check of the draws, which evaluates the model, is measured apart;
 * ``unlock``: the owner key's unlock of the locked folder into a new folder;
+* ``keys-issue``: a scalable user key (``advparams.tracing.rowkeys``, 4,096 marked runs),
+  which reads the locked folder once for the user's copy's fingerprint; ``user-unlock``:
+  that key's unlock of the locked folder into the user's copy;
 * ``unlock-uniform`` (not run by default): the same with every tensor shuffled in the
   uniform layout, the one before the blocked layout existed.
 
@@ -50,7 +53,8 @@ SIZES: dict[str, dict[str, int]] = {
            "num_key_value_heads": 32},
 }  # fmt: skip
 """Llama-style shapes: about 134 million, 1.1 billion and 6.7 billion parameters (vocabulary 32,000, untied)."""
-OPS = ("copy", "aes-encrypt", "aes-decrypt", "fingerprint", "lock-write", "unlock", "unlock-uniform")
+OPS = ("copy", "aes-encrypt", "aes-decrypt", "fingerprint", "lock-write", "unlock", "keys-issue", "user-unlock",
+       "unlock-uniform")  # fmt: skip
 DEFAULT_OPS = OPS[:-1]
 CHUNK = 64 << 20
 MANTISSA = {"float32": 23, "bfloat16": 7, "float16": 10}
@@ -214,6 +218,13 @@ def run_op(op: str, work: Path, dtype: str) -> dict[str, Any]:
     elif op == "lock-write":
         key = hardened_key(src, dtype, (work / "plan.secret").read_bytes())
         lock_folder(src, key, out, work / "out.key", key_bytes=key_to_bytes)
+    elif op == "keys-issue":
+        from advparams.keys import save_key
+        from advparams.tracing.rowkeys import issue_row_user_key
+
+        save_key(issue_row_user_key(work / "locked", load_key(work / "locked.key"), "user-0"), work / "out.key")
+    elif op == "user-unlock":
+        unlock_folder(work / "locked", load_key(work / "user.key"), out)
     elif op in ("unlock", "unlock-uniform"):
         locked = "locked" if op == "unlock" else "locked-uniform"
         unlock_folder(work / locked, load_key(work / f"{locked}.key"), out)
@@ -241,7 +252,9 @@ def _warm(folder: Path) -> None:
 def measure(op: str, work: Path, dtype: str) -> dict[str, Any]:
     for p in (work / "out", work / "out.key"):
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-    _warm(work / {"aes-decrypt": "enc", "unlock": "locked", "unlock-uniform": "locked-uniform"}.get(op, "src"))
+    reads = {"aes-decrypt": "enc", "unlock": "locked", "unlock-uniform": "locked-uniform", "keys-issue": "locked",
+             "user-unlock": "locked"}  # fmt: skip
+    _warm(work / reads.get(op, "src"))
     cmd = [sys.executable, __file__, "--op", op, "--work", str(work), "--dtypes", dtype]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -305,10 +318,15 @@ def _prepare(work: Path, dtype: str, *, ops: list[str]) -> None:
         (work / "enc.partial").rename(work / "enc")
     if not (work / "plan.secret").exists():
         (work / "plan.secret").write_bytes(os.urandom(32))  # a research file: the benchmark's own drawn secret
-    if "unlock" in ops and not (work / "locked").exists():
+    if {"unlock", "keys-issue", "user-unlock"} & set(ops) and not (work / "locked").exists():
         (work / "locked.key").unlink(missing_ok=True)
         key = hardened_key(work / "src", dtype, os.urandom(32))
         lock_folder(work / "src", key, work / "locked", work / "locked.key", key_bytes=key_to_bytes)
+    if "user-unlock" in ops and not (work / "user.key").exists():
+        from advparams.keys import load_key, save_key
+        from advparams.tracing.rowkeys import issue_row_user_key
+
+        save_key(issue_row_user_key(work / "locked", load_key(work / "locked.key"), "user-1"), work / "user.key")
     if "unlock-uniform" in ops and not (work / "locked-uniform").exists():
         (work / "locked-uniform.key").unlink(missing_ok=True)
         key = hardened_key(work / "src", dtype, os.urandom(32), uniform=True)

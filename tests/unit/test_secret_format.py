@@ -91,4 +91,4 @@ def test_an_unknown_size_limit_is_a_programming_error() -> None:
 def test_the_toolkit_s_secret_files_are_distinct_formats() -> None:
     formats = [KEY, WATERMARK, TRIGGER, FINGERPRINT, QUERIES]
     assert len({f.name for f in formats}) == len({f.tag for f in formats}) == len(formats)
-    assert KEY.reads == ("1", "2", "3", "4") and all(f.reads == ("1",) for f in formats[1:])
+    assert KEY.reads == ("1", "2", "3", "4", "5") and all(f.reads == ("1",) for f in formats[1:])

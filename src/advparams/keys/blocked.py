@@ -178,16 +178,35 @@ def blocked_unlock(
 ) -> torch.Tensor:
     """The exact inverse of :func:`blocked_lock`: a new tensor. ``flat`` is not changed,
     unless ``scratch`` says it may be (its dither is then undone in place: no copy)."""
+    perm, mask_key = split_secret(secret)
+    keys = row_keys(secret, name, _row_count(flat.numel())) if dither else None
+    return unlock_with(flat, perm, mask_key, keys, name, dither, scratch=scratch)
+
+
+def unlock_with(
+    flat: torch.Tensor,
+    perm: bytes,
+    mask_key: bytes,
+    keys: np.ndarray | None,
+    name: str,
+    dither: int = 0,
+    *,
+    scratch: bool = False,
+) -> torch.Tensor:
+    """:func:`blocked_unlock` from the split secret's parts and the rows' mask keys
+    (``[rows, ROW_KEY]`` uint8, the tail's last), as a user key holds them: a row whose key
+    is not the owner's comes out with its dither band as noise."""
     from advparams.keys.shuffle import shuffle_positions, undo_shuffle_
 
     n = flat.numel()
     rows = n // BLOCK
-    perm, mask_key = split_secret(secret)
     order, h, r = _rows(perm, name, rows)
     _, rotations = _pool(perm)
     work = flat.clone() if dither and not scratch else flat
     if dither:
-        mask_(work, mask_key, row_keys(secret, name, _row_count(n)), dither)
+        if keys is None or keys.shape != (_row_count(n), ROW_KEY):
+            raise ValueError(f"{name}: {_row_count(n)} row keys of {ROW_KEY} bytes needed")
+        mask_(work, mask_key, keys, dither)
     src = work[: rows * BLOCK].view(rows, BLOCK)
     out = torch.empty_like(flat)
     dst = out[: rows * BLOCK].view(rows, BLOCK)
@@ -203,6 +222,28 @@ def blocked_unlock(
     return out
 
 
+def source_rows(perm: bytes, name: str, numel: int) -> torch.Tensor:
+    """Which original run each locked row holds (``rows`` of step 1)."""
+    return _rows(perm, name, numel // BLOCK)[0]
+
+
+_MARK = b"advparams-blocked-mark-v1\0"
+
+
+def variant_row_keys(secret: bytes, name: str, rows: torch.Tensor, bit: int) -> np.ndarray:
+    """The two stand-in mask keys (``bit`` 0 or 1) of locked rows ``rows`` that carry a user's
+    mark: ``AES-256-ECB`` under ``SHA-256(b"advparams-blocked-mark-v1\\0" + secret + name)``
+    of ``le64(row) + byte(bit) + 7 zero bytes``, the first 12 bytes (``[len(rows), ROW_KEY]``)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    key = hashlib.sha256(_MARK + secret + name.encode("utf-8")).digest()
+    blocks = np.zeros((rows.numel(), 16), dtype=np.uint8)
+    blocks[:, :8] = rows.numpy().astype("<u8")[:, None].view(np.uint8)
+    blocks[:, 8] = bit
+    out = Cipher(algorithms.AES(key), modes.ECB()).encryptor().update(blocks.tobytes())
+    return np.frombuffer(out, dtype=np.uint8).reshape(-1, 16)[:, :ROW_KEY].copy()
+
+
 __all__ = [
     "BLOCK",
     "POOL",
@@ -212,5 +253,8 @@ __all__ = [
     "is_blocked",
     "mask_",
     "row_keys",
+    "source_rows",
     "split_secret",
+    "unlock_with",
+    "variant_row_keys",
 ]

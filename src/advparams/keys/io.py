@@ -44,7 +44,7 @@ from advparams.keys.seal import Passphrase, is_sealed, seal, unseal
 from advparams.keys.shuffle import SECRET_BYTES
 
 KEY_FORMAT = "advparams-key"
-FORMAT = SecretFormat(KEY_FORMAT, "1", "key file", "key", KeyFileError, reads=("1", "2", "3", "4"))
+FORMAT = SecretFormat(KEY_FORMAT, "1", "key file", "key", KeyFileError, reads=("1", "2", "3", "4", "5"))
 """The file format (:class:`advparams.files.SecretFormat`); a key is written as the lowest
 version that holds it (:func:`_version`)."""
 
@@ -56,7 +56,9 @@ def key_file_digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> s
 
 def _version(key: Key) -> str:
     """1: entries only; 2: shuffles; 3: dithered shuffles; 4: tensors fingerprints or
-    blocked shuffles (older versions cannot read them)."""
+    blocked shuffles; 5: a user key with row keys (older versions cannot read them)."""
+    if key.row_keys:
+        return "5"
     if TENSORS_PREFIX in key.original_fingerprint + key.locked_fingerprint or any(
         sh.layout != 1 for sh in key.shuffles
     ):
@@ -73,7 +75,12 @@ def key_to_bytes(key: Key) -> bytes:
         tensors[f"{i}.index"] = e.indices.contiguous()
         tensors[f"{i}.original"] = e.original.contiguous()
         tensors[f"{i}.locked"] = e.locked.contiguous()
-    if key.shuffles:
+    if key.row_keys:
+        tensors["perm_secret"] = torch.frombuffer(bytearray(key.perm_secret), dtype=torch.uint8).clone()
+        tensors["mask_key"] = torch.frombuffer(bytearray(key.mask_key), dtype=torch.uint8).clone()
+        for j, sh in enumerate(key.shuffles):
+            tensors[f"rowkeys.{j}"] = key.row_keys[sh.name].contiguous()
+    elif key.shuffles:
         tensors["secret"] = torch.frombuffer(bytearray(key.secret), dtype=torch.uint8).clone()
     meta = {
         "names": json.dumps([e.name for e in key.entries]),
@@ -127,7 +134,7 @@ _OPTIONAL = ("", ", dither", ", dither[, layout]")
 
 def _shuffles(meta: dict[str, str]) -> tuple[Shuffle, ...]:
     raw = _json_field(meta, "shuffles", list) if "shuffles" in meta else []
-    sizes = {"3": (3, 4), "4": (3, 4, 5)}.get(meta.get("version", ""), (3,))
+    sizes = {"3": (3, 4), "4": (3, 4, 5), "5": (5,)}.get(meta.get("version", ""), (3,))
     out = []
     for i, item in enumerate(raw):
         if not isinstance(item, list) or len(item) not in sizes:
@@ -168,16 +175,18 @@ def key_from_bytes(data: bytes) -> Key:
     if meta.get("version") == "3" and not any(sh.dither for sh in shuffles):
         raise KeyFileError("key file is corrupt (a version-3 file without dithered shuffles)")
     expected = {f"{i}.{part}" for i in range(len(names)) for part in ("index", "original", "locked")}
-    if shuffles:
+    user = meta.get("version") == "5"
+    if user:
+        expected |= {"perm_secret", "mask_key"} | {f"rowkeys.{j}" for j in range(len(shuffles))}
+    elif shuffles:
         expected.add("secret")
     if set(tensors) != expected:
         raise KeyFileError("key file holds unexpected or missing tensors")
-    secret = b""
-    if shuffles:
-        t = tensors["secret"]
-        if t.dtype != torch.uint8 or t.shape != (SECRET_BYTES,):
-            raise KeyFileError(f"key file is corrupt (the secret is not {SECRET_BYTES} bytes)")
-        secret = bytes(t.tolist())
+    secret = perm = mask = b""
+    if shuffles and not user:
+        secret = _secret_tensor(tensors, "secret")
+    if user:
+        perm, mask = _secret_tensor(tensors, "perm_secret"), _secret_tensor(tensors, "mask_key")
     entries = []
     for i, name in enumerate(names):
         index, original, locked = (tensors[f"{i}.{part}"] for part in ("index", "original", "locked"))
@@ -194,7 +203,17 @@ def key_from_bytes(data: bytes) -> Key:
         created=string(meta.get("created", ""), what="key file creation time", max_len=100, error=KeyFileError),
         shuffles=shuffles,
         secret=secret,
+        perm_secret=perm,
+        mask_key=mask,
+        row_keys={sh.name: tensors[f"rowkeys.{j}"] for j, sh in enumerate(shuffles)} if user else {},
     )
+
+
+def _secret_tensor(tensors: dict[str, torch.Tensor], name: str) -> bytes:
+    t = tensors[name]
+    if t.dtype != torch.uint8 or t.shape != (SECRET_BYTES,):
+        raise KeyFileError(f"key file is corrupt (the {name.replace('_', ' ')} is not {SECRET_BYTES} bytes)")
+    return bytes(t.tolist())
 
 
 def save_key(

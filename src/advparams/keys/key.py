@@ -30,7 +30,7 @@ from torch import nn
 
 from advparams.errors import KeyFileError, KeyMismatchError
 from advparams.fingerprint import fingerprint_like, short, state_fingerprint, tied_names
-from advparams.keys.blocked import BLOCK, blocked_lock, blocked_unlock, is_blocked
+from advparams.keys.blocked import BLOCK, ROW_KEY, blocked_lock, blocked_unlock, is_blocked, unlock_with
 from advparams.keys.shuffle import (
     SECRET_BYTES,
     apply_shuffle_,
@@ -165,7 +165,12 @@ class Key:
         info: free-form JSON-ready facts (parameter counts, accuracies, ...).
         created: ISO-8601 UTC creation time.
         shuffles: keyed shuffles, applied before ``entries`` when locking.
-        secret: the 32-byte secret the shuffles are drawn from (empty without shuffles).
+        secret: the 32-byte secret the shuffles are drawn from (empty without shuffles, and
+            in a user key that carries row keys).
+        perm_secret, mask_key: a scalable user key's parts of the secret of its blocked
+            shuffles (:func:`advparams.keys.blocked.split_secret`), empty otherwise.
+        row_keys: a scalable user key's mask key of every run of each blocked shuffle
+            (``[runs, 12]`` uint8; the owner's, or a mark's stand-in): it unlocks, never locks.
     """
 
     entries: tuple[KeyEntry, ...]
@@ -177,9 +182,14 @@ class Key:
     created: str = ""
     shuffles: tuple[Shuffle, ...] = ()
     secret: bytes = field(default=b"", repr=False)
+    perm_secret: bytes = field(default=b"", repr=False)
+    mask_key: bytes = field(default=b"", repr=False)
+    row_keys: Mapping[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if self.shuffles and len(self.secret) != SECRET_BYTES:
+        if self.row_keys:
+            self._check_row_keys()
+        elif self.shuffles and len(self.secret) != SECRET_BYTES:
             raise KeyFileError(f"a key with shuffles needs a {SECRET_BYTES}-byte secret, got {len(self.secret)} bytes")
         names = [s.name for s in self.shuffles]
         if len(set(names)) != len(names):
@@ -187,6 +197,24 @@ class Key:
         both = set(names) & {e.name for e in self.entries}
         if both:
             raise KeyFileError(f"tensor {sorted(both)[0]!r} is both shuffled and listed by entry")
+
+    def _check_row_keys(self) -> None:
+        if self.secret or len(self.perm_secret) != SECRET_BYTES or len(self.mask_key) != SECRET_BYTES:
+            raise KeyFileError("a key with row keys holds the permutation secret and the mask key, not the secret")
+        if {s.name for s in self.shuffles} != set(self.row_keys) or any(s.layout != 2 for s in self.shuffles):
+            raise KeyFileError("a key with row keys has them for every shuffle, all blocked")
+        for s in self.shuffles:
+            keys = self.row_keys[s.name]
+            if keys.dtype != torch.uint8 or tuple(keys.shape) != (-(-s.numel // BLOCK), ROW_KEY):
+                raise KeyFileError(f"row keys of {s.name!r}: {tuple(keys.shape)} {keys.dtype}, not one per run")
+
+    def unlocked_values(self, s: Shuffle, flat: torch.Tensor) -> torch.Tensor:
+        """The values of shuffled tensor ``s`` before the lock (as this key restores them),
+        from its locked values ``flat``, which may be changed (a working copy)."""
+        if self.row_keys:
+            keys = self.row_keys[s.name].numpy()
+            return unlock_with(flat, self.perm_secret, self.mask_key, keys, s.name, s.dither, scratch=True)
+        return s.unlocked(flat, self.secret)
 
     @property
     def insecure(self) -> str:
@@ -225,8 +253,7 @@ class Key:
         for s in self.shuffles:
             t = _shuffled_tensor(state, s)
             flat = t.detach().reshape(-1).cpu()
-            restored = flat.clone()
-            s.unlock_(restored, self.secret)
+            restored = self.unlocked_values(s, flat.clone())
             idx = s.positions(self.secret).sort().values
             spelled.append(KeyEntry(s.name, idx, restored[idx].clone(), flat[idx].clone()))
         return tuple(spelled) + self.entries
@@ -288,11 +315,16 @@ def _shuffled_tensor(state: Mapping[str, torch.Tensor], s: Shuffle) -> torch.Ten
 
 
 def _shuffle(state: Mapping[str, torch.Tensor], key: Key, *, undo: bool) -> None:
+    if key.row_keys and not undo:
+        raise KeyMismatchError("a user key restores the user's copy; it does not lock a model")
     for s in key.shuffles:
         t = _shuffled_tensor(state, s)
         with torch.no_grad():
             flat = t.detach().reshape(-1).clone()
-            (s.unlock_ if undo else s.lock_)(flat, key.secret)
+            if undo:
+                flat = key.unlocked_values(s, flat)
+            else:
+                s.lock_(flat, key.secret)
             t.copy_(flat.view_as(t))
 
 

@@ -220,7 +220,9 @@ def key_changes(key: Key, *, undo: bool) -> dict[str, Change]:
                 raise KeyMismatchError(f"the key shuffles {s.numel} values of {s.name!r}, which has {flat.numel()}")
             if s.dither and flat.dtype not in MANTISSA_BITS:
                 raise KeyMismatchError(f"the key dithers {s.name!r}, which is {flat.dtype}")
-            return s.unlocked(flat, key.secret) if undo else s.locked(flat, key.secret)
+            if not undo and key.row_keys:
+                raise KeyMismatchError("a user key restores the user's copy; it does not lock a model")
+            return key.unlocked_values(s, flat) if undo else s.locked(flat, key.secret)
 
         out[s.name] = shuffle
     for e in key.entries:
