@@ -229,7 +229,10 @@ def run_op(op: str, work: Path, dtype: str) -> dict[str, Any]:
         locked = "locked" if op == "unlock" else "locked-uniform"
         unlock_folder(work / locked, load_key(work / f"{locked}.key"), out)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "peak_rss": peak_memory()}
+    out = {"seconds": seconds, "peak_rss": peak_memory()}
+    if op == "keys-issue":
+        out["key_bytes"] = (work / "out.key").stat().st_size
+    return out
 
 
 def peak_memory() -> int:
@@ -343,7 +346,8 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     its runs, and the ratio to the plain copy's median."""
     out = []
     groups = _by(rows, "size", "dtype", "op")
-    for (size, dtype, op), mine in groups.items():
+    for (size, dtype, op), mine in sorted(groups.items(), key=lambda kv: (kv[1][0]["params"], kv[0][1],
+                                                                          OPS.index(kv[0][2]))):  # fmt: skip
         secs = [r["seconds"] for r in mine]
         floor = groups.get((size, dtype, "copy"))
         first = mine[0]
@@ -374,7 +378,10 @@ def table(rows: list[dict[str, Any]]) -> str:
                 verdict = "met" if r["aes_decrypt"] is not None else "1.5 × met; AES not measured"
         spread = f" ({r['low']:.1f}–{r['high']:.1f}, {r['runs']} runs)" if r["runs"] > 1 else ""
         memory = "yes" if r["peak_rss"] <= bound else "**no**"
-        out.append(f"| {r['size']} ({r['params'] / 1e6:,.0f} M) | {r['dtype']} | {r['bytes'] / 1e9:.2f} GB | {r['op']} "
+        keyed = [x["key_bytes"] for x in rows if x["op"] == r["op"] and x["size"] == r["size"]
+                 and x["dtype"] == r["dtype"] and "key_bytes" in x]  # fmt: skip
+        op = r["op"] + (f" (key {max(keyed) / r['bytes']:.2%} of the weights)" if keyed else "")
+        out.append(f"| {r['size']} ({r['params'] / 1e6:,.0f} M) | {r['dtype']} | {r['bytes'] / 1e9:.2f} GB | {op} "
                    f"| {r['seconds']:.1f}{spread} | {r['bytes'] / r['seconds'] / 1e9:.2f} | {ratio} | {verdict} "
                    f"| {r['peak_rss'] / 2**30:.2f} GiB | {memory} ({bound / 2**30:.2f} GiB) |")  # fmt: skip
     return "\n".join(out)
